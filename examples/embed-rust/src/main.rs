@@ -1,0 +1,157 @@
+//! The smallest embedding of the m365sync engine in Rust: load the component, give it
+//! capabilities (HTTP to an allowlist, a secret, an in-memory store), run one sync of a
+//! simulated tenant, print the report. No CLI, no SQLite.
+//!
+//! Run: `cargo run -p embed-rust`
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use m365sync::config::{SecretSource, TenantRun, allowlist};
+use m365sync::runtime::bindings::storage::StorageError;
+use m365sync::runtime::bindings::types::{
+    AccountFilter, Batch, Change, Cloud, Endpoints, Features, MatchDecision, MatchKey, PersonKey,
+    PlatformOrganization, RemovalPolicy, StoredPerson, SyncMode, SyncOptions, Tenant,
+};
+use m365sync::{RunLimits, Runtime, TenantStore, TracingSink, report};
+use m365sync_simulator::{SimConfig, Simulator, TenantSpec};
+
+/// A store in memory: people by object id, and checkpoints. `commit` applies a whole batch.
+#[derive(Default)]
+struct MemoryStore {
+    people: BTreeMap<String, StoredPerson>,
+    checkpoints: BTreeMap<String, String>,
+}
+
+impl TenantStore for MemoryStore {
+    fn get_checkpoint(&mut self, key: &str) -> Result<Option<String>, StorageError> {
+        Ok(self.checkpoints.get(key).cloned())
+    }
+    fn find_people(
+        &mut self,
+        keys: &[PersonKey],
+    ) -> Result<Vec<Option<StoredPerson>>, StorageError> {
+        Ok(keys
+            .iter()
+            .map(|key| match key {
+                PersonKey::ObjectId(id) => self.people.get(id).cloned(),
+                PersonKey::Email(mail) => self
+                    .people
+                    .values()
+                    .find(|p| {
+                        p.person
+                            .mail
+                            .as_deref()
+                            .is_some_and(|m| m.eq_ignore_ascii_case(mail))
+                    })
+                    .cloned(),
+                PersonKey::UserPrincipalName(upn) => self
+                    .people
+                    .values()
+                    .find(|p| p.person.user_principal_name.eq_ignore_ascii_case(upn))
+                    .cloned(),
+            })
+            .collect())
+    }
+    fn list_people_ids(
+        &mut self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        let after = after.unwrap_or("");
+        Ok(self
+            .people
+            .keys()
+            .filter(|id| id.as_str() > after)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+    fn commit(&mut self, batch: Batch) -> Result<(), StorageError> {
+        for change in batch.changes {
+            match change {
+                Change::UpsertPerson(person) => {
+                    self.people.insert(person.person.object_id.clone(), person);
+                }
+                Change::DeletePerson(id) => {
+                    self.people.remove(&id);
+                }
+                other => {
+                    return Err(StorageError::Invalid(format!(
+                        "this example stores people only, not {}",
+                        report::change_name(&other)
+                    )));
+                }
+            }
+        }
+        for checkpoint in batch.checkpoints {
+            match checkpoint.value {
+                Some(value) => self.checkpoints.insert(checkpoint.key, value),
+                None => self.checkpoints.remove(&checkpoint.key),
+            };
+        }
+        Ok(())
+    }
+    fn list_organizations(&mut self) -> Result<Vec<PlatformOrganization>, StorageError> {
+        Ok(Vec::new())
+    }
+    fn get_decision(&mut self, _: &str) -> Result<Option<MatchDecision>, StorageError> {
+        Ok(None)
+    }
+    fn put_decision(&mut self, _: MatchDecision) -> Result<(), StorageError> {
+        Err(StorageError::Invalid(
+            "this example keeps no review decisions".into(),
+        ))
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let simulator = Simulator::start(SimConfig::new(TenantSpec::new(1, 500))).await?;
+    let credentials = simulator.credentials();
+    let endpoints = Endpoints {
+        login: simulator.login_url(),
+        graph: simulator.graph_url(),
+    };
+    let run = TenantRun {
+        allowlist: allowlist(&endpoints, None),
+        tenant: Tenant {
+            key: "example".into(),
+            tenant_id: credentials.tenant_id,
+            client_id: credentials.client_id,
+            cloud: Cloud::Global,
+            endpoints,
+        },
+        options: SyncOptions {
+            mode: SyncMode::Full,
+            features: Features::USERS,
+            filter: AccountFilter {
+                domains: vec!["*".into()],
+                licensed_only: false,
+                enabled_only: false,
+                include_guests: true,
+                attributes: Vec::new(),
+            },
+            match_key: MatchKey::Email,
+            removal: RemovalPolicy::Keep,
+            field_map: Vec::new(),
+            usage_periods: Vec::new(),
+            dry_run: false,
+        },
+        client_secret: SecretSource::Value(credentials.client_secret),
+    };
+
+    let runtime = Runtime::new(RunLimits::default())?;
+    let info = runtime.info().await?;
+    println!("engine {} (WIT {})", info.engine_version, info.wit_version);
+    let report = runtime
+        .sync(
+            &run,
+            Box::new(MemoryStore::default()),
+            Arc::new(TracingSink),
+        )
+        .await?;
+    print!("{}", report::to_text(&report));
+    simulator.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! The exported `m365sync:engine/engine` interface: builds the environment from the
+//! component's imports and hands each call to the plain modules.
+
+use crate::bindings::exports::m365sync::engine::engine::Guest;
+use crate::engine;
+use crate::imports::{WasiClock, WitLog, WitSecrets, WitStore};
+use crate::platform::Env;
+use crate::types::{
+    EngineInfo, Features, OrganizationMatch, Permission, PermissionCheck, ReviewAction, SyncError,
+    SyncReport, SyncRequest, Tenant,
+};
+use crate::wasi_http::WasiHttp;
+
+pub struct Component;
+
+fn with_env<R>(f: impl FnOnce(&mut Env<'_>) -> R) -> R {
+    let (mut http, mut secrets, mut store, mut log, mut clock) =
+        (WasiHttp, WitSecrets, WitStore, WitLog, WasiClock);
+    let mut env = Env {
+        http: &mut http,
+        secrets: &mut secrets,
+        store: &mut store,
+        log: &mut log,
+        clock: &mut clock,
+    };
+    f(&mut env)
+}
+
+impl Guest for Component {
+    fn info() -> EngineInfo {
+        engine::info()
+    }
+
+    fn required_permissions(features: Features) -> Vec<Permission> {
+        engine::required_permissions(features)
+    }
+
+    fn check_permissions(tenant: Tenant, features: Features) -> Result<PermissionCheck, SyncError> {
+        with_env(|env| engine::check_permissions(env, &tenant, features))
+    }
+
+    fn sync(request: SyncRequest) -> Result<SyncReport, SyncError> {
+        with_env(|env| engine::sync(env, &request))
+    }
+
+    fn review_organization(_tenant: Tenant) -> Result<OrganizationMatch, SyncError> {
+        engine::review_organization()
+    }
+
+    fn decide_organization(
+        _tenant: Tenant,
+        _action: ReviewAction,
+    ) -> Result<OrganizationMatch, SyncError> {
+        engine::review_organization()
+    }
+}

@@ -1,0 +1,170 @@
+//! The exported `engine` functions as plain Rust over [`Env`]: `info`,
+//! `required-permissions`, `check-permissions`, `sync` (in [`crate::sync`]) and the
+//! organization review, which a later version implements.
+
+use crate::bindings::m365sync::engine::log::Level;
+use crate::graph::GraphClient;
+use crate::graph::token::token_roles;
+use crate::permissions;
+use crate::platform::Env;
+use crate::sync::{self, IMPLEMENTED};
+use crate::types::{
+    EngineInfo, Features, HttpFailure, OrganizationMatch, Permission, PermissionCheck, SyncError,
+    SyncReport, SyncRequest, Tenant,
+};
+use crate::url::display_url;
+
+/// The WIT package version this engine was built from.
+pub const WIT_VERSION: &str = "0.1.0";
+
+pub fn info() -> EngineInfo {
+    EngineInfo {
+        wit_version: WIT_VERSION.into(),
+        engine_version: env!("CARGO_PKG_VERSION").into(),
+        features: IMPLEMENTED,
+    }
+}
+
+pub fn required_permissions(features: Features) -> Vec<Permission> {
+    permissions::required(features)
+}
+
+/// Signs in and compares the token's `roles` with what `features` need.
+pub fn check_permissions(
+    env: &mut Env<'_>,
+    tenant: &Tenant,
+    features: Features,
+) -> Result<PermissionCheck, SyncError> {
+    let t = sync::check_tenant(tenant)?;
+    let secret = sync::read_secret(&mut *env.secrets, &t.key)?;
+    let creds = sync::credentials(&t, secret);
+    let token_url = creds.token_url();
+    let mut graph = GraphClient::new(&mut *env.http, &mut *env.clock, creds);
+    let result = graph.sign_in().and_then(|token| {
+        token_roles(token).map_err(|why| {
+            SyncError::BadResponse(HttpFailure {
+                url: display_url(&token_url),
+                status: Some(200),
+                graph_code: None,
+                message: format!("{why}, so the app's permissions cannot be read from it"),
+            })
+        })
+    });
+    let redactor = graph.redactor().clone();
+    let roles = result.map_err(|e| redactor.error(e))?;
+    let check = permissions::check(roles, features, &t.client_id);
+    sync::log_line(
+        &mut *env.log,
+        &redactor,
+        Level::Info,
+        &format!(
+            "permissions of tenant {}: {} granted, {} missing",
+            t.key,
+            check.granted.len(),
+            check.missing.len()
+        ),
+    );
+    Ok(check)
+}
+
+pub fn sync(env: &mut Env<'_>, request: &SyncRequest) -> Result<SyncReport, SyncError> {
+    sync::run(env, request)
+}
+
+/// Organization matching is a later version's work.
+pub fn review_organization() -> Result<OrganizationMatch, SyncError> {
+    Err(SyncError::Unsupported(format!(
+        "organization review is not implemented in engine {}",
+        env!("CARGO_PKG_VERSION")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::{World, fake_jwt, json_response, tenant, token_response};
+
+    #[test]
+    fn info_names_versions_and_features() {
+        let i = info();
+        assert_eq!(i.wit_version, "0.1.0");
+        assert_eq!(i.engine_version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(i.features, Features::USERS);
+    }
+
+    #[test]
+    fn check_permissions_compares_roles() {
+        let mut w = World::new();
+        let token = fake_jwt(&["User.Read.All", "Organization.Read.All"]);
+        w.http
+            .push_ok("POST https://login.test/", token_response(&token, 3600));
+        let c = check_permissions(
+            &mut w.env(),
+            &tenant(),
+            Features::USERS | Features::ORGANIZATION | Features::MAILBOXES,
+        )
+        .unwrap();
+        assert_eq!(c.granted, vec!["Organization.Read.All", "User.Read.All"]);
+        let missing: Vec<_> = c
+            .missing
+            .iter()
+            .map(|m| (m.permission.as_str(), m.feature.as_str()))
+            .collect();
+        assert_eq!(
+            missing,
+            vec![
+                ("Domain.Read.All", "organization"),
+                ("Reports.Read.All", "mailboxes")
+            ]
+        );
+        w.http.assert_done();
+        assert!(w.store.commits.is_empty());
+    }
+
+    #[test]
+    fn check_permissions_with_an_opaque_token_is_a_bad_response() {
+        let mut w = World::new();
+        w.http.push_ok(
+            "POST https://login.test/",
+            token_response("opaque-token-value", 3600),
+        );
+        let Err(SyncError::BadResponse(f)) =
+            check_permissions(&mut w.env(), &tenant(), Features::USERS)
+        else {
+            panic!()
+        };
+        assert_eq!(f.url, "https://login.test/tenant-1/oauth2/v2.0/token");
+        assert!(!f.message.contains("opaque-token-value"));
+    }
+
+    #[test]
+    fn check_permissions_reports_sign_in_failures() {
+        let mut w = World::new();
+        w.http.push_ok(
+            "POST https://login.test/",
+            json_response(
+                400,
+                r#"{"error":"unauthorized_client","error_description":"AADSTS700016: Application not found.","error_codes":[700016]}"#,
+            ),
+        );
+        let Err(SyncError::Auth(a)) = check_permissions(&mut w.env(), &tenant(), Features::USERS)
+        else {
+            panic!()
+        };
+        assert_eq!(a.failure, crate::types::AuthFailure::AppNotFound);
+    }
+
+    #[test]
+    fn organization_review_is_unsupported_for_now() {
+        let Err(SyncError::Unsupported(m)) = review_organization() else {
+            panic!()
+        };
+        assert_eq!(
+            m,
+            format!(
+                "organization review is not implemented in engine {}",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+    }
+}

@@ -1,0 +1,351 @@
+//! Native test doubles for [`crate::platform`]: scripted HTTP, an in-memory store, a
+//! recording log, a fake clock and fixed secrets, plus builders for Graph JSON.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::bindings::m365sync::engine::log::Level;
+use crate::bindings::m365sync::engine::secrets::SecretError;
+use crate::bindings::m365sync::engine::storage::StorageError;
+use crate::graph::token::base64url_encode;
+use crate::platform::{
+    Clock, Env, Http, HttpRequest, HttpResponse, Log, Secrets, Store, TransportError,
+};
+use crate::types::{
+    AccountFilter, Batch, Change, Cloud, DataSet, Endpoints, Features, MatchDecision, MatchKey,
+    Person, PersonKey, PlatformOrganization, RemovalPolicy, StoredPerson, SyncMode, SyncOptions,
+    SyncRequest, Tenant,
+};
+
+pub const SECRET: &str = "S3cr3t~Value+With/Odd=Chars";
+
+/// HTTP that answers from a script, in order, checking each request's method and URL
+/// prefix ("GET https://graph.test/v1.0/users").
+#[derive(Default)]
+pub struct FakeHttp {
+    script: VecDeque<(String, Result<HttpResponse, TransportError>)>,
+    pub sent: Vec<HttpRequest>,
+}
+
+impl FakeHttp {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push_ok(&mut self, expect: &str, r: HttpResponse) {
+        self.script.push_back((expect.to_owned(), Ok(r)));
+    }
+
+    pub fn push_err(&mut self, expect: &str, e: TransportError) {
+        self.script.push_back((expect.to_owned(), Err(e)));
+    }
+
+    pub fn assert_done(&self) {
+        assert!(
+            self.script.is_empty(),
+            "unused script entries: {:?}",
+            self.script.iter().map(|(e, _)| e).collect::<Vec<_>>()
+        );
+    }
+}
+
+impl Http for FakeHttp {
+    fn send(&mut self, req: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        self.sent.push(req.clone());
+        let line = format!("{} {}", req.method.as_str(), req.url);
+        let (expect, answer) = self
+            .script
+            .pop_front()
+            .unwrap_or_else(|| panic!("unexpected request {line}"));
+        assert!(line.starts_with(&expect), "expected {expect}, got {line}");
+        answer
+    }
+}
+
+#[derive(Default)]
+pub struct FakeClock {
+    pub now: u64,
+    pub sleeps: Vec<u64>,
+}
+
+impl Clock for FakeClock {
+    fn now_ms(&self) -> u64 {
+        self.now
+    }
+    fn wall_rfc3339(&self) -> String {
+        "2024-05-01T00:00:00.000Z".into()
+    }
+    fn sleep_ms(&mut self, ms: u64) {
+        self.sleeps.push(ms);
+        self.now += ms;
+    }
+}
+
+pub struct FakeSecrets(pub BTreeMap<String, Result<String, SecretError>>);
+
+impl Default for FakeSecrets {
+    fn default() -> Self {
+        let mut m = BTreeMap::new();
+        m.insert("client-secret".into(), Ok(SECRET.into()));
+        FakeSecrets(m)
+    }
+}
+
+impl Secrets for FakeSecrets {
+    fn get(&mut self, name: &str) -> Result<String, SecretError> {
+        self.0
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| Err(SecretError::NotFound(name.into())))
+    }
+}
+
+#[derive(Default)]
+pub struct FakeLog {
+    pub lines: Vec<(Level, String)>,
+    pub progress: Vec<(DataSet, u64, Option<u64>)>,
+}
+
+impl Log for FakeLog {
+    fn log(&mut self, level: Level, message: &str) {
+        self.lines.push((level, message.to_owned()));
+    }
+    fn progress(&mut self, phase: DataSet, done: u64, total: Option<u64>) {
+        self.progress.push((phase, done, total));
+    }
+}
+
+/// An in-memory store that applies batches like the host must (all of a batch).
+#[derive(Default)]
+pub struct FakeStore {
+    pub people: BTreeMap<String, StoredPerson>,
+    pub checkpoints: BTreeMap<String, String>,
+    pub commits: Vec<Batch>,
+    pub find_calls: usize,
+    pub list_calls: usize,
+    pub fail_commit: Option<StorageError>,
+}
+
+impl FakeStore {
+    pub fn calls(&self) -> usize {
+        self.find_calls + self.list_calls + self.commits.len()
+    }
+
+    pub fn changes(&self) -> impl Iterator<Item = &Change> {
+        self.commits.iter().flat_map(|b| b.changes.iter())
+    }
+}
+
+impl Store for FakeStore {
+    fn get_checkpoint(&mut self, key: &str) -> Result<Option<String>, StorageError> {
+        Ok(self.checkpoints.get(key).cloned())
+    }
+
+    fn find_people(
+        &mut self,
+        keys: &[PersonKey],
+    ) -> Result<Vec<Option<StoredPerson>>, StorageError> {
+        self.find_calls += 1;
+        Ok(keys
+            .iter()
+            .map(|k| match k {
+                PersonKey::ObjectId(id) => self.people.get(id).cloned(),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn list_people_ids(
+        &mut self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        self.list_calls += 1;
+        use std::ops::Bound::{Excluded, Unbounded};
+        let range = match after {
+            Some(a) => self.people.range::<str, _>((Excluded(a), Unbounded)),
+            None => self.people.range::<str, _>(..),
+        };
+        Ok(range.take(limit as usize).map(|(k, _)| k.clone()).collect())
+    }
+
+    fn commit(&mut self, batch: &Batch) -> Result<(), StorageError> {
+        if let Some(e) = &self.fail_commit {
+            return Err(e.clone());
+        }
+        for c in &batch.changes {
+            match c {
+                Change::UpsertPerson(s) => {
+                    self.people.insert(s.person.object_id.clone(), s.clone());
+                }
+                Change::DeletePerson(id) => {
+                    self.people.remove(id);
+                }
+                other => panic!("unexpected change {other:?}"),
+            }
+        }
+        for cp in &batch.checkpoints {
+            match &cp.value {
+                Some(v) => self.checkpoints.insert(cp.key.clone(), v.clone()),
+                None => self.checkpoints.remove(&cp.key),
+            };
+        }
+        self.commits.push(batch.clone());
+        Ok(())
+    }
+
+    fn list_organizations(&mut self) -> Result<Vec<PlatformOrganization>, StorageError> {
+        Ok(vec![])
+    }
+
+    fn get_decision(&mut self, _: &str) -> Result<Option<MatchDecision>, StorageError> {
+        Ok(None)
+    }
+
+    fn put_decision(&mut self, _: &MatchDecision) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+/// All fakes together.
+#[derive(Default)]
+pub struct World {
+    pub http: FakeHttp,
+    pub secrets: FakeSecrets,
+    pub store: FakeStore,
+    pub log: FakeLog,
+    pub clock: FakeClock,
+}
+
+impl World {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn env(&mut self) -> Env<'_> {
+        Env {
+            http: &mut self.http,
+            secrets: &mut self.secrets,
+            store: &mut self.store,
+            log: &mut self.log,
+            clock: &mut self.clock,
+        }
+    }
+}
+
+pub fn tenant() -> Tenant {
+    Tenant {
+        key: "contoso".into(),
+        tenant_id: "tenant-1".into(),
+        client_id: "client-1".into(),
+        cloud: Cloud::Global,
+        endpoints: Endpoints {
+            login: "https://login.test".into(),
+            graph: "https://graph.test".into(),
+        },
+    }
+}
+
+pub fn request() -> SyncRequest {
+    SyncRequest {
+        tenant: tenant(),
+        options: SyncOptions {
+            mode: SyncMode::Full,
+            features: Features::USERS,
+            filter: AccountFilter {
+                domains: vec![],
+                licensed_only: false,
+                enabled_only: false,
+                include_guests: false,
+                attributes: vec![],
+            },
+            match_key: MatchKey::Email,
+            removal: RemovalPolicy::Keep,
+            field_map: vec![],
+            usage_periods: vec![],
+            dry_run: false,
+        },
+    }
+}
+
+/// An unsigned JWT with these roles.
+pub fn fake_jwt(roles: &[&str]) -> String {
+    let payload = serde_json::json!({"aud": "https://graph.test", "roles": roles}).to_string();
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        base64url_encode(br#"{"alg":"RS256","typ":"JWT"}"#),
+        base64url_encode(payload.as_bytes())
+    )
+}
+
+pub fn json_response(status: u16, body: &str) -> HttpResponse {
+    HttpResponse {
+        status,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+pub fn token_response(token: &str, expires_in: u64) -> HttpResponse {
+    json_response(
+        200,
+        &serde_json::json!({
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+            "ext_expires_in": expires_in,
+            "access_token": token,
+        })
+        .to_string(),
+    )
+}
+
+/// The GUID of test user `n`.
+pub fn user_id(n: u32) -> String {
+    format!("{n:08x}-0000-4000-8000-000000000000")
+}
+
+/// Graph's JSON for test user `n` (deterministic fields).
+pub fn user_json(n: u32) -> serde_json::Value {
+    let licences: Vec<_> = if n.is_multiple_of(4) {
+        vec![]
+    } else {
+        vec![serde_json::json!({"disabledPlans": [], "skuId": format!("sku-{}", n % 3)})]
+    };
+    serde_json::json!({
+        "id": user_id(n),
+        "userPrincipalName": format!("user{n}@contoso.com"),
+        "mail": format!("user{n}@contoso.com"),
+        "givenName": format!("Given{n}"),
+        "surname": format!("Surname{n}"),
+        "displayName": format!("Given{n} Surname{n}"),
+        "department": format!("Dept {}", n % 5),
+        "jobTitle": null,
+        "companyName": "Contoso",
+        "country": "United States",
+        "usageLocation": "US",
+        "officeLocation": null,
+        "accountEnabled": !n.is_multiple_of(7),
+        "userType": "Member",
+        "assignedLicenses": licences,
+        "createdDateTime": "2024-01-01T00:00:00Z",
+    })
+}
+
+/// A page of users as Graph sends it.
+pub fn page_body(users: &[serde_json::Value], next: Option<&str>) -> String {
+    let mut v = serde_json::json!({
+        "@odata.context": "https://graph.test/v1.0/$metadata#users",
+        "value": users,
+    });
+    if let Some(n) = next {
+        v["@odata.nextLink"] = serde_json::Value::String(n.into());
+    }
+    v.to_string()
+}
+
+/// Test user `n` as the engine maps it.
+pub fn person(n: u32) -> Person {
+    let body = page_body(&[user_json(n)], None);
+    crate::sources::users::parse_page(body.as_bytes(), "test")
+        .map(|mut p| p.people.remove(0))
+        .unwrap_or_else(|e| panic!("{e:?}"))
+}

@@ -1,0 +1,728 @@
+//! The Graph client of one run: signs in (and renews the token before it expires or once
+//! after a 401), sends GETs with the bearer token, retries throttled and transiently
+//! failed requests (429/503/504 honouring `Retry-After`, else exponential backoff with
+//! jitter), counts requests, retries and waiting for the sync log, and maps Graph's error
+//! answers to typed `sync-error`s.
+
+use serde::Deserialize;
+
+use super::token::{self, AccessToken, Credentials};
+use crate::platform::{Clock, Http, HttpRequest, HttpResponse, Method, TransportError};
+use crate::redact::Redactor;
+use crate::types::{HttpFailure, PermissionDenied, SyncError};
+use crate::url::display_url;
+
+/// What a request needs, so that a refusal can name the permission and the feature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Need {
+    pub permission: &'static str,
+    pub feature: &'static str,
+}
+
+/// Counters for the sync log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Requests sent, token requests and retries included.
+    pub requests: u32,
+    pub retries: u32,
+    pub retry_wait_ms: u64,
+}
+
+/// When and how long to wait before trying again.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    pub base_ms: u64,
+    pub cap_ms: u64,
+    /// Attempts of one request after throttling (429/503/504), the first included.
+    pub max_attempts: u32,
+    /// Attempts of one request after a transport failure (connect, timeout, reset).
+    pub max_transport_attempts: u32,
+    /// Waiting for one request never adds up to more than this.
+    pub total_wait_cap_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            base_ms: 1_000,
+            cap_ms: 32_000,
+            max_attempts: 6,
+            max_transport_attempts: 3,
+            total_wait_cap_ms: 120_000,
+        }
+    }
+}
+
+/// A response and how many attempts it took.
+struct Sent {
+    response: HttpResponse,
+    attempts: u32,
+}
+
+pub struct GraphClient<'e> {
+    http: &'e mut dyn Http,
+    clock: &'e mut dyn Clock,
+    creds: Credentials,
+    token: Option<AccessToken>,
+    policy: RetryPolicy,
+    rng: u64,
+    redactor: Redactor,
+    pub stats: Stats,
+}
+
+impl<'e> GraphClient<'e> {
+    pub fn new(http: &'e mut dyn Http, clock: &'e mut dyn Clock, creds: Credentials) -> Self {
+        let mut redactor = Redactor::default();
+        redactor.add(&creds.secret);
+        let rng = clock.now_ms() ^ 0x9e37_79b9_7f4a_7c15;
+        GraphClient {
+            http,
+            clock,
+            creds,
+            token: None,
+            policy: RetryPolicy::default(),
+            rng,
+            redactor,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The Graph base URL (no trailing slash).
+    pub fn graph(&self) -> &str {
+        &self.creds.graph
+    }
+
+    /// Knows the secret and every token issued so far.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
+    /// Signs in now (or reuses a still valid token) and returns the access token.
+    pub fn sign_in(&mut self) -> Result<&str, SyncError> {
+        let now = self.clock.now_ms();
+        if !self.token.as_ref().is_some_and(|t| t.usable_at(now)) {
+            self.fetch_token()?;
+        }
+        match &self.token {
+            Some(t) => Ok(&t.value),
+            None => Err(self.auth_internal()),
+        }
+    }
+
+    fn auth_internal(&self) -> SyncError {
+        SyncError::Auth(crate::types::AuthError {
+            failure: crate::types::AuthFailure::Other,
+            aadsts: None,
+            message: "signing in produced no token".into(),
+        })
+    }
+
+    fn fetch_token(&mut self) -> Result<(), SyncError> {
+        self.token = None;
+        let url = self.creds.token_url();
+        let req = HttpRequest {
+            method: Method::Post,
+            url,
+            headers: vec![
+                (
+                    "Content-Type".into(),
+                    "application/x-www-form-urlencoded".into(),
+                ),
+                ("Accept".into(), "application/json".into()),
+            ],
+            body: Some(self.creds.form_body()),
+        };
+        let started = self.clock.now_ms();
+        let sent = self.send_with_retry(&req)?;
+        let r = &sent.response;
+        if (200..300).contains(&r.status) {
+            let t = token::parse_token_response(&r.body, &req.url, started)?;
+            self.redactor.add(&t.value);
+            self.token = Some(t);
+            return Ok(());
+        }
+        if let Some(e) = token::map_token_failure(
+            r.status,
+            &r.body,
+            &self.creds.tenant_id,
+            &self.creds.client_id,
+        ) {
+            return Err(e);
+        }
+        let (code, message) = parse_graph_error(&r.body);
+        Err(status_error(&req, &sent, code, message))
+    }
+
+    /// GETs a Graph URL (absolute, on the Graph endpoint) and returns the body of a 2xx.
+    pub fn get(&mut self, url: &str, need: Need) -> Result<Vec<u8>, SyncError> {
+        let mut renewed = false;
+        loop {
+            let bearer = format!("Bearer {}", self.sign_in()?);
+            let req = HttpRequest {
+                method: Method::Get,
+                url: url.to_owned(),
+                headers: vec![
+                    ("Authorization".into(), bearer),
+                    ("Accept".into(), "application/json".into()),
+                ],
+                body: None,
+            };
+            let sent = self.send_with_retry(&req)?;
+            match sent.response.status {
+                200..=299 => return Ok(sent.response.body),
+                401 if !renewed => {
+                    // Expired or revoked early: sign in again, once.
+                    renewed = true;
+                    self.fetch_token()?;
+                }
+                _ => return Err(graph_error(&req, &sent, need)),
+            }
+        }
+    }
+
+    /// Sends one request, retrying throttling (429/503/504) and transport failures.
+    fn send_with_retry(&mut self, req: &HttpRequest) -> Result<Sent, SyncError> {
+        let mut attempts = 0u32;
+        let mut waited = 0u64;
+        loop {
+            attempts += 1;
+            self.stats.requests = self.stats.requests.saturating_add(1);
+            let delay = match self.http.send(req) {
+                Err(TransportError::Denied { authority }) => {
+                    return Err(SyncError::HostDenied(authority));
+                }
+                Err(e) => {
+                    if attempts >= self.policy.max_transport_attempts {
+                        return Err(transport_error(req, &e, attempts));
+                    }
+                    self.backoff(attempts)
+                }
+                Ok(response) if matches!(response.status, 429 | 503 | 504) => {
+                    if attempts >= self.policy.max_attempts {
+                        return Ok(Sent { response, attempts });
+                    }
+                    match retry_after_ms(&response) {
+                        Some(ms) => ms,
+                        None => self.backoff(attempts),
+                    }
+                }
+                Ok(response) => return Ok(Sent { response, attempts }),
+            };
+            if waited.saturating_add(delay) > self.policy.total_wait_cap_ms {
+                // Waiting longer would exceed the budget: fail now with what we have.
+                return Err(SyncError::Http(HttpFailure {
+                    url: display_url(&req.url),
+                    status: None,
+                    graph_code: None,
+                    message: format!(
+                        "{} {} kept failing or being throttled: gave up after {attempts} \
+                         attempts, as waiting another {} s would exceed the {} s retry budget",
+                        req.method.as_str(),
+                        display_url(&req.url),
+                        delay.div_ceil(1000),
+                        self.policy.total_wait_cap_ms / 1000
+                    ),
+                }));
+            }
+            self.clock.sleep_ms(delay);
+            waited += delay;
+            self.stats.retries = self.stats.retries.saturating_add(1);
+            self.stats.retry_wait_ms = self.stats.retry_wait_ms.saturating_add(delay);
+        }
+    }
+
+    /// Exponential backoff with "equal jitter": half the step, plus up to the other half.
+    fn backoff(&mut self, attempt: u32) -> u64 {
+        let step = self
+            .policy
+            .base_ms
+            .saturating_mul(1u64 << (attempt - 1).min(20))
+            .min(self.policy.cap_ms);
+        // xorshift64*
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        step / 2 + r % (step / 2 + 1)
+    }
+}
+
+/// `Retry-After` in milliseconds, when given as (possibly fractional) seconds; an HTTP
+/// date is ignored (the backoff applies).
+fn retry_after_ms(r: &HttpResponse) -> Option<u64> {
+    let v = r.header("retry-after")?.trim();
+    let (whole, fraction) = v.split_once('.').unwrap_or((v, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    let seconds: u64 = whole.parse().unwrap_or(u64::MAX);
+    // Milliseconds from the first three fraction digits.
+    let ms = fraction
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0u64, |acc, b| acc * 10 + u64::from(b - b'0'));
+    Some(seconds.saturating_mul(1000).saturating_add(ms))
+}
+
+fn transport_error(req: &HttpRequest, e: &TransportError, attempts: u32) -> SyncError {
+    let url = display_url(&req.url);
+    let mut message = format!("{} {url}: {e}", req.method.as_str());
+    if attempts > 1 {
+        message.push_str(&format!(" (after {attempts} attempts)"));
+    }
+    SyncError::Http(HttpFailure {
+        url,
+        status: None,
+        graph_code: None,
+        message,
+    })
+}
+
+#[derive(Deserialize)]
+struct GraphErrorBody {
+    error: Option<GraphErrorDetail>,
+}
+
+#[derive(Deserialize)]
+struct GraphErrorDetail {
+    code: Option<String>,
+    message: Option<String>,
+}
+
+/// Graph's `{"error": {"code", "message"}}`, when the body is one.
+fn parse_graph_error(body: &[u8]) -> (Option<String>, Option<String>) {
+    match serde_json::from_slice::<GraphErrorBody>(body) {
+        Ok(GraphErrorBody { error: Some(d) }) => (d.code, d.message),
+        _ => (None, None),
+    }
+}
+
+/// The beginning of a body that is not a Graph error (an HTML error page, a proxy's text).
+fn body_excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(600)]);
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    one_line.trim().to_owned()
+}
+
+/// A non-2xx answer of Graph as a typed error.
+fn graph_error(req: &HttpRequest, sent: &Sent, need: Need) -> SyncError {
+    let (code, message) = parse_graph_error(&sent.response.body);
+    if sent.response.status == 403 && code.as_deref() == Some("Authorization_RequestDenied") {
+        let detail = message.as_deref().unwrap_or("Insufficient privileges");
+        return SyncError::Permission(PermissionDenied {
+            permission: need.permission.into(),
+            feature: need.feature.into(),
+            message: format!(
+                "Graph refused {} {} ({detail}). Feature {} needs the Microsoft Graph \
+                 application permission {}: add it to the app registration (API permissions) \
+                 and grant admin consent.",
+                req.method.as_str(),
+                display_url(&req.url),
+                need.feature,
+                need.permission
+            ),
+        });
+    }
+    status_error(req, sent, code, message)
+}
+
+/// An HTTP status error, with Graph's error code and message when the body had them.
+fn status_error(
+    req: &HttpRequest,
+    sent: &Sent,
+    graph_code: Option<String>,
+    graph_message: Option<String>,
+) -> SyncError {
+    let status = sent.response.status;
+    let detail = graph_message.unwrap_or_else(|| body_excerpt(&sent.response.body));
+    let url = display_url(&req.url);
+    let mut message = format!("{} {url} answered HTTP {status}", req.method.as_str());
+    if let Some(c) = &graph_code {
+        message.push_str(&format!(" {c}"));
+    }
+    if !detail.is_empty() {
+        message.push_str(": ");
+        message.push_str(&detail);
+    }
+    if sent.attempts > 1 {
+        message.push_str(&format!(" (after {} attempts)", sent.attempts));
+    }
+    SyncError::Http(HttpFailure {
+        url,
+        status: Some(status),
+        graph_code,
+        message,
+    })
+}
+
+/// The answer at `url` was not the JSON expected: names the URL and where it went wrong.
+pub fn bad_json(url: &str, what: &str, e: &serde_json::Error) -> SyncError {
+    SyncError::BadResponse(HttpFailure {
+        url: display_url(url),
+        status: Some(200),
+        graph_code: None,
+        message: format!(
+            "the answer to GET {} is not a valid {what}: {e}",
+            display_url(url)
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::{FakeClock, FakeHttp, fake_jwt, json_response, token_response};
+    use crate::types::AuthFailure;
+
+    const NEED: Need = Need {
+        permission: "User.Read.All",
+        feature: "users",
+    };
+
+    fn creds() -> Credentials {
+        Credentials {
+            login: "https://login.test".into(),
+            graph: "https://graph.test".into(),
+            tenant_id: "tenant-1".into(),
+            client_id: "client-1".into(),
+            secret: "the-client-secret".into(),
+        }
+    }
+
+    #[test]
+    fn gets_with_bearer_token_and_caches_it() {
+        let token = fake_jwt(&["User.Read.All"]);
+        let mut http = FakeHttp::new();
+        http.push_ok(
+            "POST https://login.test/tenant-1/oauth2/v2.0/token",
+            token_response(&token, 3600),
+        );
+        http.push_ok(
+            "GET https://graph.test/v1.0/a",
+            json_response(200, r#"{"x":1}"#),
+        );
+        http.push_ok(
+            "GET https://graph.test/v1.0/b",
+            json_response(200, r#"{"x":2}"#),
+        );
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        assert_eq!(
+            c.get("https://graph.test/v1.0/a", NEED).unwrap(),
+            br#"{"x":1}"#
+        );
+        assert_eq!(
+            c.get("https://graph.test/v1.0/b", NEED).unwrap(),
+            br#"{"x":2}"#
+        );
+        assert_eq!(c.stats.requests, 3);
+        drop(c);
+        let sent = &http.sent;
+        assert_eq!(sent.len(), 3);
+        let auth = sent[1]
+            .headers
+            .iter()
+            .find(|(n, _)| n == "Authorization")
+            .unwrap();
+        assert_eq!(auth.1, format!("Bearer {token}"));
+        assert!(sent[1].body.is_none());
+        http.assert_done();
+    }
+
+    #[test]
+    fn renews_token_five_minutes_before_expiry() {
+        let mut http = FakeHttp::new();
+        http.push_ok("POST https://login.test/", token_response("tok-1", 3600));
+        http.push_ok("GET https://graph.test/a", json_response(200, "{}"));
+        http.push_ok("POST https://login.test/", token_response("tok-2", 3600));
+        http.push_ok("GET https://graph.test/a", json_response(200, "{}"));
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        c.get("https://graph.test/a", NEED).unwrap();
+        c.clock.sleep_ms(3_600_000 - RENEW_MARGIN_TEST);
+        c.get("https://graph.test/a", NEED).unwrap();
+        drop(c);
+        http.assert_done();
+        assert!(
+            http.sent[3]
+                .headers
+                .iter()
+                .any(|(_, v)| v == "Bearer tok-2")
+        );
+    }
+    const RENEW_MARGIN_TEST: u64 = 5 * 60 * 1000 - 1;
+
+    #[test]
+    fn renews_once_after_401() {
+        let mut http = FakeHttp::new();
+        http.push_ok("POST https://login.test/", token_response("tok-1", 3600));
+        http.push_ok("GET https://graph.test/a", json_response(401, r#"{"error":{"code":"InvalidAuthenticationToken","message":"Access token has expired or is not yet valid."}}"#));
+        http.push_ok("POST https://login.test/", token_response("tok-2", 3600));
+        http.push_ok("GET https://graph.test/a", json_response(200, "{}"));
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        c.get("https://graph.test/a", NEED).unwrap();
+        drop(c);
+        http.assert_done();
+
+        // A second 401 is an error, not a loop.
+        let mut http = FakeHttp::new();
+        http.push_ok("POST https://login.test/", token_response("tok-1", 3600));
+        http.push_ok(
+            "GET https://graph.test/a",
+            json_response(
+                401,
+                r#"{"error":{"code":"InvalidAuthenticationToken","message":"nope"}}"#,
+            ),
+        );
+        http.push_ok("POST https://login.test/", token_response("tok-2", 3600));
+        http.push_ok(
+            "GET https://graph.test/a",
+            json_response(
+                401,
+                r#"{"error":{"code":"InvalidAuthenticationToken","message":"nope"}}"#,
+            ),
+        );
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        let SyncError::Http(f) = c.get("https://graph.test/a", NEED).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(f.status, Some(401));
+        assert_eq!(f.graph_code.as_deref(), Some("InvalidAuthenticationToken"));
+        drop(c);
+        http.assert_done();
+    }
+
+    #[test]
+    fn honours_retry_after_then_succeeds() {
+        let mut http = FakeHttp::new();
+        http.push_ok("POST https://login.test/", token_response("tok", 3600));
+        let mut throttled = json_response(
+            429,
+            r#"{"error":{"code":"TooManyRequests","message":"slow down"}}"#,
+        );
+        throttled.headers.push(("Retry-After".into(), "7".into()));
+        http.push_ok("GET https://graph.test/a", throttled);
+        http.push_ok("GET https://graph.test/a", json_response(200, "{}"));
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        c.get("https://graph.test/a", NEED).unwrap();
+        assert_eq!(
+            c.stats,
+            Stats {
+                requests: 3,
+                retries: 1,
+                retry_wait_ms: 7000
+            }
+        );
+        drop(c);
+        assert_eq!(clock.sleeps, vec![7000]);
+    }
+
+    #[test]
+    fn backs_off_exponentially_with_jitter_and_gives_up() {
+        let mut http = FakeHttp::new();
+        http.push_ok("POST https://login.test/", token_response("tok", 3600));
+        for _ in 0..6 {
+            http.push_ok(
+                "GET https://graph.test/a",
+                json_response(503, "Service Unavailable"),
+            );
+        }
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        let SyncError::Http(f) = c.get("https://graph.test/a", NEED).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(f.status, Some(503));
+        assert!(f.message.contains("after 6 attempts"), "{}", f.message);
+        assert!(f.message.contains("Service Unavailable"), "{}", f.message);
+        assert_eq!(c.stats.retries, 5);
+        drop(c);
+        assert_eq!(clock.sleeps.len(), 5);
+        for (i, &s) in clock.sleeps.iter().enumerate() {
+            let step = (1000u64 << i).min(32_000);
+            assert!((step / 2..=step).contains(&s), "sleep {i} = {s}");
+        }
+        http.assert_done();
+    }
+
+    #[test]
+    fn retry_budget_is_capped() {
+        let mut http = FakeHttp::new();
+        http.push_ok("POST https://login.test/", token_response("tok", 3600));
+        let mut throttled = json_response(429, "{}");
+        throttled.headers.push(("retry-after".into(), "100".into()));
+        http.push_ok("GET https://graph.test/a", throttled.clone());
+        http.push_ok("GET https://graph.test/a", throttled);
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        let SyncError::Http(f) = c
+            .get("https://graph.test/a?$skiptoken=abc", NEED)
+            .unwrap_err()
+        else {
+            panic!()
+        };
+        assert!(f.message.contains("retry budget"), "{}", f.message);
+        assert_eq!(f.url, "https://graph.test/a?$skiptoken=...");
+        drop(c);
+        assert_eq!(clock.sleeps, vec![100_000]);
+    }
+
+    #[test]
+    fn transport_failures_retry_then_fail_and_denials_do_not_retry() {
+        let mut http = FakeHttp::new();
+        http.push_ok("POST https://login.test/", token_response("tok", 3600));
+        http.push_err(
+            "GET https://graph.test/a",
+            TransportError::Connect("reset".into()),
+        );
+        http.push_ok("GET https://graph.test/a", json_response(200, "{}"));
+        http.push_err(
+            "GET https://graph.test/b",
+            TransportError::Denied {
+                authority: "graph.test".into(),
+            },
+        );
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        c.get("https://graph.test/a", NEED).unwrap();
+        assert_eq!(
+            c.get("https://graph.test/b", NEED).unwrap_err(),
+            SyncError::HostDenied("graph.test".into())
+        );
+        drop(c);
+        http.assert_done();
+
+        let mut http = FakeHttp::new();
+        for _ in 0..3 {
+            http.push_err(
+                "POST https://login.test/",
+                TransportError::Timeout("no answer".into()),
+            );
+        }
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        let SyncError::Http(f) = c.sign_in().unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(f.status, None);
+        assert!(f.message.contains("timed out: no answer"), "{}", f.message);
+        assert!(f.message.contains("after 3 attempts"), "{}", f.message);
+    }
+
+    #[test]
+    fn maps_403_authorization_request_denied_to_permission() {
+        let mut http = FakeHttp::new();
+        http.push_ok("POST https://login.test/", token_response("tok", 3600));
+        http.push_ok("GET https://graph.test/v1.0/users", json_response(403, r#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation.","innerError":{"date":"2024-05-01T00:00:00","request-id":"r"}}}"#));
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        let SyncError::Permission(p) = c.get("https://graph.test/v1.0/users", NEED).unwrap_err()
+        else {
+            panic!()
+        };
+        assert_eq!(p.permission, "User.Read.All");
+        assert_eq!(p.feature, "users");
+        assert!(
+            p.message.contains("Insufficient privileges"),
+            "{}",
+            p.message
+        );
+        assert!(p.message.contains("User.Read.All"), "{}", p.message);
+    }
+
+    #[test]
+    fn other_errors_carry_status_code_and_message() {
+        let mut http = FakeHttp::new();
+        http.push_ok("POST https://login.test/", token_response("tok", 3600));
+        http.push_ok("GET https://graph.test/x", json_response(404, r#"{"error":{"code":"Request_ResourceNotFound","message":"Resource 'x' does not exist."}}"#));
+        http.push_ok(
+            "GET https://graph.test/y",
+            json_response(500, "<html><body>\n Internal \t error</body></html>"),
+        );
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        let SyncError::Http(f) = c.get("https://graph.test/x", NEED).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(f.status, Some(404));
+        assert_eq!(f.graph_code.as_deref(), Some("Request_ResourceNotFound"));
+        assert!(
+            f.message.contains("Resource 'x' does not exist."),
+            "{}",
+            f.message
+        );
+        let SyncError::Http(f) = c.get("https://graph.test/y", NEED).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(f.status, Some(500));
+        assert_eq!(f.graph_code, None);
+        assert!(f.message.contains("Internal"), "{}", f.message);
+    }
+
+    #[test]
+    fn token_endpoint_errors() {
+        let mut http = FakeHttp::new();
+        http.push_ok("POST https://login.test/", json_response(401, r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}"#));
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        let SyncError::Auth(a) = c.get("https://graph.test/x", NEED).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(a.failure, AuthFailure::InvalidSecret);
+        drop(c);
+        http.assert_done();
+        // The token request carries the form, and nothing else does.
+        assert!(
+            String::from_utf8_lossy(http.sent[0].body.as_deref().unwrap())
+                .contains("client_secret=the-client-secret")
+        );
+
+        let mut http = FakeHttp::new();
+        http.push_ok(
+            "POST https://login.test/",
+            json_response(404, "<html>not here</html>"),
+        );
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        let SyncError::Http(f) = c.sign_in().unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(f.status, Some(404));
+        assert_eq!(f.url, "https://login.test/tenant-1/oauth2/v2.0/token");
+    }
+
+    #[test]
+    fn retry_after_parsing() {
+        let mut r = json_response(429, "");
+        assert_eq!(retry_after_ms(&r), None);
+        r.headers.push(("Retry-After".into(), " 3 ".into()));
+        assert_eq!(retry_after_ms(&r), Some(3000));
+        r.headers[1].1 = "1.5".into();
+        assert_eq!(retry_after_ms(&r), Some(1500));
+        r.headers[1].1 = "Wed, 21 Oct 2015 07:28:00 GMT".into();
+        assert_eq!(retry_after_ms(&r), None);
+        r.headers[1].1 = "-1".into();
+        assert_eq!(retry_after_ms(&r), None);
+        r.headers[1].1 = "0.0255".into();
+        assert_eq!(retry_after_ms(&r), Some(25));
+        r.headers[1].1 = "99999999999999999999999".into();
+        assert_eq!(retry_after_ms(&r), Some(u64::MAX));
+        r.headers[1].1 = "1e3".into();
+        assert_eq!(retry_after_ms(&r), None);
+    }
+}

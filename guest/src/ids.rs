@@ -1,0 +1,135 @@
+//! A compact set of Graph object ids: GUIDs are kept as `u128` (16 bytes each instead of a
+//! 36-byte string plus its allocation), anything else as a string. A full run keeps one of
+//! these for the ids it saw, never the tenant's records.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Object ids seen in a run.
+#[derive(Default)]
+pub struct IdSet {
+    guids: HashSet<u128, BuildHasherDefault<IdHasher>>,
+    others: HashSet<String, BuildHasherDefault<IdHasher>>,
+}
+
+impl IdSet {
+    /// Adds an id; false when it was already there.
+    pub fn insert(&mut self, id: &str) -> bool {
+        match parse_guid(id) {
+            Some(g) => self.guids.insert(g),
+            None => self.others.insert(id.to_owned()),
+        }
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        match parse_guid(id) {
+            Some(g) => self.guids.contains(&g),
+            None => self.others.contains(id),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.guids.len() + self.others.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hex, any case) as a number.
+pub fn parse_guid(s: &str) -> Option<u128> {
+    let b = s.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    let mut v: u128 = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if c != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | u128::from(d);
+    }
+    Some(v)
+}
+
+/// A small, deterministic hasher (FNV-1a over bytes, with a fast path for the `u128` of a
+/// GUID). Deterministic on purpose: std's `RandomState`
+/// would make the component import `wasi:random` for no benefit (the ids come from Graph,
+/// not from an attacker choosing collisions).
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn write_u128(&mut self, v: u128) {
+        // murmur3's 64-bit finaliser: every input bit reaches the low bits that pick a bucket.
+        let mut x = self.0 ^ (v as u64) ^ ((v >> 64) as u64).rotate_left(32);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^= x >> 33;
+        self.0 = x;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guids_parse_case_insensitively() {
+        let a = parse_guid("6ea91a8d-e32e-41a1-b7bd-d2d185eed0e0").unwrap();
+        let b = parse_guid("6EA91A8D-E32E-41A1-B7BD-D2D185EED0E0").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a >> 96, 0x6ea9_1a8d);
+        assert!(parse_guid("6ea91a8d-e32e-41a1-b7bd-d2d185eed0e").is_none());
+        assert!(parse_guid("6ea91a8de-32e-41a1-b7bd-d2d185eed0e0").is_none());
+        assert!(parse_guid("6ea91a8d-e32e-41a1-b7bd-d2d185eed0eg").is_none());
+        assert!(parse_guid("").is_none());
+    }
+
+    #[test]
+    fn set_holds_guids_and_other_ids() {
+        let mut s = IdSet::default();
+        assert!(s.insert("6ea91a8d-e32e-41a1-b7bd-d2d185eed0e0"));
+        assert!(!s.insert("6EA91A8D-E32E-41A1-B7BD-D2D185EED0E0"));
+        assert!(s.insert("not-a-guid"));
+        assert!(!s.insert("not-a-guid"));
+        assert!(s.contains("6ea91a8d-e32e-41a1-b7bd-d2d185eed0e0"));
+        assert!(s.contains("not-a-guid"));
+        assert!(!s.contains("other"));
+        assert_eq!(s.len(), 2);
+        for i in 0..10_000u32 {
+            s.insert(&format!("{i:08x}-0000-0000-0000-000000000000"));
+        }
+        assert_eq!(s.len(), 10_002);
+        assert!(s.contains("00000fff-0000-0000-0000-000000000000"));
+    }
+}

@@ -1,0 +1,258 @@
+//! Create / update / unchanged decisions for people read from Graph against what the
+//! store holds, by a stable fingerprint of every synced field, and the changes a
+//! removal policy makes to people who are gone (or no longer pass the filter).
+
+use crate::types::{Change, Person, PersonStatus, RemovalPolicy, StoredPerson};
+
+/// What to do with one person read from Graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Create,
+    Update,
+    Unchanged,
+}
+
+/// 64-bit FNV-1a, streaming.
+struct Fnv(u64);
+
+impl Fnv {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+
+    fn bytes(&mut self, data: &[u8]) {
+        for &b in data {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(Self::PRIME);
+        }
+    }
+
+    /// Length-prefixed, so that adjacent fields cannot run together.
+    fn str(&mut self, s: &str) {
+        self.bytes(&(s.len() as u64).to_le_bytes());
+        self.bytes(s.as_bytes());
+    }
+
+    fn opt(&mut self, s: &Option<String>) {
+        match s {
+            None => self.bytes(&[0]),
+            Some(v) => {
+                self.bytes(&[1]);
+                self.str(v);
+            }
+        }
+    }
+
+    fn list(&mut self, l: &[String]) {
+        self.bytes(&(l.len() as u64).to_le_bytes());
+        for s in l {
+            self.str(s);
+        }
+    }
+}
+
+/// A stable hash (16 lower-case hex digits) of every synced field of a person. The
+/// encoding is versioned: changing it changes every fingerprint once.
+pub fn fingerprint(p: &Person) -> String {
+    let mut h = Fnv(Fnv::OFFSET);
+    h.str("m365sync-person-v1");
+    h.str(&p.object_id);
+    h.str(&p.user_principal_name);
+    h.opt(&p.mail);
+    h.opt(&p.given_name);
+    h.opt(&p.surname);
+    h.opt(&p.display_name);
+    h.opt(&p.department);
+    h.opt(&p.job_title);
+    h.opt(&p.company_name);
+    h.opt(&p.country);
+    h.opt(&p.usage_location);
+    h.opt(&p.office_location);
+    h.bytes(&[u8::from(p.account_enabled)]);
+    h.str(&p.user_type);
+    h.list(&p.licences);
+    h.opt(&p.created_at);
+    h.opt(&p.manager_id);
+    h.opt(&p.hire_date);
+    h.list(&p.proxy_addresses);
+    h.opt(&p.last_sign_in);
+    format!("{:016x}", h.0)
+}
+
+/// Create when not stored; update when the fingerprint differs or the stored person is not
+/// active (it is back); else unchanged.
+pub fn decide(stored: Option<&StoredPerson>, fingerprint: &str) -> Decision {
+    match stored {
+        None => Decision::Create,
+        Some(s) if s.fingerprint != fingerprint || s.status != PersonStatus::Active => {
+            Decision::Update
+        }
+        Some(_) => Decision::Unchanged,
+    }
+}
+
+/// The upsert for a created or updated person.
+pub fn upsert(person: Person, fingerprint: String) -> Change {
+    Change::UpsertPerson(StoredPerson {
+        person,
+        status: PersonStatus::Active,
+        fingerprint,
+    })
+}
+
+/// The change the removal policy makes to a stored person who is gone, or `None` when the
+/// person already is as the policy leaves them. The record is kept as it was stored.
+pub fn removal(stored: StoredPerson, policy: RemovalPolicy) -> Option<Change> {
+    let target = match policy {
+        RemovalPolicy::Delete => return Some(Change::DeletePerson(stored.person.object_id)),
+        RemovalPolicy::Keep => PersonStatus::Removed,
+        RemovalPolicy::Flag => PersonStatus::Flagged,
+        RemovalPolicy::Deactivate => PersonStatus::Inactive,
+    };
+    if stored.status == target {
+        return None;
+    }
+    Some(Change::UpsertPerson(StoredPerson {
+        status: target,
+        ..stored
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::person;
+
+    fn stored(p: &Person, status: PersonStatus) -> StoredPerson {
+        StoredPerson {
+            person: p.clone(),
+            status,
+            fingerprint: fingerprint(p),
+        }
+    }
+
+    #[test]
+    fn fingerprint_is_stable_and_hex() {
+        let p = person(1);
+        let f = fingerprint(&p);
+        assert_eq!(f.len(), 16);
+        assert!(
+            f.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(f, fingerprint(&p.clone()));
+        // Pinned: the fingerprint must not drift between builds.
+        let mut q = person(0);
+        q.object_id = "id".into();
+        q.user_principal_name = "upn".into();
+        q.mail = None;
+        q.given_name = None;
+        q.surname = None;
+        q.display_name = None;
+        q.department = None;
+        q.job_title = None;
+        q.company_name = None;
+        q.country = None;
+        q.usage_location = None;
+        q.office_location = None;
+        q.licences = vec![];
+        q.created_at = None;
+        assert_eq!(fingerprint(&q), fingerprint(&q.clone()));
+        assert_eq!(fingerprint(&q), "e933a120302fd8be", "pinned value changed");
+    }
+
+    #[test]
+    fn every_field_changes_the_fingerprint() {
+        let base = person(1);
+        let f0 = fingerprint(&base);
+        let edits: Vec<fn(&mut Person)> = vec![
+            |p| p.object_id.push('x'),
+            |p| p.user_principal_name.push('x'),
+            |p| p.mail = None,
+            |p| p.given_name = Some("Other".into()),
+            |p| p.surname = Some("Other".into()),
+            |p| p.display_name = None,
+            |p| p.department = Some("Other".into()),
+            |p| p.job_title = Some("Other".into()),
+            |p| p.company_name = Some("Other".into()),
+            |p| p.country = Some("Other".into()),
+            |p| p.usage_location = Some("XX".into()),
+            |p| p.office_location = Some("Other".into()),
+            |p| p.account_enabled = !p.account_enabled,
+            |p| p.user_type = "Guest".into(),
+            |p| p.licences.push("x".into()),
+            |p| p.created_at = None,
+            |p| p.manager_id = Some("m".into()),
+            |p| p.hire_date = Some("2020-01-01T00:00:00Z".into()),
+            |p| p.proxy_addresses.push("smtp:x@y".into()),
+            |p| p.last_sign_in = Some("2020-01-01T00:00:00Z".into()),
+        ];
+        for (i, edit) in edits.iter().enumerate() {
+            let mut p = base.clone();
+            edit(&mut p);
+            assert_ne!(fingerprint(&p), f0, "edit {i}");
+        }
+    }
+
+    #[test]
+    fn fields_cannot_run_together() {
+        let mut a = person(1);
+        let mut b = person(1);
+        a.given_name = Some("ab".into());
+        a.surname = Some("c".into());
+        b.given_name = Some("a".into());
+        b.surname = Some("bc".into());
+        assert_ne!(fingerprint(&a), fingerprint(&b));
+        a.given_name = None;
+        b.given_name = Some(String::new());
+        a.surname = None;
+        b.surname = None;
+        assert_ne!(fingerprint(&a), fingerprint(&b));
+    }
+
+    #[test]
+    fn decisions() {
+        let p = person(1);
+        let f = fingerprint(&p);
+        assert_eq!(decide(None, &f), Decision::Create);
+        assert_eq!(
+            decide(Some(&stored(&p, PersonStatus::Active)), &f),
+            Decision::Unchanged
+        );
+        assert_eq!(
+            decide(Some(&stored(&p, PersonStatus::Removed)), &f),
+            Decision::Update
+        );
+        let mut s = stored(&p, PersonStatus::Active);
+        s.fingerprint = "0000000000000000".into();
+        assert_eq!(decide(Some(&s), &f), Decision::Update);
+    }
+
+    #[test]
+    fn removal_policies() {
+        let p = person(1);
+        let active = stored(&p, PersonStatus::Active);
+        assert_eq!(
+            removal(active.clone(), RemovalPolicy::Delete),
+            Some(Change::DeletePerson(p.object_id.clone()))
+        );
+        for (policy, status) in [
+            (RemovalPolicy::Keep, PersonStatus::Removed),
+            (RemovalPolicy::Flag, PersonStatus::Flagged),
+            (RemovalPolicy::Deactivate, PersonStatus::Inactive),
+        ] {
+            let Some(Change::UpsertPerson(s)) = removal(active.clone(), policy) else {
+                panic!()
+            };
+            assert_eq!(s.status, status);
+            assert_eq!(s.person, p);
+            assert_eq!(s.fingerprint, active.fingerprint);
+            assert_eq!(
+                removal(stored(&p, status), policy),
+                None,
+                "{policy:?} twice"
+            );
+        }
+        // A policy change moves a removed person to the new status.
+        assert!(removal(stored(&p, PersonStatus::Removed), RemovalPolicy::Flag).is_some());
+    }
+}

@@ -1,0 +1,3 @@
+//! Graph data sets the engine reads, each turning Graph's JSON pages into WIT records.
+
+pub mod users;

@@ -1,0 +1,698 @@
+//! Tenant configuration (TOML): which tenants to sync, how to reach them, where their
+//! secrets live, and what to import. Validated up front with errors that name the file,
+//! the tenant and the field.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::cloud::Cloud;
+use crate::runtime::bindings::types::{
+    AccountFilter, Attribute, AttributeFilter, Endpoints, Features, FieldMapping, MatchKey,
+    RemovalPolicy, SyncMode, SyncOptions, Tenant,
+};
+
+/// A config file's problems. Every variant names where.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config {path}, tenant {tenant:?}: {message}")]
+    Tenant {
+        path: PathBuf,
+        tenant: String,
+        message: String,
+    },
+    #[error("config {path}: {message}")]
+    File { path: PathBuf, message: String },
+}
+
+/// A whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub host: HostSection,
+    #[serde(default, rename = "tenant")]
+    pub tenants: Vec<TenantConfig>,
+}
+
+/// Operator settings for the reference host.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSection {
+    /// SQLite database path (relative to the config file); the CLI's `--db` wins.
+    pub db: Option<PathBuf>,
+    /// When set, the only authorities ("host" or "host:port") any tenant's sandbox may reach,
+    /// whatever the tenant's endpoints say.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Memory limit of one sandbox, in MiB.
+    pub memory_limit_mib: Option<u64>,
+    /// Wall-clock budget of one run, in seconds.
+    pub run_timeout_secs: Option<u64>,
+}
+
+/// One tenant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// The host's name for the tenant; unique in the file.
+    pub name: String,
+    /// Directory (tenant) id or a verified domain.
+    pub tenant_id: String,
+    /// Application (client) id.
+    pub client_id: String,
+    #[serde(default)]
+    pub cloud: Cloud,
+    /// Environment variable holding the client secret.
+    pub client_secret_env: Option<String>,
+    /// File holding the client secret (relative to the config file).
+    pub client_secret_file: Option<PathBuf>,
+    /// Base URL overrides (tests, simulators).
+    pub endpoints: Option<EndpointOverrides>,
+    #[serde(default)]
+    pub sync: SyncSection,
+    #[serde(default)]
+    pub filter: FilterSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointOverrides {
+    pub login: Option<String>,
+    pub graph: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModeName {
+    #[default]
+    Incremental,
+    Full,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RemovalName {
+    #[default]
+    Keep,
+    Flag,
+    Deactivate,
+    Delete,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum MatchKeyName {
+    #[default]
+    Email,
+    UserPrincipalName,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeatureName {
+    Users,
+    Managers,
+    SignInActivity,
+    Groups,
+    Licences,
+    Organization,
+    Mailboxes,
+    UsageReports,
+}
+
+impl FeatureName {
+    pub fn flag(self) -> Features {
+        match self {
+            FeatureName::Users => Features::USERS,
+            FeatureName::Managers => Features::MANAGERS,
+            FeatureName::SignInActivity => Features::SIGN_IN_ACTIVITY,
+            FeatureName::Groups => Features::GROUPS,
+            FeatureName::Licences => Features::LICENCES,
+            FeatureName::Organization => Features::ORGANIZATION,
+            FeatureName::Mailboxes => Features::MAILBOXES,
+            FeatureName::UsageReports => Features::USAGE_REPORTS,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncSection {
+    #[serde(default)]
+    pub mode: ModeName,
+    #[serde(default = "default_features")]
+    pub features: Vec<FeatureName>,
+    #[serde(default)]
+    pub removal: RemovalName,
+    #[serde(default)]
+    pub match_key: MatchKeyName,
+    /// Graph property → platform field overrides.
+    #[serde(default)]
+    pub field_map: std::collections::BTreeMap<String, String>,
+    #[serde(default = "default_periods")]
+    pub usage_periods: Vec<u16>,
+}
+
+impl Default for SyncSection {
+    fn default() -> Self {
+        SyncSection {
+            mode: ModeName::default(),
+            features: default_features(),
+            removal: RemovalName::default(),
+            match_key: MatchKeyName::default(),
+            field_map: Default::default(),
+            usage_periods: default_periods(),
+        }
+    }
+}
+
+fn default_features() -> Vec<FeatureName> {
+    vec![FeatureName::Users]
+}
+
+fn default_periods() -> Vec<u16> {
+    vec![30]
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSection {
+    #[serde(default = "all_domains")]
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub licensed_only: bool,
+    #[serde(default)]
+    pub enabled_only: bool,
+    #[serde(default = "yes")]
+    pub include_guests: bool,
+    #[serde(default)]
+    pub attributes: Vec<AttributeSection>,
+}
+
+impl Default for FilterSection {
+    fn default() -> Self {
+        FilterSection {
+            domains: all_domains(),
+            licensed_only: false,
+            enabled_only: false,
+            include_guests: true,
+            attributes: Vec::new(),
+        }
+    }
+}
+
+fn all_domains() -> Vec<String> {
+    vec!["*".to_string()]
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttributeName {
+    ProductName,
+    Sku,
+    Country,
+    UsageLocation,
+    Department,
+    JobTitle,
+    Office,
+    Company,
+    Group,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeSection {
+    pub attribute: AttributeName,
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+/// Where a tenant's client secret comes from.
+#[derive(Clone)]
+pub enum SecretSource {
+    /// An environment variable, read when the run asks for the secret.
+    Env(String),
+    /// A file, read when the run asks for the secret (trailing newline trimmed).
+    File(PathBuf),
+    /// A value held in memory (embedders, the demo). Never printed.
+    Value(String),
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Env(var) => write!(f, "environment variable {var}"),
+            SecretSource::File(path) => write!(f, "file {}", path.display()),
+            SecretSource::Value(_) => write!(f, "a value held in memory"),
+        }
+    }
+}
+
+/// A tenant ready to run: what the component is told, what the sandbox may reach, and
+/// where its secret is.
+#[derive(Debug, Clone)]
+pub struct TenantRun {
+    pub tenant: Tenant,
+    pub options: SyncOptions,
+    /// Authorities the sandbox may reach, normalised as `scheme://host:port`.
+    pub allowlist: Vec<String>,
+    pub client_secret: SecretSource,
+}
+
+impl TenantRun {
+    /// A run for calls that reach no tenant (engine info, permission lists): it may reach
+    /// no host and read no secret.
+    pub fn nothing() -> TenantRun {
+        TenantRun {
+            tenant: Tenant {
+                key: "(none)".to_string(),
+                tenant_id: String::new(),
+                client_id: String::new(),
+                cloud: crate::runtime::bindings::types::Cloud::Global,
+                endpoints: Endpoints {
+                    login: String::new(),
+                    graph: String::new(),
+                },
+            },
+            options: sync_options(&TenantConfig::empty()),
+            allowlist: Vec::new(),
+            client_secret: SecretSource::Value(String::new()),
+        }
+    }
+}
+
+impl TenantConfig {
+    fn empty() -> TenantConfig {
+        TenantConfig {
+            name: String::new(),
+            tenant_id: String::new(),
+            client_id: String::new(),
+            cloud: Cloud::Global,
+            client_secret_env: None,
+            client_secret_file: None,
+            endpoints: None,
+            sync: SyncSection::default(),
+            filter: FilterSection::default(),
+        }
+    }
+}
+
+impl ConfigFile {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config = ConfigFile::parse(&text, path)?;
+        Ok(config)
+    }
+
+    /// Parse and validate config text; `path` is used in errors and to resolve relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
+        let mut config: ConfigFile = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: error.to_string().trim_end().to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if let Some(db) = &config.host.db
+            && db.is_relative()
+        {
+            config.host.db = Some(base.join(db));
+        }
+        for tenant in &mut config.tenants {
+            if let Some(file) = &tenant.client_secret_file
+                && file.is_relative()
+            {
+                tenant.client_secret_file = Some(base.join(file));
+            }
+        }
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        if self.tenants.is_empty() {
+            return Err(ConfigError::File {
+                path: path.to_path_buf(),
+                message: "no [[tenant]] is configured".to_string(),
+            });
+        }
+        if let Some(hosts) = &self.host.allowed_hosts {
+            for host in hosts {
+                if host.is_empty() || host.contains('/') {
+                    return Err(ConfigError::File {
+                        path: path.to_path_buf(),
+                        message: format!(
+                            "host.allowed_hosts: {host:?} is not an authority (\"host\" or \"host:port\")"
+                        ),
+                    });
+                }
+            }
+        }
+        let mut names = HashSet::new();
+        for tenant in &self.tenants {
+            let fail = |message: String| ConfigError::Tenant {
+                path: path.to_path_buf(),
+                tenant: tenant.name.clone(),
+                message,
+            };
+            if tenant.name.trim().is_empty() {
+                return Err(fail("name is empty".into()));
+            }
+            if !names.insert(tenant.name.as_str()) {
+                return Err(fail("name is used by another tenant in this file".into()));
+            }
+            if tenant.tenant_id.trim().is_empty() {
+                return Err(fail("tenant_id is empty".into()));
+            }
+            if tenant.client_id.trim().is_empty() {
+                return Err(fail("client_id is empty".into()));
+            }
+            match (&tenant.client_secret_env, &tenant.client_secret_file) {
+                (None, None) => {
+                    return Err(fail(
+                        "no client secret source: set client_secret_env or client_secret_file"
+                            .into(),
+                    ));
+                }
+                (Some(_), Some(_)) => {
+                    return Err(fail(
+                        "client_secret_env and client_secret_file are both set: choose one".into(),
+                    ));
+                }
+                (Some(var), None) if var.trim().is_empty() => {
+                    return Err(fail("client_secret_env is empty".into()));
+                }
+                _ => {}
+            }
+            if let Some(overrides) = &tenant.endpoints {
+                for (field, value) in [
+                    ("endpoints.login", &overrides.login),
+                    ("endpoints.graph", &overrides.graph),
+                ] {
+                    if let Some(url) = value {
+                        base_url(url).map_err(|message| fail(format!("{field}: {message}")))?;
+                    }
+                }
+            }
+            if tenant.sync.features.is_empty() {
+                return Err(fail(
+                    "sync.features is empty: enable at least \"users\"".into(),
+                ));
+            }
+            for period in &tenant.sync.usage_periods {
+                if ![7, 30, 90, 180].contains(period) {
+                    return Err(fail(format!(
+                        "sync.usage_periods: {period} is not one of 7, 30, 90, 180"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The tenant of that name, or the only tenant when `name` is None.
+    pub fn tenant(&self, name: Option<&str>) -> Result<&TenantConfig, String> {
+        match name {
+            Some(name) => self.tenants.iter().find(|t| t.name == name).ok_or_else(|| {
+                let known: Vec<_> = self.tenants.iter().map(|t| t.name.as_str()).collect();
+                format!(
+                    "no tenant named {name:?} in the config (tenants: {})",
+                    known.join(", ")
+                )
+            }),
+            None => self
+                .tenants
+                .first()
+                .ok_or_else(|| "no tenant configured".to_string()),
+        }
+    }
+
+    /// Resolve a tenant into what a run needs.
+    pub fn resolve(&self, tenant: &TenantConfig) -> TenantRun {
+        let mut endpoints = tenant.cloud.endpoints();
+        if let Some(overrides) = &tenant.endpoints {
+            if let Some(login) = &overrides.login {
+                endpoints.login = login.trim_end_matches('/').to_string();
+            }
+            if let Some(graph) = &overrides.graph {
+                endpoints.graph = graph.trim_end_matches('/').to_string();
+            }
+        }
+        let client_secret = match (&tenant.client_secret_env, &tenant.client_secret_file) {
+            (Some(var), _) => SecretSource::Env(var.clone()),
+            (None, Some(file)) => SecretSource::File(file.clone()),
+            (None, None) => SecretSource::Env(String::new()),
+        };
+        let allowlist = allowlist(&endpoints, self.host.allowed_hosts.as_deref());
+        TenantRun {
+            tenant: Tenant {
+                key: tenant.name.clone(),
+                tenant_id: tenant.tenant_id.trim().to_string(),
+                client_id: tenant.client_id.trim().to_string(),
+                cloud: tenant.cloud.to_wit(),
+                endpoints,
+            },
+            options: sync_options(tenant),
+            allowlist,
+            client_secret,
+        }
+    }
+}
+
+/// The authorities a tenant's sandbox may reach: those of its endpoints, restricted to the
+/// operator's pinned `allowed_hosts` when set.
+pub fn allowlist(endpoints: &Endpoints, pinned: Option<&[String]>) -> Vec<String> {
+    let mut allowed = Vec::new();
+    for url in [&endpoints.login, &endpoints.graph] {
+        let Ok(origin) = base_url(url) else { continue };
+        let permitted = match pinned {
+            None => true,
+            Some(pins) => pins.iter().any(|pin| origin.matches_pin(pin)),
+        };
+        if permitted && !allowed.contains(&origin.normalized) {
+            allowed.push(origin.normalized);
+        }
+    }
+    allowed
+}
+
+/// A parsed base URL's origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub host: String,
+    pub port: u16,
+    /// `scheme://host:port`, lower case.
+    pub normalized: String,
+}
+
+impl Origin {
+    pub fn new(scheme: &str, host: &str, port: Option<u16>) -> Origin {
+        let scheme = scheme.to_ascii_lowercase();
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let port = port.unwrap_or(if scheme == "http" { 80 } else { 443 });
+        let normalized = format!("{scheme}://{host}:{port}");
+        Origin {
+            host,
+            port,
+            normalized,
+        }
+    }
+
+    fn matches_pin(&self, pin: &str) -> bool {
+        let pin = pin.to_ascii_lowercase();
+        match pin.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() => {
+                host == self.host && port.parse::<u16>().ok() == Some(self.port)
+            }
+            _ => pin.trim_end_matches('.') == self.host,
+        }
+    }
+}
+
+/// Check that `url` is an absolute http(s) base URL with no path beyond "/".
+pub fn base_url(url: &str) -> Result<Origin, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|error| format!("{url:?} is not a URL ({error})"))?;
+    let scheme = uri
+        .scheme_str()
+        .ok_or_else(|| format!("{url:?} has no scheme"))?;
+    if scheme != "https" && scheme != "http" {
+        return Err(format!(
+            "{url:?} must use https (or http for a local simulator)"
+        ));
+    }
+    let host = uri.host().ok_or_else(|| format!("{url:?} has no host"))?;
+    let path = uri.path();
+    if !(path.is_empty() || path == "/") || uri.query().is_some() {
+        return Err(format!(
+            "{url:?} must be a base URL without a path or query"
+        ));
+    }
+    Ok(Origin::new(scheme, host, uri.port_u16()))
+}
+
+fn sync_options(tenant: &TenantConfig) -> SyncOptions {
+    let sync = &tenant.sync;
+    let filter = &tenant.filter;
+    let features = sync
+        .features
+        .iter()
+        .fold(Features::empty(), |all, f| all | f.flag());
+    SyncOptions {
+        mode: match sync.mode {
+            ModeName::Full => SyncMode::Full,
+            ModeName::Incremental => SyncMode::Incremental,
+        },
+        features,
+        filter: AccountFilter {
+            domains: filter.domains.clone(),
+            licensed_only: filter.licensed_only,
+            enabled_only: filter.enabled_only,
+            include_guests: filter.include_guests,
+            attributes: filter
+                .attributes
+                .iter()
+                .map(|a| AttributeFilter {
+                    attribute: match a.attribute {
+                        AttributeName::ProductName => Attribute::ProductName,
+                        AttributeName::Sku => Attribute::Sku,
+                        AttributeName::Country => Attribute::Country,
+                        AttributeName::UsageLocation => Attribute::UsageLocation,
+                        AttributeName::Department => Attribute::Department,
+                        AttributeName::JobTitle => Attribute::JobTitle,
+                        AttributeName::Office => Attribute::Office,
+                        AttributeName::Company => Attribute::Company,
+                        AttributeName::Group => Attribute::Group,
+                    },
+                    include: a.include.clone(),
+                    exclude: a.exclude.clone(),
+                })
+                .collect(),
+        },
+        match_key: match sync.match_key {
+            MatchKeyName::Email => MatchKey::Email,
+            MatchKeyName::UserPrincipalName => MatchKey::UserPrincipalName,
+        },
+        removal: match sync.removal {
+            RemovalName::Keep => RemovalPolicy::Keep,
+            RemovalName::Flag => RemovalPolicy::Flag,
+            RemovalName::Deactivate => RemovalPolicy::Deactivate,
+            RemovalName::Delete => RemovalPolicy::Delete,
+        },
+        field_map: sync
+            .field_map
+            .iter()
+            .map(|(graph, platform)| FieldMapping {
+                graph_property: graph.clone(),
+                platform_field: platform.clone(),
+            })
+            .collect(),
+        usage_periods: sync.usage_periods.clone(),
+        dry_run: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[[tenant]]
+name = "contoso"
+tenant_id = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret_env = "CONTOSO_SECRET"
+"#;
+
+    #[test]
+    fn minimal_config_resolves_to_global_cloud() {
+        let config = ConfigFile::parse(MINIMAL, Path::new("t.toml")).unwrap();
+        let run = config.resolve(config.tenant(None).unwrap());
+        assert_eq!(run.tenant.endpoints.graph, "https://graph.microsoft.com");
+        assert_eq!(
+            run.allowlist,
+            vec![
+                "https://login.microsoftonline.com:443",
+                "https://graph.microsoft.com:443"
+            ]
+        );
+        assert_eq!(run.options.features, Features::USERS);
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let text = format!("{MINIMAL}colour = \"blue\"\n");
+        let error = ConfigFile::parse(&text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("colour"), "{error}");
+        assert!(error.contains("t.toml"), "{error}");
+    }
+
+    #[test]
+    fn missing_secret_source_is_named() {
+        let text = MINIMAL.replace("client_secret_env = \"CONTOSO_SECRET\"", "");
+        let error = ConfigFile::parse(&text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("contoso") && error.contains("client_secret_env"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn bad_endpoint_is_named() {
+        let text = format!("{MINIMAL}[tenant.endpoints]\ngraph = \"ftp://x\"\n");
+        let error = ConfigFile::parse(&text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("endpoints.graph"), "{error}");
+    }
+
+    #[test]
+    fn pinned_hosts_restrict_the_allowlist() {
+        let endpoints = Endpoints {
+            login: "http://127.0.0.1:4000".into(),
+            graph: "http://127.0.0.1:5000".into(),
+        };
+        let pins = vec!["127.0.0.1:4000".to_string()];
+        assert_eq!(
+            allowlist(&endpoints, Some(&pins)),
+            vec!["http://127.0.0.1:4000"]
+        );
+        assert_eq!(allowlist(&endpoints, None).len(), 2);
+    }
+
+    #[test]
+    fn cloud_selects_documented_hosts() {
+        let text = MINIMAL.replace(
+            "client_secret_env",
+            "cloud = \"us-gov-dod\"\nclient_secret_env",
+        );
+        let config = ConfigFile::parse(&text, Path::new("t.toml")).unwrap();
+        let run = config.resolve(&config.tenants[0]);
+        assert_eq!(run.tenant.endpoints.graph, "https://dod-graph.microsoft.us");
+        assert_eq!(
+            run.tenant.endpoints.login,
+            "https://login.microsoftonline.us"
+        );
+    }
+}

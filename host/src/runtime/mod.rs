@@ -1,0 +1,384 @@
+//! The embedding runtime: one shared wasmtime `Engine`, the component compiled once and
+//! pre-instantiated, and a fresh `Store` per tenant run with its own capabilities, a memory
+//! limit and a wall-clock budget (epoch interruption, plus a timeout for time spent in host
+//! calls). A run that breaks its limits is stopped with a clear error; the runtime lives on.
+
+pub mod bindings;
+mod limits;
+mod state;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi_http::WasiHttpCtx;
+
+use crate::capabilities::http::AllowlistHooks;
+use crate::capabilities::log::EventSink;
+use crate::capabilities::secrets::TenantSecrets;
+use crate::capabilities::storage::TenantStore;
+use crate::config::TenantRun;
+use crate::error::{EngineError, RunError};
+use bindings::types::{EngineInfo, Features, Permission, PermissionCheck, SyncReport, SyncRequest};
+use bindings::{SyncEngine, SyncEnginePre};
+use limits::RunLimiter;
+use state::RunState;
+
+/// The component this host was built with (see build.rs).
+pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("M365SYNC_COMPONENT"));
+
+/// How often the epoch advances; the granularity of run deadlines.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Limits applied to every run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunLimits {
+    /// Linear memory a sandbox may use.
+    pub memory_bytes: usize,
+    /// Wall-clock budget of one run.
+    pub timeout: Duration,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits {
+            memory_bytes: 256 << 20,
+            timeout: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// Errors setting the runtime up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot configure wasmtime: {0}")]
+    Engine(String),
+    #[error("cannot load the engine component: {0}")]
+    Component(String),
+}
+
+/// Compiled engine component, ready to run tenants.
+pub struct Runtime {
+    engine: Engine,
+    pre: SyncEnginePre<RunState>,
+    limits: RunLimits,
+    ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    /// A runtime for the component embedded in this binary.
+    pub fn new(limits: RunLimits) -> Result<Runtime, SetupError> {
+        Runtime::with_component(EMBEDDED_COMPONENT, limits)
+    }
+
+    /// A runtime for the given component bytes (a `.wasm` component).
+    pub fn with_component(component: &[u8], limits: RunLimits) -> Result<Runtime, SetupError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(|e| SetupError::Engine(e.to_string()))?;
+        let component = Component::new(&engine, component)
+            .map_err(|e| SetupError::Component(format!("{e:#}")))?;
+        let mut linker: Linker<RunState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| SetupError::Engine(format!("{e:#}")))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| SetupError::Engine(format!("{e:#}")))?;
+        // The engine's own imports; WASI and wasi:http were added above.
+        let engine_imports = [
+            bindings::secrets::add_to_linker::<_, HasSelf<RunState>>(&mut linker, |state| state),
+            bindings::storage::add_to_linker::<_, HasSelf<RunState>>(&mut linker, |state| state),
+            bindings::log::add_to_linker::<_, HasSelf<RunState>>(&mut linker, |state| state),
+        ];
+        for added in engine_imports {
+            added.map_err(|e| SetupError::Engine(format!("{e:#}")))?;
+        }
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| SetupError::Component(format!("{e:#}")))?;
+        let pre = SyncEnginePre::new(pre).map_err(|e| SetupError::Component(format!("{e:#}")))?;
+        let ticker = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(engine.clone(), ticker.clone());
+        Ok(Runtime {
+            engine,
+            pre,
+            limits,
+            ticker,
+        })
+    }
+
+    pub fn limits(&self) -> RunLimits {
+        self.limits
+    }
+
+    /// The component's versions and implemented features.
+    pub async fn info(&self) -> Result<EngineInfo, RunError> {
+        let mut sandbox = self.sandbox(&TenantRun::nothing(), Box::new(NoStore), no_sink())?;
+        let instance = sandbox.instantiate(&self.pre).await?;
+        let result = instance
+            .m365sync_engine_engine()
+            .call_info(&mut sandbox.store)
+            .await;
+        sandbox.finish(result, "info")
+    }
+
+    /// The permissions the features need.
+    pub async fn required_permissions(
+        &self,
+        features: Features,
+    ) -> Result<Vec<Permission>, RunError> {
+        let mut sandbox = self.sandbox(&TenantRun::nothing(), Box::new(NoStore), no_sink())?;
+        let instance = sandbox.instantiate(&self.pre).await?;
+        let result = instance
+            .m365sync_engine_engine()
+            .call_required_permissions(&mut sandbox.store, features)
+            .await;
+        sandbox.finish(result, "required-permissions")
+    }
+
+    /// Sign in as the tenant's app and compare granted roles with what the features need.
+    pub async fn check_permissions(
+        &self,
+        run: &TenantRun,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<PermissionCheck, RunError> {
+        let mut sandbox = self.sandbox(run, Box::new(NoStore), sink)?;
+        let instance = sandbox.instantiate(&self.pre).await?;
+        let call = instance.m365sync_engine_engine().call_check_permissions(
+            &mut sandbox.store,
+            &run.tenant,
+            run.options.features,
+        );
+        let result = sandbox.limits.timeout_call(call).await;
+        sandbox.finish_engine(result, "check-permissions")
+    }
+
+    /// Run one sync of one tenant into `store`, within the runtime's limits.
+    pub async fn sync(
+        &self,
+        run: &TenantRun,
+        store: Box<dyn TenantStore>,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<SyncReport, RunError> {
+        self.sync_with_limits(run, store, sink, self.limits).await
+    }
+
+    /// Run one sync with limits of its own (a large tenant may need more memory or time).
+    pub async fn sync_with_limits(
+        &self,
+        run: &TenantRun,
+        store: Box<dyn TenantStore>,
+        sink: Arc<dyn EventSink>,
+        limits: RunLimits,
+    ) -> Result<SyncReport, RunError> {
+        let mut sandbox = self.sandbox_with_limits(run, store, sink, limits)?;
+        let instance = sandbox.instantiate(&self.pre).await?;
+        let request = SyncRequest {
+            tenant: run.tenant.clone(),
+            options: run.options.clone(),
+        };
+        let call = instance
+            .m365sync_engine_engine()
+            .call_sync(&mut sandbox.store, &request);
+        let result = sandbox.limits.timeout_call(call).await;
+        sandbox.finish_engine(result, "sync")
+    }
+
+    fn sandbox(
+        &self,
+        run: &TenantRun,
+        store: Box<dyn TenantStore>,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<Sandbox, RunError> {
+        self.sandbox_with_limits(run, store, sink, self.limits)
+    }
+
+    fn sandbox_with_limits(
+        &self,
+        run: &TenantRun,
+        store: Box<dyn TenantStore>,
+        sink: Arc<dyn EventSink>,
+        limits: RunLimits,
+    ) -> Result<Sandbox, RunError> {
+        // The guest's stderr is kept (bounded) to explain a crash; it never sees a secret it
+        // could print, because it logs through the log interface.
+        let stderr = MemoryOutputPipe::new(16 * 1024);
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = RunState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: Default::default(),
+            hooks: AllowlistHooks::new(run.allowlist.clone()),
+            limiter: RunLimiter::new(limits.memory_bytes),
+            secrets: TenantSecrets::new(run.client_secret.clone()),
+            store,
+            sink,
+            tenant_key: run.tenant.key.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        let ticks = (limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        Ok(Sandbox {
+            store,
+            stderr,
+            limits,
+            tenant: run.tenant.key.clone(),
+        })
+    }
+}
+
+/// One run's store and what is needed to explain how it ended.
+struct Sandbox {
+    store: Store<RunState>,
+    stderr: MemoryOutputPipe,
+    limits: RunLimits,
+    tenant: String,
+}
+
+impl RunLimits {
+    /// Bound a call by the run's budget even while the guest waits in a host call, where
+    /// epochs cannot interrupt it.
+    async fn timeout_call<T>(
+        &self,
+        call: impl Future<Output = wasmtime::Result<T>>,
+    ) -> wasmtime::Result<T> {
+        match tokio::time::timeout(self.timeout + Duration::from_secs(1), call).await {
+            Ok(result) => result,
+            Err(_) => Err(wasmtime::Error::new(Trap::Interrupt)),
+        }
+    }
+}
+
+impl Sandbox {
+    async fn instantiate(&mut self, pre: &SyncEnginePre<RunState>) -> Result<SyncEngine, RunError> {
+        let result = pre.instantiate_async(&mut self.store).await;
+        self.finish(result, "instantiate")
+    }
+
+    fn finish<T>(&mut self, result: wasmtime::Result<T>, call: &str) -> Result<T, RunError> {
+        result.map_err(|error| self.explain(error, call))
+    }
+
+    fn finish_engine<T>(
+        &mut self,
+        result: wasmtime::Result<Result<T, bindings::types::SyncError>>,
+        call: &str,
+    ) -> Result<T, RunError> {
+        match self.finish(result, call)? {
+            Ok(value) => Ok(value),
+            Err(error) => Err(RunError::Engine {
+                tenant: self.tenant.clone(),
+                error: EngineError(error),
+            }),
+        }
+    }
+
+    fn explain(&mut self, error: wasmtime::Error, call: &str) -> RunError {
+        let tenant = self.tenant.clone();
+        if self.store.data().limiter.exceeded() {
+            return RunError::MemoryLimit {
+                tenant,
+                limit_mib: self.limits.memory_bytes >> 20,
+            };
+        }
+        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return RunError::Deadline {
+                tenant,
+                seconds: self.limits.timeout.as_secs_f64(),
+            };
+        }
+        let stderr = String::from_utf8_lossy(&self.stderr.contents())
+            .trim()
+            .to_string();
+        let detail = if stderr.is_empty() {
+            format!("{error:#}")
+        } else {
+            format!("{error:#}; component said: {stderr}")
+        };
+        RunError::Crashed {
+            tenant,
+            call: call.to_string(),
+            detail,
+        }
+    }
+}
+
+fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) {
+    std::thread::Builder::new()
+        .name("m365sync-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })
+        .ok();
+}
+
+fn no_sink() -> Arc<dyn EventSink> {
+    Arc::new(crate::capabilities::log::TracingSink)
+}
+
+/// Storage for calls that need none (info, permissions): every call is refused.
+struct NoStore;
+
+impl TenantStore for NoStore {
+    fn get_checkpoint(
+        &mut self,
+        _: &str,
+    ) -> Result<Option<String>, bindings::storage::StorageError> {
+        Err(no_storage())
+    }
+    fn find_people(
+        &mut self,
+        _: &[bindings::types::PersonKey],
+    ) -> Result<Vec<Option<bindings::types::StoredPerson>>, bindings::storage::StorageError> {
+        Err(no_storage())
+    }
+    fn list_people_ids(
+        &mut self,
+        _: Option<&str>,
+        _: u32,
+    ) -> Result<Vec<String>, bindings::storage::StorageError> {
+        Err(no_storage())
+    }
+    fn commit(&mut self, _: bindings::types::Batch) -> Result<(), bindings::storage::StorageError> {
+        Err(no_storage())
+    }
+    fn list_organizations(
+        &mut self,
+    ) -> Result<Vec<bindings::types::PlatformOrganization>, bindings::storage::StorageError> {
+        Err(no_storage())
+    }
+    fn get_decision(
+        &mut self,
+        _: &str,
+    ) -> Result<Option<bindings::types::MatchDecision>, bindings::storage::StorageError> {
+        Err(no_storage())
+    }
+    fn put_decision(
+        &mut self,
+        _: bindings::types::MatchDecision,
+    ) -> Result<(), bindings::storage::StorageError> {
+        Err(no_storage())
+    }
+}
+
+fn no_storage() -> bindings::storage::StorageError {
+    bindings::storage::StorageError::Unavailable("this call has no storage".to_string())
+}

@@ -1,0 +1,68 @@
+//! `m365sync-simulator`: runs the simulator by hand. It prints the login URL,
+//! the Graph URL and the test credentials (a fixture, so printing the secret is
+//! intended here), then serves until Ctrl-C.
+
+use std::time::Duration;
+
+use clap::Parser;
+use m365sync_simulator::{SimConfig, Simulator, TenantSpec};
+
+/// A local Microsoft identity platform token endpoint and Microsoft Graph v1.0
+/// serving a generated tenant.
+#[derive(Debug, Parser)]
+#[command(name = "m365sync-simulator", version)]
+struct Args {
+    /// Number of users in the generated tenant.
+    #[arg(long, default_value_t = 2500)]
+    users: usize,
+    /// Seed: the same seed and size always give the same tenant.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Delay added to every Graph request, in milliseconds.
+    #[arg(long)]
+    latency_ms: Option<u64>,
+    /// Application roles in issued tokens, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "User.Read.All")]
+    roles: Vec<String>,
+    /// Make the token endpoint answer AADSTS7000222 (expired client secret).
+    #[arg(long)]
+    secret_expired: bool,
+    /// Lifetime of issued access tokens, in seconds.
+    #[arg(long, default_value_t = 3599)]
+    token_lifetime_secs: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut config = SimConfig::new(TenantSpec::new(args.seed, args.users));
+    config.latency = args.latency_ms.map(Duration::from_millis);
+    config.roles = args
+        .roles
+        .into_iter()
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .collect();
+    config.secret_expired = args.secret_expired;
+    config.token_lifetime_secs = args.token_lifetime_secs;
+    let sim = Simulator::start(config).await?;
+    let creds = sim.credentials();
+    let tenant = sim.tenant();
+    println!(
+        "tenant:        {} ({} users)",
+        tenant.name,
+        tenant.users.len()
+    );
+    println!("login url:     {}", sim.login_url());
+    println!("graph url:     {}", sim.graph_url());
+    println!("token url:     {}", sim.token_url());
+    println!("tenant id:     {}", creds.tenant_id);
+    println!("client id:     {}", creds.client_id);
+    println!("client secret: {}", creds.client_secret);
+    println!("scope:         https://graph.microsoft.com/.default");
+    println!("Serving until Ctrl-C.");
+    tokio::signal::ctrl_c().await?;
+    println!("Stopping ({} requests served).", sim.request_count());
+    sim.shutdown().await;
+    Ok(())
+}

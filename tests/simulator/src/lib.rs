@@ -1,0 +1,259 @@
+//! `m365sync-simulator`: a local stand-in for the Microsoft identity platform
+//! token endpoint and Microsoft Graph v1.0, serving a deterministic, generated
+//! tenant. Used by the end-to-end tests, the benchmark and `m365sync demo`.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use m365sync_simulator::{SimConfig, Simulator, TenantSpec};
+//! let sim = Simulator::start(SimConfig::new(TenantSpec::new(42, 2500))).await?;
+//! let creds = sim.credentials();
+//! // POST {login_url}/{tenant_id}/oauth2/v2.0/token, then GET {graph_url}/v1.0/users
+//! println!("{} {} {}", sim.login_url(), sim.graph_url(), creds.tenant_id);
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Behaviour follows Microsoft's documentation; each module cites the pages it
+//! relies on.
+
+mod graph;
+mod names;
+mod odata;
+mod paging;
+mod rng;
+mod server;
+mod tenant;
+mod token;
+mod userprops;
+mod util;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use tenant::{Domain, Sku, Tenant, TenantSpec, User};
+
+/// The application credentials a client uses against the token endpoint.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("tenant_id", &self.tenant_id)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// How to run the simulator.
+#[derive(Clone)]
+pub struct SimConfig {
+    pub tenant: TenantSpec,
+    /// The registered application's client id (default: a GUID derived from the seed).
+    pub client_id: String,
+    /// The application's secret (default: a 40-character secret derived from the seed).
+    pub client_secret: String,
+    /// When true the token endpoint answers AADSTS7000222 (expired secret) to
+    /// the right secret.
+    pub secret_expired: bool,
+    /// App roles put in the token's `roles` claim (default `["User.Read.All"]`).
+    pub roles: Vec<String>,
+    /// Delay added to every Graph request (default none: no sleeps at all).
+    pub latency: Option<Duration>,
+    /// `expires_in` of issued tokens, in seconds (default 3599).
+    pub token_lifetime_secs: u64,
+    /// When true (the default) Graph checks the token's `roles` against the
+    /// application permissions each API documents and answers 403
+    /// `Authorization_RequestDenied` when none is held.
+    pub enforce_roles: bool,
+}
+
+impl fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("tenant", &self.tenant)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("secret_expired", &self.secret_expired)
+            .field("roles", &self.roles)
+            .field("latency", &self.latency)
+            .field("token_lifetime_secs", &self.token_lifetime_secs)
+            .field("enforce_roles", &self.enforce_roles)
+            .finish()
+    }
+}
+
+impl SimConfig {
+    pub fn new(tenant: TenantSpec) -> Self {
+        let mut r = rng::Rng::derived(tenant.seed, 0x00C1_1E17);
+        let client_id = r.guid();
+        // Entra client secrets are 40 characters: a 3-character key id, "8Q~"
+        // style marker and random text drawn from this alphabet.
+        const ALPHABET: &[u8] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~";
+        let mut secret = String::with_capacity(40);
+        for i in 0..40 {
+            if i == 3 {
+                secret.push('8');
+            } else if i == 4 {
+                secret.push('Q');
+            } else if i == 5 {
+                secret.push('~');
+            } else {
+                secret.push(*r.pick(ALPHABET) as char);
+            }
+        }
+        SimConfig {
+            tenant,
+            client_id,
+            client_secret: secret,
+            secret_expired: false,
+            roles: vec!["User.Read.All".to_string()],
+            latency: None,
+            token_lifetime_secs: 3599,
+            enforce_roles: true,
+        }
+    }
+}
+
+/// Which of the two listeners received a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// The identity platform (token endpoint).
+    Login,
+    /// Microsoft Graph.
+    Graph,
+}
+
+/// One request the simulator answered. Secrets are never recorded: the token
+/// endpoint takes them in the body, which is not kept, and a `client_secret`
+/// wrongly sent in a query string is redacted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    pub host: Host,
+    pub method: String,
+    /// The path as received (still percent-encoded).
+    pub path: String,
+    /// The raw query string without `?` (still percent-encoded), or "".
+    pub query: String,
+    pub status: u16,
+    /// True if the request carried `Authorization: Bearer …`.
+    pub authorization: bool,
+}
+
+/// A running simulator: two HTTP/1.1 listeners on 127.0.0.1.
+pub struct Simulator {
+    shared: Arc<server::Shared>,
+    login_addr: SocketAddr,
+    graph_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Simulator")
+            .field("login_url", &self.login_url())
+            .field("graph_url", &self.graph_url())
+            .field("tenant_id", &self.shared.tenant.id)
+            .finish()
+    }
+}
+
+impl Simulator {
+    /// Generates the tenant and binds two listeners on 127.0.0.1 with random
+    /// ports: one for the login (token) host, one for Graph. Must be called
+    /// within a Tokio runtime.
+    pub async fn start(config: SimConfig) -> anyhow::Result<Simulator> {
+        let login = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let graph = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let login_addr = login.local_addr()?;
+        let graph_addr = graph.local_addr()?;
+        let login_url = format!("http://{login_addr}");
+        let graph_url = format!("http://{graph_addr}");
+        let shared = Arc::new(server::Shared::new(config, login_url, graph_url));
+        let (stop, stop_rx) = watch::channel(false);
+        let tasks = vec![
+            server::spawn(login, Host::Login, shared.clone(), stop_rx.clone()),
+            server::spawn(graph, Host::Graph, shared.clone(), stop_rx),
+        ];
+        Ok(Simulator {
+            shared,
+            login_addr,
+            graph_addr,
+            stop,
+            tasks,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub fn login_url(&self) -> String {
+        format!("http://{}", self.login_addr)
+    }
+
+    /// `http://127.0.0.1:PORT2`, no trailing slash.
+    pub fn graph_url(&self) -> String {
+        format!("http://{}", self.graph_addr)
+    }
+
+    /// `{login_url}/{tenant_id}/oauth2/v2.0/token`.
+    pub fn token_url(&self) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.login_url(),
+            self.shared.tenant.id
+        )
+    }
+
+    pub fn credentials(&self) -> Credentials {
+        Credentials {
+            tenant_id: self.shared.tenant.id.clone(),
+            client_id: self.shared.config.client_id.clone(),
+            client_secret: self.shared.config.client_secret.clone(),
+        }
+    }
+
+    /// The generated tenant: ground truth for tests.
+    pub fn tenant(&self) -> &Tenant {
+        &self.shared.tenant
+    }
+
+    /// Every request received on both hosts, in the order they were answered.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests()
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.shared.request_count()
+    }
+
+    /// Stops both listeners and closes open connections.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod http_tests;

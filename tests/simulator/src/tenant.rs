@@ -1,0 +1,928 @@
+//! The simulated tenant: its data model (domains, licence SKUs, users) and a
+//! deterministic generator that builds a realistic directory from a seed and a
+//! size. The same `(seed, users)` always yields the same tenant.
+//!
+//! Shapes follow the Graph v1.0 resources: user
+//! (microsoftgraph/microsoft-graph-docs-contrib: api-reference/v1.0/resources/user.md),
+//! domain (api-reference/v1.0/api/domain-list.md) and subscribedSku
+//! (api-reference/v1.0/api/subscribedsku-list.md).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::names::{
+    self, COUNTRIES, Country, DEPARTMENTS, Locale, SkuInfo, ascii_fold, ascii_fold_into,
+};
+use crate::rng::Rng;
+use crate::util::{days_from_civil, iso8601, keyed_hash};
+
+/// What to generate: a seed, a number of users, and the tenant's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSpec {
+    pub seed: u64,
+    pub users: usize,
+    /// The tenant (directory) id, a GUID.
+    pub tenant_id: String,
+    /// The organisation's display name, e.g. "Contoso Ltd".
+    pub name: String,
+}
+
+impl TenantSpec {
+    /// Derives a GUID tenant id and a company name from the seed.
+    pub fn new(seed: u64, users: usize) -> Self {
+        let mut rng = Rng::derived(seed, 0x007E_4A17);
+        let tenant_id = rng.guid();
+        let company = rng.pick(names::COMPANIES);
+        let suffix = rng.pick(names::COMPANY_SUFFIXES);
+        TenantSpec {
+            seed,
+            users,
+            tenant_id,
+            name: format!("{company} {suffix}"),
+        }
+    }
+}
+
+/// A generated tenant: ground truth for tests.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub domains: Vec<Domain>,
+    pub skus: Vec<Sku>,
+    pub users: Vec<User>,
+    /// When the tenant was created (ISO 8601 UTC).
+    pub created_date_time: String,
+    /// ISO 3166 code of the country the organisation is registered in.
+    pub country_letter_code: String,
+    /// The headquarters' city.
+    pub city: String,
+}
+
+/// A domain registered in the tenant; `id` is the domain name.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Domain {
+    pub id: String,
+    pub is_default: bool,
+    pub is_initial: bool,
+    pub is_verified: bool,
+}
+
+/// A licence subscription the tenant holds.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sku {
+    pub sku_id: String,
+    pub sku_part_number: String,
+    pub prepaid_enabled: u32,
+    pub consumed_units: u32,
+}
+
+/// A directory user. `None` fields are `null` in Graph.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    pub user_principal_name: String,
+    pub mail: Option<String>,
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    pub display_name: String,
+    pub department: Option<String>,
+    pub job_title: Option<String>,
+    pub country: Option<String>,
+    pub usage_location: Option<String>,
+    pub office_location: Option<String>,
+    pub account_enabled: bool,
+    /// "Member" or "Guest".
+    pub user_type: String,
+    /// skuIds of the assigned licences.
+    pub assigned_licenses: Vec<String>,
+    /// ISO 8601 UTC, e.g. "2021-03-04T10:11:12Z".
+    pub created_date_time: String,
+    pub city: Option<String>,
+    pub business_phones: Vec<String>,
+    pub mobile_phone: Option<String>,
+    pub preferred_language: Option<String>,
+}
+
+impl User {
+    /// The user in Graph's camelCase JSON shape, with the properties the
+    /// simulator models (assignedLicenses as `[{"disabledPlans":[],"skuId":…}]`,
+    /// see api-reference/v1.0/resources/assignedlicense.md).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "accountEnabled": self.account_enabled,
+            "assignedLicenses": self.assigned_licenses.iter()
+                .map(|s| json!({"disabledPlans": [], "skuId": s}))
+                .collect::<Vec<_>>(),
+            "businessPhones": self.business_phones,
+            "city": self.city,
+            "country": self.country,
+            "createdDateTime": self.created_date_time,
+            "department": self.department,
+            "displayName": self.display_name,
+            "givenName": self.given_name,
+            "jobTitle": self.job_title,
+            "mail": self.mail,
+            "mobilePhone": self.mobile_phone,
+            "officeLocation": self.office_location,
+            "preferredLanguage": self.preferred_language,
+            "surname": self.surname,
+            "usageLocation": self.usage_location,
+            "userPrincipalName": self.user_principal_name,
+            "userType": self.user_type,
+        })
+    }
+
+    /// True for external (B2B guest) accounts.
+    pub fn is_guest(&self) -> bool {
+        self.user_type == "Guest"
+    }
+}
+
+impl Tenant {
+    /// Generates the tenant described by `spec` (linear in `spec.users`).
+    pub fn generate(spec: &TenantSpec) -> Tenant {
+        Generator::new(spec).run()
+    }
+
+    /// The initial `<slug>.onmicrosoft.com` domain.
+    pub fn initial_domain(&self) -> &str {
+        self.domains
+            .iter()
+            .find(|d| d.is_initial)
+            .map(|d| d.id.as_str())
+            .unwrap_or("")
+    }
+
+    /// The default domain (new users are created on it).
+    pub fn default_domain(&self) -> &str {
+        self.domains
+            .iter()
+            .find(|d| d.is_default)
+            .map(|d| d.id.as_str())
+            .unwrap_or("")
+    }
+}
+
+/// Lower-case ASCII label for domains: "Margie's Travel Ltd" → "margiestravel".
+pub fn slug_of(name: &str) -> String {
+    let mut base = name.trim();
+    for suffix in names::COMPANY_SUFFIXES {
+        if let Some(stripped) = base.strip_suffix(suffix)
+            && stripped.ends_with(' ')
+        {
+            base = stripped.trim_end();
+            break;
+        }
+    }
+    let slug = ascii_fold(base);
+    if slug.is_empty() {
+        "tenant".to_string()
+    } else {
+        slug
+    }
+}
+
+/// A `Hasher` for keys that already are well-mixed 64-bit hashes.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ *b as u64;
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type PreHashedBuild = BuildHasherDefault<PreHashed>;
+
+/// Where a generated address is unique: it hands out `local`, `local2`,
+/// `local3`… per domain, in amortised O(1). Addresses are remembered by a
+/// 64-bit hash; a (vanishingly rare) false match only costs a needless suffix,
+/// never a duplicate.
+#[derive(Default)]
+struct AddressBook {
+    used: HashSet<u64, PreHashedBuild>,
+    next_suffix: HashMap<u64, u32, PreHashedBuild>,
+    buf: String,
+}
+
+const ADDRESS_KEY: u64 = 0xADD2_E55B_00C5_u64;
+
+impl AddressBook {
+    fn with_capacity(n: usize) -> Self {
+        AddressBook {
+            used: HashSet::with_capacity_and_hasher(n + n / 8, PreHashedBuild::default()),
+            next_suffix: HashMap::with_capacity_and_hasher(n / 4, PreHashedBuild::default()),
+            buf: String::with_capacity(64),
+        }
+    }
+
+    /// Reserves a unique `local@domain` (lower case) and returns its local part.
+    fn reserve(&mut self, local: &str, domain: &str) -> String {
+        self.buf.clear();
+        self.buf.push_str(local);
+        self.buf.push('@');
+        self.buf.push_str(domain);
+        let base = keyed_hash(ADDRESS_KEY, self.buf.as_bytes());
+        if self.used.insert(base) {
+            return local.to_string();
+        }
+        let n = self.next_suffix.entry(base).or_insert(1);
+        loop {
+            *n += 1;
+            self.buf.clear();
+            let _ = write!(self.buf, "{local}{n}@{domain}");
+            if self
+                .used
+                .insert(keyed_hash(ADDRESS_KEY, self.buf.as_bytes()))
+            {
+                return format!("{local}{n}");
+            }
+        }
+    }
+}
+
+struct Generator<'a> {
+    spec: &'a TenantSpec,
+    rng: Rng,
+    slug: String,
+    default_domain: String,
+    initial_domain: String,
+    uk_domain: String,
+    labs_domain: Option<String>,
+    home: &'static Country,
+    country_cdf: Vec<u32>,
+    department_cdf: Vec<u32>,
+    skus: Vec<SkuInfo>,
+    consumed: Vec<u32>,
+    large: bool,
+    legacy_share: u32,
+    tenant_created: u64,
+    latest: u64,
+    book: AddressBook,
+}
+
+fn cdf(weights: impl Iterator<Item = u32>) -> Vec<u32> {
+    let mut acc = 0;
+    weights
+        .map(|w| {
+            acc += w;
+            acc
+        })
+        .collect()
+}
+
+fn pick_cdf(rng: &mut Rng, cdf: &[u32]) -> usize {
+    let total = cdf.last().copied().unwrap_or(1).max(1);
+    let r = rng.below(total as u64) as u32;
+    cdf.partition_point(|&c| c <= r)
+        .min(cdf.len().saturating_sub(1))
+}
+
+fn unix_of(y: i64, m: u32, d: u32) -> u64 {
+    (days_from_civil(y, m, d) * 86_400) as u64
+}
+
+impl<'a> Generator<'a> {
+    fn new(spec: &'a TenantSpec) -> Self {
+        let mut rng = Rng::derived(spec.seed, 0xD1EC_7041);
+        let slug = slug_of(&spec.name);
+        let home = &COUNTRIES[*rng.pick(names::HOME_COUNTRIES)];
+        let country_cdf = cdf(COUNTRIES.iter().map(|c| {
+            if c.code == home.code {
+                c.weight + 60
+            } else {
+                c.weight
+            }
+        }));
+        let department_cdf = cdf(DEPARTMENTS.iter().map(|d| d.weight));
+        // Microsoft 365 Business plans are capped at 300 seats; larger
+        // organisations run Enterprise plans, often mid-migration from
+        // Office 365 E3 to Microsoft 365 E3.
+        let large = spec.users > 300;
+        let skus = if large {
+            vec![
+                names::SPE_E3,
+                names::ENTERPRISEPACK,
+                names::EMS,
+                names::SPE_E5,
+                names::POWER_BI_PRO,
+                names::FLOW_FREE,
+                names::TEAMS_EXPLORATORY,
+            ]
+        } else {
+            vec![
+                names::O365_BUSINESS_PREMIUM,
+                names::SPE_E5,
+                names::POWER_BI_PRO,
+                names::FLOW_FREE,
+                names::TEAMS_EXPLORATORY,
+            ]
+        };
+        let legacy_share = rng.range(100, 600) as u32;
+        let tenant_created =
+            rng.range(unix_of(2015, 1, 1), unix_of(2018, 12, 31)) + rng.below(86_400);
+        let labs_domain = rng.chance(500).then(|| format!("{slug}-labs.io"));
+        Generator {
+            spec,
+            consumed: vec![0; skus.len()],
+            skus,
+            large,
+            legacy_share,
+            default_domain: format!("{slug}.com"),
+            initial_domain: format!("{slug}.onmicrosoft.com"),
+            uk_domain: format!("{slug}.co.uk"),
+            labs_domain,
+            slug,
+            home,
+            country_cdf,
+            department_cdf,
+            tenant_created,
+            latest: unix_of(2025, 12, 31) + 86_399,
+            book: AddressBook::with_capacity(spec.users),
+            rng,
+        }
+    }
+
+    fn domains(&mut self) -> Vec<Domain> {
+        let verified = |id: &str, is_default: bool, is_initial: bool| Domain {
+            id: id.to_string(),
+            is_default,
+            is_initial,
+            is_verified: true,
+        };
+        let mut domains = vec![
+            verified(&self.default_domain, true, false),
+            verified(&self.uk_domain, false, false),
+        ];
+        if let Some(labs) = &self.labs_domain {
+            domains.push(verified(labs, false, false));
+        }
+        if self.rng.chance(400) {
+            // Added in the admin centre but never verified: nobody can use it.
+            domains.push(Domain {
+                id: format!("{}.net", self.slug),
+                is_default: false,
+                is_initial: false,
+                is_verified: false,
+            });
+        }
+        domains.push(verified(&self.initial_domain, false, true));
+        domains
+    }
+
+    fn sku_index(&self, sku: &SkuInfo) -> Option<usize> {
+        self.skus.iter().position(|s| s.sku_id == sku.sku_id)
+    }
+
+    fn assign(&mut self, licenses: &mut Vec<String>, sku: &SkuInfo) {
+        if let Some(i) = self.sku_index(sku)
+            && !licenses.iter().any(|l| l == sku.sku_id)
+        {
+            self.consumed[i] += 1;
+            licenses.push(sku.sku_id.to_string());
+        }
+    }
+
+    fn created(&mut self) -> String {
+        let t = self.rng.range(self.tenant_created, self.latest);
+        iso8601(t)
+    }
+
+    fn phone(&mut self, country: &Country, mobile: bool) -> String {
+        let a = self.rng.range(200, 989);
+        let b = self.rng.range(100, 999);
+        let c = self.rng.range(0, 9999);
+        if mobile {
+            format!("{} {} {b} {c:04}", country.phone_prefix, a + 10)
+        } else {
+            format!("{} {a} {b} {c:04}", country.phone_prefix)
+        }
+    }
+
+    fn run(mut self) -> Tenant {
+        let domains = self.domains();
+        let mut users = Vec::with_capacity(self.spec.users);
+        for i in 0..self.spec.users {
+            let user = if i == 0 {
+                self.admin()
+            } else {
+                match self.rng.below(1000) {
+                    0..50 => self.guest(),
+                    50..90 => self.service_account(),
+                    _ => self.member(),
+                }
+            };
+            users.push(user);
+        }
+        let mut skus = Vec::with_capacity(self.skus.len());
+        for (info, &consumed) in self.skus.iter().zip(&self.consumed) {
+            let prepaid = if info.free {
+                consumed.max(10_000)
+            } else {
+                let step = match consumed {
+                    0..100 => 5,
+                    100..1000 => 25,
+                    _ => 100,
+                };
+                (consumed / step + 1) * step + self.rng.below(step as u64) as u32
+            };
+            skus.push(Sku {
+                sku_id: info.sku_id.to_string(),
+                sku_part_number: info.part_number.to_string(),
+                prepaid_enabled: prepaid,
+                consumed_units: consumed,
+            });
+        }
+        Tenant {
+            id: self.spec.tenant_id.clone(),
+            name: self.spec.name.clone(),
+            domains,
+            skus,
+            users,
+            created_date_time: iso8601(self.tenant_created),
+            country_letter_code: self.home.code.to_string(),
+            city: self.home.cities[0].to_string(),
+        }
+    }
+
+    fn admin(&mut self) -> User {
+        let local = self.book.reserve("admin", &self.initial_domain);
+        let upn = format!("{local}@{}", self.initial_domain);
+        let mut licenses = Vec::new();
+        self.assign(&mut licenses, &names::SPE_E5);
+        let id = self.rng.guid();
+        User {
+            id,
+            mail: Some(upn.clone()),
+            user_principal_name: upn,
+            given_name: None,
+            surname: None,
+            display_name: "MOD Administrator".to_string(),
+            department: Some("IT".to_string()),
+            job_title: None,
+            country: Some(self.home.name.to_string()),
+            usage_location: Some(self.home.code.to_string()),
+            office_location: None,
+            account_enabled: true,
+            user_type: "Member".to_string(),
+            assigned_licenses: licenses,
+            created_date_time: iso8601(self.tenant_created),
+            city: None,
+            business_phones: Vec::new(),
+            mobile_phone: None,
+            preferred_language: Some(self.home.language.to_string()),
+        }
+    }
+
+    fn member(&mut self) -> User {
+        let id = self.rng.guid();
+        let country = &COUNTRIES[pick_cdf(&mut self.rng, &self.country_cdf)];
+        // Most people carry names from where they work; some do not.
+        let locale: Locale = if self.rng.chance(850) {
+            country.locale
+        } else {
+            COUNTRIES[self.rng.index(COUNTRIES.len())].locale
+        };
+        let given = *self.rng.pick(names::given_names(locale));
+        let surname = *self.rng.pick(names::surnames(locale));
+        let department = if self.rng.chance(70) {
+            None
+        } else {
+            Some(&DEPARTMENTS[pick_cdf(&mut self.rng, &self.department_cdf)])
+        };
+        let job_title = match department {
+            Some(d) if !self.rng.chance(70) => Some(*self.rng.pick(d.titles)),
+            Some(_) => None,
+            None if self.rng.chance(500) => {
+                let d = &DEPARTMENTS[self.rng.index(DEPARTMENTS.len())];
+                Some(*self.rng.pick(d.titles))
+            }
+            None => None,
+        };
+        let city = *self.rng.pick(country.cities);
+        let office_location = if self.rng.chance(90) {
+            None
+        } else {
+            let floor = self.rng.range(1, 12);
+            let room = self.rng.range(1, 60);
+            Some(format!("{city} {floor}/{}", floor * 100 + room))
+        };
+        let dept_name = department.map(|d| d.name);
+        let domain: &str = if country.code == "GB" && self.rng.chance(700) {
+            &self.uk_domain
+        } else if let (Some(labs), Some("Research & Development")) = (&self.labs_domain, dept_name)
+        {
+            if self.rng.chance(400) {
+                labs
+            } else {
+                &self.default_domain
+            }
+        } else if self.rng.chance(5) {
+            &self.initial_domain
+        } else {
+            &self.default_domain
+        };
+        let mut local_base = String::with_capacity(given.len() + surname.len() + 1);
+        ascii_fold_into(given, &mut local_base);
+        local_base.push('.');
+        ascii_fold_into(surname, &mut local_base);
+        if local_base.starts_with('.') || local_base.ends_with('.') {
+            local_base = local_base.trim_matches('.').to_string();
+        }
+        if local_base.is_empty() {
+            local_base = "user".to_string();
+        }
+        let mut upn = self.book.reserve(&local_base, domain);
+        upn.reserve(domain.len() + 1);
+        upn.push('@');
+        upn.push_str(domain);
+
+        let account_enabled = !self.rng.chance(30);
+        let licensed = !self.rng.chance(10) && (account_enabled || self.rng.chance(500));
+        let mut licenses = Vec::new();
+        if licensed {
+            let privileged = matches!(dept_name, Some("Executive") | Some("IT"));
+            if self.rng.chance(if privileged { 350 } else { 40 }) {
+                self.assign(&mut licenses, &names::SPE_E5);
+            } else if self.rng.chance(30) {
+                self.assign(&mut licenses, &names::TEAMS_EXPLORATORY);
+            } else if self.large {
+                if self.rng.below(1000) < self.legacy_share as u64 {
+                    self.assign(&mut licenses, &names::ENTERPRISEPACK);
+                    if self.rng.chance(600) {
+                        self.assign(&mut licenses, &names::EMS);
+                    }
+                } else {
+                    self.assign(&mut licenses, &names::SPE_E3);
+                }
+            } else {
+                self.assign(&mut licenses, &names::O365_BUSINESS_PREMIUM);
+            }
+            let analyst = matches!(
+                dept_name,
+                Some("Finance") | Some("Sales") | Some("Marketing")
+            );
+            if licenses.iter().all(|l| l != names::SPE_E5.sku_id)
+                && self.rng.chance(if analyst { 300 } else { 60 })
+            {
+                self.assign(&mut licenses, &names::POWER_BI_PRO);
+            }
+            if licenses.len() < 3 && self.rng.chance(50) {
+                self.assign(&mut licenses, &names::FLOW_FREE);
+            }
+        }
+        let country_known = !self.rng.chance(30);
+        let usage_location = if licensed || self.rng.chance(500) {
+            Some(
+                if country_known {
+                    country.code
+                } else {
+                    self.home.code
+                }
+                .to_string(),
+            )
+        } else {
+            None
+        };
+        let business_phones = if self.rng.chance(650) {
+            vec![self.phone(country, false)]
+        } else {
+            Vec::new()
+        };
+        let mobile_phone = self.rng.chance(450).then(|| self.phone(country, true));
+        let preferred_language = self.rng.chance(550).then(|| country.language.to_string());
+        User {
+            id,
+            mail: Some(upn.clone()),
+            user_principal_name: upn,
+            given_name: Some(given.to_string()),
+            surname: Some(surname.to_string()),
+            display_name: [given, surname].join(" "),
+            department: dept_name.map(str::to_string),
+            job_title: job_title.map(str::to_string),
+            country: country_known.then(|| country.name.to_string()),
+            usage_location,
+            office_location,
+            account_enabled,
+            user_type: "Member".to_string(),
+            assigned_licenses: licenses,
+            created_date_time: self.created(),
+            city: (!self.rng.chance(50)).then(|| city.to_string()),
+            business_phones,
+            mobile_phone,
+            preferred_language,
+        }
+    }
+
+    fn guest(&mut self) -> User {
+        let id = self.rng.guid();
+        let locale = if self.rng.chance(600) {
+            Locale::En
+        } else {
+            COUNTRIES[self.rng.index(COUNTRIES.len())].locale
+        };
+        let given = *self.rng.pick(names::given_names(locale));
+        let surname = *self.rng.pick(names::surnames(locale));
+        let mut ext = *self.rng.pick(names::GUEST_DOMAINS);
+        if ext == self.default_domain {
+            ext = "gmail.com";
+        }
+        let consumer = names::CONSUMER_MAIL_DOMAINS.contains(&ext);
+        let base = if !consumer || self.rng.chance(700) {
+            format!("{}.{}", ascii_fold(given), ascii_fold(surname))
+        } else {
+            format!(
+                "{}{}{}",
+                ascii_fold(given),
+                ascii_fold(surname),
+                self.rng.range(10, 99)
+            )
+        };
+        let local = self.book.reserve(&base, ext);
+        let mail = format!("{local}@{ext}");
+        // B2B guests get a UPN in the inviting tenant's initial domain, with
+        // '@' replaced by '_' and an #EXT# marker
+        // (api-reference/v1.0/api/user-list.md, example 4).
+        let upn = format!("{local}_{ext}#EXT#@{}", self.initial_domain);
+        let named = self.rng.chance(600);
+        let display_name = if self.rng.chance(800) {
+            format!("{given} {surname}")
+        } else {
+            mail.clone()
+        };
+        let partner = self.rng.chance(100);
+        let department = partner.then(|| {
+            DEPARTMENTS[pick_cdf(&mut self.rng, &self.department_cdf)]
+                .name
+                .to_string()
+        });
+        let country = self
+            .rng
+            .chance(200)
+            .then(|| COUNTRIES[self.rng.index(COUNTRIES.len())].name.to_string());
+        User {
+            id,
+            user_principal_name: upn,
+            mail: Some(mail),
+            given_name: named.then(|| given.to_string()),
+            surname: named.then(|| surname.to_string()),
+            display_name,
+            department,
+            job_title: None,
+            country,
+            usage_location: None,
+            office_location: None,
+            account_enabled: !self.rng.chance(30),
+            user_type: "Guest".to_string(),
+            assigned_licenses: Vec::new(),
+            created_date_time: self.created(),
+            city: None,
+            business_phones: Vec::new(),
+            mobile_phone: None,
+            preferred_language: None,
+        }
+    }
+
+    fn service_account(&mut self) -> User {
+        let id = self.rng.guid();
+        let (stem, display, department) = *self.rng.pick(names::SERVICE_ACCOUNTS);
+        let (base, display_name) = if self.rng.chance(500) {
+            let city = *self.rng.pick(self.home.cities);
+            (
+                format!("{stem}-{}", ascii_fold(city)),
+                format!("{display} ({city})"),
+            )
+        } else {
+            (stem.to_string(), display.to_string())
+        };
+        let domain: &str = if self.rng.chance(300) {
+            &self.initial_domain
+        } else {
+            &self.default_domain
+        };
+        let local = self.book.reserve(&base, domain);
+        User {
+            id,
+            user_principal_name: format!("{local}@{domain}"),
+            mail: None,
+            given_name: None,
+            surname: None,
+            display_name,
+            department: department.map(str::to_string),
+            job_title: None,
+            country: self.rng.chance(500).then(|| self.home.name.to_string()),
+            usage_location: None,
+            office_location: None,
+            account_enabled: !self.rng.chance(30),
+            user_type: "Member".to_string(),
+            assigned_licenses: Vec::new(),
+            created_date_time: self.created(),
+            city: None,
+            business_phones: Vec::new(),
+            mobile_phone: None,
+            preferred_language: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::is_guid;
+
+    fn share(n: usize, total: usize) -> f64 {
+        n as f64 / total as f64
+    }
+
+    #[test]
+    fn spec_is_deterministic() {
+        let a = TenantSpec::new(42, 10);
+        let b = TenantSpec::new(42, 10);
+        assert_eq!(a, b);
+        assert!(is_guid(&a.tenant_id));
+        assert_ne!(a.tenant_id, TenantSpec::new(43, 10).tenant_id);
+        assert!(a.name.contains(' '), "{}", a.name);
+    }
+
+    #[test]
+    fn generation_is_deterministic() {
+        let spec = TenantSpec::new(7, 3000);
+        let a = Tenant::generate(&spec);
+        let b = Tenant::generate(&spec);
+        let ja = serde_json::to_string(&a).expect("serialise");
+        let jb = serde_json::to_string(&b).expect("serialise");
+        assert_eq!(ja, jb);
+        let c = Tenant::generate(&TenantSpec::new(8, 3000));
+        assert_ne!(a.users[5].id, c.users[5].id);
+    }
+
+    #[test]
+    fn proportions_and_uniqueness() {
+        let spec = TenantSpec::new(42, 20_000);
+        let t = Tenant::generate(&spec);
+        let n = t.users.len();
+        assert_eq!(n, 20_000);
+        let guests = t.users.iter().filter(|u| u.is_guest()).count();
+        let disabled = t.users.iter().filter(|u| !u.account_enabled).count();
+        let no_mail = t.users.iter().filter(|u| u.mail.is_none()).count();
+        let unlicensed = t
+            .users
+            .iter()
+            .filter(|u| u.assigned_licenses.is_empty())
+            .count();
+        assert!(
+            (0.035..0.065).contains(&share(guests, n)),
+            "guests {guests}"
+        );
+        assert!(
+            (0.02..0.045).contains(&share(disabled, n)),
+            "disabled {disabled}"
+        );
+        assert!(
+            (0.025..0.055).contains(&share(no_mail, n)),
+            "no mail {no_mail}"
+        );
+        assert!(
+            (0.07..0.15).contains(&share(unlicensed, n)),
+            "unlicensed {unlicensed}"
+        );
+
+        let mut upns = HashSet::new();
+        let mut mails = HashSet::new();
+        let mut ids = HashSet::new();
+        for u in &t.users {
+            assert!(
+                upns.insert(u.user_principal_name.to_lowercase()),
+                "{}",
+                u.user_principal_name
+            );
+            assert!(ids.insert(u.id.clone()));
+            assert!(is_guid(&u.id));
+            assert!(u.user_principal_name.is_ascii());
+            if let Some(m) = &u.mail {
+                assert!(mails.insert(m.to_lowercase()), "{m}");
+                assert!(m.is_ascii());
+            }
+            assert!(u.assigned_licenses.len() <= 3);
+            assert!(u.created_date_time.as_str() >= "2015-01-01T00:00:00Z");
+            assert!(u.created_date_time.as_str() <= "2025-12-31T23:59:59Z");
+            if u.is_guest() {
+                assert!(u.user_principal_name.contains("#EXT#@"));
+                assert!(u.user_principal_name.ends_with(t.initial_domain()));
+            }
+        }
+        // Empty fields occur, and non-ASCII names too.
+        assert!(t.users.iter().any(|u| u.department.is_none()));
+        assert!(t.users.iter().any(|u| u.job_title.is_none()));
+        assert!(t.users.iter().any(|u| u.office_location.is_none()));
+        assert!(t.users.iter().any(|u| !u.display_name.is_ascii()));
+        // Most users live on the default domain.
+        let on_default = t
+            .users
+            .iter()
+            .filter(|u| {
+                u.user_principal_name
+                    .ends_with(&format!("@{}", t.default_domain()))
+            })
+            .count();
+        assert!(share(on_default, n) > 0.6);
+        // Consumed units match assignments, prepaid covers them.
+        for sku in &t.skus {
+            let assigned = t
+                .users
+                .iter()
+                .filter(|u| u.assigned_licenses.contains(&sku.sku_id))
+                .count() as u32;
+            assert_eq!(sku.consumed_units, assigned, "{}", sku.sku_part_number);
+            assert!(sku.prepaid_enabled >= sku.consumed_units);
+        }
+        // Domains: one initial, one default, all users on verified ones.
+        assert_eq!(t.domains.iter().filter(|d| d.is_initial).count(), 1);
+        assert_eq!(t.domains.iter().filter(|d| d.is_default).count(), 1);
+        assert!(t.domains.iter().filter(|d| d.is_verified).count() >= 3);
+        for u in &t.users {
+            let domain = u.user_principal_name.rsplit('@').next().unwrap_or("");
+            assert!(
+                t.domains.iter().any(|d| d.is_verified && d.id == domain),
+                "{}",
+                u.user_principal_name
+            );
+        }
+    }
+
+    #[test]
+    fn small_tenants_work() {
+        for users in [0, 1, 2, 10] {
+            let t = Tenant::generate(&TenantSpec::new(1, users));
+            assert_eq!(t.users.len(), users);
+        }
+        let t = Tenant::generate(&TenantSpec::new(1, 50));
+        assert!(
+            t.skus
+                .iter()
+                .any(|s| s.sku_part_number == "O365_BUSINESS_PREMIUM")
+        );
+    }
+
+    #[test]
+    fn to_json_shape() {
+        let t = Tenant::generate(&TenantSpec::new(3, 20));
+        let u = &t.users[0];
+        let j = u.to_json();
+        assert_eq!(j["id"], u.id.as_str());
+        assert_eq!(j["userPrincipalName"], u.user_principal_name.as_str());
+        assert!(j["assignedLicenses"][0]["disabledPlans"].is_array());
+        assert!(j["assignedLicenses"][0]["skuId"].is_string());
+        assert!(j.get("businessPhones").is_some());
+    }
+
+    #[test]
+    fn generates_100k_users_quickly() {
+        let start = std::time::Instant::now();
+        let t = Tenant::generate(&TenantSpec::new(1, 100_000));
+        let elapsed = start.elapsed();
+        assert_eq!(t.users.len(), 100_000);
+        eprintln!("generated 100k users in {elapsed:?}");
+        if !cfg!(debug_assertions) {
+            assert!(
+                elapsed < std::time::Duration::from_millis(800),
+                "{elapsed:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug_of("Contoso Ltd"), "contoso");
+        assert_eq!(slug_of("Margie's Travel Inc."), "margiestravel");
+        assert_eq!(slug_of(""), "tenant");
+        assert_eq!(slug_of("ACME"), "acme");
+    }
+
+    #[test]
+    fn address_book_suffixes() {
+        let mut b = AddressBook::default();
+        assert_eq!(b.reserve("jane.doe", "x.com"), "jane.doe");
+        assert_eq!(b.reserve("jane.doe", "x.com"), "jane.doe2");
+        assert_eq!(b.reserve("jane.doe", "x.com"), "jane.doe3");
+        assert_eq!(b.reserve("jane.doe", "y.com"), "jane.doe");
+    }
+}

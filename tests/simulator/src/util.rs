@@ -1,0 +1,244 @@
+//! Small self-contained helpers: base64url, percent-decoding, UTC date
+//! formatting and a keyed 64-bit hash used to sign tokens and skip tokens.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::rng::mix64;
+
+const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Base64url without padding (RFC 4648 §5), as used by JWTs.
+pub fn b64url_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = match chunk.len() {
+            3 => (chunk[0] as u32) << 16 | (chunk[1] as u32) << 8 | chunk[2] as u32,
+            2 => (chunk[0] as u32) << 16 | (chunk[1] as u32) << 8,
+            _ => (chunk[0] as u32) << 16,
+        };
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            let idx = (n >> (18 - 6 * i)) & 0x3F;
+            out.push(B64URL[idx as usize] as char);
+        }
+    }
+    out
+}
+
+fn b64_value(c: u8) -> Option<u32> {
+    Some(match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'-' | b'+' => 62,
+        b'_' | b'/' => 63,
+        _ => return None,
+    } as u32)
+}
+
+/// Decodes base64url (also accepts the standard alphabet and `=` padding).
+pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let bytes = s.as_bytes();
+    if bytes.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= b64_value(*c)? << (18 - 6 * i);
+        }
+        out.push((n >> 16) as u8);
+        if chunk.len() > 2 {
+            out.push((n >> 8) as u8);
+        }
+        if chunk.len() > 3 {
+            out.push(n as u8);
+        }
+    }
+    Some(out)
+}
+
+/// Percent-decodes one query-string component; `+` means a space, as in
+/// `application/x-www-form-urlencoded` and in Graph's own examples
+/// (microsoftgraph/microsoft-graph-docs-contrib: concepts/query-parameters.md, "Encoding query parameters").
+/// Returns `None` on a malformed escape or invalid UTF-8.
+pub fn percent_decode(s: &str, plus_as_space: bool) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hi = (*b.get(i + 1)? as char).to_digit(16)?;
+                let lo = (*b.get(i + 2)? as char).to_digit(16)?;
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            b'+' if plus_as_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Splits a raw query string into raw (still encoded) `(name, value)` pairs.
+pub fn split_query(raw: &str) -> impl Iterator<Item = (&str, &str)> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+}
+
+/// Decoded `(name, value)` pairs of an `application/x-www-form-urlencoded` body
+/// or query string; `None` if any component is malformed.
+pub fn parse_form(raw: &str) -> Option<Vec<(String, String)>> {
+    split_query(raw)
+        .map(|(k, v)| Some((percent_decode(k, true)?, percent_decode(v, true)?)))
+        .collect()
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Days since 1970-01-01 of a civil date.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn parts(unix: u64) -> (i64, u32, u32, u64, u64, u64) {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    (y, m, d, secs / 3600, (secs / 60) % 60, secs % 60)
+}
+
+/// `2021-03-04T10:11:12Z`: Graph's DateTimeOffset rendering for createdDateTime.
+pub fn iso8601(unix: u64) -> String {
+    let (y, m, d, h, mi, s) = parts(unix);
+    let mut out = String::with_capacity(20);
+    let mut digits = |v: u64, width: usize, sep: char| {
+        let mut buf = [b'0'; 4];
+        let mut v = v;
+        for i in (0..width).rev() {
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        for &b in &buf[..width] {
+            out.push(b as char);
+        }
+        out.push(sep);
+    };
+    digits(y.clamp(0, 9999) as u64, 4, '-');
+    digits(m as u64, 2, '-');
+    digits(d as u64, 2, 'T');
+    digits(h, 2, ':');
+    digits(mi, 2, ':');
+    digits(s, 2, 'Z');
+    out
+}
+
+/// `2021-03-04T10:11:12`: the `date` inside a Graph error's innerError
+/// (microsoftgraph/microsoft-graph-docs-contrib: concepts/errors.md).
+pub fn graph_error_date(unix: u64) -> String {
+    let (y, m, d, h, mi, s) = parts(unix);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}")
+}
+
+/// `2016-01-09 02:02:12Z`: the identity platform's error `timestamp`
+/// (MicrosoftDocs/entra-docs: docs/identity-platform/reference-error-codes.md).
+pub fn sts_timestamp(unix: u64) -> String {
+    let (y, m, d, h, mi, s) = parts(unix);
+    format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02}Z")
+}
+
+/// A keyed 64-bit hash of `data` (not cryptographic: it only has to make
+/// accidental or casual tampering of tokens detectable in tests).
+pub fn keyed_hash(key: u64, data: &[u8]) -> u64 {
+    let mut h = mix64(key ^ 0x005E_ED0F_5151_u64 ^ data.len() as u64);
+    for chunk in data.chunks(8) {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        h = mix64(h ^ u64::from_le_bytes(w)).rotate_left(23) ^ key;
+    }
+    mix64(h ^ key.rotate_left(17))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trip() {
+        for len in 0..40 {
+            let data: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            let enc = b64url_encode(&data);
+            assert!(!enc.contains('='));
+            assert_eq!(b64url_decode(&enc).as_deref(), Some(&data[..]));
+        }
+        assert_eq!(b64url_encode(b"hello"), "aGVsbG8");
+        assert!(b64url_decode("a").is_none());
+        assert!(b64url_decode("ab*d").is_none());
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_614_852_672), "2021-03-04T10:11:12Z");
+        assert_eq!(sts_timestamp(1_452_304_932), "2016-01-09 02:02:12Z");
+        assert_eq!(days_from_civil(2021, 3, 4) * 86_400 + 36_672, 1_614_852_672);
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+    }
+
+    #[test]
+    fn percent() {
+        assert_eq!(
+            percent_decode("%24select", true).as_deref(),
+            Some("$select")
+        );
+        assert_eq!(percent_decode("a%2Cb+c", true).as_deref(), Some("a,b c"));
+        assert_eq!(percent_decode("a+b", false).as_deref(), Some("a+b"));
+        assert_eq!(percent_decode("Z%C3%B6e", true).as_deref(), Some("Zöe"));
+        assert!(percent_decode("%2", true).is_none());
+        assert!(percent_decode("%zz", true).is_none());
+        assert!(percent_decode("%FF", true).is_none());
+    }
+
+    #[test]
+    fn keyed_hash_depends_on_key_and_data() {
+        assert_ne!(keyed_hash(1, b"abc"), keyed_hash(2, b"abc"));
+        assert_ne!(keyed_hash(1, b"abc"), keyed_hash(1, b"abd"));
+        assert_eq!(keyed_hash(9, b"abc"), keyed_hash(9, b"abc"));
+    }
+}
