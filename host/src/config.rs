@@ -274,6 +274,17 @@ pub struct TenantRun {
 }
 
 impl TenantRun {
+    /// A run of `tenant` with the default options (users, every account, removal policy
+    /// keep), allowed to reach exactly its endpoints' hosts.
+    pub fn new(tenant: Tenant, client_secret: SecretSource) -> TenantRun {
+        TenantRun {
+            allowlist: allowlist(&tenant.endpoints, None),
+            tenant,
+            options: default_options(),
+            client_secret,
+        }
+    }
+
     /// A run for calls that reach no tenant (engine info, permission lists): it may reach
     /// no host and read no secret.
     pub fn nothing() -> TenantRun {
@@ -288,7 +299,7 @@ impl TenantRun {
                     graph: String::new(),
                 },
             },
-            options: sync_options(&TenantConfig::empty()),
+            options: default_options(),
             allowlist: Vec::new(),
             client_secret: SecretSource::Value(String::new()),
         }
@@ -546,6 +557,11 @@ pub fn base_url(url: &str) -> Result<Origin, String> {
         ));
     }
     Ok(Origin::new(scheme, host, uri.port_u16()))
+}
+
+/// The options of a tenant config that sets none.
+pub fn default_options() -> SyncOptions {
+    sync_options(&TenantConfig::empty())
 }
 
 fn sync_options(tenant: &TenantConfig) -> SyncOptions {

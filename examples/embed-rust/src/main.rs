@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use m365sync::config::{SecretSource, TenantRun, allowlist};
+use m365sync::config::{SecretSource, TenantRun};
 use m365sync::runtime::bindings::storage::StorageError;
 use m365sync::runtime::bindings::types::{
-    AccountFilter, Batch, Change, Cloud, Endpoints, Features, MatchDecision, MatchKey, PersonKey,
-    PlatformOrganization, RemovalPolicy, StoredPerson, SyncMode, SyncOptions, Tenant,
+    Batch, Change, Cloud, Endpoints, MatchDecision, PersonKey, PlatformOrganization, StoredPerson,
+    Tenant,
 };
 use m365sync::{RunLimits, Runtime, TenantStore, TracingSink, report};
 use m365sync_simulator::{SimConfig, Simulator, TenantSpec};
@@ -113,33 +113,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         login: simulator.login_url(),
         graph: simulator.graph_url(),
     };
-    let run = TenantRun {
-        allowlist: allowlist(&endpoints, None),
-        tenant: Tenant {
+    let run = TenantRun::new(
+        Tenant {
             key: "example".into(),
             tenant_id: credentials.tenant_id,
             client_id: credentials.client_id,
             cloud: Cloud::Global,
             endpoints,
         },
-        options: SyncOptions {
-            mode: SyncMode::Full,
-            features: Features::USERS,
-            filter: AccountFilter {
-                domains: vec!["*".into()],
-                licensed_only: false,
-                enabled_only: false,
-                include_guests: true,
-                attributes: Vec::new(),
-            },
-            match_key: MatchKey::Email,
-            removal: RemovalPolicy::Keep,
-            field_map: Vec::new(),
-            usage_periods: Vec::new(),
-            dry_run: false,
-        },
-        client_secret: SecretSource::Value(credentials.client_secret),
-    };
+        SecretSource::Value(credentials.client_secret),
+    );
 
     let runtime = Runtime::new(RunLimits::default())?;
     let info = runtime.info().await?;

@@ -6,11 +6,8 @@
 use anyhow::Context;
 
 use super::{DemoArgs, Failure, Output};
-use m365sync::config::{SecretSource, TenantRun, allowlist};
-use m365sync::runtime::bindings::types::{
-    AccountFilter, Cloud, Endpoints, Features, MatchKey, RemovalPolicy, SyncMode, SyncOptions,
-    Tenant,
-};
+use m365sync::config::{SecretSource, TenantRun};
+use m365sync::runtime::bindings::types::{Cloud, Endpoints, Tenant};
 use m365sync::{RunLimits, Runtime, SqliteStore, report};
 use m365sync_simulator::{SimConfig, Simulator, TenantSpec};
 
@@ -34,33 +31,16 @@ pub async fn run(args: DemoArgs, output: Output) -> Result<(), Failure> {
             endpoints.graph
         );
     }
-    let run = TenantRun {
-        allowlist: allowlist(&endpoints, None),
-        tenant: Tenant {
+    let run = TenantRun::new(
+        Tenant {
             key: "demo".to_string(),
             tenant_id: credentials.tenant_id.clone(),
             client_id: credentials.client_id.clone(),
             cloud: Cloud::Global,
             endpoints,
         },
-        options: SyncOptions {
-            mode: SyncMode::Incremental,
-            features: Features::USERS,
-            filter: AccountFilter {
-                domains: vec!["*".to_string()],
-                licensed_only: false,
-                enabled_only: false,
-                include_guests: true,
-                attributes: Vec::new(),
-            },
-            match_key: MatchKey::Email,
-            removal: RemovalPolicy::Keep,
-            field_map: Vec::new(),
-            usage_periods: vec![30],
-            dry_run: false,
-        },
-        client_secret: SecretSource::Value(credentials.client_secret),
-    };
+        SecretSource::Value(credentials.client_secret),
+    );
 
     let runtime = Runtime::new(RunLimits::default()).map_err(Failure::run)?;
     let report = super::sync::sync_tenant(&runtime, &run, &args.db)

@@ -78,6 +78,9 @@ pub struct PermissionsArgs {
     /// Only this tenant (default: every tenant in the config).
     #[arg(long)]
     tenant: Option<String>,
+    /// Also sign in as each tenant's app and compare the granted permissions with these.
+    #[arg(long)]
+    check: bool,
 }
 
 /// Output options shared by every command.

@@ -1,11 +1,15 @@
 //! `m365sync permissions`: the least-privileged Graph application permissions each tenant's
-//! enabled features need, with the endpoints that need them. Asks the engine, so the list
-//! is always the one the engine itself checks against.
+//! enabled features need, with the endpoints that need them; with `--check`, signs in as
+//! the tenant's app and says which of them are granted and which are missing. Asks the
+//! engine, so the list is always the one the engine itself checks against.
+
+use std::sync::Arc;
 
 use anyhow::anyhow;
 use serde_json::json;
 
 use super::{Failure, Output, PermissionsArgs};
+use m365sync::TracingSink;
 use m365sync::config::ConfigFile;
 
 pub async fn run(args: PermissionsArgs, output: Output) -> Result<(), Failure> {
@@ -20,35 +24,75 @@ pub async fn run(args: PermissionsArgs, output: Output) -> Result<(), Failure> {
     };
     let runtime = super::sync::load_runtime(&config)?;
     let mut all = Vec::new();
+    let mut missing_any = false;
     for tenant in tenants {
         let run = config.resolve(tenant);
         let permissions = runtime
             .required_permissions(run.options.features)
             .await
             .map_err(Failure::run)?;
+        let check = if args.check {
+            Some(
+                runtime
+                    .check_permissions(&run, Arc::new(TracingSink))
+                    .await
+                    .map_err(Failure::run)?,
+            )
+        } else {
+            None
+        };
+        let is_missing = |name: &str| {
+            check
+                .as_ref()
+                .is_some_and(|c| c.missing.iter().any(|m| m.permission == name))
+        };
+        missing_any |= check.as_ref().is_some_and(|c| !c.missing.is_empty());
         if output.json {
             all.push(json!({
                 "tenant": tenant.name,
                 "permissions": permissions.iter().map(|p| json!({
                     "name": p.name,
                     "endpoints": p.endpoints,
+                    "granted": check.as_ref().map(|_| !is_missing(&p.name)),
                 })).collect::<Vec<_>>(),
+                "granted_roles": check.as_ref().map(|c| c.granted.clone()),
+                "missing": check.as_ref().map(|c| c.missing.iter().map(|m| json!({
+                    "permission": m.permission,
+                    "feature": m.feature,
+                    "message": m.message,
+                })).collect::<Vec<_>>()),
             }));
-        } else {
-            println!(
-                "Tenant {}: application permissions (Microsoft Graph, all read-only)",
-                tenant.name
-            );
-            for permission in &permissions {
-                println!("  {}", permission.name);
-                for endpoint in &permission.endpoints {
-                    println!("      {endpoint}");
-                }
+            continue;
+        }
+        println!(
+            "Tenant {}: application permissions (Microsoft Graph, all read-only)",
+            tenant.name
+        );
+        for permission in &permissions {
+            let state = match &check {
+                None => "",
+                Some(_) if is_missing(&permission.name) => "  MISSING",
+                Some(_) => "  granted",
+            };
+            println!("  {}{state}", permission.name);
+            for endpoint in &permission.endpoints {
+                println!("      {endpoint}");
+            }
+        }
+        if let Some(check) = &check {
+            println!("  Roles in the app's token: {}", check.granted.join(", "));
+            for missing in &check.missing {
+                println!("  missing: {}", missing.message);
             }
         }
     }
     if output.json {
         println!("{}", serde_json::Value::Array(all));
+    }
+    if missing_any {
+        return Err(Failure::run(anyhow!(
+            "some permissions the enabled features need are not granted"
+        )));
     }
     Ok(())
 }

@@ -5,11 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use m365sync::config::{SecretSource, TenantRun, allowlist};
-use m365sync::runtime::bindings::types::{
-    AccountFilter, Cloud, Endpoints, Features, MatchKey, RemovalPolicy, SyncMode, SyncOptions,
-    Tenant,
-};
+use m365sync::config::{SecretSource, TenantRun};
+use m365sync::runtime::bindings::types::{Cloud, Endpoints, SyncMode, Tenant};
 use m365sync::{EventSink, TracingSink};
 use m365sync_simulator::{SimConfig, Simulator, TenantSpec};
 
@@ -32,33 +29,18 @@ pub fn tenant_run(simulator: &Simulator) -> TenantRun {
         login: simulator.login_url(),
         graph: simulator.graph_url(),
     };
-    TenantRun {
-        allowlist: allowlist(&endpoints, None),
-        tenant: Tenant {
+    let mut run = TenantRun::new(
+        Tenant {
             key: "contoso".to_string(),
             tenant_id: credentials.tenant_id,
             client_id: credentials.client_id,
             cloud: Cloud::Global,
             endpoints,
         },
-        options: SyncOptions {
-            mode: SyncMode::Full,
-            features: Features::USERS,
-            filter: AccountFilter {
-                domains: vec!["*".to_string()],
-                licensed_only: false,
-                enabled_only: false,
-                include_guests: true,
-                attributes: Vec::new(),
-            },
-            match_key: MatchKey::Email,
-            removal: RemovalPolicy::Keep,
-            field_map: Vec::new(),
-            usage_periods: vec![30],
-            dry_run: false,
-        },
-        client_secret: SecretSource::Value(credentials.client_secret),
-    }
+        SecretSource::Value(credentials.client_secret),
+    );
+    run.options.mode = SyncMode::Full;
+    run
 }
 
 /// A database in a fresh temporary directory (kept alive by the returned guard).
@@ -70,6 +52,52 @@ pub fn database() -> (tempfile::TempDir, PathBuf) {
 
 pub fn sink() -> Arc<dyn EventSink> {
     Arc::new(TracingSink)
+}
+
+/// Sync `run` into the database at `db` with a fresh runtime-independent store.
+pub async fn sync(
+    runtime: &m365sync::Runtime,
+    run: &TenantRun,
+    db: &Path,
+) -> Result<m365sync::runtime::bindings::types::SyncReport, m365sync::RunError> {
+    let store = m365sync::SqliteStore::open(db, &run.tenant.key).expect("open store");
+    runtime.sync(run, Box::new(store), sink()).await
+}
+
+/// The users data set's part of a report.
+pub fn users(
+    report: &m365sync::runtime::bindings::types::SyncReport,
+) -> &m365sync::runtime::bindings::types::DataSetReport {
+    report
+        .data_sets
+        .iter()
+        .find(|d| d.data_set == m365sync::runtime::bindings::types::DataSet::Users)
+        .expect("a users data set in the report")
+}
+
+/// One person's column, by object id.
+pub fn column(db: &Path, object_id: &str, column: &str) -> Option<String> {
+    let connection = rusqlite::Connection::open(db).expect("open db");
+    connection
+        .query_row(
+            &format!("SELECT {column} FROM people WHERE tenant = 'contoso' AND object_id = ?1"),
+            [object_id],
+            |row| row.get(0),
+        )
+        .ok()
+        .flatten()
+}
+
+/// A checkpoint's value.
+pub fn checkpoint(db: &Path, key: &str) -> Option<String> {
+    let connection = rusqlite::Connection::open(db).expect("open db");
+    connection
+        .query_row(
+            "SELECT value FROM checkpoints WHERE tenant = 'contoso' AND key = ?1",
+            [key],
+            |row| row.get(0),
+        )
+        .ok()
 }
 
 /// `SELECT COUNT(*) FROM <table> WHERE tenant = ?` (0 when the database does not exist yet).

@@ -9,7 +9,7 @@ use std::time::Duration;
 use m365sync::config::{ConfigFile, SecretSource};
 use m365sync::runtime::bindings::types::{AuthFailure, SyncError};
 use m365sync::{RunError, RunLimits, Runtime, SqliteStore};
-use m365sync_e2e::{count, database, simulator, simulator_with, sink, tenant_run};
+use m365sync_e2e::{count, database, simulator, simulator_with, sink, sync, tenant_run};
 use m365sync_simulator::Host;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -21,14 +21,7 @@ async fn a_wrong_secret_is_a_typed_auth_error_and_nothing_is_written() {
     let wrong = "wrong-secret-value-9Q~abcdefghijklmnopqrstuv";
     run.client_secret = SecretSource::Value(wrong.to_string());
 
-    let error = runtime
-        .sync(
-            &run,
-            Box::new(SqliteStore::open(&db, "contoso").unwrap()),
-            sink(),
-        )
-        .await
-        .unwrap_err();
+    let error = sync(&runtime, &run, &db).await.unwrap_err();
 
     let Some(SyncError::Auth(auth)) = error.engine_error() else {
         panic!("expected an auth error, got {error}");
@@ -101,14 +94,7 @@ graph = "http://{rogue}"
     let db = dir.path().join("m365sync.db");
     let runtime = Runtime::new(RunLimits::default()).unwrap();
 
-    let error = runtime
-        .sync(
-            &run,
-            Box::new(SqliteStore::open(&db, "contoso").unwrap()),
-            sink(),
-        )
-        .await
-        .unwrap_err();
+    let error = sync(&runtime, &run, &db).await.unwrap_err();
 
     let Some(SyncError::HostDenied(host)) = error.engine_error() else {
         panic!("expected host-denied, got {error}");
@@ -154,14 +140,7 @@ async fn a_run_over_its_memory_limit_is_stopped_and_the_next_sync_runs() {
     );
     assert_eq!(count(&db, "people", "contoso"), 0);
 
-    let report = runtime
-        .sync(
-            &run,
-            Box::new(SqliteStore::open(&db, "contoso").unwrap()),
-            sink(),
-        )
-        .await
-        .unwrap();
+    let report = sync(&runtime, &run, &db).await.unwrap();
     assert_eq!(report.data_sets[0].created, 300);
 }
 
@@ -190,13 +169,6 @@ async fn a_run_over_its_time_budget_is_stopped_and_the_next_sync_runs() {
     assert!(error.to_string().contains("time budget"), "{error}");
     assert_eq!(count(&db, "people", "contoso"), 0, "nothing half-written");
 
-    let report = runtime
-        .sync(
-            &run,
-            Box::new(SqliteStore::open(&db, "contoso").unwrap()),
-            sink(),
-        )
-        .await
-        .unwrap();
+    let report = sync(&runtime, &run, &db).await.unwrap();
     assert_eq!(report.data_sets[0].created, 2500);
 }

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use m365sync::runtime::bindings::types::DataSet;
-use m365sync::{RunLimits, Runtime, SqliteStore};
-use m365sync_e2e::{count, database, simulator, sink, tenant_run};
+use m365sync::{RunLimits, Runtime};
+use m365sync_e2e::{count, database, simulator, sync, tenant_run};
 use m365sync_simulator::Host;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -16,8 +16,7 @@ async fn full_sync_writes_every_user_with_the_right_fields() {
     let runtime = Runtime::new(RunLimits::default()).unwrap();
     let run = tenant_run(&sim);
 
-    let store = SqliteStore::open(&db, "contoso").unwrap();
-    let report = runtime.sync(&run, Box::new(store), sink()).await.unwrap();
+    let report = sync(&runtime, &run, &db).await.unwrap();
 
     let users = report
         .data_sets
@@ -135,22 +134,8 @@ async fn a_second_sync_changes_and_duplicates_nothing() {
     let runtime = Runtime::new(RunLimits::default()).unwrap();
     let run = tenant_run(&sim);
 
-    let first = runtime
-        .sync(
-            &run,
-            Box::new(SqliteStore::open(&db, "contoso").unwrap()),
-            sink(),
-        )
-        .await
-        .unwrap();
-    let second = runtime
-        .sync(
-            &run,
-            Box::new(SqliteStore::open(&db, "contoso").unwrap()),
-            sink(),
-        )
-        .await
-        .unwrap();
+    let first = sync(&runtime, &run, &db).await.unwrap();
+    let second = sync(&runtime, &run, &db).await.unwrap();
 
     assert_eq!(first.data_sets[0].created, 2500);
     let users = &second.data_sets[0];
