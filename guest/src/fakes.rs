@@ -330,22 +330,86 @@ pub fn user_json(n: u32) -> serde_json::Value {
     })
 }
 
-/// A page of users as Graph sends it.
+/// The delta link the last page of [`page_body`] carries.
+pub const DEFAULT_DELTA_LINK: &str =
+    "https://graph.test/v1.0/users/delta?$deltatoken=DT-default-5f3a9c";
+
+/// A page of users as Graph's delta query sends it: with a next link, or (the last page
+/// of a round) with [`DEFAULT_DELTA_LINK`].
 pub fn page_body(users: &[serde_json::Value], next: Option<&str>) -> String {
+    delta_body(users, next, next.is_none().then_some(DEFAULT_DELTA_LINK))
+}
+
+/// A delta page with exactly these links.
+pub fn delta_body(
+    entries: &[serde_json::Value],
+    next: Option<&str>,
+    delta: Option<&str>,
+) -> String {
     let mut v = serde_json::json!({
         "@odata.context": "https://graph.test/v1.0/$metadata#users",
-        "value": users,
+        "value": entries,
     });
     if let Some(n) = next {
         v["@odata.nextLink"] = serde_json::Value::String(n.into());
     }
+    if let Some(d) = delta {
+        v["@odata.deltaLink"] = serde_json::Value::String(d.into());
+    }
     v.to_string()
+}
+
+/// What the initial delta request of a round starts with.
+pub const DELTA_FIRST: &str = "GET https://graph.test/v1.0/users/delta?$select=";
+
+/// The next link to page `page` (2, 3, ...) of the round named `round`.
+pub fn delta_next(round: &str, page: usize) -> String {
+    format!("https://graph.test/v1.0/users/delta?$skiptoken=ST-{round}-{page}")
+}
+
+/// The delta link a round named `round` ends with.
+pub fn delta_link(round: &str) -> String {
+    format!("https://graph.test/v1.0/users/delta?$deltatoken=DT-{round}-5f3a9c")
+}
+
+/// A removed user, as a delta page lists it (`reason` "changed" or "deleted").
+pub fn removed_json(n: u32, reason: &str) -> serde_json::Value {
+    serde_json::json!({"id": user_id(n), "@removed": {"reason": reason}})
+}
+
+/// Scripts one delta round: `pages` of entries, the first requested with `first` (a
+/// request prefix such as [`DELTA_FIRST`] or "GET " + a delta link), linked by the next
+/// links of `round`, the last carrying `delta_link(round)`.
+pub fn script_round(
+    http: &mut FakeHttp,
+    first: &str,
+    round: &str,
+    pages: &[Vec<serde_json::Value>],
+) {
+    for (i, entries) in pages.iter().enumerate() {
+        let expect = if i == 0 {
+            first.to_owned()
+        } else {
+            format!("GET {}", delta_next(round, i + 1))
+        };
+        let last = i + 1 == pages.len();
+        let next = (!last).then(|| delta_next(round, i + 2));
+        let delta = last.then(|| delta_link(round));
+        http.push_ok(
+            &expect,
+            json_response(200, &delta_body(entries, next.as_deref(), delta.as_deref())),
+        );
+    }
 }
 
 /// Test user `n` as the engine maps it.
 pub fn person(n: u32) -> Person {
     let body = page_body(&[user_json(n)], None);
-    crate::sources::users::parse_page(body.as_bytes(), "test")
-        .map(|mut p| p.people.remove(0))
-        .unwrap_or_else(|e| panic!("{e:?}"))
+    match crate::sources::users::parse_page(body.as_bytes(), "test") {
+        Ok(mut p) => match p.entries.remove(0) {
+            crate::sources::users::Entry::User(u) => u.into_person(),
+            other => panic!("{other:?}"),
+        },
+        Err(e) => panic!("{e:?}"),
+    }
 }

@@ -102,7 +102,15 @@ pub fn upsert(person: Person, fingerprint: String) -> Change {
 /// The change the removal policy makes to a stored person who is gone, or `None` when the
 /// person already is as the policy leaves them. The record is kept as it was stored.
 pub fn removal(stored: StoredPerson, policy: RemovalPolicy) -> Option<Change> {
+    removal_of(stored, policy, false)
+}
+
+/// Like [`removal`], for a person Graph reports as removed. A `restorable` one (delta
+/// `@removed` reason `changed`: deleted, but restorable from deletedItems) is never
+/// deleted: under policy delete it is marked removed instead, so that a restore finds it.
+pub fn removal_of(stored: StoredPerson, policy: RemovalPolicy, restorable: bool) -> Option<Change> {
     let target = match policy {
+        RemovalPolicy::Delete if restorable => PersonStatus::Removed,
         RemovalPolicy::Delete => return Some(Change::DeletePerson(stored.person.object_id)),
         RemovalPolicy::Keep => PersonStatus::Removed,
         RemovalPolicy::Flag => PersonStatus::Flagged,
@@ -254,5 +262,34 @@ mod tests {
         }
         // A policy change moves a removed person to the new status.
         assert!(removal(stored(&p, PersonStatus::Removed), RemovalPolicy::Flag).is_some());
+
+        // A restorable removal is never a delete.
+        let Some(Change::UpsertPerson(s)) = removal_of(active.clone(), RemovalPolicy::Delete, true)
+        else {
+            panic!()
+        };
+        assert_eq!(s.status, PersonStatus::Removed);
+        assert_eq!(
+            removal_of(
+                stored(&p, PersonStatus::Removed),
+                RemovalPolicy::Delete,
+                true
+            ),
+            None
+        );
+        assert_eq!(
+            removal_of(active.clone(), RemovalPolicy::Delete, false),
+            Some(Change::DeletePerson(p.object_id.clone()))
+        );
+        for policy in [
+            RemovalPolicy::Keep,
+            RemovalPolicy::Flag,
+            RemovalPolicy::Deactivate,
+        ] {
+            assert_eq!(
+                removal_of(active.clone(), policy, true),
+                removal(active.clone(), policy)
+            );
+        }
     }
 }

@@ -119,6 +119,14 @@ pub const FEATURE_NAMES: &[(Features, &str)] = &[
     (Features::USAGE_REPORTS, "usage-reports"),
 ];
 
+/// The feature flag of a WIT feature name.
+pub fn feature_flag(name: &str) -> Option<Features> {
+    FEATURE_NAMES
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map(|(flag, _)| *flag)
+}
+
 /// The WIT names of the features set in `f`, comma-separated.
 pub fn feature_names(f: Features) -> String {
     FEATURE_NAMES
@@ -309,5 +317,9 @@ mod tests {
             .iter()
             .fold(Features::empty(), |a, (f, _)| a | *f);
         assert_eq!(all, Features::all());
+        for (flag, name) in FEATURE_NAMES {
+            assert_eq!(feature_flag(name), Some(*flag));
+        }
+        assert_eq!(feature_flag("nope"), None);
     }
 }

@@ -1,37 +1,56 @@
-//! One sync run of one tenant: check the request, sign in before touching storage, page
-//! through the users (filter, look the page's people up in one storage call, decide
-//! create / update / unchanged, commit one batch per page), then, after a complete full
-//! read, apply the removal policy to stored people who are gone, and commit the final
-//! batch with the run's sync log and checkpoint.
+//! One sync run of one tenant: check the request, sign in before touching storage, stop
+//! the features whose application permission the token's `roles` lack, then read the
+//! users with Graph's delta query:
 //!
-//! Memory stays flat in the tenant's size: a page at a time, plus a compact set of the
-//! object ids seen.
+//! - a full sync, or an incremental one with no saved delta link, runs an initial round
+//!   (`GET /v1.0/users/delta?$select=...`, paged by `@odata.nextLink`), then applies the
+//!   removal policy to stored people the round did not list;
+//! - an incremental sync replays the saved `@odata.deltaLink` and applies what changed:
+//!   created and updated users (merged into the stored record, property by property),
+//!   and `@removed` ones under the removal policy;
+//! - a replay Graph answers with its "resync" error (the delta token expired or was reset)
+//!   falls back to an initial round with a `delta-expired` warning.
+//!
+//! Each page is filtered, looked up in one storage call, decided (create / update /
+//! unchanged / removed) and committed as one batch. The round's `@odata.deltaLink` is
+//! saved ONLY in the final batch, with the last page's changes and the run's sync log; a
+//! next link is never saved. A run stopped at any point therefore leaves the previous
+//! delta link, and the next run replays it (or runs the initial round again): people are
+//! keyed by object id and compared by fingerprint, so nothing is doubled or lost.
+//!
+//! Memory stays flat in the tenant's size: a page at a time, plus (in an initial round) a
+//! compact set of the object ids seen.
 
 use crate::bindings::m365sync::engine::log::Level;
 use crate::bindings::m365sync::engine::secrets::SecretError;
 use crate::bindings::m365sync::engine::storage::StorageError;
 use crate::filter::{self, Filter};
-use crate::graph::paging::Pager;
-use crate::graph::token::Credentials;
+use crate::graph::client::Reply;
+use crate::graph::paging::{self, Pager};
+use crate::graph::token::{Credentials, token_roles};
 use crate::graph::{GraphClient, Stats};
 use crate::ids::IdSet;
 use crate::merge::{self, Decision};
-use crate::permissions::feature_names;
+use crate::permissions::{self, feature_names};
 use crate::platform::{Env, Log, Secrets, Store};
 use crate::redact::Redactor;
-use crate::sources::users;
+use crate::sources::users::{self, Entry};
 use crate::types::{
-    Batch, Change, Checkpoint, DataSet, DataSetReport, Features, PersonKey, ReasonCount,
-    RemovalPolicy, SyncError, SyncMode, SyncReport, SyncRequest, Tenant, Warning,
+    Batch, Change, Checkpoint, DataSet, DataSetReport, Features, HttpFailure, PermissionDenied,
+    Person, PersonKey, ReasonCount, RemovalPolicy, StoredPerson, SyncError, SyncMode, SyncReport,
+    SyncRequest, Tenant, Warning,
 };
-use crate::url::AbsoluteUrl;
+use crate::url::{AbsoluteUrl, display_url};
 
 /// The features this engine implements.
 pub const IMPLEMENTED: Features = Features::USERS;
 /// The name of the secret the engine reads.
 pub const CLIENT_SECRET: &str = "client-secret";
-/// Checkpoint written with the final batch of a complete full run.
+/// Checkpoint written with the final batch of a complete initial (full) round.
 pub const LAST_FULL_SYNC: &str = "users.last-full-sync";
+/// Checkpoint: the `@odata.deltaLink` of the last complete users delta round, written only
+/// in the final batch of that round.
+pub const USERS_DELTA_LINK: &str = "users.delta-link";
 /// Stored ids listed per `list-people-ids` call when looking for removed people.
 const LIST_LIMIT: u32 = 1000;
 /// Removal changes are committed in batches of at most this many.
@@ -194,16 +213,6 @@ pub fn run(env: &mut Env<'_>, req: &SyncRequest) -> Result<SyncReport, SyncError
     let filter = Filter::compile(&opts.filter)?;
 
     let mut warnings = Vec::new();
-    if opts.mode == SyncMode::Incremental {
-        warnings.push(Warning {
-            code: "incremental-unavailable".into(),
-            message: format!(
-                "Engine {} has no delta (incremental) sync yet; it arrives in a later version. \
-                 A full sync ran instead, with the same result.",
-                env!("CARGO_PKG_VERSION")
-            ),
-        });
-    }
     if !opts.field_map.is_empty() {
         warnings.push(Warning {
             code: "field-map-unsupported".into(),
@@ -227,13 +236,15 @@ pub fn run(env: &mut Env<'_>, req: &SyncRequest) -> Result<SyncReport, SyncError
         log: &mut *env.log,
         tenant: &tenant,
         filter: &filter,
+        mode: opts.mode,
+        features: opts.features,
         removal: opts.removal,
         dry_run: opts.dry_run,
         started_ms,
         started_at,
         warnings,
     };
-    let result = run.users(&mut graph);
+    let result = run.sync(&mut graph);
     let redactor = graph.redactor().clone();
     result.map_err(|e| {
         let e = redactor.error(e);
@@ -247,17 +258,46 @@ pub fn run(env: &mut Env<'_>, req: &SyncRequest) -> Result<SyncReport, SyncError
     })
 }
 
+/// The message of a feature stopped for a permission the token lacks.
+fn permission_message(permission: &str, feature: &str) -> String {
+    format!(
+        "Feature {feature} needs the application permission {permission}, which this app has \
+         not been granted; add it in the app registration's API permissions and grant admin \
+         consent."
+    )
+}
+
 /// The state of a run besides the Graph client.
 struct Run<'r> {
     store: &'r mut dyn Store,
     log: &'r mut dyn Log,
     tenant: &'r CheckedTenant,
     filter: &'r Filter,
+    /// The mode asked for.
+    mode: SyncMode,
+    /// The features to run (those stopped for a missing permission are taken out).
+    features: Features,
     removal: RemovalPolicy,
     dry_run: bool,
     started_ms: u64,
     started_at: String,
     warnings: Vec<Warning>,
+}
+
+/// The two kinds of delta round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Round {
+    /// From scratch: lists every user (the tenant's whole state), then finds who is gone.
+    Initial,
+    /// Replays a saved delta link: only what changed since.
+    Replay,
+}
+
+/// How a round ended.
+enum RoundEnd {
+    Done(SyncReport),
+    /// Graph answered the replay with its resync error: run an initial round instead.
+    Resync(HttpFailure),
 }
 
 /// Counts of the users phase.
@@ -269,7 +309,15 @@ struct Counts {
     updated: u64,
     unchanged: u64,
     removed: u64,
+    /// Objects listed more than once (delta-query-overview.md: "a single entity will be
+    /// contained multiple times in the response" is possible); the last one wins.
     duplicates: u64,
+    /// `@removed` ids the store never held (ignored).
+    unknown_removed: u64,
+    /// Soft-deleted (restorable) people kept as removed although the policy is delete.
+    kept_restorable: u64,
+    /// Changed users the store does not hold that came without a userPrincipalName.
+    partial_unknown: u64,
     filtered: Vec<(&'static str, u64)>,
 }
 
@@ -306,9 +354,33 @@ impl Counts {
     }
 }
 
+/// Keeps the last object of each id on a page (a later one is the later state), counting
+/// the others as duplicates.
+fn last_occurrences(entries: Vec<Entry>, counts: &mut Counts) -> Vec<Entry> {
+    let mut later = IdSet::default();
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries.into_iter().rev() {
+        if later.insert(e.id()) {
+            out.push(e);
+        } else {
+            counts.duplicates += 1;
+        }
+    }
+    out.reverse();
+    out
+}
+
 impl Run<'_> {
     fn info(&mut self, r: &Redactor, message: &str) {
         log_line(self.log, r, Level::Info, message);
+    }
+
+    fn warn(&mut self, r: &Redactor, code: &str, message: String) {
+        log_line(self.log, r, Level::Warn, &message);
+        self.warnings.push(Warning {
+            code: code.into(),
+            message,
+        });
     }
 
     fn commit(&mut self, batch: &Batch) -> Result<(), SyncError> {
@@ -320,10 +392,7 @@ impl Run<'_> {
             .map_err(|e| storage_error("commit", e))
     }
 
-    fn find(
-        &mut self,
-        keys: &[PersonKey],
-    ) -> Result<Vec<Option<crate::types::StoredPerson>>, SyncError> {
+    fn find(&mut self, keys: &[PersonKey]) -> Result<Vec<Option<StoredPerson>>, SyncError> {
         let found = self
             .store
             .find_people(keys)
@@ -338,26 +407,178 @@ impl Run<'_> {
         Ok(found)
     }
 
-    fn users(&mut self, graph: &mut GraphClient<'_>) -> Result<SyncReport, SyncError> {
+    fn sync(&mut self, graph: &mut GraphClient<'_>) -> Result<SyncReport, SyncError> {
         // Sign in before reading or writing anything: a bad secret changes nothing.
         graph.sign_in()?;
         let r = graph.redactor().clone();
         self.info(&r, &format!("signed in to tenant {}", self.tenant.key));
+        self.gate(graph, &r)?;
 
         let mut counts = Counts::default();
+        let (mut round, mut url) = self.start(graph, &r)?;
+        loop {
+            match self.round(graph, &r, round, url, &mut counts)? {
+                RoundEnd::Done(report) => return Ok(report),
+                RoundEnd::Resync(f) => {
+                    // Only a replay ends this way, so this happens at most once a run.
+                    let answer = match &f.graph_code {
+                        Some(code) => format!("HTTP {} {code}", f.status.unwrap_or(0)),
+                        None => format!("HTTP {}", f.status.unwrap_or(0)),
+                    };
+                    self.warn(
+                        &r,
+                        "delta-expired",
+                        format!(
+                            "Graph no longer accepts the saved users delta link ({answer}): \
+                             its change tracking expired or was reset (Microsoft keeps it for \
+                             seven days for directory objects). A full sync ran instead, with \
+                             removal detection, and saved a new delta link; people are matched \
+                             by object id, so nothing was duplicated."
+                        ),
+                    );
+                    round = Round::Initial;
+                    url = users::first_url(graph.graph());
+                }
+            }
+        }
+    }
+
+    /// Compares the token's `roles` with what the enabled features need. A feature whose
+    /// permission is missing is stopped with a `permission-missing` warning; when every
+    /// enabled feature is, the run fails with `permission` for the first (nothing written,
+    /// no Graph request sent). A token without a `roles` claim has no app roles. A token
+    /// that is not a readable JWT is let through: Graph's own 403 then names what is missing.
+    fn gate(&mut self, graph: &mut GraphClient<'_>, r: &Redactor) -> Result<(), SyncError> {
+        let roles = match token_roles(graph.sign_in()?) {
+            Ok(roles) => roles,
+            Err(why) => {
+                log_line(
+                    self.log,
+                    r,
+                    Level::Warn,
+                    &format!(
+                        "{why}, so the app's permissions cannot be read from it before the \
+                         run; Graph will refuse what the app may not read"
+                    ),
+                );
+                return Ok(());
+            }
+        };
+        let check = permissions::check(roles, self.features, &self.tenant.client_id);
+        if check.missing.is_empty() {
+            return Ok(());
+        }
+        let mut denied: Vec<PermissionDenied> = check
+            .missing
+            .into_iter()
+            .map(|m| PermissionDenied {
+                message: permission_message(&m.permission, &m.feature),
+                ..m
+            })
+            .collect();
+        let stopped = denied
+            .iter()
+            .filter_map(|d| permissions::feature_flag(&d.feature))
+            .fold(Features::empty(), |a, f| a | f);
+        if self.features.difference(stopped).is_empty() {
+            return Err(SyncError::Permission(denied.swap_remove(0)));
+        }
+        for d in denied {
+            self.warn(r, "permission-missing", d.message);
+        }
+        self.features = self.features.difference(stopped);
+        Ok(())
+    }
+
+    /// Which round to run, and its first URL.
+    fn start(
+        &mut self,
+        graph: &GraphClient<'_>,
+        r: &Redactor,
+    ) -> Result<(Round, String), SyncError> {
+        let first = users::first_url(graph.graph());
+        if self.mode == SyncMode::Full {
+            return Ok((Round::Initial, first));
+        }
+        let saved = self
+            .store
+            .get_checkpoint(USERS_DELTA_LINK)
+            .map_err(|e| storage_error("get-checkpoint", e))?;
+        let Some(link) = saved else {
+            self.info(
+                r,
+                &format!(
+                    "no users delta link was saved yet for tenant {}: running an initial \
+                     (full) round, which saves one",
+                    self.tenant.key
+                ),
+            );
+            return Ok((Round::Initial, first));
+        };
+        match paging::on_graph(graph.graph(), &link) {
+            Ok(()) => Ok((Round::Replay, link)),
+            Err(why) => {
+                // The endpoint changed since (or the checkpoint is damaged): the token must
+                // not go to another host, and an initial round needs no link.
+                self.warn(
+                    r,
+                    "delta-link-unusable",
+                    format!(
+                        "The saved users delta link {why}. A full sync ran instead and saved \
+                         a new delta link."
+                    ),
+                );
+                Ok((Round::Initial, first))
+            }
+        }
+    }
+
+    /// Runs one delta round from `url` to its `@odata.deltaLink`, then commits the final
+    /// batch with the delta link and the report.
+    fn round(
+        &mut self,
+        graph: &mut GraphClient<'_>,
+        r: &Redactor,
+        round: Round,
+        url: String,
+        counts: &mut Counts,
+    ) -> Result<RoundEnd, SyncError> {
+        let mut pager = Pager::new(graph.graph(), url);
         let mut seen = IdSet::default();
-        let mut pager = Pager::new(graph.graph(), users::first_url(graph.graph()));
         let mut held: Vec<Change> = Vec::new();
+        let mut delta_link: Option<String> = None;
         while let Some(url) = pager.next_url() {
-            let body = graph.get(&url, users::NEED)?;
-            let page = users::parse_page(&body, &url)?;
-            drop(body);
+            let reply = graph.get_json(&url, users::NEED, &[users::PREFER], users::WHAT, |b| {
+                users::parse_page(b, &url)
+            })?;
+            let page = match reply {
+                Reply::Ok(page) => page,
+                Reply::Resync(f) if round == Round::Replay => return Ok(RoundEnd::Resync(f)),
+                // An initial round has no state to reset: a resync answer is an error.
+                Reply::Resync(f) => return Err(SyncError::Http(f)),
+            };
             pager.advance(&url, page.next_link)?;
-            counts.pages = pager.pages();
-            let n = page.people.len();
-            counts.read += n as u64;
-            let changes = self.users_page(page.people, &mut seen, &mut counts)?;
+            counts.pages += 1;
             let last = pager.is_done();
+            if last {
+                let Some(link) = page.delta_link else {
+                    return Err(SyncError::BadResponse(HttpFailure {
+                        url: display_url(&url),
+                        status: Some(200),
+                        graph_code: None,
+                        message: format!(
+                            "the answer to GET {} has neither an @odata.nextLink nor an \
+                             @odata.deltaLink, so the delta round cannot be completed",
+                            display_url(&url)
+                        ),
+                    }));
+                };
+                paging::check_link(graph.graph(), &url, &link, "@odata.deltaLink")?;
+                delta_link = Some(link);
+            }
+            let n = page.entries.len();
+            counts.read += n as u64;
+            let changes = self.page(page.entries, round, &mut seen, counts)?;
             if last {
                 held = changes;
             } else if !changes.is_empty() {
@@ -368,34 +589,80 @@ impl Run<'_> {
                 })?;
             }
             self.log.progress(DataSet::Users, counts.read, None);
-            self.info(&r, &format!("users page {}: {n} read", counts.pages));
+            self.info(r, &format!("users page {}: {n} read", counts.pages));
         }
+        let delta_link = delta_link.ok_or_else(|| {
+            SyncError::BadResponse(HttpFailure {
+                url: display_url(graph.graph()),
+                status: None,
+                graph_code: None,
+                message: "the users delta round ended without an @odata.deltaLink".into(),
+            })
+        })?;
 
-        // The read was complete: whoever is stored and was not listed is gone.
+        // An initial round listed everyone: whoever is stored and was not listed is gone.
         let mut final_changes = held;
-        self.gone(&seen, &mut counts, &mut final_changes)?;
+        if round == Round::Initial {
+            self.gone(&seen, counts, &mut final_changes)?;
+        }
+        drop(seen);
 
-        if counts.duplicates > 0 {
-            self.warnings.push(Warning {
-                code: "duplicate-users".into(),
-                message: format!(
-                    "Graph listed {} user(s) more than once while paging; each was imported once.",
-                    counts.duplicates
+        if counts.partial_unknown > 0 {
+            self.warn(
+                r,
+                "partial-unknown-user",
+                format!(
+                    "Graph reported {} changed user(s) that are not stored yet without their \
+                     user principal name, so they could not be created; the next full sync \
+                     imports them.",
+                    counts.partial_unknown
                 ),
-            });
+            );
         }
         let users_report = counts.report();
+        let mut extra = String::new();
+        if counts.kept_restorable > 0 {
+            extra.push_str(&format!(
+                ", {} soft-deleted (restorable) kept as removed",
+                counts.kept_restorable
+            ));
+        }
+        if counts.unknown_removed > 0 {
+            extra.push_str(&format!(
+                ", {} removals of people never stored ignored",
+                counts.unknown_removed
+            ));
+        }
+        if counts.duplicates > 0 {
+            extra.push_str(&format!(
+                ", {} listed more than once (the last one counted)",
+                counts.duplicates
+            ));
+        }
         self.info(
-            &r,
+            r,
             &format!(
-                "users: {} read, {} created, {} updated, {} unchanged, {} removed, {} filtered out{}",
+                "users ({} round): {} read, {} created, {} updated, {} unchanged, {} removed, \
+                 {} filtered out{extra}{}",
+                match round {
+                    Round::Initial => "initial",
+                    Round::Replay => "delta",
+                },
                 users_report.read,
                 users_report.created,
                 users_report.updated,
                 users_report.unchanged,
                 users_report.removed,
-                users_report.filtered_out.iter().map(|c| c.count).sum::<u64>(),
-                if self.dry_run { " (dry run: nothing committed)" } else { "" }
+                users_report
+                    .filtered_out
+                    .iter()
+                    .map(|c| c.count)
+                    .sum::<u64>(),
+                if self.dry_run {
+                    " (dry run: nothing committed)"
+                } else {
+                    ""
+                }
             ),
         );
         let Stats {
@@ -405,7 +672,10 @@ impl Run<'_> {
         } = graph.stats;
         let report = SyncReport {
             tenant_key: self.tenant.key.clone(),
-            mode: SyncMode::Full,
+            mode: match round {
+                Round::Initial => SyncMode::Full,
+                Round::Replay => SyncMode::Incremental,
+            },
             started_at: self.started_at.clone(),
             elapsed_ms: graph.clock().now_ms().saturating_sub(self.started_ms),
             requests,
@@ -415,71 +685,113 @@ impl Run<'_> {
             warnings: std::mem::take(&mut self.warnings),
             dry_run: self.dry_run,
         };
-        self.commit(&Batch {
-            changes: final_changes,
-            checkpoints: vec![Checkpoint {
+        let mut checkpoints = vec![Checkpoint {
+            key: USERS_DELTA_LINK.into(),
+            value: Some(delta_link),
+        }];
+        if round == Round::Initial {
+            checkpoints.push(Checkpoint {
                 key: LAST_FULL_SYNC.into(),
                 value: Some(self.started_at.clone()),
-            }],
+            });
+        }
+        self.commit(&Batch {
+            changes: final_changes,
+            checkpoints,
             run: Some(report.clone()),
         })?;
-        Ok(report)
+        Ok(RoundEnd::Done(report))
     }
 
-    /// Filters and merges one page; returns its changes.
-    fn users_page(
+    /// Decides one page of a round; returns its changes.
+    fn page(
         &mut self,
-        people: Vec<crate::types::Person>,
+        entries: Vec<Entry>,
+        round: Round,
         seen: &mut IdSet,
         counts: &mut Counts,
     ) -> Result<Vec<Change>, SyncError> {
-        let mut entries = Vec::with_capacity(people.len());
-        let mut keys = Vec::with_capacity(people.len());
-        for mut p in people {
-            if !seen.insert(&p.object_id) {
-                counts.duplicates += 1;
-                continue;
-            }
-            let verdict = filter::decide(self.filter, &p);
-            // The key takes the id for the storage call; it comes back below.
-            keys.push(PersonKey::ObjectId(std::mem::take(&mut p.object_id)));
-            entries.push((p, verdict));
+        let entries = last_occurrences(entries, counts);
+        if entries.is_empty() {
+            return Ok(Vec::new());
         }
-        let found = if keys.is_empty() {
-            Vec::new()
-        } else {
-            self.find(&keys)?
-        };
+        let keys: Vec<PersonKey> = entries
+            .iter()
+            .map(|e| PersonKey::ObjectId(e.id().to_owned()))
+            .collect();
+        let found = self.find(&keys)?;
+        drop(keys);
         let mut changes = Vec::new();
-        for (((mut p, verdict), key), stored) in entries.into_iter().zip(keys).zip(found) {
-            if let PersonKey::ObjectId(id) = key {
-                p.object_id = id;
+        for (entry, stored) in entries.into_iter().zip(found) {
+            // An initial round accounts for every id it lists, removed ones included, so
+            // that the search for the gone does not handle them a second time.
+            if round == Round::Initial && !seen.insert(entry.id()) {
+                counts.duplicates += 1;
             }
-            match verdict {
-                Ok(()) => {
-                    let fp = merge::fingerprint(&p);
-                    match merge::decide(stored.as_ref(), &fp) {
-                        Decision::Create => {
-                            counts.created += 1;
-                            changes.push(merge::upsert(p, fp));
-                        }
-                        Decision::Update => {
-                            counts.updated += 1;
-                            changes.push(merge::upsert(p, fp));
-                        }
-                        Decision::Unchanged => counts.unchanged += 1,
-                    }
-                }
-                Err(reason) => {
-                    counts.filtered_out(reason);
-                    if let Some(change) = stored.and_then(|s| merge::removal(s, self.removal)) {
+            match entry {
+                Entry::Removed { restorable, .. } => {
+                    let Some(stored) = stored else {
+                        counts.unknown_removed += 1;
+                        continue;
+                    };
+                    if let Some(change) = merge::removal_of(stored, self.removal, restorable) {
                         counts.removed += 1;
+                        if restorable && self.removal == RemovalPolicy::Delete {
+                            counts.kept_restorable += 1;
+                        }
                         changes.push(change);
                     }
+                }
+                Entry::User(change) => {
+                    let person = match (round, &stored) {
+                        (Round::Initial, _) => change.into_person(),
+                        (Round::Replay, Some(s)) => change.apply(s.person.clone()),
+                        (Round::Replay, None) => match change.into_new_person() {
+                            Some(p) => p,
+                            None => {
+                                counts.partial_unknown += 1;
+                                continue;
+                            }
+                        },
+                    };
+                    self.decide(person, stored, counts, &mut changes);
                 }
             }
         }
         Ok(changes)
+    }
+
+    /// Filters and merges one person read from Graph.
+    fn decide(
+        &self,
+        person: Person,
+        stored: Option<StoredPerson>,
+        counts: &mut Counts,
+        changes: &mut Vec<Change>,
+    ) {
+        match filter::decide(self.filter, &person) {
+            Ok(()) => {
+                let fp = merge::fingerprint(&person);
+                match merge::decide(stored.as_ref(), &fp) {
+                    Decision::Create => {
+                        counts.created += 1;
+                        changes.push(merge::upsert(person, fp));
+                    }
+                    Decision::Update => {
+                        counts.updated += 1;
+                        changes.push(merge::upsert(person, fp));
+                    }
+                    Decision::Unchanged => counts.unchanged += 1,
+                }
+            }
+            Err(reason) => {
+                counts.filtered_out(reason);
+                if let Some(change) = stored.and_then(|s| merge::removal(s, self.removal)) {
+                    counts.removed += 1;
+                    changes.push(change);
+                }
+            }
+        }
     }
 
     /// Applies the removal policy to stored people not seen in Graph.

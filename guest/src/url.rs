@@ -164,6 +164,18 @@ fn push_pct(out: &mut String, b: u8) {
 /// long, useless to an admin, and act as bearer capabilities for the result set.
 const OPAQUE_PARAMS: &[&str] = &["$skiptoken", "$deltatoken", "%24skiptoken", "%24deltatoken"];
 
+/// The value of a URL's `$deltatoken` query parameter, if it has one: the long-lived
+/// change-tracking capability of a delta link.
+pub fn delta_token(url: &str) -> Option<&str> {
+    let query = url.split('#').next()?.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        (name.eq_ignore_ascii_case("$deltatoken") || name.eq_ignore_ascii_case("%24deltatoken"))
+            .then_some(value)
+            .filter(|v| !v.is_empty())
+    })
+}
+
 /// The URL as it may appear in an error or log: no fragment, and the values of
 /// `$skiptoken` / `$deltatoken` replaced by `...`.
 pub fn display_url(url: &str) -> String {
@@ -277,5 +289,20 @@ mod tests {
             "https://g/v1.0/users/delta?%24deltatoken=..."
         );
         assert_eq!(display_url("https://g/v1.0/users"), "https://g/v1.0/users");
+    }
+
+    #[test]
+    fn finds_the_delta_token() {
+        assert_eq!(
+            delta_token("https://g/v1.0/users/delta?$deltatoken=abc&x=1"),
+            Some("abc")
+        );
+        assert_eq!(
+            delta_token("https://g/v1.0/users/delta?x=1&%24DeltaToken=abc#f"),
+            Some("abc")
+        );
+        assert_eq!(delta_token("https://g/v1.0/users/delta?$deltatoken="), None);
+        assert_eq!(delta_token("https://g/v1.0/users/delta?$skiptoken=a"), None);
+        assert_eq!(delta_token("https://g/v1.0/users/delta"), None);
     }
 }

@@ -1,8 +1,9 @@
 //! The Graph client of one run: signs in (and renews the token before it expires or once
 //! after a 401), sends GETs with the bearer token, retries throttled and transiently
 //! failed requests (429/503/504 honouring `Retry-After`, else exponential backoff with
-//! jitter), counts requests, retries and waiting for the sync log, and maps Graph's error
-//! answers to typed `sync-error`s.
+//! jitter), re-reads a body that arrived cut short or is not JSON (a GET is idempotent),
+//! counts requests, retries and waiting for the sync log, tells Graph's "resync" answers
+//! to a delta query apart, and maps Graph's other error answers to typed `sync-error`s.
 
 use serde::Deserialize;
 
@@ -10,7 +11,7 @@ use super::token::{self, AccessToken, Credentials};
 use crate::platform::{Clock, Http, HttpRequest, HttpResponse, Method, TransportError};
 use crate::redact::Redactor;
 use crate::types::{HttpFailure, PermissionDenied, SyncError};
-use crate::url::display_url;
+use crate::url::{delta_token, display_url};
 
 /// What a request needs, so that a refusal can name the permission and the feature.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +51,31 @@ impl Default for RetryPolicy {
             max_transport_attempts: 3,
             total_wait_cap_ms: 120_000,
         }
+    }
+}
+
+/// What a GET came to: the answer, or Graph's word that the delta (change-tracking) state
+/// is gone and the round must start again from scratch.
+#[derive(Debug)]
+pub enum Reply<T> {
+    Ok(T),
+    Resync(HttpFailure),
+}
+
+/// Why a body could not be read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// serde_json's error. A syntax error or an early end means the body is not JSON or
+    /// was cut short in transfer: it is fetched again. A data error (valid JSON of the
+    /// wrong shape) is not.
+    Json(serde_json::Error),
+    /// Valid JSON that is not usable; not fetched again.
+    Unusable(SyncError),
+}
+
+impl From<serde_json::Error> for BodyError {
+    fn from(e: serde_json::Error) -> Self {
+        BodyError::Json(e)
     }
 }
 
@@ -97,7 +123,7 @@ impl<'e> GraphClient<'e> {
         &self.creds.graph
     }
 
-    /// Knows the secret and every token issued so far.
+    /// Knows the secret, every token issued so far, and the delta tokens of the URLs read.
     pub fn redactor(&self) -> &Redactor {
         &self.redactor
     }
@@ -164,25 +190,114 @@ impl<'e> GraphClient<'e> {
 
     /// GETs a Graph URL (absolute, on the Graph endpoint) and returns the body of a 2xx.
     pub fn get(&mut self, url: &str, need: Need) -> Result<Vec<u8>, SyncError> {
+        match self.fetch(url, need, &[])? {
+            Reply::Ok(response) => Ok(response.body),
+            Reply::Resync(f) => Err(SyncError::Http(f)),
+        }
+    }
+
+    /// GETs a Graph URL with these extra headers and parses the 2xx body. A body that is
+    /// cut short (shorter than its Content-Length) or is not JSON is fetched again, up to
+    /// the transport attempt cap, since a GET is idempotent; then it fails as a
+    /// `bad-response` naming the URL (tokens hidden) and `what` was expected.
+    pub fn get_json<T>(
+        &mut self,
+        url: &str,
+        need: Need,
+        headers: &[(&str, &str)],
+        what: &str,
+        mut parse: impl FnMut(&[u8]) -> Result<T, BodyError>,
+    ) -> Result<Reply<T>, SyncError> {
+        let mut attempts = 0u32;
+        let mut waited = 0u64;
+        loop {
+            attempts += 1;
+            let response = match self.fetch(url, need, headers)? {
+                Reply::Ok(response) => response,
+                Reply::Resync(f) => return Ok(Reply::Resync(f)),
+            };
+            let problem = match cut_short(&response) {
+                Some(why) => why,
+                None => match parse(&response.body) {
+                    Ok(value) => return Ok(Reply::Ok(value)),
+                    Err(BodyError::Unusable(e)) => return Err(e),
+                    Err(BodyError::Json(e)) if !retryable_json(&e) => {
+                        return Err(bad_json(url, what, &e));
+                    }
+                    Err(BodyError::Json(e)) => e.to_string(),
+                },
+            };
+            drop(response);
+            let delay = self.backoff(attempts);
+            if attempts >= self.policy.max_transport_attempts
+                || waited.saturating_add(delay) > self.policy.total_wait_cap_ms
+            {
+                let mut message = format!(
+                    "the answer to GET {} is not a valid {what}: {problem}",
+                    display_url(url)
+                );
+                if attempts > 1 {
+                    message.push_str(&format!(" (after {attempts} attempts)"));
+                }
+                return Err(SyncError::BadResponse(HttpFailure {
+                    url: display_url(url),
+                    status: Some(200),
+                    graph_code: None,
+                    message,
+                }));
+            }
+            self.clock.sleep_ms(delay);
+            waited += delay;
+            self.stats.retries = self.stats.retries.saturating_add(1);
+            self.stats.retry_wait_ms = self.stats.retry_wait_ms.saturating_add(delay);
+        }
+    }
+
+    /// GETs `url` with the bearer token (signing in again, once, after a 401) and returns
+    /// a 2xx response; a resync answer comes back as [`Reply::Resync`], any other
+    /// non-2xx as a typed error.
+    fn fetch(
+        &mut self,
+        url: &str,
+        need: Need,
+        extra: &[(&str, &str)],
+    ) -> Result<Reply<HttpResponse>, SyncError> {
+        // A delta token is a bearer capability for the tenant's change feed: Graph might
+        // echo it in an error message, so it is masked like the access token.
+        if let Some(t) = delta_token(url) {
+            self.redactor.add(t);
+        }
         let mut renewed = false;
         loop {
             let bearer = format!("Bearer {}", self.sign_in()?);
+            let mut headers = Vec::with_capacity(2 + extra.len());
+            headers.push(("Authorization".to_owned(), bearer));
+            headers.push(("Accept".to_owned(), "application/json".to_owned()));
+            headers.extend(
+                extra
+                    .iter()
+                    .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+            );
             let req = HttpRequest {
                 method: Method::Get,
                 url: url.to_owned(),
-                headers: vec![
-                    ("Authorization".into(), bearer),
-                    ("Accept".into(), "application/json".into()),
-                ],
+                headers,
                 body: None,
             };
             let sent = self.send_with_retry(&req)?;
             match sent.response.status {
-                200..=299 => return Ok(sent.response.body),
+                200..=299 => return Ok(Reply::Ok(sent.response)),
                 401 if !renewed => {
                     // Expired or revoked early: sign in again, once.
                     renewed = true;
                     self.fetch_token()?;
+                }
+                status if is_resync(status, &sent.response.body) => {
+                    let (code, message) = parse_graph_error(&sent.response.body);
+                    let SyncError::Http(f) = status_error(&req, &sent, code, message) else {
+                        unreachable!("status_error makes an http error")
+                    };
+                    return Ok(Reply::Resync(f));
                 }
                 _ => return Err(graph_error(&req, &sent, need)),
             }
@@ -298,6 +413,76 @@ struct GraphErrorBody {
 struct GraphErrorDetail {
     code: Option<String>,
     message: Option<String>,
+    /// More specific errors (errors.md spells it `innererror`; answers spell it
+    /// `innerError`).
+    #[serde(default, rename = "innererror", alias = "innerError")]
+    inner: Option<Box<GraphErrorDetail>>,
+}
+
+/// Error codes that say a delta token is no longer usable and the client must start a new
+/// round: `resyncRequired` ("The delta token is no longer valid, and the app must reset
+/// the sync state") and `syncStateNotFound` ("The delta token is expired and data must be
+/// synchronized again"), from the code table of
+/// microsoft-graph-docs-contrib/concepts/errors.md.
+const RESYNC_CODES: &[&str] = &["resyncRequired", "syncStateNotFound"];
+
+/// Is this answer to a delta request Graph's "start over"?
+/// - `410 Gone`, whatever the body: "Synchronization reset" in
+///   concepts/delta-query-overview.md ("a response code of 410 (gone) and a Location header
+///   containing a request URL with an empty $deltaToken (same as the initial query) ... the
+///   application must restart with a full synchronization").
+/// - Any other 4xx whose error code, or a code nested in its `innererror` chain (errors.md
+///   says to loop over them), is one of [`RESYNC_CODES`]: "Token duration" in the same page
+///   ("In case of an expired token, the service should respond with a 40X-series error with
+///   error codes such as syncStateNotFound").
+///
+/// Only the status and the codes decide, never the message (errors.md: "You should only
+/// code against error codes returned in code properties").
+pub fn is_resync(status: u16, body: &[u8]) -> bool {
+    if status == 410 {
+        return true;
+    }
+    if !(400..500).contains(&status) {
+        return false;
+    }
+    let Ok(GraphErrorBody {
+        error: Some(detail),
+    }) = serde_json::from_slice(body)
+    else {
+        return false;
+    };
+    let mut next = Some(&detail);
+    while let Some(d) = next {
+        if d.code
+            .as_deref()
+            .is_some_and(|c| RESYNC_CODES.iter().any(|r| r.eq_ignore_ascii_case(c)))
+        {
+            return true;
+        }
+        next = d.inner.as_deref();
+    }
+    false
+}
+
+/// Is this JSON error one a refetch may cure (not JSON at all, or cut short)?
+fn retryable_json(e: &serde_json::Error) -> bool {
+    use serde_json::error::Category;
+    matches!(
+        e.classify(),
+        Category::Syntax | Category::Eof | Category::Io
+    )
+}
+
+/// A body shorter or longer than its `Content-Length` was cut short (or padded) in transfer.
+fn cut_short(r: &HttpResponse) -> Option<String> {
+    let declared: usize = r.header("content-length")?.trim().parse().ok()?;
+    (declared != r.body.len()).then(|| {
+        format!(
+            "the body was cut short in transfer ({} of the {declared} bytes its \
+             Content-Length announced arrived)",
+            r.body.len()
+        )
+    })
 }
 
 /// Graph's `{"error": {"code", "message"}}`, when the body is one.
@@ -704,6 +889,228 @@ mod tests {
         };
         assert_eq!(f.status, Some(404));
         assert_eq!(f.url, "https://login.test/tenant-1/oauth2/v2.0/token");
+    }
+
+    fn parse_x(body: &[u8]) -> Result<u32, BodyError> {
+        #[derive(Deserialize)]
+        struct X {
+            x: u32,
+        }
+        let v: X = serde_json::from_slice(body)?;
+        if v.x == 0 {
+            return Err(BodyError::Unusable(SyncError::Unsupported("zero".into())));
+        }
+        Ok(v.x)
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_or_cut_short_is_read_again() {
+        let mut http = FakeHttp::new();
+        http.push_ok("POST https://login.test/", token_response("tok-1", 3600));
+        http.push_ok(
+            "GET https://graph.test/a",
+            json_response(200, "<html>proxy error</html>"),
+        );
+        let mut cut = json_response(200, r#"{"x":"#);
+        cut.headers.push(("Content-Length".into(), "7".into()));
+        http.push_ok("GET https://graph.test/a", cut);
+        let mut whole = json_response(200, r#"{"x":7}"#);
+        whole.headers.push(("content-length".into(), "7".into()));
+        http.push_ok("GET https://graph.test/a", whole);
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        let got = c
+            .get_json(
+                "https://graph.test/a",
+                NEED,
+                &[("Prefer", "p=1")],
+                "thing",
+                parse_x,
+            )
+            .unwrap();
+        assert!(matches!(got, Reply::Ok(7)), "{got:?}");
+        assert_eq!(c.stats.requests, 4);
+        assert_eq!(c.stats.retries, 2);
+        assert!(c.stats.retry_wait_ms > 0);
+        drop(c);
+        http.assert_done();
+        assert_eq!(clock.sleeps.len(), 2);
+        assert!(
+            http.sent[1..]
+                .iter()
+                .all(|r| r.headers.iter().any(|(n, v)| n == "Prefer" && v == "p=1"))
+        );
+    }
+
+    #[test]
+    fn a_body_that_stays_bad_is_a_bad_response_and_wrong_shapes_are_not_retried() {
+        let mut http = FakeHttp::new();
+        http.push_ok("POST https://login.test/", token_response("tok-1", 3600));
+        for _ in 0..3 {
+            http.push_ok(
+                "GET https://graph.test/a?$deltatoken=SECRETDT",
+                json_response(200, "{\"x\": 1,"),
+            );
+        }
+        // Valid JSON of the wrong type: read once.
+        http.push_ok(
+            "GET https://graph.test/b",
+            json_response(200, r#"{"x":"one"}"#),
+        );
+        // Valid JSON the parser refuses: read once, its error as it is.
+        http.push_ok("GET https://graph.test/c", json_response(200, r#"{"x":0}"#));
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        let e = c
+            .get_json(
+                "https://graph.test/a?$deltatoken=SECRETDT",
+                NEED,
+                &[],
+                "thing",
+                parse_x,
+            )
+            .unwrap_err();
+        let SyncError::BadResponse(f) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(f.url, "https://graph.test/a?$deltatoken=...");
+        assert!(f.message.contains("not a valid thing"), "{}", f.message);
+        assert!(f.message.contains("EOF"), "{}", f.message);
+        assert!(f.message.contains("after 3 attempts"), "{}", f.message);
+        assert!(!f.message.contains("SECRETDT"), "{}", f.message);
+        assert_eq!(c.stats.retries, 2);
+        let SyncError::BadResponse(f) = c
+            .get_json("https://graph.test/b", NEED, &[], "thing", parse_x)
+            .unwrap_err()
+        else {
+            panic!()
+        };
+        assert!(f.message.contains("invalid type"), "{}", f.message);
+        assert_eq!(
+            c.get_json("https://graph.test/c", NEED, &[], "thing", parse_x)
+                .unwrap_err(),
+            SyncError::Unsupported("zero".into())
+        );
+        assert_eq!(c.stats.retries, 2);
+        drop(c);
+        http.assert_done();
+    }
+
+    #[test]
+    fn resync_answers_are_told_apart_by_status_and_code() {
+        // delta-query-overview.md "Synchronization reset": 410 Gone (with a Location).
+        assert!(is_resync(410, b""));
+        assert!(is_resync(
+            410,
+            br#"{"error":{"code":"resyncRequired","message":"x"}}"#
+        ));
+        // "Token duration": a 40X with codes such as syncStateNotFound (errors.md).
+        assert!(is_resync(
+            400,
+            br#"{"error":{"code":"syncStateNotFound","message":"x"}}"#
+        ));
+        assert!(is_resync(
+            404,
+            br#"{"error":{"code":"ResyncRequired","message":"x"}}"#
+        ));
+        // A nested innererror code counts (errors.md: loop over the innererror objects).
+        assert!(is_resync(
+            400,
+            br#"{"error":{"code":"invalidRequest","innerError":{"code":"syncStateNotFound"}}}"#
+        ));
+        assert!(is_resync(
+            400,
+            br#"{"error":{"code":"invalidRequest","innererror":{"code":"x","innererror":{"code":"resyncRequired"}}}}"#
+        ));
+        // Not by message, and not on other statuses.
+        assert!(!is_resync(
+            400,
+            br#"{"error":{"code":"Request_BadRequest","message":"resyncRequired syncStateNotFound"}}"#
+        ));
+        assert!(!is_resync(
+            500,
+            br#"{"error":{"code":"syncStateNotFound"}}"#
+        ));
+        assert!(!is_resync(403, b"<html>"));
+        assert!(!is_resync(200, b""));
+    }
+
+    #[test]
+    fn a_resync_answer_is_a_reply_not_an_error() {
+        let mut http = FakeHttp::new();
+        http.push_ok("POST https://login.test/", token_response("tok-1", 3600));
+        let mut gone = json_response(
+            410,
+            r#"{"error":{"code":"resyncRequired","message":"Resync required."}}"#,
+        );
+        gone.headers.push((
+            "Location".into(),
+            "https://graph.test/v1.0/users/delta?$deltatoken=".into(),
+        ));
+        http.push_ok("GET https://graph.test/d", gone.clone());
+        http.push_ok("GET https://graph.test/d", gone);
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        let Reply::Resync(f) = c
+            .get_json(
+                "https://graph.test/d?$deltatoken=T",
+                NEED,
+                &[],
+                "thing",
+                parse_x,
+            )
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(f.status, Some(410));
+        assert_eq!(f.graph_code.as_deref(), Some("resyncRequired"));
+        assert_eq!(f.url, "https://graph.test/d?$deltatoken=...");
+        assert_eq!(c.stats.retries, 0, "a resync answer is not retried");
+        // Plain `get` has no use for it: an http error.
+        let SyncError::Http(f) = c.get("https://graph.test/d", NEED).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(f.status, Some(410));
+    }
+
+    #[test]
+    fn a_short_lived_token_is_renewed_with_a_quarter_of_its_life_left() {
+        // 600 s: renewed when less than min(300 s, 150 s) = 150 s is left, i.e. at 450 s.
+        let mut http = FakeHttp::new();
+        http.push_ok("POST https://login.test/", token_response("tok-1", 600));
+        for _ in 0..3 {
+            http.push_ok("GET https://graph.test/a", json_response(200, "{}"));
+        }
+        http.push_ok("POST https://login.test/", token_response("tok-2", 600));
+        http.push_ok("GET https://graph.test/a", json_response(200, "{}"));
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        c.get("https://graph.test/a", NEED).unwrap();
+        c.clock.sleep_ms(300_000);
+        c.get("https://graph.test/a", NEED).unwrap();
+        c.clock.sleep_ms(149_999);
+        c.get("https://graph.test/a", NEED).unwrap();
+        c.clock.sleep_ms(1);
+        c.get("https://graph.test/a", NEED).unwrap();
+        assert_eq!(c.stats.requests, 6, "two token requests for four GETs");
+        drop(c);
+        http.assert_done();
+        let bearers: Vec<_> = http
+            .sent
+            .iter()
+            .filter_map(|r| r.headers.iter().find(|(n, _)| n == "Authorization"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(
+            bearers,
+            vec![
+                "Bearer tok-1",
+                "Bearer tok-1",
+                "Bearer tok-1",
+                "Bearer tok-2"
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Paging through a Graph collection by `@odata.nextLink`, to the end. A next link must
-//! stay on the Graph endpoint (same scheme, host and port): the bearer token goes with
-//! every page, so a link to any other host is refused as a bad response.
+//! Paging through a Graph collection by `@odata.nextLink`, to the end. A next link (and a
+//! delta round's `@odata.deltaLink`, or a saved one) must stay on the Graph endpoint (same
+//! scheme, host and port): the bearer token goes with every page, so a link to any other
+//! host is refused as a bad response.
 
 use crate::types::{HttpFailure, SyncError};
 use crate::url::{AbsoluteUrl, display_url};
@@ -57,33 +58,37 @@ impl Pager {
 
 /// Refuses a next link that is not an absolute URL on the Graph endpoint.
 pub fn check_next_link(graph: &str, current: &str, link: &str) -> Result<(), SyncError> {
-    let link_url = AbsoluteUrl::parse(link).map_err(|e| {
-        refused(
-            current,
-            format!(
-                "its @odata.nextLink {:?} is not usable: {e}",
-                display_url(link)
-            ),
-        )
-    })?;
+    check_link(graph, current, link, "@odata.nextLink")
+}
+
+/// Refuses a link (`annotation` names where it came from, e.g. `@odata.deltaLink`) that is
+/// not an absolute URL on the Graph endpoint.
+pub fn check_link(
+    graph: &str,
+    current: &str,
+    link: &str,
+    annotation: &str,
+) -> Result<(), SyncError> {
+    on_graph(graph, link).map_err(|why| refused(current, format!("its {annotation} {why}")))
+}
+
+/// Ok when `link` is an absolute URL with the origin (scheme, host, port) of the Graph
+/// endpoint `graph`; else why not, in words that follow "its link".
+pub fn on_graph(graph: &str, link: &str) -> Result<(), String> {
+    let link_url = AbsoluteUrl::parse(link)
+        .map_err(|e| format!("{:?} is not usable: {e}", display_url(link)))?;
     let graph_url = AbsoluteUrl::parse(graph).map_err(|e| {
-        refused(
-            current,
-            format!("the Graph endpoint {graph:?} is not usable: {e}"),
-        )
+        format!("cannot be checked: the Graph endpoint {graph:?} is not usable: {e}")
     })?;
     if !graph_url.same_origin(&link_url) {
-        return Err(refused(
-            current,
-            format!(
-                "its @odata.nextLink leads to {}://{}, not to the Graph endpoint {graph}; the \
-                 engine does not send the access token to another host",
-                match link_url.scheme {
-                    crate::url::Scheme::Http => "http",
-                    crate::url::Scheme::Https => "https",
-                },
-                link_url.authority
-            ),
+        return Err(format!(
+            "leads to {}://{}, not to the Graph endpoint {graph}; the engine does not send \
+             the access token to another host",
+            match link_url.scheme {
+                crate::url::Scheme::Http => "http",
+                crate::url::Scheme::Https => "https",
+            },
+            link_url.authority
         ));
     }
     Ok(())
@@ -156,6 +161,28 @@ mod tests {
         }
         let e = check_next_link(g, cur, "https://evil.example/x").unwrap_err();
         assert!(format!("{e:?}").contains("evil.example"));
+        let e = check_link(
+            g,
+            cur,
+            "https://evil.example/x?$deltatoken=T0K",
+            "@odata.deltaLink",
+        )
+        .unwrap_err();
+        let SyncError::BadResponse(f) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            f.message
+                .contains("its @odata.deltaLink leads to https://evil.example")
+        );
+        assert!(!f.message.contains("T0K"));
+        assert!(
+            on_graph(
+                g,
+                "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=x"
+            )
+            .is_ok()
+        );
     }
 
     #[test]

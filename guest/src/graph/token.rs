@@ -1,16 +1,23 @@
 //! App-only sign-in with the OAuth 2.0 client-credentials grant of the Microsoft identity
-//! platform: the token request, the token response, the run's token cache (renewed five
-//! minutes before expiry), the JWT `roles` claim, and AADSTS errors mapped to typed
-//! `auth-error`s an admin can act on. Nothing here ever puts the secret, the request body
-//! or a token into an error.
+//! platform: the token request, the token response, the run's token cache (renewed when
+//! less than min(5 minutes, a quarter of its lifetime) is left), the JWT `roles` claim,
+//! and AADSTS errors mapped to typed `auth-error`s an admin can act on. Nothing here ever
+//! puts the secret, the request body or a token into an error.
 
 use serde::Deserialize;
 
 use crate::types::{AuthError, AuthFailure, HttpFailure, SyncError};
 use crate::url::{display_url, form_encode, path_segment_encode};
 
-/// Renew a token this long before it expires.
+/// Renew a token at most this long before it expires.
 pub const RENEW_BEFORE_MS: u64 = 5 * 60 * 1000;
+
+/// How long before expiry a token of `lifetime_ms` is renewed: five minutes, or a quarter
+/// of its lifetime when that is shorter, so that a short-lived token is still used for
+/// three quarters of its life instead of being renewed before every request.
+pub fn renew_margin_ms(lifetime_ms: u64) -> u64 {
+    RENEW_BEFORE_MS.min(lifetime_ms / 4)
+}
 
 /// What signing in needs. The secret lives only here, for the run.
 pub struct Credentials {
@@ -143,8 +150,9 @@ pub fn parse_token_response(
         None => return Err(bad("the token endpoint's answer has no expires_in".into())),
     };
     let lifetime_ms = expires_in_s.saturating_mul(1000);
-    // Renew 5 minutes early, or half-way through a token that lives less than 10 minutes.
-    let margin = RENEW_BEFORE_MS.min(lifetime_ms / 2);
+    // Renew 5 minutes early, or with a quarter of the lifetime left for a token that lives
+    // less than 20 minutes.
+    let margin = renew_margin_ms(lifetime_ms);
     Ok(AccessToken {
         value,
         renew_at_ms: requested_at_ms.saturating_add(lifetime_ms - margin),
@@ -256,8 +264,9 @@ fn aadsts_in(text: &str) -> Option<u32> {
 
 #[derive(Deserialize)]
 struct Claims {
+    /// Absent (or null) when the app holds no application permission.
     #[serde(default)]
-    roles: Vec<String>,
+    roles: Option<Vec<String>>,
 }
 
 /// The application roles (`roles` claim) of a JWT access token. The signature is not
@@ -272,7 +281,7 @@ pub fn token_roles(token: &str) -> Result<Vec<String>, &'static str> {
     let bytes = base64url_decode(payload).ok_or("the access token's payload is not base64url")?;
     let claims: Claims = serde_json::from_slice(&bytes)
         .map_err(|_| "the access token's payload is not a JSON object with a roles list")?;
-    Ok(claims.roles)
+    Ok(claims.roles.unwrap_or_default())
 }
 
 /// Decodes base64url, with or without padding.
@@ -360,14 +369,18 @@ mod tests {
         assert!(t.usable_at(1_000));
         assert!(!t.usable_at(t.renew_at_ms));
 
-        // v1-style string expires_in; a short-lived token renews half-way.
+        // v1-style string expires_in; a short-lived token renews with a quarter left.
         let t = parse_token_response(
             br#"{"token_type":"bearer","expires_in":"120","access_token":"x"}"#,
             "u",
             0,
         )
         .unwrap();
-        assert_eq!(t.renew_at_ms, 60_000);
+        assert_eq!(t.renew_at_ms, 90_000);
+        assert_eq!(renew_margin_ms(3_600_000), RENEW_BEFORE_MS);
+        assert_eq!(renew_margin_ms(1_200_000), RENEW_BEFORE_MS);
+        assert_eq!(renew_margin_ms(600_000), 150_000);
+        assert_eq!(renew_margin_ms(0), 0);
     }
 
     #[test]
@@ -463,6 +476,8 @@ mod tests {
         );
         let no_roles = format!("h.{}.s", base64url_encode(br#"{"aud":"x"}"#));
         assert!(token_roles(&no_roles).unwrap().is_empty());
+        let null_roles = format!("h.{}.s", base64url_encode(br#"{"roles":null}"#));
+        assert!(token_roles(&null_roles).unwrap().is_empty());
         assert!(token_roles("opaque-token").is_err());
         assert!(token_roles("a.!!!.c").is_err());
         assert!(token_roles(&format!("a.{}.c", base64url_encode(b"[1]"))).is_err());

@@ -1,10 +1,39 @@
-//! Users: the `GET /v1.0/users` request with the properties the engine stores, and one
-//! page of Graph's answer turned into WIT `person` records in a single serde pass.
+//! Users, read with Graph's delta query (`GET /v1.0/users/delta`): the request with the
+//! properties the engine stores, and one page of Graph's answer turned into entries (a
+//! user, or an `@removed` id) in a single serde pass.
+//!
+//! What the pages mean, per Microsoft's documentation (microsoft-graph-docs-contrib):
+//! - api-reference/v1.0/api/user-delta.md: query parameters are given once, in the initial
+//!   request; Graph encodes them into the `nextLink` / `deltaLink` it returns, which the
+//!   engine follows as they are. By default a replay "returns the same properties as
+//!   selected in the initial delta query": a changed property with its new value
+//!   ("including properties being set to null value"), an unchanged one with its old
+//!   value, and "if the property has never been set before it will not be included in the
+//!   response at all".
+//! - concepts/delta-query-overview.md, "Resource representation in the delta query
+//!   response": "Updated instances are represented by their id with *at least* the
+//!   properties that have been updated". So in a replay a property ABSENT from an object
+//!   keeps the stored value, while a property PRESENT with `null` clears it
+//!   ([`UserChange::apply`]). In an initial round an object is the user's whole current
+//!   state, so absent means "no value" ([`UserChange::into_person`]).
+//! - Same page: "Removed instances are represented by their id and an @removed object";
+//!   the reason `changed` "indicates the item was deleted and can be restored from
+//!   deletedItems", `deleted` "indicates the item is deleted and cannot be restored"
+//!   (concepts/delta-query-users.md: `changed` when a user is deleted, `deleted` when
+//!   permanently deleted; a restored user comes back with no annotation).
+//! - Page size: delta-query-overview.md says that for users and groups "`$top` is not
+//!   supported", so the engine asks for 999-user pages with the OData preference
+//!   `Prefer: odata.maxpagesize=999`, the header Graph's delta functions document for their
+//!   page size (e.g. message-delta.md, event-delta.md: "Prefer: odata.maxpagesize={x}").
+//!   Graph may serve smaller pages; the engine follows next links either way. Headers do
+//!   not travel inside a next link (concepts/paging.md: "any additional request headers ...
+//!   are not included by default in subsequent page requests"), so every delta request
+//!   sends it.
 
 use serde::{Deserialize, Deserializer};
 
 use crate::graph::Need;
-use crate::graph::client::bad_json;
+use crate::graph::client::BodyError;
 use crate::types::{HttpFailure, Person, SyncError};
 use crate::url::display_url;
 
@@ -13,8 +42,11 @@ pub const SELECT: &str = "id,userPrincipalName,mail,givenName,surname,displayNam
 jobTitle,companyName,country,usageLocation,officeLocation,accountEnabled,userType,\
 assignedLicenses,createdDateTime";
 
-/// The largest page Graph serves for users.
+/// The page size the engine asks for.
 pub const PAGE_SIZE: u32 = 999;
+
+/// The `Prefer` header of every delta request (see the module notes).
+pub const PREFER: (&str, &str) = ("Prefer", "odata.maxpagesize=999");
 
 /// What reading users needs.
 pub const NEED: Need = Need {
@@ -22,45 +54,99 @@ pub const NEED: Need = Need {
     feature: "users",
 };
 
-/// The first page's URL on the Graph endpoint `graph` (no trailing slash).
+/// What a page is, for error messages.
+pub const WHAT: &str = "page of users";
+
+/// The initial delta request on the Graph endpoint `graph` (no trailing slash).
 pub fn first_url(graph: &str) -> String {
-    format!("{graph}/v1.0/users?$select={SELECT}&$top={PAGE_SIZE}")
+    format!("{graph}/v1.0/users/delta?$select={SELECT}")
 }
 
-/// One page of users.
-pub struct UsersPage {
-    pub people: Vec<Person>,
+/// One page of a delta round.
+#[derive(Debug)]
+pub struct DeltaPage {
+    pub entries: Vec<Entry>,
+    /// More pages follow in this round.
     pub next_link: Option<String>,
+    /// The round is complete; replay this link next time.
+    pub delta_link: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct RawPage {
-    value: Option<Vec<GraphUser>>,
-    #[serde(rename = "@odata.nextLink")]
-    next_link: Option<String>,
+/// One object of a delta page.
+// Nearly every entry is a user: boxing it would cost an allocation per user to save room
+// in the few removed ones.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    /// A user that exists (created, updated, restored, or listed by an initial round).
+    User(UserChange),
+    /// A user that is gone. `restorable` for reason `changed` (soft-deleted, in
+    /// deletedItems), false for `deleted` (permanently deleted).
+    Removed { id: String, restorable: bool },
 }
 
-/// A Graph user as selected; unknown properties are skipped, nulls become `None`.
-#[derive(Deserialize)]
+impl Entry {
+    pub fn id(&self) -> &str {
+        match self {
+            Entry::User(u) => u.id(),
+            Entry::Removed { id, .. } => id,
+        }
+    }
+}
+
+/// A property as a delta answer carries it: `None` when absent from the object,
+/// `Some(None)` when present as `null`, `Some(Some(v))` when present with a value.
+pub type Field<T> = Option<Option<T>>;
+
+/// A user object of a delta page, every property with its presence.
+#[derive(Deserialize, Debug, Clone, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-struct GraphUser {
+pub struct UserChange {
+    #[serde(default)]
     id: Option<String>,
-    user_principal_name: Option<String>,
-    mail: Option<String>,
-    given_name: Option<String>,
-    surname: Option<String>,
-    display_name: Option<String>,
-    department: Option<String>,
-    job_title: Option<String>,
-    company_name: Option<String>,
-    country: Option<String>,
-    usage_location: Option<String>,
-    office_location: Option<String>,
-    account_enabled: Option<bool>,
-    user_type: Option<String>,
-    #[serde(default, deserialize_with = "sku_ids")]
-    assigned_licenses: Vec<String>,
-    created_date_time: Option<String>,
+    #[serde(rename = "@removed", default, deserialize_with = "present")]
+    removed: Field<RemovedReason>,
+    #[serde(default, deserialize_with = "present")]
+    pub user_principal_name: Field<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub mail: Field<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub given_name: Field<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub surname: Field<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub display_name: Field<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub department: Field<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub job_title: Field<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub company_name: Field<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub country: Field<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub usage_location: Field<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub office_location: Field<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub account_enabled: Field<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub user_type: Field<String>,
+    #[serde(default, deserialize_with = "present_skus")]
+    pub assigned_licenses: Field<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub created_date_time: Field<String>,
+}
+
+#[derive(Deserialize, Debug, Clone, Default, PartialEq)]
+struct RemovedReason {
+    reason: Option<String>,
+}
+
+/// Marks a property as present: `null` becomes `Some(None)`. With `#[serde(default)]`, an
+/// absent property stays `None`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Field<T>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -71,34 +157,169 @@ struct AssignedLicense {
 
 /// `assignedLicenses: [{"skuId": "...", "disabledPlans": [...]}, ...]` (or null) as the
 /// sorted SKU ids, so that the order Graph lists them in does not look like a change.
-fn sku_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+fn present_skus<'de, D: Deserializer<'de>>(d: D) -> Result<Field<Vec<String>>, D::Error> {
     let list: Option<Vec<AssignedLicense>> = Option::deserialize(d)?;
-    let mut ids: Vec<String> = list
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|l| l.sku_id)
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
+    Ok(Some(list.map(|list| {
+        let mut ids: Vec<String> = list.into_iter().filter_map(|l| l.sku_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    })))
 }
 
-/// Parses one page read from `url`.
-pub fn parse_page(body: &[u8], url: &str) -> Result<UsersPage, SyncError> {
-    let raw: RawPage =
-        serde_json::from_slice(body).map_err(|e| bad_json(url, "page of users", &e))?;
-    let Some(value) = raw.value else {
-        return Err(bad(url, "the page has no \"value\" list of users".into()));
-    };
-    let mut people = Vec::with_capacity(value.len());
-    for (i, u) in value.into_iter().enumerate() {
-        people.push(
-            to_person(u).map_err(|why| bad(url, format!("user #{} on the page {why}", i + 1)))?,
-        );
+/// Sets `slot` from a present property (`null` clears it); an absent one leaves it.
+fn set<T>(slot: &mut Option<T>, field: Field<T>) {
+    if let Some(value) = field {
+        *slot = value;
     }
-    Ok(UsersPage {
-        people,
+}
+
+impl UserChange {
+    /// The object id (checked non-empty when the page was parsed).
+    pub fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or("")
+    }
+
+    /// True when the object carries a non-empty userPrincipalName.
+    pub fn has_user_principal_name(&self) -> bool {
+        matches!(&self.user_principal_name, Some(Some(u)) if !u.trim().is_empty())
+    }
+
+    /// The user as an initial round lists it: the whole current state, so an absent
+    /// property has no value (user-delta.md: a property never set "will not be included").
+    pub fn into_person(self) -> Person {
+        let blank = blank_person(self.id().to_owned());
+        self.apply(blank)
+    }
+
+    /// A user a replay reports that the store does not hold: created from what the object
+    /// carries, or `None` when it has no userPrincipalName (a person cannot be stored
+    /// without one; the next full sync brings it in).
+    pub fn into_new_person(self) -> Option<Person> {
+        self.has_user_principal_name().then(|| self.into_person())
+    }
+
+    /// Merges a replayed change into the stored person: a present property replaces the
+    /// stored value (`null` clears it), an absent one keeps it. The identity properties
+    /// never become empty: a `null` userPrincipalName or accountEnabled keeps the stored
+    /// value, a `null` userType is derived again from the userPrincipalName.
+    pub fn apply(self, mut p: Person) -> Person {
+        if let Some(Some(upn)) = self.user_principal_name
+            && !upn.trim().is_empty()
+        {
+            p.user_principal_name = upn;
+        }
+        set(&mut p.mail, self.mail);
+        set(&mut p.given_name, self.given_name);
+        set(&mut p.surname, self.surname);
+        set(&mut p.display_name, self.display_name);
+        set(&mut p.department, self.department);
+        set(&mut p.job_title, self.job_title);
+        set(&mut p.company_name, self.company_name);
+        set(&mut p.country, self.country);
+        set(&mut p.usage_location, self.usage_location);
+        set(&mut p.office_location, self.office_location);
+        if let Some(Some(enabled)) = self.account_enabled {
+            p.account_enabled = enabled;
+        }
+        match self.user_type {
+            Some(Some(t)) if !t.is_empty() => p.user_type = t,
+            Some(_) => p.user_type.clear(),
+            None => {}
+        }
+        if let Some(licences) = self.assigned_licenses {
+            p.licences = licences.unwrap_or_default();
+        }
+        set(&mut p.created_at, self.created_date_time);
+        if p.user_type.is_empty() {
+            // userType is null for some old accounts: external (#EXT#) ones are guests.
+            p.user_type = if p.user_principal_name.contains("#EXT#") {
+                "Guest"
+            } else {
+                "Member"
+            }
+            .to_owned();
+        }
+        p
+    }
+}
+
+/// A person with only an id: what an initial round's object is merged into.
+fn blank_person(object_id: String) -> Person {
+    Person {
+        object_id,
+        user_principal_name: String::new(),
+        mail: None,
+        given_name: None,
+        surname: None,
+        display_name: None,
+        department: None,
+        job_title: None,
+        company_name: None,
+        country: None,
+        usage_location: None,
+        office_location: None,
+        // Selected explicitly, so Graph returns it; when it does not, assume the account
+        // works rather than report every account as disabled.
+        account_enabled: true,
+        user_type: String::new(),
+        licences: Vec::new(),
+        created_at: None,
+        manager_id: None,
+        hire_date: None,
+        proxy_addresses: Vec::new(),
+        last_sign_in: None,
+    }
+}
+
+#[derive(Deserialize)]
+struct RawPage {
+    value: Option<Vec<UserChange>>,
+    #[serde(rename = "@odata.nextLink")]
+    next_link: Option<String>,
+    #[serde(rename = "@odata.deltaLink")]
+    delta_link: Option<String>,
+}
+
+/// Parses one delta page read from `url`. A JSON error comes back as
+/// [`BodyError::Json`] (the client decides whether to read the page again); a page that is
+/// JSON but unusable as [`BodyError::Unusable`].
+pub fn parse_page(body: &[u8], url: &str) -> Result<DeltaPage, BodyError> {
+    let raw: RawPage = serde_json::from_slice(body)?;
+    let Some(value) = raw.value else {
+        return Err(BodyError::Unusable(bad(
+            url,
+            "the page has no \"value\" list of users".into(),
+        )));
+    };
+    let mut entries = Vec::with_capacity(value.len());
+    for (i, mut u) in value.into_iter().enumerate() {
+        let id = match u.id.take() {
+            Some(id) if !id.trim().is_empty() => id,
+            _ => {
+                return Err(BodyError::Unusable(bad(
+                    url,
+                    format!("user #{} on the page has no id", i + 1),
+                )));
+            }
+        };
+        entries.push(match u.removed.take() {
+            // Only a permanent deletion is final; `changed`, an unknown or a missing
+            // reason may be undone, so the engine never deletes on it.
+            Some(removed) => Entry::Removed {
+                restorable: removed.and_then(|r| r.reason).as_deref() != Some("deleted"),
+                id,
+            },
+            None => {
+                u.id = Some(id);
+                Entry::User(u)
+            }
+        });
+    }
+    Ok(DeltaPage {
+        entries,
         next_link: raw.next_link,
+        delta_link: raw.delta_link,
     })
 }
 
@@ -114,64 +335,41 @@ fn bad(url: &str, message: String) -> SyncError {
     })
 }
 
-fn to_person(u: GraphUser) -> Result<Person, &'static str> {
-    let object_id = match u.id {
-        Some(id) if !id.trim().is_empty() => id,
-        _ => return Err("has no id"),
-    };
-    let user_principal_name = u.user_principal_name.unwrap_or_default();
-    // userType is null for some old accounts: external (#EXT#) ones are guests.
-    let user_type = match u.user_type {
-        Some(t) if !t.is_empty() => t,
-        _ if user_principal_name.contains("#EXT#") => "Guest".to_owned(),
-        _ => "Member".to_owned(),
-    };
-    Ok(Person {
-        object_id,
-        user_principal_name,
-        mail: u.mail,
-        given_name: u.given_name,
-        surname: u.surname,
-        display_name: u.display_name,
-        department: u.department,
-        job_title: u.job_title,
-        company_name: u.company_name,
-        country: u.country,
-        usage_location: u.usage_location,
-        office_location: u.office_location,
-        // Selected explicitly, so Graph returns it; when it does not, assume the account
-        // works rather than report every account as disabled.
-        account_enabled: u.account_enabled.unwrap_or(true),
-        user_type,
-        licences: u.assigned_licenses,
-        created_at: u.created_date_time,
-        manager_id: None,
-        hire_date: None,
-        proxy_addresses: Vec::new(),
-        last_sign_in: None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn first_url_selects_the_stored_properties() {
-        let u = first_url("https://graph.microsoft.com");
-        assert_eq!(
-            u,
-            "https://graph.microsoft.com/v1.0/users?$select=id,userPrincipalName,mail,givenName,\
-             surname,displayName,department,jobTitle,companyName,country,usageLocation,\
-             officeLocation,accountEnabled,userType,assignedLicenses,createdDateTime&$top=999"
-        );
+    fn page(body: &[u8]) -> DeltaPage {
+        parse_page(body, "https://graph.test/v1.0/users/delta").unwrap()
+    }
+
+    fn user(e: &Entry) -> &UserChange {
+        match e {
+            Entry::User(u) => u,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
-    fn parses_a_page_into_people() {
+    fn first_url_selects_the_stored_properties_without_top() {
+        let u = first_url("https://graph.microsoft.com");
+        assert_eq!(
+            u,
+            "https://graph.microsoft.com/v1.0/users/delta?$select=id,userPrincipalName,mail,\
+             givenName,surname,displayName,department,jobTitle,companyName,country,\
+             usageLocation,officeLocation,accountEnabled,userType,assignedLicenses,\
+             createdDateTime"
+        );
+        assert!(!u.contains("$top"), "users/delta does not support $top");
+        assert_eq!(PREFER, ("Prefer", "odata.maxpagesize=999"));
+        assert!(PREFER.1.ends_with(&PAGE_SIZE.to_string()));
+    }
+
+    #[test]
+    fn parses_an_initial_page_into_people() {
         let body = br#"{
           "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users(id,mail)",
-          "@odata.nextLink": "https://graph.microsoft.com/v1.0/users?$skiptoken=abc",
+          "@odata.nextLink": "https://graph.microsoft.com/v1.0/users/delta?$skiptoken=abc",
           "value": [
             {"id": "6ea91a8d-e32e-41a1-b7bd-d2d185eed0e0", "userPrincipalName": "adele@contoso.com",
              "mail": "Adele@contoso.com", "givenName": "Adele", "surname": "Vance",
@@ -185,60 +383,189 @@ mod tests {
             {"id": "x3", "userPrincipalName": "Jos\u00e9@contoso.com", "mail": "jos\u00e9@contoso.com"}
           ]
         }"#;
-        let page = parse_page(body, "https://graph.microsoft.com/v1.0/users").unwrap();
+        let p = page(body);
         assert_eq!(
-            page.next_link.as_deref(),
-            Some("https://graph.microsoft.com/v1.0/users?$skiptoken=abc")
+            p.next_link.as_deref(),
+            Some("https://graph.microsoft.com/v1.0/users/delta?$skiptoken=abc")
         );
-        assert_eq!(page.people.len(), 3);
-        let a = &page.people[0];
+        assert_eq!(p.delta_link, None);
+        let people: Vec<Person> = p
+            .entries
+            .iter()
+            .map(|e| user(e).clone().into_person())
+            .collect();
+        assert_eq!(people.len(), 3);
+        let a = &people[0];
         assert_eq!(a.object_id, "6ea91a8d-e32e-41a1-b7bd-d2d185eed0e0");
         assert_eq!(a.mail.as_deref(), Some("Adele@contoso.com"));
         assert_eq!(a.job_title, None);
         assert_eq!(a.licences, vec!["sku-a", "sku-b"]);
         assert_eq!(a.created_at.as_deref(), Some("2024-01-02T03:04:05Z"));
         assert!(a.account_enabled);
-        let b = &page.people[1];
+        let b = &people[1];
         assert_eq!(b.user_type, "Guest");
         assert!(b.licences.is_empty());
         assert!(!b.account_enabled);
-        let c = &page.people[2];
+        let c = &people[2];
         assert_eq!(c.user_type, "Member");
         assert_eq!(c.user_principal_name, "José@contoso.com");
+        assert_eq!(c.department, None, "absent in an initial round: no value");
     }
 
     #[test]
-    fn last_page_has_no_next_link() {
-        let page = parse_page(br#"{"value": []}"#, "u").unwrap();
-        assert!(page.people.is_empty());
-        assert!(page.next_link.is_none());
+    fn removed_entries_and_their_reasons() {
+        let p = page(
+            br#"{"@odata.deltaLink": "https://g/v1.0/users/delta?$deltatoken=t", "value": [
+              {"id": "a", "@removed": {"reason": "changed"}},
+              {"id": "b", "@removed": {"reason": "deleted"}},
+              {"id": "c", "@removed": {}},
+              {"id": "d", "@removed": {"reason": "somethingNew"}},
+              {"id": "e", "@removed": null},
+              {"id": "f", "displayName": "Back"}
+            ]}"#,
+        );
+        assert_eq!(
+            p.delta_link.as_deref(),
+            Some("https://g/v1.0/users/delta?$deltatoken=t")
+        );
+        let got: Vec<_> = p
+            .entries
+            .iter()
+            .map(|e| match e {
+                Entry::Removed { id, restorable } => (id.as_str(), Some(*restorable)),
+                Entry::User(u) => (u.id(), None),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a", Some(true)),
+                ("b", Some(false)),
+                ("c", Some(true)),
+                ("d", Some(true)),
+                ("e", Some(true)),
+                ("f", None)
+            ]
+        );
+        assert_eq!(p.entries[5].id(), "f");
+    }
+
+    fn stored() -> Person {
+        let mut p = blank_person("id-1".into());
+        p.user_principal_name = "old@contoso.com".into();
+        p.mail = Some("old@contoso.com".into());
+        p.department = Some("Sales".into());
+        p.job_title = Some("Rep".into());
+        p.office_location = Some("B1".into());
+        p.account_enabled = false;
+        p.user_type = "Member".into();
+        p.licences = vec!["sku-1".into()];
+        p.created_at = Some("2020-01-01T00:00:00Z".into());
+        p
+    }
+
+    #[test]
+    fn a_replayed_update_merges_absent_keeps_and_null_clears() {
+        let p = page(
+            br#"{"value": [{"id": "id-1", "department": "Research", "jobTitle": null,
+                 "assignedLicenses": [], "accountEnabled": true}]}"#,
+        );
+        let merged = user(&p.entries[0]).clone().apply(stored());
+        let mut want = stored();
+        want.department = Some("Research".into());
+        want.job_title = None;
+        want.licences = vec![];
+        want.account_enabled = true;
+        assert_eq!(merged, want);
+
+        // Nothing but the id: nothing changes.
+        let p = page(br#"{"value": [{"id": "id-1"}]}"#);
+        assert_eq!(user(&p.entries[0]).clone().apply(stored()), stored());
+
+        // Identity properties never become empty; a null userType is derived again.
+        let p = page(
+            br#"{"value": [{"id": "id-1", "userPrincipalName": null, "accountEnabled": null,
+                 "userType": null, "assignedLicenses": null, "mail": null}]}"#,
+        );
+        let merged = user(&p.entries[0]).clone().apply(stored());
+        assert_eq!(merged.user_principal_name, "old@contoso.com");
+        assert!(!merged.account_enabled);
+        assert_eq!(merged.user_type, "Member");
+        assert!(merged.licences.is_empty());
+        assert_eq!(merged.mail, None);
+        assert_eq!(merged.department.as_deref(), Some("Sales"));
+
+        // A new UPN and type replace the old ones.
+        let p = page(
+            br#"{"value": [{"id": "id-1", "userPrincipalName": "x_f.com#EXT#@contoso.com",
+                 "userType": "Guest"}]}"#,
+        );
+        let merged = user(&p.entries[0]).clone().apply(stored());
+        assert_eq!(merged.user_principal_name, "x_f.com#EXT#@contoso.com");
+        assert_eq!(merged.user_type, "Guest");
+    }
+
+    #[test]
+    fn an_unknown_user_needs_a_user_principal_name_to_be_created() {
+        let p = page(
+            br#"{"value": [{"id": "n1", "department": "Research"},
+                           {"id": "n2", "userPrincipalName": "  "},
+                           {"id": "n3", "userPrincipalName": "new@contoso.com", "department": "R"}]}"#,
+        );
+        assert!(user(&p.entries[0]).clone().into_new_person().is_none());
+        assert!(user(&p.entries[1]).clone().into_new_person().is_none());
+        let n = user(&p.entries[2]).clone().into_new_person().unwrap();
+        assert_eq!(n.object_id, "n3");
+        assert_eq!(n.user_principal_name, "new@contoso.com");
+        assert_eq!(n.department.as_deref(), Some("R"));
+        assert_eq!(n.mail, None);
+        assert!(n.account_enabled);
+        assert_eq!(n.user_type, "Member");
+    }
+
+    #[test]
+    fn last_page_may_be_empty() {
+        let p = page(br#"{"value": [], "@odata.deltaLink": "https://g/d?$deltatoken=x"}"#);
+        assert!(p.entries.is_empty());
+        assert!(p.next_link.is_none());
+        assert!(p.delta_link.is_some());
     }
 
     #[test]
     fn bad_pages_name_the_url_and_the_position() {
-        let url = "https://graph.test/v1.0/users?$skiptoken=tok";
+        let url = "https://graph.test/v1.0/users/delta?$skiptoken=T0K3N";
+        // Not JSON, or cut short: a JSON error the client may retry.
+        for (body, category) in [
+            (&b"{\"value\": [ {\"id\": \"a\",,} ]}"[..], "Syntax"),
+            (b"<html>gateway</html>", "Syntax"),
+            (b"{\"value\": [{\"id\": \"a\"", "Eof"),
+            (b"", "Eof"),
+            (b"{\"value\": {}}", "Data"),
+            (b"{\"value\": [{\"id\": 5}]}", "Data"),
+        ] {
+            let Err(BodyError::Json(e)) = parse_page(body, url) else {
+                panic!("{body:?}")
+            };
+            assert_eq!(format!("{:?}", e.classify()), category, "{body:?}");
+        }
+        // JSON, but unusable.
         for (body, expect) in [
-            (&b"{\"value\": [ {\"id\": \"a\",,} ]}"[..], "line 1 column"),
-            (b"<html>gateway</html>", "line 1 column 1"),
-            (b"{\"value\": {}}", "invalid type"),
-            (b"{\"value\": [{\"id\": 5}]}", "invalid type"),
-            (b"{\"odata\": 1}", "no \"value\""),
+            (&b"{\"odata\": 1}"[..], "no \"value\""),
             (
                 b"{\"value\": [{\"userPrincipalName\": \"x\"}]}",
                 "user #1 on the page has no id",
             ),
-            (b"", "EOF"),
+            (
+                b"{\"value\": [{\"id\": \" \", \"@removed\": {}}]}",
+                "user #1 on the page has no id",
+            ),
         ] {
-            let Err(SyncError::BadResponse(f)) = parse_page(body, url) else {
+            let Err(BodyError::Unusable(SyncError::BadResponse(f))) = parse_page(body, url) else {
                 panic!("{body:?}")
             };
-            assert_eq!(f.url, "https://graph.test/v1.0/users?$skiptoken=...");
+            assert_eq!(f.url, "https://graph.test/v1.0/users/delta?$skiptoken=...");
             assert!(f.message.contains(expect), "{} / {expect}", f.message);
-            assert!(
-                f.message.contains("https://graph.test/v1.0/users"),
-                "{}",
-                f.message
-            );
+            assert!(!f.message.contains("T0K3N"), "{}", f.message);
         }
     }
 }

@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::fakes::{
-    SECRET, World, fake_jwt, json_response, page_body, person, request, token_response, user_id,
+    DEFAULT_DELTA_LINK, DELTA_FIRST, SECRET, World, delta_body, delta_link, delta_next, fake_jwt,
+    json_response, page_body, person, removed_json, request, script_round, token_response, user_id,
     user_json,
 };
 use crate::platform::TransportError;
@@ -10,10 +11,10 @@ use crate::types::{
     Attribute, AttributeFilter, AuthFailure, PersonStatus, StoredPerson, SyncRequest,
 };
 
-const USERS_URL: &str = "GET https://graph.test/v1.0/users?$select=";
+const USERS_URL: &str = DELTA_FIRST;
 
 fn next_link(page: u32) -> String {
-    format!("https://graph.test/v1.0/users?$select=id&$top=999&$skiptoken=page{page}")
+    format!("https://graph.test/v1.0/users/delta?$skiptoken=page{page}")
 }
 
 /// Scripts a token and the given pages of users (by number), linked by next links.
@@ -81,10 +82,22 @@ fn three_pages_make_three_batches_and_a_complete_report() {
     assert_eq!(last.run.as_ref(), Some(&report));
     assert_eq!(
         last.checkpoints,
-        vec![Checkpoint {
-            key: "users.last-full-sync".into(),
-            value: Some("2024-05-01T00:00:00.000Z".into())
-        }]
+        vec![
+            Checkpoint {
+                key: "users.delta-link".into(),
+                value: Some(DEFAULT_DELTA_LINK.into())
+            },
+            Checkpoint {
+                key: "users.last-full-sync".into(),
+                value: Some("2024-05-01T00:00:00.000Z".into())
+            }
+        ]
+    );
+    assert!(
+        w.store.commits[..2]
+            .iter()
+            .all(|b| b.checkpoints.is_empty()),
+        "no delta link (and never a next link) before the final batch"
     );
     assert_eq!(w.store.find_calls, 3, "one find-people per page");
 
@@ -129,11 +142,23 @@ fn three_pages_make_three_batches_and_a_complete_report() {
     assert!(lines.contains(&"signed in to tenant contoso"), "{lines:?}");
     assert!(lines.contains(&"users page 3: 2 read"), "{lines:?}");
 
-    // Paging follows Graph's next links; every Graph request carries the token and no body.
+    // Paging follows Graph's next links; every Graph request carries the token, asks for
+    // 999-user pages with the Prefer header (users/delta does not support $top), and has
+    // no body.
     let urls: Vec<_> = w.http.sent.iter().map(|r| r.url.as_str()).collect();
+    assert!(!urls[1].contains("$top"), "{}", urls[1]);
     assert_eq!(urls[2], next_link(2));
     assert_eq!(urls[3], next_link(3));
     assert!(w.http.sent[1..].iter().all(|r| r.body.is_none()));
+    for r in &w.http.sent[1..] {
+        assert!(
+            r.headers
+                .iter()
+                .any(|(n, v)| n == "Prefer" && v == "odata.maxpagesize=999"),
+            "{:?}",
+            r.headers
+        );
+    }
 }
 
 #[test]
@@ -173,7 +198,7 @@ fn a_changed_field_is_an_update() {
     script_pages(&mut w, &[&[1, 2, 3]]);
     run(&mut w.env(), &request()).unwrap();
 
-    let token = fake_jwt(&[]);
+    let token = fake_jwt(&["User.Read.All"]);
     w.http
         .push_ok("POST https://login.test/", token_response(&token, 3600));
     let mut changed = user_json(2);
@@ -204,7 +229,7 @@ fn a_changed_field_is_an_update() {
 #[test]
 fn throttled_page_is_retried_after_retry_after() {
     let mut w = World::new();
-    let token = fake_jwt(&[]);
+    let token = fake_jwt(&["User.Read.All"]);
     w.http
         .push_ok("POST https://login.test/", token_response(&token, 3600));
     let mut throttled = json_response(
@@ -232,7 +257,7 @@ fn missing_permission_names_user_read_all() {
     let mut w = World::new();
     w.http.push_ok(
         "POST https://login.test/",
-        token_response(&fake_jwt(&[]), 3600),
+        token_response(&fake_jwt(&["User.Read.All"]), 3600),
     );
     w.http.push_ok(
         USERS_URL,
@@ -260,29 +285,32 @@ fn invalid_json_is_a_bad_response_naming_the_url() {
     let mut w = World::new();
     w.http.push_ok(
         "POST https://login.test/",
-        token_response(&fake_jwt(&[]), 3600),
+        token_response(&fake_jwt(&["User.Read.All"]), 3600),
     );
     w.http.push_ok(
         USERS_URL,
         json_response(200, &page_body(&[user_json(1)], Some(&next_link(2)))),
     );
-    w.http.push_ok(
-        &format!("GET {}", next_link(2)),
-        json_response(200, r#"{"value": [{"id": "x",}]}"#),
-    );
+    // Not JSON, every time it is read (3 attempts).
+    for _ in 0..3 {
+        w.http.push_ok(
+            &format!("GET {}", next_link(2)),
+            json_response(200, r#"{"value": [{"id": "x",}]}"#),
+        );
+    }
     let Err(SyncError::BadResponse(f)) = run(&mut w.env(), &request()) else {
         panic!()
     };
-    assert_eq!(
-        f.url,
-        "https://graph.test/v1.0/users?$select=id&$top=999&$skiptoken=..."
-    );
+    w.http.assert_done();
+    assert_eq!(f.url, "https://graph.test/v1.0/users/delta?$skiptoken=...");
     assert!(f.message.contains("line 1 column"), "{}", f.message);
+    assert!(f.message.contains("after 3 attempts"), "{}", f.message);
     assert!(
-        f.message.contains("https://graph.test/v1.0/users"),
+        f.message.contains("https://graph.test/v1.0/users/delta"),
         "{}",
         f.message
     );
+    assert!(!f.message.contains("page2"), "{}", f.message);
     // The first page stands, committed; nothing of the bad page, and no final batch.
     assert_eq!(w.store.commits.len(), 1);
     assert!(w.store.commits[0].run.is_none());
@@ -294,7 +322,7 @@ fn foreign_next_link_is_refused_and_never_followed() {
     let mut w = World::new();
     w.http.push_ok(
         "POST https://login.test/",
-        token_response(&fake_jwt(&[]), 3600),
+        token_response(&fake_jwt(&["User.Read.All"]), 3600),
     );
     w.http.push_ok(
         USERS_URL,
@@ -557,7 +585,7 @@ fn filtered_out_counts_per_reason() {
     unlicensed["assignedLicenses"] = serde_json::json!([]);
     w.http.push_ok(
         "POST https://login.test/",
-        token_response(&fake_jwt(&[]), 3600),
+        token_response(&fake_jwt(&["User.Read.All"]), 3600),
     );
     w.http.push_ok(
         USERS_URL,
@@ -601,14 +629,50 @@ fn filtered_out_counts_per_reason() {
 }
 
 #[test]
-fn duplicate_users_are_imported_once_with_a_warning() {
+fn users_listed_twice_are_imported_once_and_the_last_state_wins() {
+    // delta-query-overview.md: an entity may be contained more than once in a round.
     let mut w = World::new();
-    script_pages(&mut w, &[&[1, 2], &[2, 3]]);
+    let mut later = user_json(2);
+    later["jobTitle"] = "Later".into();
+    let mut earlier = user_json(3);
+    earlier["jobTitle"] = "Earlier".into();
+    let mut latest = user_json(3);
+    latest["jobTitle"] = "Latest".into();
+    w.http.push_ok(
+        "POST https://login.test/",
+        token_response(&fake_jwt(&["User.Read.All"]), 3600),
+    );
+    script_round(
+        &mut w.http,
+        USERS_URL,
+        "r1",
+        &[
+            vec![user_json(1), user_json(2)],
+            vec![later, earlier, latest],
+        ],
+    );
     let report = run(&mut w.env(), &request()).unwrap();
+    w.http.assert_done();
     let u = users_report(&report);
-    assert_eq!((u.read, u.created), (4, 3));
-    assert_eq!(report.warnings.len(), 1);
-    assert_eq!(report.warnings[0].code, "duplicate-users");
+    assert_eq!((u.read, u.created, u.updated), (5, 3, 1));
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert_eq!(w.store.people.len(), 3);
+    assert_eq!(
+        w.store.people[&user_id(2)].person.job_title.as_deref(),
+        Some("Later")
+    );
+    assert_eq!(
+        w.store.people[&user_id(3)].person.job_title.as_deref(),
+        Some("Latest")
+    );
+    assert!(
+        w.log
+            .lines
+            .iter()
+            .any(|(_, l)| l.contains("2 listed more than once")),
+        "{:?}",
+        w.log.lines
+    );
 }
 
 #[test]
@@ -626,16 +690,23 @@ fn empty_tenant_commits_only_the_final_batch() {
 }
 
 #[test]
-fn incremental_runs_full_with_a_warning() {
+fn a_first_incremental_sync_runs_an_initial_round_without_a_warning() {
     let mut w = World::new();
     script_pages(&mut w, &[&[1]]);
     let mut req = request();
     req.options.mode = SyncMode::Incremental;
     let report = run(&mut w.env(), &req).unwrap();
     assert_eq!(report.mode, SyncMode::Full);
-    assert_eq!(report.warnings.len(), 1);
-    assert_eq!(report.warnings[0].code, "incremental-unavailable");
-    assert!(report.warnings[0].message.contains("full sync ran instead"));
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert!(
+        w.log
+            .lines
+            .iter()
+            .any(|(l, m)| *l == Level::Info && m.contains("no users delta link was saved yet")),
+        "{:?}",
+        w.log.lines
+    );
+    assert_eq!(w.store.checkpoints[USERS_DELTA_LINK], DEFAULT_DELTA_LINK);
 }
 
 #[test]
@@ -679,7 +750,7 @@ fn endpoints_lose_one_trailing_slash() {
     assert!(
         w.http.sent[1]
             .url
-            .starts_with("https://graph.test/v1.0/users?")
+            .starts_with("https://graph.test/v1.0/users/delta?")
     );
 }
 
@@ -962,24 +1033,4 @@ fn secret_and_token_appear_in_no_error_log_or_report() {
     }
 }
 
-/// `cargo test --release -p m365sync-guest -- --ignored --nocapture large_tenant`
-#[test]
-#[ignore = "timing run; use --release"]
-fn large_tenant_timing() {
-    let mut w = World::new();
-    let pages: Vec<Vec<u32>> = (0..100u32)
-        .map(|p| (p * 999..(p + 1) * 999).collect())
-        .collect();
-    let refs: Vec<&[u32]> = pages.iter().map(|p| p.as_slice()).collect();
-    script_pages(&mut w, &refs);
-    let t = std::time::Instant::now();
-    let report = run(&mut w.env(), &request()).unwrap();
-    let first = t.elapsed();
-    assert_eq!(users_report(&report).created, 99_900);
-    script_pages(&mut w, &refs);
-    let t = std::time::Instant::now();
-    let report = run(&mut w.env(), &request()).unwrap();
-    let second = t.elapsed();
-    assert_eq!(users_report(&report).unchanged, 99_900);
-    println!("99,900 users: first sync {first:?}, second sync {second:?} (fakes included)");
-}
+mod delta;

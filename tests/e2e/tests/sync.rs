@@ -39,7 +39,7 @@ async fn full_sync_writes_every_user_with_the_right_fields() {
     assert!(
         pages
             .iter()
-            .all(|r| r.method == "GET" && r.path == "/v1.0/users" && r.status == 200)
+            .all(|r| r.method == "GET" && r.path == "/v1.0/users/delta" && r.status == 200)
     );
     assert!(pages.iter().all(|r| r.authorization));
 

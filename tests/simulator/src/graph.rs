@@ -3,9 +3,11 @@
 //! organization, subscribedSkus and domains.
 //!
 //! Pages cited: api-reference/v1.0/api/user-list.md, user-get.md,
-//! organization-list.md, subscribedsku-list.md, domain-list.md,
-//! concepts/paging.md, concepts/errors.md and concepts/query-parameters.md
-//! (all in microsoftgraph/microsoft-graph-docs-contrib).
+//! user-delta.md, organization-list.md, subscribedsku-list.md,
+//! domain-list.md, concepts/paging.md, concepts/errors.md,
+//! concepts/query-parameters.md, concepts/delta-query-overview.md,
+//! concepts/delta-query-users.md and concepts/throttling.md (all in
+//! microsoftgraph/microsoft-graph-docs-contrib).
 
 use std::time::Duration;
 
@@ -16,12 +18,15 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
+use crate::delta::{self, Kind as TokenKind, State};
+use crate::directory::{Directory, Presence, Record, field};
 use crate::odata::{Allowed, GraphError, Query, parse_query};
 use crate::paging;
 use crate::rng::Rng;
 use crate::server::Shared;
+use crate::tenant::User;
 use crate::token::{Claims, validate_bearer};
-use crate::userprops::{self, Ctx, SingleUser, UserPage, UserView};
+use crate::userprops::{self, Ctx, DeltaItem, DeltaPage, Prop, SingleUser, UserPage, UserView};
 use crate::util::{graph_error_date, keyed_hash, percent_decode};
 
 /// Graph's JSON media type, as the service sends it.
@@ -30,18 +35,25 @@ const ODATA_JSON: &str = "application/json;odata.metadata=minimal;odata.streamin
 /// Default page size of the users list.
 const DEFAULT_TOP: usize = 100;
 
+/// Default page size of users/delta. Not in the reference docs; a Microsoft
+/// Q&A answer (learn.microsoft.com/en-us/answers/a/2052165) gives 200 for
+/// objects such as users, and a docs maintainer mentions 200-object users/delta
+/// pages (microsoftgraph/microsoft-graph-docs#5566).
+const DELTA_DEFAULT_PAGE: usize = 200;
+
+/// Largest page users/delta hands out when a client asks for more with
+/// `Prefer: odata.maxpagesize`: the directory's maximum page size, 999
+/// (user-list.md; "the page size was increased to 999",
+/// microsoftgraph/microsoft-graph-docs#21132).
+const DELTA_MAX_PAGE: usize = 999;
+
 /// Per-request ids, echoed in headers and error bodies.
 struct Ids {
     request_id: String,
     client_request_id: String,
 }
 
-pub async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    if let Some(latency) = shared.config.latency
-        && latency > Duration::ZERO
-    {
-        tokio::time::sleep(latency).await;
-    }
+fn ids(shared: &Shared, req: &Request<Incoming>) -> Ids {
     let request_id = shared.next_guid();
     let client_request_id = req
         .headers()
@@ -50,27 +62,115 @@ pub async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<By
         .filter(|v| !v.is_empty() && v.len() <= 100)
         .map(str::to_string)
         .unwrap_or_else(|| request_id.clone());
-    let ids = Ids {
+    Ids {
         request_id,
         client_request_id,
-    };
+    }
+}
+
+pub async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if let Some(latency) = shared.config.latency
+        && latency > Duration::ZERO
+    {
+        tokio::time::sleep(latency).await;
+    }
+    let ids = ids(shared, &req);
     match route(shared, &req) {
         Ok(ok) => ok.into_response(&ids),
         Err(e) => error_response(shared, &e, &ids),
     }
 }
 
+/// A throttled request (not served). For 429 the body is the one
+/// concepts/throttling.md shows ("Sample response": code `TooManyRequests`,
+/// message "Please retry again later.", innerError with code and status
+/// "429" and message "Please retry after"), with `Retry-After` in seconds
+/// ("A suggested wait time is returned in the response header of the failed
+/// request"). 503 and 504 get the standard error body with
+/// `serviceNotAvailable` ("The service is not available. Try the request again
+/// after a delay. There may be a Retry-After header.", concepts/errors.md).
+pub fn throttled(
+    shared: &Shared,
+    req: &Request<Incoming>,
+    status: u16,
+    retry_after_secs: Option<u32>,
+) -> Response<Full<Bytes>> {
+    let ids = ids(shared, req);
+    let date = graph_error_date(shared.now());
+    let mut r = if status == 429 {
+        let body = json!({
+            "error": {
+                "code": "TooManyRequests",
+                "message": "Please retry again later.",
+                "innerError": {
+                    "code": "429",
+                    "date": date,
+                    "message": "Please retry after",
+                    "request-id": ids.request_id,
+                    "client-request-id": ids.client_request_id,
+                    "status": "429",
+                },
+            }
+        });
+        let mut r = Response::new(Full::new(Bytes::from(
+            serde_json::to_vec(&body).unwrap_or_default(),
+        )));
+        *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        let h = r.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        insert_ids(h, &ids);
+        r
+    } else {
+        let e = GraphError::new(
+            status,
+            "serviceNotAvailable",
+            "The service is temporarily unavailable. Try the request again after a delay.",
+        );
+        error_response(shared, &e, &ids)
+    };
+    if let Some(secs) = retry_after_secs {
+        r.headers_mut()
+            .insert("retry-after", HeaderValue::from(secs));
+    }
+    r
+}
+
+/// Fault injection: 500 with `generalException` ("An unspecified error has
+/// occurred.", concepts/errors.md).
+pub fn server_error(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let ids = ids(shared, req);
+    let e = GraphError::new(
+        500,
+        "generalException",
+        "An unspecified error has occurred.",
+    );
+    error_response(shared, &e, &ids)
+}
+
+/// Fault injection: a 200 whose JSON body is syntactically broken.
+pub fn invalid_json(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let ids = ids(shared, req);
+    let body = format!(
+        "{{\"@odata.context\":\"{}/v1.0/$metadata#users\",\"value\":[{{\"id\":\"{}\",,\"displayName\":}}]",
+        shared.graph_url, ids.request_id
+    );
+    Reply::Json(body.into_bytes()).into_response(&ids)
+}
+
 /// A successful answer before headers are added.
 enum Reply {
     Json(Vec<u8>),
+    /// JSON with extra response headers.
+    JsonWith(Vec<u8>, Vec<(&'static str, String)>),
     Text(String),
 }
 
 impl Reply {
     fn into_response(self, ids: &Ids) -> Response<Full<Bytes>> {
-        let (body, content_type) = match self {
-            Reply::Json(b) => (b, ODATA_JSON),
-            Reply::Text(t) => (t.into_bytes(), "text/plain"),
+        let (body, content_type, extra) = match self {
+            Reply::Json(b) => (b, ODATA_JSON, Vec::new()),
+            Reply::JsonWith(b, extra) => (b, ODATA_JSON, extra),
+            Reply::Text(t) => (t.into_bytes(), "text/plain", Vec::new()),
         };
         let mut r = Response::new(Full::new(Bytes::from(body)));
         let h = r.headers_mut();
@@ -78,6 +178,11 @@ impl Reply {
         h.insert("odata-version", HeaderValue::from_static("4.0"));
         h.insert("cache-control", HeaderValue::from_static("no-cache"));
         insert_ids(h, ids);
+        for (name, value) in extra {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.insert(name, v);
+            }
+        }
         r
     }
 }
@@ -109,6 +214,11 @@ fn error_response(shared: &Shared, e: &GraphError, ids: &Ids) -> Response<Full<B
     }
     if e.status == 405 {
         h.insert("allow", HeaderValue::from_static("GET"));
+    }
+    if let Some(location) = &e.location
+        && let Ok(v) = HeaderValue::from_str(location)
+    {
+        h.insert(hyper::header::LOCATION, v);
     }
     r
 }
@@ -303,6 +413,26 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Result<Reply, GraphError> 
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("eventual"));
 
     match (set, key) {
+        (Set::Users, Some(k)) if is_delta_segment(k) => {
+            let q = parse_query(
+                raw_query,
+                Allowed {
+                    select: true,
+                    top: false,
+                    skiptoken: true,
+                    count: false,
+                    deltatoken: true,
+                    ignore_top: true,
+                },
+            )?;
+            let prefer = delta::parse_prefer(
+                req.headers()
+                    .get_all("prefer")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok()),
+            );
+            users_delta(shared, &q, prefer)
+        }
         (Set::Users, None) => {
             let q = parse_query(
                 raw_query,
@@ -311,6 +441,8 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Result<Reply, GraphError> 
                     top: true,
                     skiptoken: true,
                     count: true,
+                    deltatoken: false,
+                    ignore_top: false,
                 },
             )?;
             list_users(shared, &q, consistency_eventual)
@@ -335,6 +467,8 @@ const SELECT_ONLY: Allowed = Allowed {
     top: false,
     skiptoken: false,
     count: false,
+    deltatoken: false,
+    ignore_top: false,
 };
 
 const NONE_ALLOWED: Allowed = Allowed {
@@ -342,12 +476,26 @@ const NONE_ALLOWED: Allowed = Allowed {
     top: false,
     skiptoken: false,
     count: false,
+    deltatoken: false,
+    ignore_top: false,
 };
+
+/// `delta` or its fully qualified name: "`/delta` is a shortcut for the fully
+/// qualified name `/microsoft.graph.delta`. Requests generated by Microsoft
+/// Graph SDKs use the fully qualified name" (concepts/delta-query-users.md);
+/// the SDKs' URL templates add `()`.
+fn is_delta_segment(segment: &str) -> bool {
+    let s = segment.strip_suffix("()").unwrap_or(segment);
+    s.eq_ignore_ascii_case("delta") || s.eq_ignore_ascii_case("microsoft.graph.delta")
+}
 
 fn check_roles(shared: &Shared, claims: &Claims, set: Set) -> Result<(), GraphError> {
     if !shared.config.enforce_roles {
         return Ok(());
     }
+    // users/delta needs the same application permissions as listing users:
+    // User.Read.All, User.ReadWrite.All, Directory.Read.All or
+    // Directory.ReadWrite.All (user-delta.md, "Permissions").
     let allowed = set.roles();
     if claims
         .roles
@@ -395,7 +543,7 @@ fn count_users(shared: &Shared, eventual: bool) -> Result<Reply, GraphError> {
     if !eventual {
         return Err(count_not_supported());
     }
-    Ok(Reply::Text(shared.tenant.users.len().to_string()))
+    Ok(Reply::Text(shared.dir().live.to_string()))
 }
 
 fn list_users(shared: &Shared, q: &Query, eventual: bool) -> Result<Reply, GraphError> {
@@ -404,10 +552,13 @@ fn list_users(shared: &Shared, q: &Query, eventual: bool) -> Result<Reply, Graph
         None => userprops::default_props(),
     };
     let top = q.top.unwrap_or(DEFAULT_TOP);
-    let users = &shared.tenant.users;
+    let dir = shared.dir();
+    let records = &dir.records;
     let offset = match &q.skiptoken {
+        // The offset is an index into every user ever created, deleted ones
+        // included, so that pages stay stable while users come and go.
         Some(token) => paging::decode(shared.skip_key, token)
-            .filter(|&o| o <= users.len())
+            .filter(|&o| o <= records.len())
             // Graph's own answer to a skip token it cannot use is a 400 with
             // "Invalid Skip Token" (microsoftgraph/microsoft-graph-docs-contrib#5103).
             .ok_or_else(|| GraphError::bad_request("Invalid Skip Token"))?,
@@ -417,11 +568,21 @@ fn list_users(shared: &Shared, q: &Query, eventual: bool) -> Result<Reply, Graph
         Some(true) if !eventual => return Err(count_not_supported()),
         // "the @odata.count property will be present only in the first page"
         // (concepts/paging.md).
-        Some(true) if q.skiptoken.is_none() => Some(users.len()),
+        Some(true) if q.skiptoken.is_none() => Some(dir.live),
         _ => None,
     };
-    let end = (offset + top).min(users.len());
-    let page = &users[offset..end];
+    let mut page: Vec<&User> = Vec::with_capacity(top.min(records.len()));
+    let mut end = offset;
+    while end < records.len() && page.len() < top {
+        if records[end].is_live() {
+            page.push(&records[end].user);
+        }
+        end += 1;
+    }
+    // No nextLink to a page that would be empty.
+    while end < records.len() && !records[end].is_live() {
+        end += 1;
+    }
     // The names as asked for, canonically spelled ("*" stays "*").
     let selected: Option<Vec<String>> = q
         .select
@@ -430,13 +591,13 @@ fn list_users(shared: &Shared, q: &Query, eventual: bool) -> Result<Reply, Graph
     let selected: Option<Vec<&str>> = selected
         .as_ref()
         .map(|names| names.iter().map(String::as_str).collect());
-    let next_link = (end < users.len()).then(|| next_link(shared, q, selected.as_deref(), end));
+    let next_link = (end < records.len()).then(|| next_link(shared, q, selected.as_deref(), end));
     let context = context(shared, Set::Users, selected.as_deref(), false);
     let body = UserPage {
         context: &context,
         count,
         next_link: next_link.as_deref(),
-        users: page,
+        users: &page,
         props: &props,
         ctx: ctx(shared),
     };
@@ -478,22 +639,338 @@ fn next_link(shared: &Shared, q: &Query, selected: Option<&[&str]>, offset: usiz
     url
 }
 
+/// The error for a state token that is well formed but no longer valid
+/// (issued before `Simulator::expire_delta_tokens` or by another run).
+/// concepts/delta-query-overview.md: "Delta query can return a response code
+/// of `410 (gone)` and a **Location** header containing a request URL with an
+/// empty `$deltaToken` (same as the initial query). This is an indication that
+/// the application must restart with a full synchronization", and for expired
+/// tokens "the service should respond with a 40X-series error with error codes
+/// such as `syncStateNotFound`"; the message is that code's description in
+/// concepts/errors.md.
+fn resync_required(shared: &Shared, select: Option<&[String]>) -> GraphError {
+    let mut location = format!("{}/v1.0/users/delta?", shared.graph_url);
+    if let Some(names) = select {
+        location.push_str("$select=");
+        location.push_str(&names.join(","));
+        location.push('&');
+    }
+    location.push_str("$deltatoken=");
+    GraphError::new(
+        410,
+        "syncStateNotFound",
+        "The sync state generation is not found. The delta token is expired and data must be synchronized again.",
+    )
+    .with_location(location)
+}
+
+/// Decodes a state token, telling a forged one (400) from a stale one (410).
+fn decode_state(
+    shared: &Shared,
+    token: &str,
+    delta_token: bool,
+) -> Result<(State, Option<Vec<String>>), GraphError> {
+    let bad = || {
+        GraphError::bad_request(if delta_token {
+            "Invalid Delta Token"
+        } else {
+            "Invalid Skip Token"
+        })
+    };
+    let state = State::decode(shared.skip_key, token).ok_or_else(bad)?;
+    let kind_fits = match state.kind {
+        TokenKind::Delta => delta_token,
+        TokenKind::InitialSkip | TokenKind::ReplaySkip => !delta_token,
+    };
+    if !kind_fits {
+        return Err(bad());
+    }
+    let select = match &state.select {
+        Some(codes) => Some(delta::select_names(codes).ok_or_else(bad)?),
+        None => None,
+    };
+    if state.run != shared.run_id || state.epoch != shared.delta_epoch() {
+        return Err(resync_required(shared, select.as_deref()));
+    }
+    Ok((state, select))
+}
+
+/// What a replay shows of a record the client last saw at version `base`:
+/// created or restored since → in full; updated → what changed, if a tracked
+/// property changed ("If a change occurs to a property that is not selected,
+/// the resource for which that property changed does not appear in the delta
+/// response", delta-query-overview.md); deleted → `@removed` with "changed"
+/// (restorable) or "deleted" (permanent).
+fn replay_item(r: &Record, base: u64, tracked: u32) -> Option<DeltaItem<'_>> {
+    match r.presence {
+        Presence::Live if r.appeared > base => Some(DeltaItem::Full(&r.user)),
+        Presence::Live => {
+            let changed = r.changed_since(base) & tracked;
+            (changed != 0).then_some(DeltaItem::Changed(&r.user, changed))
+        }
+        Presence::SoftDeleted => Some(DeltaItem::Removed(&r.user.id, "changed")),
+        Presence::HardDeleted => Some(DeltaItem::Removed(&r.user.id, "deleted")),
+    }
+}
+
+/// `GET /users/delta` (api-reference/v1.0/api/user-delta.md,
+/// concepts/delta-query-overview.md, concepts/delta-query-users.md).
+///
+/// * No token (or an empty `$deltatoken`, as in the 410 `Location`): an
+///   initial round of every current user, in full, no tombstones ("The initial
+///   request … will return the resources that currently exist").
+/// * `$deltatoken=latest`: "the response will contain a `@odata.deltaLink` and
+///   no resource data".
+/// * `$deltatoken=…`: a replay round of what changed since that token.
+/// * Pages end in `@odata.nextLink` (`$skiptoken`) until the last, which
+///   carries `@odata.deltaLink` (`$deltatoken`), "even if the value is an empty
+///   array".
+/// * `$select` is encoded in the tokens ("Microsoft Graph automatically encodes
+///   any specified parameters into the token portion"); it may be changed with
+///   a `$deltatoken` ("`$select` and `$deltaLink` query parameters will be
+///   supported … so that customers can change the properties they want to
+///   track") but not with a `$skiptoken` ("Delta queries with both `$select`
+///   and `$skipToken` will not be supported").
+/// * Page size: `$top` "is not supported" for users (ignored); the client may
+///   ask with `Prefer: odata.maxpagesize=N`, the header Graph documents for
+///   delta functions (e.g. api-reference/v1.0/api/message-delta.md, "Request
+///   headers"); the value applied is echoed in `Preference-Applied` (OData
+///   4.0 Part 1, §8.2.8.3 and §9.1.1 "Preference-Applied").
+/// * `Prefer: return=minimal` on a replay: updated users carry only `id` and
+///   their changed properties (user-delta.md, "Alternative: return only the
+///   changed properties").
+fn users_delta(shared: &Shared, q: &Query, prefer: delta::Prefer) -> Result<Reply, GraphError> {
+    let page_size = prefer
+        .max_page_size
+        .map_or(DELTA_DEFAULT_PAGE, |n| n.min(DELTA_MAX_PAGE));
+    let dir = shared.dir();
+    let epoch = shared.delta_epoch();
+    let deltatoken = q.deltatoken.as_deref().map(str::trim);
+    let (state, select) = match (deltatoken, q.skiptoken.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(GraphError::bad_request(
+                "Only one of $skiptoken and $deltatoken can be specified.",
+            ));
+        }
+        (Some(t), None) if t.eq_ignore_ascii_case("latest") => {
+            // "Sync from now": a deltaLink and no data.
+            let select = resolved_select(q)?;
+            let state = State {
+                kind: TokenKind::Delta,
+                run: shared.run_id,
+                epoch,
+                base: dir.version,
+                upper: dir.version,
+                pos: 0,
+                stop: 0,
+                select: select.as_deref().map(delta::select_codes),
+            };
+            (state, select)
+        }
+        (Some(t), None) if !t.is_empty() => {
+            let (token, token_select) = decode_state(shared, t, true)?;
+            let select = match &q.select {
+                Some(_) => resolved_select(q)?,
+                None => token_select,
+            };
+            let state = State {
+                kind: TokenKind::ReplaySkip,
+                run: shared.run_id,
+                epoch,
+                base: token.base,
+                upper: dir.version,
+                pos: token.base,
+                stop: 0,
+                select: select.as_deref().map(delta::select_codes),
+            };
+            (state, select)
+        }
+        (_, Some(t)) => {
+            if q.select.is_some() {
+                return Err(GraphError::new(
+                    400,
+                    "Request_UnsupportedQuery",
+                    "$select cannot be combined with $skiptoken; it is encoded in the token.",
+                ));
+            }
+            decode_state(shared, t, false)?
+        }
+        (_, None) => {
+            let select = resolved_select(q)?;
+            let state = State {
+                kind: TokenKind::InitialSkip,
+                run: shared.run_id,
+                epoch,
+                base: 0,
+                upper: dir.version,
+                pos: 0,
+                stop: dir.records.len() as u64,
+                select: select.as_deref().map(delta::select_codes),
+            };
+            (state, select)
+        }
+    };
+    let mut props: Vec<Prop> = match &select {
+        Some(names) => userprops::resolve(names, true)?,
+        None => userprops::default_props(),
+    };
+    // "The *id* property is always returned" (user-delta.md).
+    if !props.iter().any(|p| p.name == "id") {
+        props.extend(userprops::resolve(&["id".to_string()], true)?);
+    }
+    // "If `$select` isn't specified, all properties of the object are tracked
+    // for changes" (delta-query-users.md).
+    let tracked = match &select {
+        Some(_) => props.iter().fold(0, |m, p| m | p.fields()),
+        None => field::ALL,
+    };
+    let latest_only = deltatoken.is_some_and(|t| t.eq_ignore_ascii_case("latest"));
+    let replay = state.kind == TokenKind::ReplaySkip;
+    let (items, next) = if latest_only {
+        (Vec::new(), None)
+    } else if replay {
+        replay_page(&dir, &state, tracked, page_size)
+    } else {
+        initial_page(&dir, &state, page_size)
+    };
+    let link = |s: &State, param: &str| {
+        format!(
+            "{}/v1.0/users/delta?{param}={}",
+            shared.graph_url,
+            s.encode(shared.skip_key)
+        )
+    };
+    let (next_link, delta_link) = match next {
+        Some(pos) => {
+            let next_state = State {
+                pos,
+                ..state.clone()
+            };
+            (Some(link(&next_state, "$skiptoken")), None)
+        }
+        None => {
+            let done = State {
+                kind: TokenKind::Delta,
+                base: state.upper,
+                pos: 0,
+                stop: 0,
+                ..state.clone()
+            };
+            (None, Some(link(&done, "$deltatoken")))
+        }
+    };
+    let minimal = prefer.minimal && replay;
+    let selected: Option<Vec<&str>> = select
+        .as_ref()
+        .map(|names| names.iter().map(String::as_str).collect());
+    let context = context(shared, Set::Users, selected.as_deref(), false);
+    let body = DeltaPage {
+        context: &context,
+        next_link: next_link.as_deref(),
+        delta_link: delta_link.as_deref(),
+        items: &items,
+        props: &props,
+        minimal,
+        ctx: ctx(shared),
+    };
+    let mut buf = Vec::with_capacity(256 + items.len() * (64 + props.len() * 40));
+    serde_json::to_writer(&mut buf, &body)
+        .map_err(|e| GraphError::new(500, "generalException", e.to_string()))?;
+    let mut applied = Vec::new();
+    if prefer.max_page_size.is_some() {
+        applied.push(format!("odata.maxpagesize={page_size}"));
+    }
+    if minimal {
+        applied.push("return=minimal".to_string());
+    }
+    let headers = if applied.is_empty() {
+        Vec::new()
+    } else {
+        vec![("preference-applied", applied.join(", "))]
+    };
+    Ok(Reply::JsonWith(buf, headers))
+}
+
+/// `$select` of a request, canonically spelled and checked against the
+/// catalogue (as on /users).
+fn resolved_select(q: &Query) -> Result<Option<Vec<String>>, GraphError> {
+    match &q.select {
+        Some(names) => {
+            userprops::resolve(names, true)?;
+            Ok(Some(
+                names.iter().map(|n| userprops::canonical(n)).collect(),
+            ))
+        }
+        None => Ok(None),
+    }
+}
+
+/// One page of an initial round: live users by record index from `pos`, up
+/// to the number of records when the round began (users created since are in
+/// the next replay). Returns the page and the next position, if any.
+fn initial_page<'a>(
+    dir: &'a Directory,
+    state: &State,
+    page_size: usize,
+) -> (Vec<DeltaItem<'a>>, Option<u64>) {
+    let records = &dir.records;
+    let stop = (state.stop as usize).min(records.len());
+    let mut i = (state.pos as usize).min(stop);
+    let mut items = Vec::with_capacity(page_size.min(stop - i));
+    while i < stop && items.len() < page_size {
+        if records[i].is_live() {
+            items.push(DeltaItem::Full(&records[i].user));
+        }
+        i += 1;
+    }
+    while i < stop && !records[i].is_live() {
+        i += 1;
+    }
+    (items, (i < stop).then_some(i as u64))
+}
+
+/// One page of a replay round: records whose current version is in
+/// `(pos, upper]`, read through the version index (a record changed again
+/// during the round moves past `upper` and is in the next round). Returns the
+/// page and, if more items follow, the last version the page covers.
+fn replay_page<'a>(
+    dir: &'a Directory,
+    state: &State,
+    tracked: u32,
+    page_size: usize,
+) -> (Vec<DeltaItem<'a>>, Option<u64>) {
+    let mut items = Vec::new();
+    if state.pos >= state.upper {
+        return (items, None);
+    }
+    let mut last = state.pos;
+    for (&version, &i) in dir.by_version.range(state.pos + 1..=state.upper) {
+        match replay_item(&dir.records[i], state.base, tracked) {
+            Some(_) if items.len() == page_size => return (items, Some(last)),
+            Some(item) => {
+                items.push(item);
+                last = version;
+            }
+            None if items.len() < page_size => last = version,
+            None => {}
+        }
+    }
+    (items, None)
+}
+
 fn get_user(shared: &Shared, key: &str, q: &Query) -> Result<Reply, GraphError> {
-    // A user is addressed by id or userPrincipalName (user-get.md).
-    let index = shared
-        .user_index
-        .get(&key.to_ascii_lowercase())
-        .copied()
-        .ok_or_else(|| {
-            GraphError::new(
-                404,
-                "Request_ResourceNotFound",
-                format!(
-                    "Resource '{key}' does not exist or one of its queried reference-property objects are not present."
-                ),
-            )
-        })?;
-    let user = &shared.tenant.users[index];
+    // A user is addressed by id or userPrincipalName (user-get.md); deleted
+    // users are not found.
+    let dir = shared.dir();
+    let user = dir.live_user(key).ok_or_else(|| {
+        GraphError::new(
+            404,
+            "Request_ResourceNotFound",
+            format!(
+                "Resource '{key}' does not exist or one of its queried reference-property objects are not present."
+            ),
+        )
+    })?;
     let props = match &q.select {
         Some(names) => userprops::resolve(names, false)?,
         None => userprops::default_props(),
@@ -525,8 +1002,8 @@ fn small_set(shared: &Shared, set: Set, key: Option<&str>, q: &Query) -> Result<
     let items: Vec<(String, Value)> = match set {
         Set::Organization => vec![(shared.tenant.id.clone(), organization(shared))],
         Set::SubscribedSkus => shared
-            .tenant
-            .skus
+            .dir()
+            .skus(&shared.tenant.skus)
             .iter()
             .map(|s| {
                 let v = subscribed_sku(shared, s);
@@ -669,7 +1146,7 @@ fn organization(shared: &Shared) -> Value {
         "street": null,
         "technicalNotificationMails": [admin],
         "tenantType": "AAD",
-        "directorySizeQuota": {"used": t.users.len() + t.domains.len(), "total": 300_000},
+        "directorySizeQuota": {"used": shared.dir().records.len() + t.domains.len(), "total": 300_000},
         "assignedPlans": [],
         "privacyProfile": {"contactEmail": "", "statementUrl": ""},
         "provisionedPlans": [],

@@ -361,7 +361,8 @@ async fn paging_2500_users() {
     assert_eq!(ids.len(), 2500);
     let distinct: HashSet<&String> = ids.iter().collect();
     assert_eq!(distinct.len(), 2500);
-    let truth: Vec<&String> = sim.tenant().users.iter().map(|u| &u.id).collect();
+    let tenant = sim.tenant();
+    let truth: Vec<&String> = tenant.users.iter().map(|u| &u.id).collect();
     assert_eq!(ids.iter().collect::<Vec<_>>(), truth);
     let graph_requests = sim
         .requests()
@@ -541,12 +542,8 @@ async fn other_resources_and_single_users() {
     .await;
     assert_eq!(r.json()["@odata.count"], 400);
 
-    let guest = sim
-        .tenant()
-        .users
-        .iter()
-        .find(|u| u.is_guest())
-        .expect("a guest");
+    let tenant = sim.tenant();
+    let guest = tenant.users.iter().find(|u| u.is_guest()).expect("a guest");
     let encoded = guest.user_principal_name.replace('#', "%23");
     let r = send(
         "GET",
@@ -614,3 +611,5 @@ async fn keep_alive_serves_several_requests_per_connection() {
     assert_eq!(sim.request_count(), 3);
     sim.shutdown().await;
 }
+
+mod changes;

@@ -13,9 +13,18 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The directory can be changed while the simulator runs
+//! ([`Simulator::create_users`], [`Simulator::update_users`],
+//! [`Simulator::delete_users`], [`Simulator::restore_users`]) and tracked with
+//! `GET /v1.0/users/delta`; throttling ([`Simulator::set_throttle`]), faults
+//! ([`Simulator::inject_fault`]) and token expiry ([`Simulator::expire_tokens`],
+//! [`Simulator::expire_delta_tokens`]) can be switched on at run time.
+//!
 //! Behaviour follows Microsoft's documentation; each module cites the pages it
 //! relies on.
 
+mod delta;
+mod directory;
 mod graph;
 mod names;
 mod odata;
@@ -126,6 +135,58 @@ impl SimConfig {
     }
 }
 
+/// A throttling schedule for Graph requests (see [`Simulator::set_throttle`]).
+/// Graph requests are counted from the moment the schedule is set, from 1; a
+/// request is throttled when either rule matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttle {
+    /// Every Nth Graph request is throttled (N, 2N, 3N…).
+    pub every_nth: Option<u32>,
+    /// `(start, count)`: Graph requests `start..start + count` are throttled.
+    pub burst: Option<(usize, usize)>,
+    /// 429, or 503 / 504.
+    pub status: u16,
+    /// Sent as `Retry-After` (seconds) when set.
+    pub retry_after_secs: Option<u32>,
+}
+
+impl Throttle {
+    /// 429 on every Nth Graph request, with `Retry-After: retry_after_secs`.
+    pub fn every(n: u32, retry_after_secs: u32) -> Throttle {
+        Throttle {
+            every_nth: Some(n),
+            burst: None,
+            status: 429,
+            retry_after_secs: Some(retry_after_secs),
+        }
+    }
+}
+
+/// How an injected fault shows itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FaultKind {
+    /// 500 with a Graph error body (`generalException`).
+    ServerError,
+    /// The TCP connection is closed without a response (recorded with status 0).
+    ResetConnection,
+    /// A 200 whose `Content-Length` promises more bytes than are sent before
+    /// the connection closes.
+    TruncatedBody,
+    /// A 200 with a syntactically broken JSON body.
+    InvalidJson,
+}
+
+/// A fault schedule for Graph requests (see [`Simulator::inject_fault`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    /// This many Graph requests (counted from the moment the fault is set) are
+    /// served normally first.
+    pub after_graph_requests: usize,
+    /// How many requests then fail; `None`: every one until cleared.
+    pub count: Option<usize>,
+    pub kind: FaultKind,
+}
+
 /// Which of the two listeners received a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Host {
@@ -146,6 +207,7 @@ pub struct RecordedRequest {
     pub path: String,
     /// The raw query string without `?` (still percent-encoded), or "".
     pub query: String,
+    /// The status answered; 0 when the connection was reset without one.
     pub status: u16,
     /// True if the request carried `Authorization: Bearer …`.
     pub authorization: bool,
@@ -223,14 +285,85 @@ impl Simulator {
         }
     }
 
-    /// The generated tenant: ground truth for tests.
-    pub fn tenant(&self) -> &Tenant {
-        &self.shared.tenant
+    /// A snapshot of the tenant as it is now: ground truth for tests. `users`
+    /// holds the current (live) users in creation order, without deleted
+    /// ones; SKUs' `consumedUnits` are counted from them.
+    pub fn tenant(&self) -> Tenant {
+        self.shared.snapshot()
+    }
+
+    /// Generates `n` new users (same generator as the tenant's, with unique
+    /// ids, UPNs and mail addresses, created now) and returns their ids.
+    pub fn create_users(&self, n: usize) -> Vec<String> {
+        let now = self.shared.now();
+        self.shared.dir_mut().create(n, now)
+    }
+
+    /// Applies `change` to each live user named (by id or UPN; unknown or
+    /// deleted ones are ignored) and records which properties changed. The id
+    /// cannot be changed. A user that `change` leaves as it was does not count
+    /// as changed.
+    pub fn update_users(&self, ids: &[String], change: impl Fn(&mut User)) {
+        self.shared.dir_mut().update(ids, &change);
+    }
+
+    /// Deletes users: to the directory's deleted items (restorable; delta shows
+    /// `"@removed": {"reason": "changed"}`) or, with `permanently`, for good
+    /// (`"reason": "deleted"`). A soft-deleted user can later be deleted
+    /// permanently.
+    pub fn delete_users(&self, ids: &[String], permanently: bool) {
+        self.shared.dir_mut().delete(ids, permanently);
+    }
+
+    /// Restores soft-deleted users; delta then shows them in full again.
+    pub fn restore_users(&self, ids: &[String]) {
+        self.shared.dir_mut().restore(ids);
+    }
+
+    /// Every users/delta `$skiptoken` and `$deltatoken` issued so far becomes
+    /// invalid: replaying one gets 410 Gone `syncStateNotFound` with a
+    /// `Location` header for a fresh initial round.
+    pub fn expire_delta_tokens(&self) {
+        self.shared.expire_delta_tokens();
+    }
+
+    /// Every access token issued so far is rejected from now on with 401
+    /// `InvalidAuthenticationToken` ("Lifetime validation failed, the token is
+    /// expired."); tokens issued afterwards work.
+    pub fn expire_tokens(&self) {
+        self.shared.rotate_token_key();
+    }
+
+    /// The `roles` claim of tokens issued from now on.
+    pub fn set_roles(&self, roles: Vec<String>) {
+        self.shared.set_roles(roles);
+    }
+
+    /// Sets (or with `None` clears) the throttling schedule; Graph requests
+    /// are counted from now.
+    pub fn set_throttle(&self, throttle: Option<Throttle>) {
+        self.shared.set_throttle(throttle);
+    }
+
+    /// Sets (or with `None` clears) the fault schedule; Graph requests are
+    /// counted from now. When a request is due for both throttling and a
+    /// fault, it is throttled.
+    pub fn inject_fault(&self, fault: Option<Fault>) {
+        self.shared.set_fault(fault);
     }
 
     /// Every request received on both hosts, in the order they were answered.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests()
+    }
+
+    /// The requests received on the Graph host, in order.
+    pub fn graph_requests(&self) -> Vec<RecordedRequest> {
+        self.shared
+            .requests()
+            .into_iter()
+            .filter(|r| r.host == Host::Graph)
+            .collect()
     }
 
     pub fn request_count(&self) -> usize {

@@ -16,6 +16,8 @@ pub struct GraphError {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    /// A `Location` header to send with the error (410 resync).
+    pub location: Option<String>,
 }
 
 impl GraphError {
@@ -24,7 +26,13 @@ impl GraphError {
             status,
             code,
             message: message.into(),
+            location: None,
         }
+    }
+
+    pub fn with_location(mut self, location: String) -> Self {
+        self.location = Some(location);
+        self
     }
 
     /// 400 with a directory (`Request_BadRequest`) code.
@@ -78,6 +86,7 @@ pub struct Query {
     pub select: Option<Vec<String>>,
     pub top: Option<usize>,
     pub skiptoken: Option<String>,
+    pub deltatoken: Option<String>,
     pub count: Option<bool>,
     /// Custom (non-`$`) parameters, raw as received, carried into nextLinks
     /// ("The URL also contains all the other query parameters present in the
@@ -92,6 +101,12 @@ pub struct Allowed {
     pub top: bool,
     pub skiptoken: bool,
     pub count: bool,
+    pub deltatoken: bool,
+    /// `$top` is accepted and ignored (users/delta: "`$top` is not
+    /// supported" for users and groups, concepts/delta-query-overview.md, and
+    /// "will be silently ignored in delta for unsupported APIs", a docs
+    /// maintainer in microsoftgraph/microsoft-graph-docs#17516).
+    pub ignore_top: bool,
 }
 
 /// OData system query options that exist but that the simulator does not
@@ -137,6 +152,8 @@ pub fn parse_query(raw: &str, allowed: Allowed) -> Result<Query, GraphError> {
             "$select" if allowed.select => q.select = Some(parse_select(&value)?),
             "$top" if allowed.top => q.top = Some(parse_top(&value)?),
             "$skiptoken" if allowed.skiptoken => q.skiptoken = Some(value),
+            "$deltatoken" if allowed.deltatoken => q.deltatoken = Some(value),
+            "$top" if allowed.ignore_top => {}
             "$count" if allowed.count => {
                 q.count = Some(match value.to_ascii_lowercase().as_str() {
                     "true" => true,
@@ -263,6 +280,8 @@ mod tests {
         top: true,
         skiptoken: true,
         count: true,
+        deltatoken: false,
+        ignore_top: false,
     };
 
     #[test]
@@ -321,7 +340,21 @@ mod tests {
             top: false,
             skiptoken: false,
             count: false,
+            deltatoken: false,
+            ignore_top: false,
         };
+        let delta = Allowed {
+            select: true,
+            top: false,
+            skiptoken: true,
+            count: false,
+            deltatoken: true,
+            ignore_top: true,
+        };
+        let q = parse_query("$deltatoken=abc&$top=5000", delta).expect("ok");
+        assert_eq!(q.deltatoken.as_deref(), Some("abc"));
+        assert_eq!(q.top, None);
+        assert!(parse_query("$deltatoken=abc", ALL).is_err());
         assert!(parse_query("$top=5", only_select).is_err());
         assert!(parse_query("$format=json", only_select).is_ok());
     }

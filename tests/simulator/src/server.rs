@@ -2,14 +2,18 @@
 //! HTTP/1.1 connection task per client, keep-alive on), request recording and
 //! dispatch to the token endpoint or to Graph.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
+use std::error::Error as StdError;
+use std::fmt;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -18,55 +22,200 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::directory::Directory;
 use crate::rng::{guid_from, mix64};
-use crate::tenant::Tenant;
+use crate::tenant::{Generator, Tenant};
 use crate::util::{keyed_hash, split_query, unix_now};
-use crate::{Host, RecordedRequest, SimConfig, graph, token};
+use crate::{Fault, FaultKind, Host, RecordedRequest, SimConfig, Throttle, graph, token};
 
-/// Everything the handlers need; immutable after start apart from the log
-/// and the id counter.
+/// The keys access tokens are signed with: the current one, and those retired
+/// by `Simulator::expire_tokens` (a token signed with one of them is
+/// recognised, and rejected as expired).
+#[derive(Debug)]
+pub struct TokenKeys {
+    pub current: u64,
+    pub retired: Vec<u64>,
+}
+
+/// Run-time switchable schedules, each with the number of Graph requests
+/// seen since it was set.
+#[derive(Debug, Default)]
+struct Schedules {
+    throttle: Option<(Throttle, u64)>,
+    fault: Option<(Fault, u64)>,
+}
+
+/// What happens to a Graph request instead of (or on top of) serving it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intercept {
+    Throttle {
+        status: u16,
+        retry_after_secs: Option<u32>,
+    },
+    Fault(FaultKind),
+}
+
+/// Everything the handlers need. The directory is behind a lock (mutators on
+/// `Simulator`); everything else that changes at run time is atomic or
+/// behind a small mutex.
 pub struct Shared {
     pub config: SimConfig,
+    /// The tenant's fixed facts (id, name, domains, SKUs…); `users` is empty:
+    /// the users live in `dir`.
     pub tenant: Tenant,
+    dir: RwLock<Directory>,
     pub login_url: String,
     pub graph_url: String,
-    /// Signs access tokens; new per start, so tokens from an earlier run fail.
-    pub token_key: u64,
-    /// Signs skip tokens; stable for a seed and tenant, like Graph's, which
-    /// "will not expire" (a maintainer's answer in microsoftgraph/msgraph-sdk-javascript#1463).
+    token_keys: Mutex<TokenKeys>,
+    /// Roles put in tokens issued from now on.
+    roles: RwLock<Vec<String>>,
+    /// Signs skip tokens and delta state tokens; stable for a seed and tenant,
+    /// like Graph's, which "will not expire" (a maintainer's answer in
+    /// microsoftgraph/msgraph-sdk-javascript#1463).
     pub skip_key: u64,
-    /// Lower-cased user id and UPN → index into `tenant.users`.
-    pub user_index: HashMap<String, usize>,
+    /// Identifies this run: delta tokens of another run need a resync.
+    pub run_id: u64,
+    /// Bumped by `Simulator::expire_delta_tokens`.
+    delta_epoch: AtomicU64,
     id_nonce: u64,
     counter: AtomicU64,
+    schedules: Mutex<Schedules>,
     log: Mutex<Vec<RecordedRequest>>,
 }
 
 impl Shared {
     pub fn new(config: SimConfig, login_url: String, graph_url: String) -> Self {
-        let tenant = Tenant::generate(&config.tenant);
-        let mut user_index = HashMap::with_capacity(tenant.users.len() * 2);
-        for (i, u) in tenant.users.iter().enumerate() {
-            user_index.insert(u.id.to_ascii_lowercase(), i);
-            user_index.insert(u.user_principal_name.to_ascii_lowercase(), i);
-        }
+        let mut generator = Generator::new(&config.tenant);
+        let mut tenant = generator.run();
+        let users = std::mem::take(&mut tenant.users);
+        let dir = Directory::new(users, generator);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
         let start_nonce = mix64(nanos ^ (std::process::id() as u64).rotate_left(32));
         Shared {
-            token_key: mix64(start_nonce ^ config.tenant.seed),
+            token_keys: Mutex::new(TokenKeys {
+                current: mix64(start_nonce ^ config.tenant.seed),
+                retired: Vec::new(),
+            }),
+            roles: RwLock::new(config.roles.clone()),
             skip_key: keyed_hash(config.tenant.seed, tenant.id.as_bytes()),
+            run_id: mix64(start_nonce.wrapping_add(2)),
+            delta_epoch: AtomicU64::new(0),
             id_nonce: mix64(start_nonce.wrapping_add(1)),
             counter: AtomicU64::new(0),
+            schedules: Mutex::new(Schedules::default()),
             log: Mutex::new(Vec::new()),
-            user_index,
+            dir: RwLock::new(dir),
             config,
             tenant,
             login_url,
             graph_url,
         }
+    }
+
+    /// The directory, for reading. Never held across an `.await`.
+    pub fn dir(&self) -> RwLockReadGuard<'_, Directory> {
+        self.dir.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The directory, for changing.
+    pub fn dir_mut(&self) -> RwLockWriteGuard<'_, Directory> {
+        self.dir.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A snapshot of the tenant with its current (live) users.
+    pub fn snapshot(&self) -> Tenant {
+        self.dir().snapshot(&self.tenant)
+    }
+
+    /// The key new access tokens are signed with.
+    pub fn token_key(&self) -> u64 {
+        self.token_keys.lock().map(|k| k.current).unwrap_or(0)
+    }
+
+    /// Whether `check` accepts the current key (`Some(true)`), a retired one
+    /// (`Some(false)`), or none (`None`).
+    pub fn match_token_key(&self, check: impl Fn(u64) -> bool) -> Option<bool> {
+        let keys = self.token_keys.lock().ok()?;
+        if check(keys.current) {
+            Some(true)
+        } else if keys.retired.iter().any(|&k| check(k)) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// Retires the current token key: every token issued so far is expired.
+    pub fn rotate_token_key(&self) {
+        if let Ok(mut keys) = self.token_keys.lock() {
+            let old = keys.current;
+            keys.retired.push(old);
+            keys.current = mix64(old ^ self.id_nonce ^ 0x00E7_5EED);
+        }
+    }
+
+    pub fn roles(&self) -> Vec<String> {
+        self.roles.read().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    pub fn set_roles(&self, roles: Vec<String>) {
+        if let Ok(mut r) = self.roles.write() {
+            *r = roles;
+        }
+    }
+
+    pub fn delta_epoch(&self) -> u64 {
+        self.delta_epoch.load(Ordering::SeqCst)
+    }
+
+    pub fn expire_delta_tokens(&self) {
+        self.delta_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn set_throttle(&self, throttle: Option<Throttle>) {
+        if let Ok(mut s) = self.schedules.lock() {
+            s.throttle = throttle.map(|t| (t, 0));
+        }
+    }
+
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        if let Ok(mut s) = self.schedules.lock() {
+            s.fault = fault.map(|f| (f, 0));
+        }
+    }
+
+    /// Counts one Graph request against both schedules and says what to do
+    /// with it. A throttled request is not served; throttling wins over a
+    /// fault due on the same request (both still count it).
+    fn intercept(&self) -> Option<Intercept> {
+        let mut s = self.schedules.lock().ok()?;
+        let mut out = None;
+        if let Some((t, n)) = &mut s.throttle {
+            *n += 1;
+            let nth = t.every_nth.is_some_and(|k| k > 0 && *n % k as u64 == 0);
+            let burst = t.burst.is_some_and(|(start, count)| {
+                let (start, count) = (start as u64, count as u64);
+                *n >= start && *n < start.saturating_add(count)
+            });
+            if nth || burst {
+                out = Some(Intercept::Throttle {
+                    status: t.status,
+                    retry_after_secs: t.retry_after_secs,
+                });
+            }
+        }
+        if let Some((f, n)) = &mut s.fault {
+            *n += 1;
+            let after = f.after_graph_requests as u64;
+            let due = *n > after && f.count.is_none_or(|c| *n <= after.saturating_add(c as u64));
+            if due && out.is_none() {
+                out = Some(Intercept::Fault(f.kind));
+            }
+        }
+        out
     }
 
     /// A fresh GUID for request ids, trace ids and token ids.
@@ -96,6 +245,81 @@ impl Shared {
     }
 }
 
+/// The error a connection's service returns to make hyper drop the
+/// connection without answering (fault injection).
+#[derive(Debug)]
+struct ResetConnection;
+
+impl fmt::Display for ResetConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("connection reset by fault injection")
+    }
+}
+
+impl StdError for ResetConnection {}
+
+/// A response body: a whole one, or (fault injection) one that sends part of
+/// what its `Content-Length` promises and then fails, which makes hyper close
+/// the connection.
+pub enum SimBody {
+    Full(Full<Bytes>),
+    Truncated {
+        data: Option<Bytes>,
+        promised: u64,
+        pause: Option<Pin<Box<tokio::time::Sleep>>>,
+    },
+}
+
+impl From<Full<Bytes>> for SimBody {
+    fn from(b: Full<Bytes>) -> Self {
+        SimBody::Full(b)
+    }
+}
+
+impl Body for SimBody {
+    type Data = Bytes;
+    type Error = Box<dyn StdError + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            SimBody::Full(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map_err(|never: Infallible| match never {}),
+            SimBody::Truncated { data, pause, .. } => {
+                if let Some(d) = data.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(d))));
+                }
+                // Let hyper flush the partial body before the connection dies.
+                let sleep = pause
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(25))));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(()) => {
+                        Poll::Ready(Some(Err("truncated body (fault injection)".into())))
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            SimBody::Full(b) => b.is_end_stream(),
+            SimBody::Truncated { .. } => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            SimBody::Full(b) => b.size_hint(),
+            SimBody::Truncated { promised, .. } => SizeHint::with_exact(*promised),
+        }
+    }
+}
+
 /// Starts the accept loop for one listener. It stops when `stop` turns true
 /// (or its sender is dropped); dropping the loop's `JoinSet` then closes every
 /// open connection.
@@ -116,7 +340,7 @@ pub fn spawn(
                     connections.spawn(async move {
                         let service = service_fn(move |req| {
                             let shared = shared.clone();
-                            async move { Ok::<_, Infallible>(handle(shared, host, req).await) }
+                            async move { handle(shared, host, req).await }
                         });
                         let _ = http1::Builder::new()
                             .keep_alive(true)
@@ -136,7 +360,11 @@ pub fn spawn(
     })
 }
 
-async fn handle(shared: Arc<Shared>, host: Host, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(
+    shared: Arc<Shared>,
+    host: Host,
+    req: Request<Incoming>,
+) -> Result<Response<SimBody>, ResetConnection> {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let raw_query = req.uri().query().unwrap_or("").to_string();
@@ -147,19 +375,56 @@ async fn handle(shared: Arc<Shared>, host: Host, req: Request<Incoming>) -> Resp
         .is_some_and(|v| {
             v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") && !v[7..].trim().is_empty()
         });
-    let response = match host {
-        Host::Login => token::handle(&shared, req).await,
-        Host::Graph => graph::handle(&shared, req).await,
+    let intercept = match host {
+        Host::Graph => shared.intercept(),
+        Host::Login => None,
+    };
+    let result: Result<Response<SimBody>, ResetConnection> = match (host, intercept) {
+        (Host::Login, _) => Ok(token::handle(&shared, req).await.map(SimBody::from)),
+        (Host::Graph, None) => Ok(graph::handle(&shared, req).await.map(SimBody::from)),
+        (
+            Host::Graph,
+            Some(Intercept::Throttle {
+                status,
+                retry_after_secs,
+            }),
+        ) => Ok(graph::throttled(&shared, &req, status, retry_after_secs).map(SimBody::from)),
+        (Host::Graph, Some(Intercept::Fault(kind))) => match kind {
+            FaultKind::ServerError => Ok(graph::server_error(&shared, &req).map(SimBody::from)),
+            FaultKind::ResetConnection => Err(ResetConnection),
+            FaultKind::InvalidJson => Ok(graph::invalid_json(&shared, &req).map(SimBody::from)),
+            FaultKind::TruncatedBody => {
+                let served = graph::handle(&shared, req).await;
+                let (mut parts, body) = served.into_parts();
+                let bytes = body
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
+                parts.status = hyper::StatusCode::OK;
+                parts.headers.remove(hyper::header::CONTENT_LENGTH);
+                let promised = (bytes.len() as u64).max(2) + 64;
+                let sent = bytes.slice(..bytes.len() / 2);
+                Ok(Response::from_parts(
+                    parts,
+                    SimBody::Truncated {
+                        data: Some(sent),
+                        promised,
+                        pause: None,
+                    },
+                ))
+            }
+        },
     };
     shared.record(RecordedRequest {
         host,
         method,
         path,
         query: redact_query(&raw_query),
-        status: response.status().as_u16(),
+        status: result.as_ref().map_or(0, |r| r.status().as_u16()),
         authorization,
     });
-    response
+    result
 }
 
 /// Replaces the value of any `client_secret` (or `client_assertion`) query

@@ -462,9 +462,10 @@ fn issue(shared: &Shared, audience: &str) -> String {
         "uti": b64url_encode(&uti),
         "ver": "1.0",
     });
-    if !config.roles.is_empty() {
+    let roles = shared.roles();
+    if !roles.is_empty() {
         // An app with no application permissions gets no roles claim at all.
-        payload["roles"] = json!(config.roles);
+        payload["roles"] = json!(roles);
     }
     let header = json!({"typ": "JWT", "alg": "RS256", "kid": "m365sync-simulator"});
     let signing_input = format!(
@@ -472,7 +473,7 @@ fn issue(shared: &Shared, audience: &str) -> String {
         b64url_encode(&serde_json::to_vec(&header).unwrap_or_default()),
         b64url_encode(&serde_json::to_vec(&payload).unwrap_or_default())
     );
-    let sig = signature(shared.token_key, &signing_input);
+    let sig = signature(shared.token_key(), &signing_input);
     format!("{signing_input}.{sig}")
 }
 
@@ -508,10 +509,20 @@ pub fn validate_bearer(shared: &Shared, header: Option<&str>) -> Result<Claims, 
         ));
     }
     let signing_input = &token[..parts[0].len() + 1 + parts[1].len()];
-    if signature(shared.token_key, signing_input) != parts[2] {
-        return Err(unauthenticated(
-            "Access token validation failure. Invalid signature.",
-        ));
+    match shared.match_token_key(|key| signature(key, signing_input) == parts[2]) {
+        Some(true) => {}
+        // Signed before `Simulator::expire_tokens`: the same answer Graph
+        // gives a token past its `exp`.
+        Some(false) => {
+            return Err(unauthenticated(
+                "Lifetime validation failed, the token is expired.",
+            ));
+        }
+        None => {
+            return Err(unauthenticated(
+                "Access token validation failure. Invalid signature.",
+            ));
+        }
     }
     let payload: Value = b64url_decode(parts[1])
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -603,6 +614,20 @@ mod tests {
         let wrong_aud = issue(&s, "https://management.azure.com");
         let e = validate_bearer(&s, Some(&format!("Bearer {wrong_aud}"))).expect_err("aud");
         assert!(e.message.contains("audience"));
+    }
+
+    #[test]
+    fn rotated_keys_expire_tokens() {
+        let s = shared(3599);
+        let t = issue(&s, "https://graph.microsoft.com");
+        s.rotate_token_key();
+        let e = validate_bearer(&s, Some(&format!("Bearer {t}"))).expect_err("expired");
+        assert_eq!(e.code, "InvalidAuthenticationToken");
+        assert!(e.message.contains("expired"), "{}", e.message);
+        s.set_roles(vec!["Directory.Read.All".into()]);
+        let t2 = issue(&s, "https://graph.microsoft.com");
+        let claims = validate_bearer(&s, Some(&format!("Bearer {t2}"))).expect("valid");
+        assert_eq!(claims.roles, vec!["Directory.Read.All".to_string()]);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 
+use crate::directory::field;
 use crate::odata::GraphError;
 use crate::tenant::User;
 
@@ -174,6 +175,92 @@ pub const DEFAULT_SELECT: &[&str] = &[
     "id",
 ];
 
+impl Prop {
+    /// The [`field`]s of [`User`] this property is derived from: a change to
+    /// any of them is a change to the property (0: never changes). Changes to
+    /// licenseAssignmentStates "are currently not tracked" by users/delta
+    /// (https://learn.microsoft.com/en-us/graph/api/user-delta?view=graph-rest-1.0, note).
+    pub fn fields(&self) -> u32 {
+        use field::*;
+        match self.kind {
+            Kind::Id | Kind::SecurityIdentifier => ID,
+            Kind::AccountEnabled => ACCOUNT_ENABLED,
+            Kind::AssignedLicenses => LICENSES,
+            Kind::BusinessPhones => BUSINESS_PHONES,
+            Kind::City => CITY,
+            Kind::Country => COUNTRY,
+            Kind::CreatedDateTime | Kind::SignInSessionsValidFromDateTime => CREATED,
+            Kind::Department => DEPARTMENT,
+            Kind::DisplayName => DISPLAY_NAME,
+            Kind::GivenName => GIVEN_NAME,
+            Kind::JobTitle => JOB_TITLE,
+            Kind::Mail => MAIL,
+            Kind::MailNickname | Kind::UserPrincipalName => UPN,
+            Kind::MobilePhone => MOBILE_PHONE,
+            Kind::OfficeLocation => OFFICE_LOCATION,
+            Kind::PreferredLanguage => PREFERRED_LANGUAGE,
+            Kind::Surname => SURNAME,
+            Kind::UsageLocation => USAGE_LOCATION,
+            Kind::UserType | Kind::CreationType | Kind::ExternalUserState => USER_TYPE,
+            Kind::ExternalUserStateChangeDateTime => USER_TYPE | CREATED,
+            Kind::ProxyAddresses => MAIL | USER_TYPE,
+            Kind::ImAddresses => MAIL | USER_TYPE | LICENSES,
+            Kind::Identities => USER_TYPE | UPN,
+            Kind::LicenseAssignmentStates
+            | Kind::OnPremisesExtensionAttributes
+            | Kind::AuthorizationInfo
+            | Kind::Null
+            | Kind::Empty
+            | Kind::SingleOnly => 0,
+        }
+    }
+
+    /// True if the property renders as `null` for `u`.
+    pub fn is_null(&self, u: &User) -> bool {
+        match self.kind {
+            Kind::Null | Kind::SingleOnly => true,
+            Kind::City => u.city.is_none(),
+            Kind::Country => u.country.is_none(),
+            Kind::Department => u.department.is_none(),
+            Kind::GivenName => u.given_name.is_none(),
+            Kind::JobTitle => u.job_title.is_none(),
+            Kind::Mail => u.mail.is_none(),
+            Kind::MobilePhone => u.mobile_phone.is_none(),
+            Kind::OfficeLocation => u.office_location.is_none(),
+            Kind::PreferredLanguage => u.preferred_language.is_none(),
+            Kind::Surname => u.surname.is_none(),
+            Kind::UsageLocation => u.usage_location.is_none(),
+            Kind::CreationType
+            | Kind::ExternalUserState
+            | Kind::ExternalUserStateChangeDateTime => !u.is_guest(),
+            _ => false,
+        }
+    }
+}
+
+/// A `$select` item's code in a state token: its index in the catalogue, or
+/// [`STAR_CODE`] for `*`.
+pub fn select_code(name: &str) -> Option<u8> {
+    if name == "*" {
+        return Some(STAR_CODE);
+    }
+    CATALOGUE
+        .iter()
+        .position(|(n, _)| n.eq_ignore_ascii_case(name))
+        .and_then(|i| u8::try_from(i).ok())
+}
+
+/// The `$select` item a [`select_code`] stands for.
+pub fn select_name(code: u8) -> Option<&'static str> {
+    if code == STAR_CODE {
+        return Some("*");
+    }
+    CATALOGUE.get(code as usize).map(|(n, _)| *n)
+}
+
+/// The code of `*` in state tokens.
+pub const STAR_CODE: u8 = 255;
+
 /// The canonical spelling of a `$select` item (`*` stays `*`).
 pub fn canonical(name: &str) -> String {
     lookup(name).map_or_else(|| name.to_string(), |p| p.name.to_string())
@@ -265,7 +352,7 @@ pub struct UserPage<'a> {
     pub context: &'a str,
     pub count: Option<usize>,
     pub next_link: Option<&'a str>,
-    pub users: &'a [User],
+    pub users: &'a [&'a User],
     pub props: &'a [Prop],
     pub ctx: Ctx<'a>,
 }
@@ -275,7 +362,7 @@ struct Values<'a>(&'a UserPage<'a>);
 impl Serialize for Values<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.users.len()))?;
-        for user in self.0.users {
+        for &user in self.0.users {
             seq.serialize_element(&UserView {
                 user,
                 props: self.0.props,
@@ -297,6 +384,99 @@ impl Serialize for UserPage<'_> {
             map.serialize_entry("@odata.nextLink", next)?;
         }
         map.serialize_entry("value", &Values(self))?;
+        map.end()
+    }
+}
+
+/// One entry of a users/delta page.
+#[derive(Debug, Clone, Copy)]
+pub enum DeltaItem<'a> {
+    /// A user the client has not seen in this state: its standard
+    /// representation ("Newly created instances … are represented … using
+    /// their standard representation", concepts/delta-query-overview.md).
+    Full(&'a User),
+    /// An updated user and the fields changed since the client's token.
+    Changed(&'a User, u32),
+    /// A deleted user: `{"id", "@removed": {"reason"}}` (delta-query-overview.md).
+    Removed(&'a str, &'static str),
+}
+
+/// A page of users/delta.
+pub struct DeltaPage<'a> {
+    pub context: &'a str,
+    pub next_link: Option<&'a str>,
+    pub delta_link: Option<&'a str>,
+    pub items: &'a [DeltaItem<'a>],
+    /// The selected properties (always including `id`).
+    pub props: &'a [Prop],
+    /// `Prefer: return=minimal` applied: updated users carry only `id` and
+    /// the properties that changed.
+    pub minimal: bool,
+    pub ctx: Ctx<'a>,
+}
+
+struct DeltaEntry<'a> {
+    item: DeltaItem<'a>,
+    page: &'a DeltaPage<'a>,
+}
+
+impl Serialize for DeltaEntry<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        let (props, ctx) = (self.page.props, self.page.ctx);
+        // user-delta.md, "Default: return the same properties as initial delta
+        // request": changed properties with their new value (null included),
+        // unchanged ones with their old value, and "If the property has never
+        // been set before it will not be included in the response at all";
+        // "Alternative: return only the changed properties" with
+        // `Prefer: return=minimal`.
+        match self.item {
+            DeltaItem::Full(u) => write_props_where(&mut map, u, props, ctx, |p| !p.is_null(u))?,
+            DeltaItem::Changed(u, changed) if self.page.minimal => {
+                write_props_where(&mut map, u, props, ctx, |p| {
+                    p.kind == Kind::Id || p.fields() & changed != 0
+                })?
+            }
+            DeltaItem::Changed(u, changed) => write_props_where(&mut map, u, props, ctx, |p| {
+                !p.is_null(u) || p.fields() & changed != 0
+            })?,
+            DeltaItem::Removed(id, reason) => {
+                #[derive(Serialize)]
+                struct Removed {
+                    reason: &'static str,
+                }
+                map.serialize_entry("id", id)?;
+                map.serialize_entry("@removed", &Removed { reason })?;
+            }
+        }
+        map.end()
+    }
+}
+
+struct DeltaValues<'a>(&'a DeltaPage<'a>);
+
+impl Serialize for DeltaValues<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.0
+                .items
+                .iter()
+                .map(|&item| DeltaEntry { item, page: self.0 }),
+        )
+    }
+}
+
+impl Serialize for DeltaPage<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("@odata.context", self.context)?;
+        if let Some(next) = self.next_link {
+            map.serialize_entry("@odata.nextLink", next)?;
+        }
+        if let Some(delta) = self.delta_link {
+            map.serialize_entry("@odata.deltaLink", delta)?;
+        }
+        map.serialize_entry("value", &DeltaValues(self))?;
         map.end()
     }
 }
@@ -421,10 +601,21 @@ fn write_props<M: SerializeMap>(
     props: &[Prop],
     ctx: Ctx<'_>,
 ) -> Result<(), M::Error> {
+    write_props_where(map, u, props, ctx, |_| true)
+}
+
+/// Like `write_props`, for the properties `include` accepts only.
+fn write_props_where<M: SerializeMap>(
+    map: &mut M,
+    u: &User,
+    props: &[Prop],
+    ctx: Ctx<'_>,
+    include: impl Fn(&Prop) -> bool,
+) -> Result<(), M::Error> {
     const NONE: Option<&str> = None;
     let empty: [&str; 0] = [];
     let guest = u.is_guest();
-    for p in props {
+    for p in props.iter().filter(|p| include(p)) {
         let k = p.name;
         match p.kind {
             Kind::Id => map.serialize_entry(k, &u.id)?,
