@@ -259,6 +259,21 @@ pub fn run(env: &mut Env<'_>, req: &SyncRequest) -> Result<SyncReport, SyncError
 }
 
 /// The message of a feature stopped for a permission the token lacks.
+/// Say which page of the users round a Graph failure happened on.
+fn at_page(error: SyncError, page: u32) -> SyncError {
+    match error {
+        SyncError::Http(mut f) => {
+            f.message = format!("{} (users, page {page})", f.message);
+            SyncError::Http(f)
+        }
+        SyncError::BadResponse(mut f) => {
+            f.message = format!("{} (users, page {page})", f.message);
+            SyncError::BadResponse(f)
+        }
+        other => other,
+    }
+}
+
 fn permission_message(permission: &str, feature: &str) -> String {
     format!(
         "Feature {feature} needs the application permission {permission}, which this app has \
@@ -548,9 +563,11 @@ impl Run<'_> {
         let mut held: Vec<Change> = Vec::new();
         let mut delta_link: Option<String> = None;
         while let Some(url) = pager.next_url() {
-            let reply = graph.get_json(&url, users::NEED, &[users::PREFER], users::WHAT, |b| {
-                users::parse_page(b, &url)
-            })?;
+            let reply = graph
+                .get_json(&url, users::NEED, &[users::PREFER], users::WHAT, |b| {
+                    users::parse_page(b, &url)
+                })
+                .map_err(|e| at_page(e, counts.pages + 1))?;
             let page = match reply {
                 Reply::Ok(page) => page,
                 Reply::Resync(f) if round == Round::Replay => return Ok(RoundEnd::Resync(f)),

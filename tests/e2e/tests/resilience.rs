@@ -89,6 +89,10 @@ async fn a_persistent_fault_names_the_url_and_leaks_no_token() {
         panic!("expected bad-response, got {error}");
     };
     assert!(failure.url.contains("/v1.0/users/delta"), "{failure:?}");
+    assert!(
+        failure.message.contains("page 2"),
+        "names the page: {failure:?}"
+    );
     let shown = error.to_string();
     assert!(!shown.contains("eyJ"), "no token in the error: {shown}");
     assert!(!shown.contains(&sim.credentials().client_secret));
