@@ -89,7 +89,7 @@ mod tests {
         let i = info();
         assert_eq!(i.wit_version, "0.1.0");
         assert_eq!(i.engine_version, env!("CARGO_PKG_VERSION"));
-        assert_eq!(i.features, Features::USERS);
+        assert_eq!(i.features, Features::all());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Native test doubles for [`crate::platform`]: scripted HTTP, an in-memory store, a
 //! recording log, a fake clock and fixed secrets, plus builders for Graph JSON.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::bindings::m365sync::engine::log::Level;
 use crate::bindings::m365sync::engine::secrets::SecretError;
@@ -11,9 +11,9 @@ use crate::platform::{
     Clock, Env, Http, HttpRequest, HttpResponse, Log, Secrets, Store, TransportError,
 };
 use crate::types::{
-    AccountFilter, Batch, Change, Cloud, DataSet, Endpoints, Features, MatchDecision, MatchKey,
-    Person, PersonKey, PlatformOrganization, RemovalPolicy, StoredPerson, SyncMode, SyncOptions,
-    SyncRequest, Tenant,
+    AccountFilter, Batch, Change, Cloud, DataSet, Domain, Endpoints, Features, Group, Mailbox,
+    MatchDecision, MatchKey, Organization, Person, PersonKey, PlatformOrganization, RemovalPolicy,
+    StoredPerson, Subscription, SyncMode, SyncOptions, SyncRequest, Tenant, Usage,
 };
 
 pub const SECRET: &str = "S3cr3t~Value+With/Odd=Chars";
@@ -121,8 +121,18 @@ pub struct FakeStore {
     pub checkpoints: BTreeMap<String, String>,
     pub commits: Vec<Batch>,
     pub find_calls: usize,
+    /// The number of keys of each find-people call.
+    pub find_sizes: Vec<usize>,
     pub list_calls: usize,
     pub fail_commit: Option<StorageError>,
+    pub groups: BTreeMap<String, Group>,
+    pub members: BTreeMap<String, BTreeSet<String>>,
+    pub subscriptions: BTreeMap<String, Subscription>,
+    pub organization: Option<Organization>,
+    pub domains: BTreeMap<String, Domain>,
+    pub mailboxes: BTreeMap<String, Mailbox>,
+    /// Keyed by (object id, workload, period).
+    pub usage: BTreeMap<(String, String, u16), Usage>,
 }
 
 impl FakeStore {
@@ -145,11 +155,21 @@ impl Store for FakeStore {
         keys: &[PersonKey],
     ) -> Result<Vec<Option<StoredPerson>>, StorageError> {
         self.find_calls += 1;
+        self.find_sizes.push(keys.len());
+        let by = |f: &dyn Fn(&StoredPerson) -> bool| self.people.values().find(|p| f(p)).cloned();
         Ok(keys
             .iter()
             .map(|k| match k {
                 PersonKey::ObjectId(id) => self.people.get(id).cloned(),
-                _ => None,
+                PersonKey::UserPrincipalName(upn) => {
+                    by(&|p| p.person.user_principal_name.trim().to_lowercase() == *upn)
+                }
+                PersonKey::Email(mail) => by(&|p| {
+                    p.person
+                        .mail
+                        .as_deref()
+                        .is_some_and(|m| m.trim().to_lowercase() == *mail)
+                }),
             })
             .collect())
     }
@@ -180,7 +200,38 @@ impl Store for FakeStore {
                 Change::DeletePerson(id) => {
                     self.people.remove(id);
                 }
-                other => panic!("unexpected change {other:?}"),
+                Change::UpsertGroup(g) => {
+                    self.groups.insert(g.object_id.clone(), g.clone());
+                }
+                Change::DeleteGroup(id) => {
+                    self.groups.remove(id);
+                    self.members.remove(id);
+                }
+                Change::GroupMembers(m) => {
+                    let set = self.members.entry(m.group_id.clone()).or_default();
+                    for a in &m.added {
+                        set.insert(a.clone());
+                    }
+                    for r in &m.removed {
+                        set.remove(r);
+                    }
+                }
+                Change::UpsertSubscription(sub) => {
+                    self.subscriptions.insert(sub.sku_id.clone(), sub.clone());
+                }
+                Change::UpsertOrganization(o) => self.organization = Some(o.clone()),
+                Change::UpsertDomain(d) => {
+                    self.domains.insert(d.name.clone(), d.clone());
+                }
+                Change::UpsertMailbox(m) => {
+                    self.mailboxes.insert(m.object_id.clone(), m.clone());
+                }
+                Change::UpsertUsage(u) => {
+                    self.usage.insert(
+                        (u.object_id.clone(), u.workload.clone(), u.period_days),
+                        u.clone(),
+                    );
+                }
             }
         }
         for cp in &batch.checkpoints {

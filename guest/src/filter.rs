@@ -126,8 +126,8 @@ pub fn attribute_name(a: Attribute) -> &'static str {
 }
 
 impl Filter {
-    /// Checks and prepares a filter. Attributes that need data sets this engine does not
-    /// read yet (product-name, sku, group) fail with `unsupported`.
+    /// Checks and prepares a filter. Attributes that need other data sets before the users
+    /// are filtered (product-name, sku, group) fail with `unsupported`.
     pub fn compile(f: &AccountFilter) -> Result<Filter, SyncError> {
         let all_domains = f.domains.is_empty() || f.domains.iter().any(|d| d.trim() == "*");
         let domains = if all_domains {
@@ -154,8 +154,8 @@ impl Filter {
                 Attribute::ProductName | Attribute::Sku | Attribute::Group
             ) {
                 return Err(SyncError::Unsupported(format!(
-                    "options.filter.attributes: filtering on \"{}\" needs the {} data, which \
-                     engine {} does not read yet",
+                    "options.filter.attributes: filtering on \"{}\" needs the {} data before \
+                     the users are filtered, which engine {} does not support yet",
                     attribute_name(a.attribute),
                     if a.attribute == Attribute::Group {
                         "groups"

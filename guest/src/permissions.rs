@@ -22,17 +22,24 @@ const TABLE: &[Row] = &[
     Row {
         feature: Features::MANAGERS,
         permission: "User.Read.All",
-        endpoints: &["GET /v1.0/users/{id}/manager (via POST /v1.0/$batch)"],
+        endpoints: &["GET /v1.0/users/delta?$select=manager"],
     },
+    // user-list.md: reading signInActivity needs AuditLog.Read.All besides the permission
+    // to list users.
     Row {
         feature: Features::SIGN_IN_ACTIVITY,
         permission: "AuditLog.Read.All",
-        endpoints: &["GET /v1.0/users?$select=signInActivity"],
+        endpoints: &["GET /v1.0/users?$select=id,signInActivity"],
+    },
+    Row {
+        feature: Features::SIGN_IN_ACTIVITY,
+        permission: "User.Read.All",
+        endpoints: &["GET /v1.0/users?$select=id,signInActivity"],
     },
     Row {
         feature: Features::GROUPS,
         permission: "GroupMember.Read.All",
-        endpoints: &["GET /v1.0/groups/delta (members@delta)"],
+        endpoints: &["GET /v1.0/groups/delta?$select=...,members (members@delta)"],
     },
     Row {
         feature: Features::LICENCES,
@@ -246,8 +253,11 @@ mod tests {
             ]
         );
         let user = r.iter().find(|p| p.name == "User.Read.All").unwrap();
-        assert_eq!(user.features, Features::USERS | Features::MANAGERS);
-        assert_eq!(user.endpoints.len(), 3);
+        assert_eq!(
+            user.features,
+            Features::USERS | Features::MANAGERS | Features::SIGN_IN_ACTIVITY
+        );
+        assert_eq!(user.endpoints.len(), 4);
         let reports = r.iter().find(|p| p.name == "Reports.Read.All").unwrap();
         assert_eq!(
             reports.features,

@@ -1,60 +1,67 @@
 //! One sync run of one tenant: check the request, sign in before touching storage, stop
 //! the features whose application permission the token's `roles` lack, then read the
-//! users with Graph's delta query:
+//! enabled data sets in this order, each committing its own batches:
 //!
-//! - a full sync, or an incremental one with no saved delta link, runs an initial round
-//!   (`GET /v1.0/users/delta?$select=...`, paged by `@odata.nextLink`), then applies the
-//!   removal policy to stored people the round did not list;
-//! - an incremental sync replays the saved `@odata.deltaLink` and applies what changed:
-//!   created and updated users (merged into the stored record, property by property),
-//!   and `@removed` ones under the removal policy;
-//! - a replay Graph answers with its "resync" error (the delta token expired or was reset)
-//!   falls back to an initial round with a `delta-expired` warning.
+//! 1. users (with their managers), by Graph's delta query (`people`, on the shared
+//!    round machinery of `round`): a full sync, or an incremental one with no usable
+//!    saved delta link, runs an initial round and then applies the removal policy to
+//!    stored people the round did not list; an incremental sync replays the saved
+//!    `@odata.deltaLink`; a replay Graph answers with its "resync" error falls back to an
+//!    initial round with a `delta-expired` warning; a changed `$select` (the delta link
+//!    encodes it) runs an initial round too;
+//! 2. last sign-in per user (`signins`), on the stored people;
+//! 3. subscribed SKUs (`directory`), 4. the organization and its domains;
+//! 5. groups and their members, by delta query (`groups`);
+//! 6. mailbox usage and 7. per-workload usage reports (`reports`), joined to the stored
+//!    people by user principal name.
 //!
-//! Each page is filtered, looked up in one storage call, decided (create / update /
-//! unchanged / removed) and committed as one batch. The round's `@odata.deltaLink` is
-//! saved ONLY in the final batch, with the last page's changes and the run's sync log; a
+//! Users come first, so that everything after sees today's people. A delta round's
+//! `@odata.deltaLink` is saved ONLY in its final batch, with the last page's changes; a
 //! next link is never saved. A run stopped at any point therefore leaves the previous
 //! delta link, and the next run replays it (or runs the initial round again): people are
-//! keyed by object id and compared by fingerprint, so nothing is doubled or lost.
+//! keyed by object id and compared by fingerprint, groups are reset and rebuilt by an
+//! initial round, and the other data sets are plain upserts, so nothing is doubled or
+//! lost. The run's sync log rides on the run's last batch, after everything else.
 //!
-//! Memory stays flat in the tenant's size: a page at a time, plus (in an initial round) a
-//! compact set of the object ids seen.
+//! Failures: the users phase, storage and sign-in failures end the run. In the phases
+//! after it, Graph's 403 (a permission or licence the tenant lacks) is a warning and the
+//! run goes on, since what it already committed stands and the other data sets are
+//! independent; any other failure ends the run (its committed batches stand, with their
+//! checkpoints, and the next run carries on from them).
+//!
+//! Memory stays flat in the tenant's size: a page (or ~999 report rows) at a time, plus
+//! (in an initial round) a compact set of the object ids seen.
 
 use crate::bindings::m365sync::engine::log::Level;
 use crate::bindings::m365sync::engine::secrets::SecretError;
 use crate::bindings::m365sync::engine::storage::StorageError;
-use crate::filter::{self, Filter};
-use crate::graph::client::Reply;
-use crate::graph::paging::{self, Pager};
+use crate::filter::Filter;
 use crate::graph::token::{Credentials, token_roles};
 use crate::graph::{GraphClient, Stats};
-use crate::ids::IdSet;
-use crate::merge::{self, Decision};
 use crate::permissions::{self, feature_names};
 use crate::platform::{Env, Log, Secrets, Store};
 use crate::redact::Redactor;
-use crate::sources::users::{self, Entry};
 use crate::types::{
-    Batch, Change, Checkpoint, DataSet, DataSetReport, Features, HttpFailure, PermissionDenied,
-    Person, PersonKey, ReasonCount, RemovalPolicy, StoredPerson, SyncError, SyncMode, SyncReport,
-    SyncRequest, Tenant, Warning,
+    Batch, DataSet, DataSetReport, Features, PermissionDenied, PersonKey, RemovalPolicy,
+    StoredPerson, SyncError, SyncMode, SyncReport, SyncRequest, Tenant, Warning,
 };
-use crate::url::{AbsoluteUrl, display_url};
+use crate::url::AbsoluteUrl;
 
-/// The features this engine implements.
-pub const IMPLEMENTED: Features = Features::USERS;
+mod directory;
+mod groups;
+mod people;
+mod reports;
+mod round;
+mod signins;
+
+pub use groups::{GROUPS_DELTA_LINK, GROUPS_DELTA_SELECT};
+pub use people::{LAST_FULL_SYNC, USERS_DELTA_LINK, USERS_DELTA_SELECT};
+use round::Round;
+
+/// The features this engine implements: all of them.
+pub const IMPLEMENTED: Features = Features::all();
 /// The name of the secret the engine reads.
 pub const CLIENT_SECRET: &str = "client-secret";
-/// Checkpoint written with the final batch of a complete initial (full) round.
-pub const LAST_FULL_SYNC: &str = "users.last-full-sync";
-/// Checkpoint: the `@odata.deltaLink` of the last complete users delta round, written only
-/// in the final batch of that round.
-pub const USERS_DELTA_LINK: &str = "users.delta-link";
-/// Stored ids listed per `list-people-ids` call when looking for removed people.
-const LIST_LIMIT: u32 = 1000;
-/// Removal changes are committed in batches of at most this many.
-const MAX_BATCH_CHANGES: usize = 5000;
 /// Usage report periods Graph offers.
 const USAGE_PERIODS: [u16; 4] = [7, 30, 90, 180];
 
@@ -123,6 +130,13 @@ pub fn check_features(features: Features) -> Result<(), SyncError> {
         return Err(invalid(
             "options.features",
             "no feature is enabled; enable at least users",
+        ));
+    }
+    if features.contains(Features::MANAGERS) && !features.contains(Features::USERS) {
+        return Err(invalid(
+            "options.features",
+            "managers are read with the users (users/delta with $select=manager); enable \
+             users as well",
         ));
     }
     let missing = features.difference(IMPLEMENTED);
@@ -231,6 +245,9 @@ pub fn run(env: &mut Env<'_>, req: &SyncRequest) -> Result<SyncReport, SyncError
         &mut *env.clock,
         credentials(&tenant, secret),
     );
+    let mut periods = opts.usage_periods.clone();
+    periods.sort_unstable();
+    periods.dedup();
     let mut run = Run {
         store: &mut *env.store,
         log: &mut *env.log,
@@ -240,9 +257,13 @@ pub fn run(env: &mut Env<'_>, req: &SyncRequest) -> Result<SyncReport, SyncError
         features: opts.features,
         removal: opts.removal,
         dry_run: opts.dry_run,
+        periods,
         started_ms,
         started_at,
         warnings,
+        data_sets: Vec::new(),
+        pending: None,
+        mode_run: None,
     };
     let result = run.sync(&mut graph);
     let redactor = graph.redactor().clone();
@@ -258,22 +279,22 @@ pub fn run(env: &mut Env<'_>, req: &SyncRequest) -> Result<SyncReport, SyncError
     })
 }
 
-/// The message of a feature stopped for a permission the token lacks.
-/// Say which page of the users round a Graph failure happened on.
-fn at_page(error: SyncError, page: u32) -> SyncError {
+/// Says which page of a delta round a Graph failure happened on.
+fn at_page(error: SyncError, set: &str, page: u32) -> SyncError {
     match error {
         SyncError::Http(mut f) => {
-            f.message = format!("{} (users, page {page})", f.message);
+            f.message = format!("{} ({set}, page {page})", f.message);
             SyncError::Http(f)
         }
         SyncError::BadResponse(mut f) => {
-            f.message = format!("{} (users, page {page})", f.message);
+            f.message = format!("{} ({set}, page {page})", f.message);
             SyncError::BadResponse(f)
         }
         other => other,
     }
 }
 
+/// The message of a feature stopped for a permission the token lacks.
 fn permission_message(permission: &str, feature: &str) -> String {
     format!(
         "Feature {feature} needs the application permission {permission}, which this app has \
@@ -294,95 +315,18 @@ struct Run<'r> {
     features: Features,
     removal: RemovalPolicy,
     dry_run: bool,
+    /// Usage report periods asked for, in days, sorted, without duplicates.
+    periods: Vec<u16>,
     started_ms: u64,
     started_at: String,
     warnings: Vec<Warning>,
-}
-
-/// The two kinds of delta round.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Round {
-    /// From scratch: lists every user (the tenant's whole state), then finds who is gone.
-    Initial,
-    /// Replays a saved delta link: only what changed since.
-    Replay,
-}
-
-/// How a round ended.
-enum RoundEnd {
-    Done(SyncReport),
-    /// Graph answered the replay with its resync error: run an initial round instead.
-    Resync(HttpFailure),
-}
-
-/// Counts of the users phase.
-#[derive(Default)]
-struct Counts {
-    pages: u32,
-    read: u64,
-    created: u64,
-    updated: u64,
-    unchanged: u64,
-    removed: u64,
-    /// Objects listed more than once (delta-query-overview.md: "a single entity will be
-    /// contained multiple times in the response" is possible); the last one wins.
-    duplicates: u64,
-    /// `@removed` ids the store never held (ignored).
-    unknown_removed: u64,
-    /// Soft-deleted (restorable) people kept as removed although the policy is delete.
-    kept_restorable: u64,
-    /// Changed users the store does not hold that came without a userPrincipalName.
-    partial_unknown: u64,
-    filtered: Vec<(&'static str, u64)>,
-}
-
-impl Counts {
-    fn filtered_out(&mut self, reason: &'static str) {
-        match self.filtered.iter_mut().find(|(r, _)| *r == reason) {
-            Some((_, n)) => *n += 1,
-            None => self.filtered.push((reason, 1)),
-        }
-    }
-
-    fn report(&self) -> DataSetReport {
-        let mut filtered_out: Vec<ReasonCount> = self
-            .filtered
-            .iter()
-            .map(|(reason, count)| ReasonCount {
-                reason: (*reason).into(),
-                count: *count,
-            })
-            .collect();
-        filtered_out.sort_by(|a, b| a.reason.cmp(&b.reason));
-        DataSetReport {
-            data_set: DataSet::Users,
-            pages: self.pages,
-            read: self.read,
-            written: self.created + self.updated + self.removed,
-            created: self.created,
-            updated: self.updated,
-            unchanged: self.unchanged,
-            removed: self.removed,
-            conflicts: 0,
-            filtered_out,
-        }
-    }
-}
-
-/// Keeps the last object of each id on a page (a later one is the later state), counting
-/// the others as duplicates.
-fn last_occurrences(entries: Vec<Entry>, counts: &mut Counts) -> Vec<Entry> {
-    let mut later = IdSet::default();
-    let mut out = Vec::with_capacity(entries.len());
-    for e in entries.into_iter().rev() {
-        if later.insert(e.id()) {
-            out.push(e);
-        } else {
-            counts.duplicates += 1;
-        }
-    }
-    out.reverse();
-    out
+    /// The data-set reports of the phases run so far, in run order.
+    data_sets: Vec<DataSetReport>,
+    /// The final batch of the last phase, held so that the run's sync log can ride on it
+    /// when nothing comes after; committed before any other batch.
+    pending: Option<Batch>,
+    /// The mode the first delta phase actually ran (users, else groups).
+    mode_run: Option<SyncMode>,
 }
 
 impl Run<'_> {
@@ -398,13 +342,35 @@ impl Run<'_> {
         });
     }
 
-    fn commit(&mut self, batch: &Batch) -> Result<(), SyncError> {
+    fn store_commit(&mut self, batch: &Batch) -> Result<(), SyncError> {
         if self.dry_run {
             return Ok(());
         }
         self.store
             .commit(batch)
             .map_err(|e| storage_error("commit", e))
+    }
+
+    /// Commits the held batch, if any.
+    fn flush(&mut self) -> Result<(), SyncError> {
+        match self.pending.take() {
+            Some(batch) => self.store_commit(&batch),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits a batch (after the held one, so that batches land in run order).
+    fn commit(&mut self, batch: &Batch) -> Result<(), SyncError> {
+        self.flush()?;
+        self.store_commit(batch)
+    }
+
+    /// Holds a phase's final batch: it is committed before the next batch, or carries the
+    /// run's sync log when it is the run's last.
+    fn hold(&mut self, batch: Batch) -> Result<(), SyncError> {
+        self.flush()?;
+        self.pending = Some(batch);
+        Ok(())
     }
 
     fn find(&mut self, keys: &[PersonKey]) -> Result<Vec<Option<StoredPerson>>, SyncError> {
@@ -422,6 +388,29 @@ impl Run<'_> {
         Ok(found)
     }
 
+    /// The report of `data_set`, added at the end of the list when not there yet.
+    fn data_set(&mut self, data_set: DataSet) -> &mut DataSetReport {
+        let i = match self.data_sets.iter().position(|d| d.data_set == data_set) {
+            Some(i) => i,
+            None => {
+                self.data_sets.push(DataSetReport {
+                    data_set,
+                    pages: 0,
+                    read: 0,
+                    written: 0,
+                    created: 0,
+                    updated: 0,
+                    unchanged: 0,
+                    removed: 0,
+                    conflicts: 0,
+                    filtered_out: Vec::new(),
+                });
+                self.data_sets.len() - 1
+            }
+        };
+        &mut self.data_sets[i]
+    }
+
     fn sync(&mut self, graph: &mut GraphClient<'_>) -> Result<SyncReport, SyncError> {
         // Sign in before reading or writing anything: a bad secret changes nothing.
         graph.sign_in()?;
@@ -429,33 +418,111 @@ impl Run<'_> {
         self.info(&r, &format!("signed in to tenant {}", self.tenant.key));
         self.gate(graph, &r)?;
 
-        let mut counts = Counts::default();
-        let (mut round, mut url) = self.start(graph, &r)?;
-        loop {
-            match self.round(graph, &r, round, url, &mut counts)? {
-                RoundEnd::Done(report) => return Ok(report),
-                RoundEnd::Resync(f) => {
-                    // Only a replay ends this way, so this happens at most once a run.
-                    let answer = match &f.graph_code {
-                        Some(code) => format!("HTTP {} {code}", f.status.unwrap_or(0)),
-                        None => format!("HTTP {}", f.status.unwrap_or(0)),
-                    };
-                    self.warn(
-                        &r,
-                        "delta-expired",
-                        format!(
-                            "Graph no longer accepts the saved users delta link ({answer}): \
-                             its change tracking expired or was reset (Microsoft keeps it for \
-                             seven days for directory objects). A full sync ran instead, with \
-                             removal detection, and saved a new delta link; people are matched \
-                             by object id, so nothing was duplicated."
-                        ),
-                    );
-                    round = Round::Initial;
-                    url = users::first_url(graph.graph());
-                }
-            }
+        if self.features.contains(Features::USERS) {
+            let round = self.users(graph, &r)?;
+            self.mode_run = Some(round.mode());
         }
+        // Each phase starts by committing the one before (its final batch was held in
+        // case it was the run's last): what comes after reads today's state, and a
+        // failure later leaves it committed.
+        if self.features.contains(Features::SIGN_IN_ACTIVITY) {
+            self.flush()?;
+            let result = self.sign_ins(graph);
+            self.optional(graph, "sign-in-activity", result)?;
+        }
+        if self.features.contains(Features::LICENCES) {
+            self.flush()?;
+            let result = self.licences(graph);
+            self.optional(graph, "licences", result)?;
+        }
+        if self.features.contains(Features::ORGANIZATION) {
+            self.flush()?;
+            let result = self.organization(graph);
+            self.optional(graph, "organization", result)?;
+        }
+        if self.features.contains(Features::GROUPS) {
+            self.flush()?;
+            let result = self.groups(graph);
+            if let Ok(round) = &result {
+                self.mode_run.get_or_insert(round.mode());
+            }
+            self.optional(graph, "groups", result.map(|_| ()))?;
+        }
+        if self
+            .features
+            .intersects(Features::MAILBOXES | Features::USAGE_REPORTS)
+        {
+            self.flush()?;
+            let result = self.reports(graph);
+            self.optional(graph, "usage reports", result)?;
+        }
+        self.finish(graph)
+    }
+
+    /// The outcome of an optional phase (every one after users): Graph's 403 — a
+    /// permission, licence or setting the tenant lacks — becomes a warning and the run goes
+    /// on; any other failure ends the run (what was committed stands).
+    fn optional(
+        &mut self,
+        graph: &GraphClient<'_>,
+        phase: &str,
+        result: Result<(), SyncError>,
+    ) -> Result<(), SyncError> {
+        let e = match result {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let r = graph.redactor().clone();
+        match e {
+            SyncError::Permission(p) => {
+                let message = format!("{} The other data sets were synced.", p.message);
+                self.warn(&r, "permission-missing", message);
+                Ok(())
+            }
+            SyncError::Http(f) if f.status == Some(403) => {
+                self.warn(
+                    &r,
+                    "forbidden",
+                    format!(
+                        "Graph refused the {phase} data ({}); it was skipped and the other \
+                         data sets were synced.",
+                        f.message
+                    ),
+                );
+                Ok(())
+            }
+            other => Err(other),
+        }
+    }
+
+    /// Commits the run's last batch, with the sync log: the held final batch of the last
+    /// phase, or an empty one.
+    fn finish(&mut self, graph: &GraphClient<'_>) -> Result<SyncReport, SyncError> {
+        let Stats {
+            requests,
+            retries,
+            retry_wait_ms,
+        } = graph.stats;
+        let report = SyncReport {
+            tenant_key: self.tenant.key.clone(),
+            mode: self.mode_run.unwrap_or(self.mode),
+            started_at: self.started_at.clone(),
+            elapsed_ms: graph.clock().now_ms().saturating_sub(self.started_ms),
+            requests,
+            retries,
+            retry_wait_ms,
+            data_sets: std::mem::take(&mut self.data_sets),
+            warnings: std::mem::take(&mut self.warnings),
+            dry_run: self.dry_run,
+        };
+        let mut batch = self.pending.take().unwrap_or(Batch {
+            changes: Vec::new(),
+            checkpoints: Vec::new(),
+            run: None,
+        });
+        batch.run = Some(report.clone());
+        self.store_commit(&batch)?;
+        Ok(report)
     }
 
     /// Compares the token's `roles` with what the enabled features need. A feature whose
@@ -491,10 +558,14 @@ impl Run<'_> {
                 ..m
             })
             .collect();
-        let stopped = denied
+        let mut stopped = denied
             .iter()
             .filter_map(|d| permissions::feature_flag(&d.feature))
             .fold(Features::empty(), |a, f| a | f);
+        // Managers are read with the users: without users, they stop too.
+        if stopped.contains(Features::USERS) {
+            stopped |= Features::MANAGERS & self.features;
+        }
         if self.features.difference(stopped).is_empty() {
             return Err(SyncError::Permission(denied.swap_remove(0)));
         }
@@ -504,363 +575,15 @@ impl Run<'_> {
         self.features = self.features.difference(stopped);
         Ok(())
     }
+}
 
-    /// Which round to run, and its first URL.
-    fn start(
-        &mut self,
-        graph: &GraphClient<'_>,
-        r: &Redactor,
-    ) -> Result<(Round, String), SyncError> {
-        let first = users::first_url(graph.graph());
-        if self.mode == SyncMode::Full {
-            return Ok((Round::Initial, first));
+impl Round {
+    /// The sync mode a round of this kind is.
+    fn mode(self) -> SyncMode {
+        match self {
+            Round::Initial => SyncMode::Full,
+            Round::Replay => SyncMode::Incremental,
         }
-        let saved = self
-            .store
-            .get_checkpoint(USERS_DELTA_LINK)
-            .map_err(|e| storage_error("get-checkpoint", e))?;
-        let Some(link) = saved else {
-            self.info(
-                r,
-                &format!(
-                    "no users delta link was saved yet for tenant {}: running an initial \
-                     (full) round, which saves one",
-                    self.tenant.key
-                ),
-            );
-            return Ok((Round::Initial, first));
-        };
-        match paging::on_graph(graph.graph(), &link) {
-            Ok(()) => Ok((Round::Replay, link)),
-            Err(why) => {
-                // The endpoint changed since (or the checkpoint is damaged): the token must
-                // not go to another host, and an initial round needs no link.
-                self.warn(
-                    r,
-                    "delta-link-unusable",
-                    format!(
-                        "The saved users delta link {why}. A full sync ran instead and saved \
-                         a new delta link."
-                    ),
-                );
-                Ok((Round::Initial, first))
-            }
-        }
-    }
-
-    /// Runs one delta round from `url` to its `@odata.deltaLink`, then commits the final
-    /// batch with the delta link and the report.
-    fn round(
-        &mut self,
-        graph: &mut GraphClient<'_>,
-        r: &Redactor,
-        round: Round,
-        url: String,
-        counts: &mut Counts,
-    ) -> Result<RoundEnd, SyncError> {
-        let mut pager = Pager::new(graph.graph(), url);
-        let mut seen = IdSet::default();
-        let mut held: Vec<Change> = Vec::new();
-        let mut delta_link: Option<String> = None;
-        while let Some(url) = pager.next_url() {
-            let reply = graph
-                .get_json(&url, users::NEED, &[users::PREFER], users::WHAT, |b| {
-                    users::parse_page(b, &url)
-                })
-                .map_err(|e| at_page(e, counts.pages + 1))?;
-            let page = match reply {
-                Reply::Ok(page) => page,
-                Reply::Resync(f) if round == Round::Replay => return Ok(RoundEnd::Resync(f)),
-                // An initial round has no state to reset: a resync answer is an error.
-                Reply::Resync(f) => return Err(SyncError::Http(f)),
-            };
-            pager.advance(&url, page.next_link)?;
-            counts.pages += 1;
-            let last = pager.is_done();
-            if last {
-                let Some(link) = page.delta_link else {
-                    return Err(SyncError::BadResponse(HttpFailure {
-                        url: display_url(&url),
-                        status: Some(200),
-                        graph_code: None,
-                        message: format!(
-                            "the answer to GET {} has neither an @odata.nextLink nor an \
-                             @odata.deltaLink, so the delta round cannot be completed",
-                            display_url(&url)
-                        ),
-                    }));
-                };
-                paging::check_link(graph.graph(), &url, &link, "@odata.deltaLink")?;
-                delta_link = Some(link);
-            }
-            let n = page.entries.len();
-            counts.read += n as u64;
-            let changes = self.page(page.entries, round, &mut seen, counts)?;
-            if last {
-                held = changes;
-            } else if !changes.is_empty() {
-                self.commit(&Batch {
-                    changes,
-                    checkpoints: Vec::new(),
-                    run: None,
-                })?;
-            }
-            self.log.progress(DataSet::Users, counts.read, None);
-            self.info(r, &format!("users page {}: {n} read", counts.pages));
-        }
-        let delta_link = delta_link.ok_or_else(|| {
-            SyncError::BadResponse(HttpFailure {
-                url: display_url(graph.graph()),
-                status: None,
-                graph_code: None,
-                message: "the users delta round ended without an @odata.deltaLink".into(),
-            })
-        })?;
-
-        // An initial round listed everyone: whoever is stored and was not listed is gone.
-        let mut final_changes = held;
-        if round == Round::Initial {
-            self.gone(&seen, counts, &mut final_changes)?;
-        }
-        drop(seen);
-
-        if counts.partial_unknown > 0 {
-            self.warn(
-                r,
-                "partial-unknown-user",
-                format!(
-                    "Graph reported {} changed user(s) that are not stored yet without their \
-                     user principal name, so they could not be created; the next full sync \
-                     imports them.",
-                    counts.partial_unknown
-                ),
-            );
-        }
-        let users_report = counts.report();
-        let mut extra = String::new();
-        if counts.kept_restorable > 0 {
-            extra.push_str(&format!(
-                ", {} soft-deleted (restorable) kept as removed",
-                counts.kept_restorable
-            ));
-        }
-        if counts.unknown_removed > 0 {
-            extra.push_str(&format!(
-                ", {} removals of people never stored ignored",
-                counts.unknown_removed
-            ));
-        }
-        if counts.duplicates > 0 {
-            extra.push_str(&format!(
-                ", {} listed more than once (the last one counted)",
-                counts.duplicates
-            ));
-        }
-        self.info(
-            r,
-            &format!(
-                "users ({} round): {} read, {} created, {} updated, {} unchanged, {} removed, \
-                 {} filtered out{extra}{}",
-                match round {
-                    Round::Initial => "initial",
-                    Round::Replay => "delta",
-                },
-                users_report.read,
-                users_report.created,
-                users_report.updated,
-                users_report.unchanged,
-                users_report.removed,
-                users_report
-                    .filtered_out
-                    .iter()
-                    .map(|c| c.count)
-                    .sum::<u64>(),
-                if self.dry_run {
-                    " (dry run: nothing committed)"
-                } else {
-                    ""
-                }
-            ),
-        );
-        let Stats {
-            requests,
-            retries,
-            retry_wait_ms,
-        } = graph.stats;
-        let report = SyncReport {
-            tenant_key: self.tenant.key.clone(),
-            mode: match round {
-                Round::Initial => SyncMode::Full,
-                Round::Replay => SyncMode::Incremental,
-            },
-            started_at: self.started_at.clone(),
-            elapsed_ms: graph.clock().now_ms().saturating_sub(self.started_ms),
-            requests,
-            retries,
-            retry_wait_ms,
-            data_sets: vec![users_report],
-            warnings: std::mem::take(&mut self.warnings),
-            dry_run: self.dry_run,
-        };
-        let mut checkpoints = vec![Checkpoint {
-            key: USERS_DELTA_LINK.into(),
-            value: Some(delta_link),
-        }];
-        if round == Round::Initial {
-            checkpoints.push(Checkpoint {
-                key: LAST_FULL_SYNC.into(),
-                value: Some(self.started_at.clone()),
-            });
-        }
-        self.commit(&Batch {
-            changes: final_changes,
-            checkpoints,
-            run: Some(report.clone()),
-        })?;
-        Ok(RoundEnd::Done(report))
-    }
-
-    /// Decides one page of a round; returns its changes.
-    fn page(
-        &mut self,
-        entries: Vec<Entry>,
-        round: Round,
-        seen: &mut IdSet,
-        counts: &mut Counts,
-    ) -> Result<Vec<Change>, SyncError> {
-        let entries = last_occurrences(entries, counts);
-        if entries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<PersonKey> = entries
-            .iter()
-            .map(|e| PersonKey::ObjectId(e.id().to_owned()))
-            .collect();
-        let found = self.find(&keys)?;
-        drop(keys);
-        let mut changes = Vec::new();
-        for (entry, stored) in entries.into_iter().zip(found) {
-            // An initial round accounts for every id it lists, removed ones included, so
-            // that the search for the gone does not handle them a second time.
-            if round == Round::Initial && !seen.insert(entry.id()) {
-                counts.duplicates += 1;
-            }
-            match entry {
-                Entry::Removed { restorable, .. } => {
-                    let Some(stored) = stored else {
-                        counts.unknown_removed += 1;
-                        continue;
-                    };
-                    if let Some(change) = merge::removal_of(stored, self.removal, restorable) {
-                        counts.removed += 1;
-                        if restorable && self.removal == RemovalPolicy::Delete {
-                            counts.kept_restorable += 1;
-                        }
-                        changes.push(change);
-                    }
-                }
-                Entry::User(change) => {
-                    let person = match (round, &stored) {
-                        (Round::Initial, _) => change.into_person(),
-                        (Round::Replay, Some(s)) => change.apply(s.person.clone()),
-                        (Round::Replay, None) => match change.into_new_person() {
-                            Some(p) => p,
-                            None => {
-                                counts.partial_unknown += 1;
-                                continue;
-                            }
-                        },
-                    };
-                    self.decide(person, stored, counts, &mut changes);
-                }
-            }
-        }
-        Ok(changes)
-    }
-
-    /// Filters and merges one person read from Graph.
-    fn decide(
-        &self,
-        person: Person,
-        stored: Option<StoredPerson>,
-        counts: &mut Counts,
-        changes: &mut Vec<Change>,
-    ) {
-        match filter::decide(self.filter, &person) {
-            Ok(()) => {
-                let fp = merge::fingerprint(&person);
-                match merge::decide(stored.as_ref(), &fp) {
-                    Decision::Create => {
-                        counts.created += 1;
-                        changes.push(merge::upsert(person, fp));
-                    }
-                    Decision::Update => {
-                        counts.updated += 1;
-                        changes.push(merge::upsert(person, fp));
-                    }
-                    Decision::Unchanged => counts.unchanged += 1,
-                }
-            }
-            Err(reason) => {
-                counts.filtered_out(reason);
-                if let Some(change) = stored.and_then(|s| merge::removal(s, self.removal)) {
-                    counts.removed += 1;
-                    changes.push(change);
-                }
-            }
-        }
-    }
-
-    /// Applies the removal policy to stored people not seen in Graph.
-    fn gone(
-        &mut self,
-        seen: &IdSet,
-        counts: &mut Counts,
-        pending: &mut Vec<Change>,
-    ) -> Result<(), SyncError> {
-        let mut after: Option<String> = None;
-        loop {
-            let ids = self
-                .store
-                .list_people_ids(after.as_deref(), LIST_LIMIT)
-                .map_err(|e| storage_error("list-people-ids", e))?;
-            let Some(last) = ids.last().cloned() else {
-                break;
-            };
-            if after.as_deref().is_some_and(|a| last.as_str() <= a) {
-                return Err(SyncError::Storage(format!(
-                    "list-people-ids did not advance past {:?} (ids must come in ascending order)",
-                    after.unwrap_or_default()
-                )));
-            }
-            let full_page = ids.len() >= LIST_LIMIT as usize;
-            let keys: Vec<PersonKey> = ids
-                .into_iter()
-                .filter(|id| !seen.contains(id))
-                .map(PersonKey::ObjectId)
-                .collect();
-            if !keys.is_empty() {
-                for stored in self.find(&keys)?.into_iter().flatten() {
-                    if let Some(change) = merge::removal(stored, self.removal) {
-                        counts.removed += 1;
-                        pending.push(change);
-                    }
-                }
-            }
-            if pending.len() >= MAX_BATCH_CHANGES {
-                let changes = std::mem::take(pending);
-                self.commit(&Batch {
-                    changes,
-                    checkpoints: Vec::new(),
-                    run: None,
-                })?;
-            }
-            if !full_page {
-                break;
-            }
-            after = Some(last);
-        }
-        Ok(())
     }
 }
 

@@ -46,6 +46,31 @@ impl Cloud {
         }
     }
 
+    /// Base URLs of the hosts this cloud's Graph redirects usage-report downloads to
+    /// (pre-authenticated URLs: the sandbox may GET them without credentials only).
+    ///
+    /// Global: every report page's example answers `302 Found` with
+    /// `Location: https://reports.office.com/data/download/...` (microsoft-graph-docs-contrib,
+    /// api-reference/v1.0/api/reportroot-getmailboxusagedetail.md and its siblings). The
+    /// documentation names no download host for the national clouds, so none is assumed:
+    /// set `[tenant.endpoints] reports = [...]` for them, or the sandbox refuses the
+    /// redirect and the error names the host to add.
+    pub fn report_download_urls(self) -> Vec<String> {
+        match self {
+            Cloud::Global => vec!["https://reports.office.com".to_string()],
+            Cloud::UsGov | Cloud::UsGovDod | Cloud::China => Vec::new(),
+        }
+    }
+
+    pub fn from_wit(cloud: WitCloud) -> Cloud {
+        match cloud {
+            WitCloud::Global => Cloud::Global,
+            WitCloud::UsGov => Cloud::UsGov,
+            WitCloud::UsGovDod => Cloud::UsGovDod,
+            WitCloud::China => Cloud::China,
+        }
+    }
+
     pub fn to_wit(self) -> WitCloud {
         match self {
             Cloud::Global => WitCloud::Global,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::capabilities::http::Allowlist;
 use crate::cloud::Cloud;
 use crate::runtime::bindings::types::{
     AccountFilter, Attribute, AttributeFilter, Endpoints, Features, FieldMapping, MatchKey,
@@ -87,6 +88,8 @@ pub struct TenantConfig {
 pub struct EndpointOverrides {
     pub login: Option<String>,
     pub graph: Option<String>,
+    /// Base URLs of the hosts Graph redirects report downloads to.
+    pub reports: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -268,17 +271,19 @@ impl std::fmt::Debug for SecretSource {
 pub struct TenantRun {
     pub tenant: Tenant,
     pub options: SyncOptions,
-    /// Authorities the sandbox may reach, normalised as `scheme://host:port`.
-    pub allowlist: Vec<String>,
+    /// What the sandbox may reach.
+    pub allowlist: Allowlist,
     pub client_secret: SecretSource,
 }
 
 impl TenantRun {
     /// A run of `tenant` with the default options (users, every account, removal policy
-    /// keep), allowed to reach exactly its endpoints' hosts.
+    /// keep), allowed to reach exactly its endpoints' hosts and its cloud's report download
+    /// hosts.
     pub fn new(tenant: Tenant, client_secret: SecretSource) -> TenantRun {
+        let downloads = Cloud::from_wit(tenant.cloud).report_download_urls();
         TenantRun {
-            allowlist: allowlist(&tenant.endpoints, None),
+            allowlist: allowlist(&tenant.endpoints, &downloads, None),
             tenant,
             options: default_options(),
             client_secret,
@@ -300,7 +305,7 @@ impl TenantRun {
                 },
             },
             options: default_options(),
-            allowlist: Vec::new(),
+            allowlist: Allowlist::default(),
             client_secret: SecretSource::Value(String::new()),
         }
     }
@@ -420,6 +425,10 @@ impl ConfigFile {
                         base_url(url).map_err(|message| fail(format!("{field}: {message}")))?;
                     }
                 }
+                for url in overrides.reports.iter().flatten() {
+                    base_url(url)
+                        .map_err(|message| fail(format!("endpoints.reports: {message}")))?;
+                }
             }
             if tenant.sync.features.is_empty() {
                 return Err(fail(
@@ -457,6 +466,7 @@ impl ConfigFile {
     /// Resolve a tenant into what a run needs.
     pub fn resolve(&self, tenant: &TenantConfig) -> TenantRun {
         let mut endpoints = tenant.cloud.endpoints();
+        let mut downloads = tenant.cloud.report_download_urls();
         if let Some(overrides) = &tenant.endpoints {
             if let Some(login) = &overrides.login {
                 endpoints.login = login.trim_end_matches('/').to_string();
@@ -464,13 +474,16 @@ impl ConfigFile {
             if let Some(graph) = &overrides.graph {
                 endpoints.graph = graph.trim_end_matches('/').to_string();
             }
+            if let Some(reports) = &overrides.reports {
+                downloads = reports.clone();
+            }
         }
         let client_secret = match (&tenant.client_secret_env, &tenant.client_secret_file) {
             (Some(var), _) => SecretSource::Env(var.clone()),
             (None, Some(file)) => SecretSource::File(file.clone()),
             (None, None) => SecretSource::Env(String::new()),
         };
-        let allowlist = allowlist(&endpoints, self.host.allowed_hosts.as_deref());
+        let allowlist = allowlist(&endpoints, &downloads, self.host.allowed_hosts.as_deref());
         TenantRun {
             tenant: Tenant {
                 key: tenant.name.clone(),
@@ -486,21 +499,36 @@ impl ConfigFile {
     }
 }
 
-/// The authorities a tenant's sandbox may reach: those of its endpoints, restricted to the
-/// operator's pinned `allowed_hosts` when set.
-pub fn allowlist(endpoints: &Endpoints, pinned: Option<&[String]>) -> Vec<String> {
-    let mut allowed = Vec::new();
-    for url in [&endpoints.login, &endpoints.graph] {
-        let Ok(origin) = base_url(url) else { continue };
-        let permitted = match pinned {
-            None => true,
-            Some(pins) => pins.iter().any(|pin| origin.matches_pin(pin)),
-        };
-        if permitted && !allowed.contains(&origin.normalized) {
-            allowed.push(origin.normalized);
+/// What a tenant's sandbox may reach: the origins of its endpoints, and its report
+/// download hosts for credential-free GETs, each restricted to the operator's pinned
+/// `allowed_hosts` when set.
+pub fn allowlist(
+    endpoints: &Endpoints,
+    downloads: &[String],
+    pinned: Option<&[String]>,
+) -> Allowlist {
+    let permitted = |url: &String| {
+        let origin = base_url(url).ok()?;
+        match pinned {
+            Some(pins) if !pins.iter().any(|pin| origin.matches_pin(pin)) => None,
+            _ => Some(origin.normalized),
+        }
+    };
+    let mut allowlist = Allowlist::default();
+    for origin in [&endpoints.login, &endpoints.graph]
+        .into_iter()
+        .filter_map(permitted)
+    {
+        if !allowlist.api.contains(&origin) {
+            allowlist.api.push(origin);
         }
     }
-    allowed
+    for origin in downloads.iter().filter_map(permitted) {
+        if !allowlist.downloads.contains(&origin) && !allowlist.api.contains(&origin) {
+            allowlist.downloads.push(origin);
+        }
+    }
+    allowlist
 }
 
 /// A parsed base URL's origin.
@@ -643,12 +671,13 @@ client_secret_env = "CONTOSO_SECRET"
         let run = config.resolve(config.tenant(None).unwrap());
         assert_eq!(run.tenant.endpoints.graph, "https://graph.microsoft.com");
         assert_eq!(
-            run.allowlist,
+            run.allowlist.api,
             vec![
                 "https://login.microsoftonline.com:443",
                 "https://graph.microsoft.com:443"
             ]
         );
+        assert!(!run.allowlist.downloads.is_empty());
         assert_eq!(run.options.features, Features::USERS);
     }
 
@@ -689,12 +718,14 @@ client_secret_env = "CONTOSO_SECRET"
             login: "http://127.0.0.1:4000".into(),
             graph: "http://127.0.0.1:5000".into(),
         };
+        let downloads = vec!["http://127.0.0.2:6000".to_string()];
         let pins = vec!["127.0.0.1:4000".to_string()];
-        assert_eq!(
-            allowlist(&endpoints, Some(&pins)),
-            vec!["http://127.0.0.1:4000"]
-        );
-        assert_eq!(allowlist(&endpoints, None).len(), 2);
+        let pinned = allowlist(&endpoints, &downloads, Some(&pins));
+        assert_eq!(pinned.api, vec!["http://127.0.0.1:4000"]);
+        assert!(pinned.downloads.is_empty());
+        let open = allowlist(&endpoints, &downloads, None);
+        assert_eq!(open.api.len(), 2);
+        assert_eq!(open.downloads, vec!["http://127.0.0.2:6000"]);
     }
 
     #[test]

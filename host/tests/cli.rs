@@ -23,14 +23,28 @@ fn demo_syncs_the_simulated_tenant_and_prints_the_report() {
         "stdout: {stdout}\nstderr: {stderr}"
     );
     assert!(stdout.contains("Simulated tenant"), "{stdout}");
-    assert!(stdout.contains("users"), "{stdout}");
     assert!(
-        stdout.contains("People in the store for tenant demo: 1200"),
+        stdout.contains("(full run)") && stdout.contains("(incremental run)"),
+        "{stdout}"
+    );
+    // 1,200 users, then 5 created (2 deleted ones are kept, marked removed).
+    assert!(
+        stdout.contains("People in the store for tenant demo: 1205"),
         "{stdout}"
     );
     assert!(stdout.contains("By department"), "{stdout}");
+    assert!(
+        stdout.contains("Licences (consumed of enabled units)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Microsoft 365 E3") || stdout.contains("Office 365 E3"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("teams"), "{stdout}");
 
-    // Again, as JSON: nothing changes the second time.
+    // Again, as JSON: the demo starts from a fresh database, and the incremental run
+    // reads only the ten changes.
     let output = m365sync()
         .args(["demo", "--users", "1200", "--json", "--db"])
         .arg(&db)
@@ -38,8 +52,70 @@ fn demo_syncs_the_simulated_tenant_and_prints_the_report() {
         .unwrap();
     assert!(output.status.success());
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(report["data_sets"][0]["unchanged"], 1200);
-    assert_eq!(report["data_sets"][0]["created"], 0);
+    assert_eq!(report["first"]["data_sets"][0]["created"], 1200);
+    let users = &report["incremental"]["data_sets"][0];
+    assert_eq!(
+        (users["created"].as_u64(), users["updated"].as_u64()),
+        (Some(5), Some(3))
+    );
+    assert_eq!(users["removed"], 2);
+    assert_eq!(report["incremental"]["mode"], "incremental");
+
+    // What the demo stored can be read back: inactive licences and exports.
+    let output = m365sync()
+        .args(["licences", "--json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let licences: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let skus = licences[0]["skus"].as_array().unwrap();
+    assert!(!skus.is_empty());
+    assert!(licences[0]["usage_as_of"].is_string());
+    assert!(
+        skus.iter().any(|s| s["inactive"].as_u64() > Some(0)),
+        "{licences}"
+    );
+
+    let output = m365sync()
+        .args(["export", "people", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let csv = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        csv.starts_with("tenant,object_id,user_principal_name,"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 1 + 1205);
+
+    let output = m365sync()
+        .args(["export", "usage", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let usage: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let first = &usage.as_array().unwrap()[0];
+    assert!(
+        first["counts"].is_object(),
+        "usage counts are exported as JSON: {first}"
+    );
+}
+
+#[test]
+fn reading_a_missing_database_is_a_clear_error() {
+    let output = m365sync()
+        .args(["licences", "--db", "/nonexistent/m.db"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/m.db"));
 }
 
 #[test]

@@ -4,6 +4,9 @@
 //! jitter), re-reads a body that arrived cut short or is not JSON (a GET is idempotent),
 //! counts requests, retries and waiting for the sync log, tells Graph's "resync" answers
 //! to a delta query apart, and maps Graph's other error answers to typed `sync-error`s.
+//! Usage reports: Graph's `302` to a pre-authenticated download URL is returned, not
+//! followed ([`GraphClient::get_report`]); the download ([`GraphClient::download`]) goes
+//! to whatever host it names WITHOUT the bearer token, and its URL is masked everywhere.
 
 use serde::Deserialize;
 
@@ -11,7 +14,7 @@ use super::token::{self, AccessToken, Credentials};
 use crate::platform::{Clock, Http, HttpRequest, HttpResponse, Method, TransportError};
 use crate::redact::Redactor;
 use crate::types::{HttpFailure, PermissionDenied, SyncError};
-use crate::url::{delta_token, display_url};
+use crate::url::{AbsoluteUrl, Scheme, delta_token, display_url};
 
 /// What a request needs, so that a refusal can name the permission and the feature.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +54,64 @@ impl Default for RetryPolicy {
             max_transport_attempts: 3,
             total_wait_cap_ms: 120_000,
         }
+    }
+}
+
+/// Redirects a report download may follow after Graph's own.
+pub const MAX_DOWNLOAD_REDIRECTS: u32 = 3;
+
+/// Graph's answer to a report request.
+#[derive(Debug)]
+pub enum ReportAnswer {
+    /// The URL to download the report from (Graph's `302 Found`).
+    Redirect(String),
+    /// The report itself.
+    Body(Vec<u8>),
+}
+
+/// `location` resolved against `base`: an absolute URL as it is, an absolute path on the
+/// origin of `base`.
+fn resolve(base: &str, location: &str) -> String {
+    if location.starts_with('/')
+        && !location.starts_with("//")
+        && let Ok(b) = AbsoluteUrl::parse(base)
+    {
+        let scheme = match b.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        return format!("{scheme}://{}{location}", b.authority);
+    }
+    location.to_owned()
+}
+
+/// A download URL as errors show it: its origin, and `/...` for the path and query.
+pub fn origin_only(url: &str) -> String {
+    match AbsoluteUrl::parse(url) {
+        Ok(u) => format!(
+            "{}://{}/...",
+            match u.scheme {
+                Scheme::Http => "http",
+                Scheme::Https => "https",
+            },
+            u.authority
+        ),
+        Err(_) => "(an unusable download URL)".to_owned(),
+    }
+}
+
+/// Puts `shown` as the URL of an HTTP failure.
+fn rename_url(e: SyncError, shown: &str) -> SyncError {
+    match e {
+        SyncError::Http(mut f) => {
+            f.url = shown.to_owned();
+            SyncError::Http(f)
+        }
+        SyncError::BadResponse(mut f) => {
+            f.url = shown.to_owned();
+            SyncError::BadResponse(f)
+        }
+        other => other,
     }
 }
 
@@ -253,6 +314,131 @@ impl<'e> GraphClient<'e> {
         }
     }
 
+    /// GETs a report function of Graph (api-reference/v1.0/api/reportroot-get*.md): Graph
+    /// answers `302 Found` with the report's pre-authenticated download URL in `Location`
+    /// (on another host, needing no Authorization header). A `200` with the report itself
+    /// is taken as it is. The `Location` is never logged or shown: it is a capability.
+    pub fn get_report(&mut self, url: &str, need: Need) -> Result<ReportAnswer, SyncError> {
+        let response = match self.fetch_with(url, need, &[], true)? {
+            Reply::Ok(response) => response,
+            Reply::Resync(f) => return Err(SyncError::Http(f)),
+        };
+        if (200..300).contains(&response.status) {
+            return Ok(ReportAnswer::Body(response.body));
+        }
+        match response.header("location").map(str::trim) {
+            Some(location) if !location.is_empty() => {
+                let location = resolve(url, location);
+                self.hide_capability(&location);
+                Ok(ReportAnswer::Redirect(location))
+            }
+            _ => Err(SyncError::BadResponse(HttpFailure {
+                url: display_url(url),
+                status: Some(response.status),
+                graph_code: None,
+                message: format!(
+                    "GET {} answered HTTP {} without a Location to download the report from",
+                    display_url(url),
+                    response.status
+                ),
+            })),
+        }
+    }
+
+    /// Downloads a report from its pre-authenticated URL (any http or https origin) with a
+    /// plain GET that carries NO Authorization header: the bearer token is for Graph only.
+    /// Throttling and transport failures are retried as for Graph; a further redirect is
+    /// followed (at most [`MAX_DOWNLOAD_REDIRECTS`]), also without credentials. Errors name
+    /// the download host only, never its path or query (they are the capability); `what`
+    /// names the report.
+    pub fn download(&mut self, url: &str, what: &str) -> Result<Vec<u8>, SyncError> {
+        let mut current = url.to_owned();
+        self.hide_capability(&current);
+        let mut redirects = 0;
+        loop {
+            let shown = origin_only(&current);
+            if AbsoluteUrl::parse(&current).is_err() {
+                return Err(SyncError::BadResponse(HttpFailure {
+                    url: shown.clone(),
+                    status: None,
+                    graph_code: None,
+                    message: format!(
+                        "the download URL of the {what} report is not an absolute http(s) URL"
+                    ),
+                }));
+            }
+            let req = HttpRequest {
+                method: Method::Get,
+                url: current.clone(),
+                headers: vec![("Accept".to_owned(), "text/csv, */*".to_owned())],
+                body: None,
+            };
+            let sent = self
+                .send_with_retry(&req)
+                .map_err(|e| rename_url(e, &shown))?;
+            let r = &sent.response;
+            if (200..300).contains(&r.status) {
+                if let Some(why) = cut_short(r) {
+                    return Err(SyncError::BadResponse(HttpFailure {
+                        url: shown.clone(),
+                        status: Some(r.status),
+                        graph_code: None,
+                        message: format!(
+                            "the download of the {what} report from {shown} failed: {why}"
+                        ),
+                    }));
+                }
+                return Ok(sent.response.body);
+            }
+            let location = r.header("location").map(str::trim).unwrap_or("");
+            if matches!(r.status, 301 | 302 | 303 | 307 | 308) && !location.is_empty() {
+                redirects += 1;
+                if redirects > MAX_DOWNLOAD_REDIRECTS {
+                    return Err(SyncError::BadResponse(HttpFailure {
+                        url: shown,
+                        status: Some(r.status),
+                        graph_code: None,
+                        message: format!(
+                            "the download of the {what} report was redirected more than \
+                             {MAX_DOWNLOAD_REDIRECTS} times"
+                        ),
+                    }));
+                }
+                current = resolve(&current, location);
+                self.hide_capability(&current);
+                continue;
+            }
+            let (code, message) = parse_graph_error(&r.body);
+            let detail = message.unwrap_or_else(|| body_excerpt(&r.body));
+            let mut text = format!(
+                "the download of the {what} report from {shown} answered HTTP {}",
+                r.status
+            );
+            if !detail.is_empty() {
+                text.push_str(": ");
+                text.push_str(&detail);
+            }
+            return Err(SyncError::Http(HttpFailure {
+                url: shown,
+                status: Some(r.status),
+                graph_code: code,
+                message: text,
+            }));
+        }
+    }
+
+    /// Masks a download URL, its path and its query in every error and log line.
+    fn hide_capability(&mut self, url: &str) {
+        self.redactor.add(url);
+        if let Ok(u) = AbsoluteUrl::parse(url) {
+            self.redactor.add(u.path_and_query);
+            if let Some((path, query)) = u.path_and_query.split_once('?') {
+                self.redactor.add(path);
+                self.redactor.add(query);
+            }
+        }
+    }
+
     /// GETs `url` with the bearer token (signing in again, once, after a 401) and returns
     /// a 2xx response; a resync answer comes back as [`Reply::Resync`], any other
     /// non-2xx as a typed error.
@@ -261,6 +447,17 @@ impl<'e> GraphClient<'e> {
         url: &str,
         need: Need,
         extra: &[(&str, &str)],
+    ) -> Result<Reply<HttpResponse>, SyncError> {
+        self.fetch_with(url, need, extra, false)
+    }
+
+    /// [`Self::fetch`]; with `redirects`, a 3xx answer is returned as it is (not followed).
+    fn fetch_with(
+        &mut self,
+        url: &str,
+        need: Need,
+        extra: &[(&str, &str)],
+        redirects: bool,
     ) -> Result<Reply<HttpResponse>, SyncError> {
         // A delta token is a bearer capability for the tenant's change feed: Graph might
         // echo it in an error message, so it is masked like the access token.
@@ -287,6 +484,7 @@ impl<'e> GraphClient<'e> {
             let sent = self.send_with_retry(&req)?;
             match sent.response.status {
                 200..=299 => return Ok(Reply::Ok(sent.response)),
+                301 | 302 | 303 | 307 | 308 if redirects => return Ok(Reply::Ok(sent.response)),
                 401 if !renewed => {
                     // Expired or revoked early: sign in again, once.
                     renewed = true;

@@ -21,6 +21,12 @@
 //!   deletedItems", `deleted` "indicates the item is deleted and cannot be restored"
 //!   (concepts/delta-query-users.md: `changed` when a user is deleted, `deleted` when
 //!   permanently deleted; a restored user comes back with no annotation).
+//! - Selected besides the directory fields: `employeeHireDate` (stored as `hire-date`) and
+//!   `proxyAddresses` (sorted, so that Graph's order is no change); with feature
+//!   `managers`, the `manager` relationship, which users/delta reports as `manager@delta`
+//!   ([`ManagerChange`]). A delta link encodes its `$select`, so the engine saves the
+//!   select beside the link and runs an initial round when it changes
+//!   (`crate::sync` round machinery).
 //! - Page size: delta-query-overview.md says that for users and groups "`$top` is not
 //!   supported", so the engine asks for 999-user pages with the OData preference
 //!   `Prefer: odata.maxpagesize=999`, the header Graph's delta functions document for their
@@ -40,7 +46,11 @@ use crate::url::display_url;
 /// The user properties the engine stores.
 pub const SELECT: &str = "id,userPrincipalName,mail,givenName,surname,displayName,department,\
 jobTitle,companyName,country,usageLocation,officeLocation,accountEnabled,userType,\
-assignedLicenses,createdDateTime";
+assignedLicenses,createdDateTime,employeeHireDate,proxyAddresses";
+
+/// Added to [`SELECT`] by feature `managers`: Graph then tracks each user's manager and
+/// reports it as `manager@delta` (see [`ManagerChange`]).
+pub const SELECT_MANAGER: &str = "manager";
 
 /// The page size the engine asks for.
 pub const PAGE_SIZE: u32 = 999;
@@ -57,20 +67,24 @@ pub const NEED: Need = Need {
 /// What a page is, for error messages.
 pub const WHAT: &str = "page of users";
 
-/// The initial delta request on the Graph endpoint `graph` (no trailing slash).
-pub fn first_url(graph: &str) -> String {
-    format!("{graph}/v1.0/users/delta?$select={SELECT}")
+/// The `$select` of a users delta round: the stored properties, plus the manager when
+/// `managers` is on. A delta link encodes the select of the round that issued it, so the
+/// engine saves this value beside the link and runs a full round when it changes.
+pub fn select(managers: bool) -> String {
+    if managers {
+        format!("{SELECT},{SELECT_MANAGER}")
+    } else {
+        SELECT.to_owned()
+    }
 }
 
-/// One page of a delta round.
-#[derive(Debug)]
-pub struct DeltaPage {
-    pub entries: Vec<Entry>,
-    /// More pages follow in this round.
-    pub next_link: Option<String>,
-    /// The round is complete; replay this link next time.
-    pub delta_link: Option<String>,
+/// The initial delta request on the Graph endpoint `graph` (no trailing slash).
+pub fn first_url(graph: &str, select: &str) -> String {
+    format!("{graph}/v1.0/users/delta?$select={select}")
 }
+
+/// One page of a users delta round.
+pub type DeltaPage = crate::sources::DeltaPage<Entry>;
 
 /// One object of a delta page.
 // Nearly every entry is a user: boxing it would cost an allocation per user to save room
@@ -136,6 +150,65 @@ pub struct UserChange {
     pub assigned_licenses: Field<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
     pub created_date_time: Field<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub employee_hire_date: Field<String>,
+    #[serde(default, deserialize_with = "present_sorted")]
+    pub proxy_addresses: Field<Vec<String>>,
+    /// `manager@delta`, when the object carries it (feature `managers`).
+    #[serde(rename = "manager@delta", default, deserialize_with = "manager_delta")]
+    pub manager: Option<ManagerChange>,
+}
+
+/// What a user object's `manager@delta` says.
+///
+/// The documented shape (concepts/delta-query-users.md and the Microsoft Graph API design
+/// pattern "Change tracking", whose users/delta example carries
+/// `"manager@delta": [{"@odata.type": "#microsoft.graph.user", "id": "..."}]`) is an array
+/// of directory-object references; a reference that ends the relationship carries an
+/// `@removed` object, as relationship changes do in delta answers
+/// (concepts/delta-query-groups.md, `members@delta`). Absent: the manager did not change
+/// (a replay keeps the stored one; an initial round lists the whole state, so absent means
+/// no manager).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManagerChange {
+    /// The user's manager is now this object id.
+    Set(String),
+    /// The user no longer has a manager.
+    Clear,
+}
+
+#[derive(Deserialize)]
+struct DirectoryRef {
+    id: Option<String>,
+    #[serde(rename = "@removed", default, deserialize_with = "present")]
+    removed: Field<serde::de::IgnoredAny>,
+}
+
+/// `manager@delta`: the last reference that is not `@removed` sets the manager; an array
+/// of removals only (or an empty one, or `null`) clears it.
+fn manager_delta<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ManagerChange>, D::Error> {
+    let refs: Option<Vec<DirectoryRef>> = Option::deserialize(d)?;
+    let current = refs
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.removed.is_none())
+        .filter_map(|r| r.id.filter(|id| !id.trim().is_empty()))
+        .next_back();
+    Ok(Some(match current {
+        Some(id) => ManagerChange::Set(id),
+        None => ManagerChange::Clear,
+    }))
+}
+
+/// A list of strings (or null) sorted, so that Graph's order does not look like a change.
+fn present_sorted<'de, D: Deserializer<'de>>(d: D) -> Result<Field<Vec<String>>, D::Error> {
+    let list: Option<Vec<Option<String>>> = Option::deserialize(d)?;
+    Ok(Some(list.map(|l| {
+        let mut v: Vec<String> = l.into_iter().flatten().collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    })))
 }
 
 #[derive(Deserialize, Debug, Clone, Default, PartialEq)]
@@ -231,6 +304,15 @@ impl UserChange {
             p.licences = licences.unwrap_or_default();
         }
         set(&mut p.created_at, self.created_date_time);
+        set(&mut p.hire_date, self.employee_hire_date);
+        if let Some(addresses) = self.proxy_addresses {
+            p.proxy_addresses = addresses.unwrap_or_default();
+        }
+        match self.manager {
+            Some(ManagerChange::Set(id)) => p.manager_id = Some(id),
+            Some(ManagerChange::Clear) => p.manager_id = None,
+            None => {}
+        }
         if p.user_type.is_empty() {
             // userType is null for some old accounts: external (#EXT#) ones are guests.
             p.user_type = if p.user_principal_name.contains("#EXT#") {
@@ -352,17 +434,69 @@ mod tests {
 
     #[test]
     fn first_url_selects_the_stored_properties_without_top() {
-        let u = first_url("https://graph.microsoft.com");
+        let u = first_url("https://graph.microsoft.com", &select(false));
         assert_eq!(
             u,
             "https://graph.microsoft.com/v1.0/users/delta?$select=id,userPrincipalName,mail,\
              givenName,surname,displayName,department,jobTitle,companyName,country,\
              usageLocation,officeLocation,accountEnabled,userType,assignedLicenses,\
-             createdDateTime"
+             createdDateTime,employeeHireDate,proxyAddresses"
         );
         assert!(!u.contains("$top"), "users/delta does not support $top");
         assert_eq!(PREFER, ("Prefer", "odata.maxpagesize=999"));
         assert!(PREFER.1.ends_with(&PAGE_SIZE.to_string()));
+        assert_eq!(select(true), format!("{SELECT},manager"));
+    }
+
+    #[test]
+    fn hire_date_proxy_addresses_and_manager() {
+        let p = page(
+            br##"{"value": [
+              {"id": "a", "userPrincipalName": "a@c.com", "employeeHireDate": "2020-02-03T00:00:00Z",
+               "proxyAddresses": ["smtp:alias@c.com", "SMTP:a@c.com"],
+               "manager@delta": [{"@odata.type": "#microsoft.graph.user", "id": "boss"}]},
+              {"id": "b", "manager@delta": [{"@odata.type": "#microsoft.graph.user", "id": "boss",
+               "@removed": {"reason": "deleted"}}]},
+              {"id": "c", "manager@delta": [
+                 {"@odata.type": "#microsoft.graph.user", "id": "old", "@removed": {"reason": "changed"}},
+                 {"@odata.type": "#microsoft.graph.user", "id": "new"}]},
+              {"id": "d", "manager@delta": []},
+              {"id": "e", "proxyAddresses": null, "employeeHireDate": null},
+              {"id": "f"}
+            ]}"##,
+        );
+        let a = user(&p.entries[0]).clone().into_person();
+        assert_eq!(a.hire_date.as_deref(), Some("2020-02-03T00:00:00Z"));
+        assert_eq!(a.proxy_addresses, vec!["SMTP:a@c.com", "smtp:alias@c.com"]);
+        assert_eq!(a.manager_id.as_deref(), Some("boss"));
+        let mut s = stored();
+        s.manager_id = Some("boss".into());
+        s.hire_date = Some("2019-01-01T00:00:00Z".into());
+        s.proxy_addresses = vec!["SMTP:old@contoso.com".into()];
+        // A removal entry clears the manager; a removal and an addition set the new one.
+        assert_eq!(
+            user(&p.entries[1]).clone().apply(s.clone()).manager_id,
+            None
+        );
+        assert_eq!(
+            user(&p.entries[2])
+                .clone()
+                .apply(s.clone())
+                .manager_id
+                .as_deref(),
+            Some("new")
+        );
+        assert_eq!(
+            user(&p.entries[3]).clone().apply(s.clone()).manager_id,
+            None
+        );
+        // Null clears; absent keeps.
+        let e = user(&p.entries[4]).clone().apply(s.clone());
+        assert!(e.proxy_addresses.is_empty());
+        assert_eq!(e.hire_date, None);
+        assert_eq!(e.manager_id.as_deref(), Some("boss"));
+        let f = user(&p.entries[5]).clone().apply(s.clone());
+        assert_eq!(f, s);
     }
 
     #[test]

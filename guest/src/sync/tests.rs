@@ -6,9 +6,11 @@ use crate::fakes::{
     json_response, page_body, person, removed_json, request, script_round, token_response, user_id,
     user_json,
 };
+use crate::merge;
 use crate::platform::TransportError;
 use crate::types::{
-    Attribute, AttributeFilter, AuthFailure, PersonStatus, StoredPerson, SyncRequest,
+    Attribute, AttributeFilter, AuthFailure, Change, Checkpoint, PersonStatus, ReasonCount,
+    StoredPerson, SyncRequest,
 };
 
 const USERS_URL: &str = DELTA_FIRST;
@@ -86,6 +88,10 @@ fn three_pages_make_three_batches_and_a_complete_report() {
             Checkpoint {
                 key: "users.delta-link".into(),
                 value: Some(DEFAULT_DELTA_LINK.into())
+            },
+            Checkpoint {
+                key: "users.delta-select".into(),
+                value: Some(crate::sources::users::select(false))
             },
             Checkpoint {
                 key: "users.last-full-sync".into(),
@@ -796,15 +802,16 @@ fn invalid_requests_fail_before_any_request() {
 }
 
 #[test]
-fn unimplemented_features_and_attributes_are_unsupported() {
+fn managers_need_users_and_unsupported_attributes_fail_before_any_request() {
     let mut w = World::new();
     let mut req = request();
-    req.options.features = Features::USERS | Features::MANAGERS | Features::USAGE_REPORTS;
-    let Err(SyncError::Unsupported(m)) = run(&mut w.env(), &req) else {
+    req.options.features = Features::MANAGERS | Features::USAGE_REPORTS;
+    let Err(SyncError::InvalidRequest(m)) = run(&mut w.env(), &req) else {
         panic!()
     };
-    assert!(m.contains("managers, usage-reports"), "{m}");
-    assert!(!m.contains("not yet: users"), "{m}");
+    assert!(m.starts_with("options.features"), "{m}");
+    assert!(m.contains("enable users"), "{m}");
+    assert!(check_features(Features::all()).is_ok());
 
     let mut req = request();
     req.options.filter.attributes = vec![AttributeFilter {
@@ -1031,6 +1038,127 @@ fn secret_and_token_appear_in_no_error_log_or_report() {
             }
         }
     }
+
+    // Usage reports: Graph redirects to a pre-authenticated download URL on another host.
+    // The bearer token never goes there, and the download URL (a capability) is never
+    // shown, even when the download host echoes it or everything else in an error.
+    const DOWNLOAD: &str = "https://reports.download.test/data/download/SECRETPATH0?sig=SECRETSIG0";
+    const REPORT: &str = "GET https://graph.test/v1.0/reports/getMailboxUsageDetail(period='D7')";
+    let redirect = || {
+        let mut r = json_response(302, "");
+        r.headers.push(("Location".into(), DOWNLOAD.into()));
+        r
+    };
+    let csv = "Report Refresh Date,User Principal Name,Storage Used (Byte),Item Count\n2024-05-01,user1@contoso.com,100,2\n";
+    type Download = Box<dyn Fn(&mut World)>;
+    // The token each download scenario's run is issued.
+    let t = fake_jwt(&["User.Read.All", "Reports.Read.All"]);
+    let downloads: Vec<(bool, Download)> = vec![
+        (
+            true,
+            Box::new(move |w| {
+                w.http.push_ok(REPORT, redirect());
+                w.http.push_ok(
+                    &format!("GET {DOWNLOAD}"),
+                    crate::platform::HttpResponse {
+                        status: 200,
+                        headers: vec![("Content-Type".into(), "application/octet-stream".into())],
+                        body: csv.as_bytes().to_vec(),
+                    },
+                );
+            }),
+        ),
+        (
+            false,
+            Box::new(move |w| {
+                w.http.push_ok(REPORT, redirect());
+                w.http.push_ok(
+                    &format!("GET {DOWNLOAD}"),
+                    json_response(
+                        500,
+                        &format!(r#"{{"error":{{"code":"Echo","message":"you asked for {DOWNLOAD} with {t}"}}}}"#),
+                    ),
+                );
+            }),
+        ),
+        (
+            false,
+            Box::new(move |w| {
+                w.http.push_ok(REPORT, redirect());
+                for _ in 0..3 {
+                    w.http.push_err(
+                        &format!("GET {DOWNLOAD}"),
+                        TransportError::Protocol(format!("reset while reading {DOWNLOAD}")),
+                    );
+                }
+            }),
+        ),
+    ];
+    let mut req = request();
+    req.options.features = Features::USERS | Features::MAILBOXES;
+    for (i, (succeeds, scenario)) in downloads.iter().enumerate() {
+        let mut w = World::new();
+        w.http.push_ok(
+            "POST https://login.test/",
+            token_response(&fake_jwt(&["User.Read.All", "Reports.Read.All"]), 3600),
+        );
+        w.http.push_ok(
+            USERS_URL,
+            json_response(200, &page_body(&[user_json(1)], None)),
+        );
+        // The token of this world (with Reports.Read.All) is the one to look for.
+        let world_token = fake_jwt(&["User.Read.All", "Reports.Read.All"]);
+        scenario(&mut w);
+        let result = run(&mut w.env(), &req);
+        w.http.assert_done();
+        assert_eq!(
+            result.is_ok(),
+            *succeeds,
+            "download scenario {i}: {result:?}"
+        );
+        let mut shown = format!("{result:?}");
+        for (_, line) in &w.log.lines {
+            shown.push_str(line);
+        }
+        for b in &w.store.commits {
+            shown.push_str(&format!("{b:?}"));
+        }
+        for n in [SECRET, &world_token, &token, "SECRETPATH0", "SECRETSIG0"] {
+            assert!(
+                !shown.contains(n),
+                "download scenario {i} showed {n}: {shown}"
+            );
+        }
+        let to_download: Vec<_> = w
+            .http
+            .sent
+            .iter()
+            .filter(|r| r.url.starts_with("https://reports.download.test/"))
+            .collect();
+        assert!(!to_download.is_empty());
+        for r in to_download {
+            assert!(
+                r.headers
+                    .iter()
+                    .all(|(n, v)| !n.eq_ignore_ascii_case("authorization")
+                        && !v.contains(&world_token)
+                        && !v.contains(SECRET)),
+                "the bearer token went to the download host: {:?}",
+                r.headers
+            );
+            assert!(r.body.is_none());
+        }
+        if *succeeds {
+            assert_eq!(w.store.mailboxes[&user_id(1)].storage_used_bytes, 100);
+        } else {
+            let Err(SyncError::Http(f)) = &result else {
+                panic!("{result:?}")
+            };
+            assert_eq!(f.url, "https://reports.download.test/...");
+        }
+    }
 }
 
 mod delta;
+mod features;
+mod reports;

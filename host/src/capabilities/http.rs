@@ -3,47 +3,71 @@
 //! a connection is opened (`HttpRequestDenied`); the component turns that into an error
 //! that names the host.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::config::Origin;
 
-/// Allowlist enforcement for one run, plus a record of what was refused.
+/// Where one tenant's sandbox may send requests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Allowlist {
+    /// Origins (`scheme://host:port`) of the sign-in and Graph endpoints: any request.
+    pub api: Vec<String>,
+    /// Origins of report download hosts: Graph redirects usage reports to pre-authenticated
+    /// URLs there. Only a GET without credentials may go to them, so a bearer token can
+    /// never leave for a download host.
+    pub downloads: Vec<String>,
+}
+
+impl Allowlist {
+    /// Why a request may not be sent, or None when it may.
+    fn refusal(
+        &self,
+        method: &http::Method,
+        uri: &http::Uri,
+        has_credentials: bool,
+    ) -> Option<String> {
+        let scheme = uri.scheme_str().unwrap_or("https");
+        let Some(host) = uri.host() else {
+            return Some("(no host)".to_string());
+        };
+        let origin = Origin::new(scheme, host, uri.port_u16());
+        let authority = uri
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or(origin.host.clone());
+        if self.api.contains(&origin.normalized) {
+            return None;
+        }
+        if self.downloads.contains(&origin.normalized) {
+            if method != http::Method::GET {
+                return Some(format!(
+                    "{authority} (a report download host takes only GET)"
+                ));
+            }
+            if has_credentials {
+                return Some(format!(
+                    "{authority} (a report download host is never sent credentials)"
+                ));
+            }
+            return None;
+        }
+        Some(authority)
+    }
+}
+
+/// Allowlist enforcement for one run.
 #[derive(Clone, Default)]
 pub struct AllowlistHooks {
-    allowed: Arc<Vec<String>>,
-    denied: Arc<Mutex<Vec<String>>>,
+    allowlist: Arc<Allowlist>,
 }
 
 impl AllowlistHooks {
-    /// `allowed` holds normalised origins (`scheme://host:port`).
-    pub fn new(allowed: Vec<String>) -> Self {
+    pub fn new(allowlist: Allowlist) -> Self {
         AllowlistHooks {
-            allowed: Arc::new(allowed),
-            denied: Default::default(),
-        }
-    }
-
-    /// Authorities the run tried to reach and was refused, in order.
-    pub fn denied(&self) -> Vec<String> {
-        self.denied.lock().map(|d| d.clone()).unwrap_or_default()
-    }
-
-    fn permits(&self, uri: &http::Uri) -> Result<(), String> {
-        let scheme = uri.scheme_str().unwrap_or("https");
-        let Some(host) = uri.host() else {
-            return Err("(no host)".to_string());
-        };
-        let origin = Origin::new(scheme, host, uri.port_u16());
-        if self.allowed.contains(&origin.normalized) {
-            Ok(())
-        } else {
-            Err(uri
-                .authority()
-                .map(|a| a.to_string())
-                .unwrap_or(origin.host))
+            allowlist: Arc::new(allowlist),
         }
     }
 }
@@ -65,14 +89,14 @@ impl WasiHttpHooks for AllowlistHooks {
                 >,
             > + Send,
     > {
-        let verdict = self.permits(request.uri());
-        let denied = self.denied.clone();
+        let has_credentials = request.headers().contains_key(http::header::AUTHORIZATION)
+            || request.headers().contains_key(http::header::COOKIE);
+        let verdict = self
+            .allowlist
+            .refusal(request.method(), request.uri(), has_credentials);
         Box::new(async move {
-            if let Err(authority) = verdict {
-                tracing::warn!(%authority, "refused a request to a host not on the allowlist");
-                if let Ok(mut denied) = denied.lock() {
-                    denied.push(authority);
-                }
+            if let Some(refused) = verdict {
+                tracing::warn!(%refused, "refused a request the allowlist does not permit");
                 return Err(Error::HttpRequestDenied);
             }
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
@@ -88,42 +112,62 @@ impl WasiHttpHooks for AllowlistHooks {
 mod tests {
     use super::*;
 
+    fn refusal(list: &Allowlist, method: &str, url: &str, credentials: bool) -> Option<String> {
+        list.refusal(&method.parse().unwrap(), &url.parse().unwrap(), credentials)
+    }
+
     #[test]
     fn permits_only_listed_origins_with_default_ports() {
-        let hooks = AllowlistHooks::new(vec![
-            "https://graph.microsoft.com:443".into(),
-            "http://127.0.0.1:8080".into(),
-        ]);
-        assert!(
-            hooks
-                .permits(&"https://graph.microsoft.com/v1.0/users".parse().unwrap())
-                .is_ok()
-        );
-        assert!(
-            hooks
-                .permits(&"https://GRAPH.microsoft.com:443/x".parse().unwrap())
-                .is_ok()
-        );
-        assert!(
-            hooks
-                .permits(&"http://127.0.0.1:8080/x".parse().unwrap())
-                .is_ok()
+        let list = Allowlist {
+            api: vec![
+                "https://graph.microsoft.com:443".into(),
+                "http://127.0.0.1:8080".into(),
+            ],
+            downloads: Vec::new(),
+        };
+        assert_eq!(
+            refusal(&list, "GET", "https://graph.microsoft.com/v1.0/users", true),
+            None
         );
         assert_eq!(
-            hooks
-                .permits(&"http://127.0.0.1:8081/x".parse().unwrap())
-                .unwrap_err(),
-            "127.0.0.1:8081"
+            refusal(&list, "GET", "https://GRAPH.microsoft.com:443/x", true),
+            None
         );
-        assert!(
-            hooks
-                .permits(&"http://graph.microsoft.com/x".parse().unwrap())
-                .is_err()
+        assert_eq!(
+            refusal(&list, "POST", "http://127.0.0.1:8080/x", false),
+            None
         );
-        assert!(
-            hooks
-                .permits(&"https://evil.example/x".parse().unwrap())
-                .is_err()
+        assert_eq!(
+            refusal(&list, "GET", "http://127.0.0.1:8081/x", false).as_deref(),
+            Some("127.0.0.1:8081")
         );
+        assert!(refusal(&list, "GET", "http://graph.microsoft.com/x", true).is_some());
+        assert!(refusal(&list, "GET", "https://evil.example/x", false).is_some());
+    }
+
+    #[test]
+    fn download_hosts_take_only_credential_free_gets() {
+        let list = Allowlist {
+            api: vec!["https://graph.microsoft.com:443".into()],
+            downloads: vec!["https://reports.office.com:443".into()],
+        };
+        assert_eq!(
+            refusal(
+                &list,
+                "GET",
+                "https://reports.office.com/data/download/x",
+                false
+            ),
+            None
+        );
+        let with_token = refusal(
+            &list,
+            "GET",
+            "https://reports.office.com/data/download/x",
+            true,
+        );
+        assert!(with_token.unwrap().contains("never sent credentials"));
+        let post = refusal(&list, "POST", "https://reports.office.com/x", false);
+        assert!(post.unwrap().contains("only GET"));
     }
 }

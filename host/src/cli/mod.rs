@@ -3,6 +3,8 @@
 //! 1 a run failed, 2 bad arguments or config.
 
 mod demo;
+mod export;
+mod licences;
 mod permissions;
 mod progress;
 mod summary;
@@ -36,6 +38,10 @@ enum Command {
     Demo(DemoArgs),
     /// List the Graph application permissions a tenant's enabled features need, and why.
     Permissions(PermissionsArgs),
+    /// Subscriptions and inactive licences: units that could be freed, per SKU.
+    Licences(LicencesArgs),
+    /// Write stored people, licences, usage, mailboxes or groups as CSV or JSON on stdout.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +87,56 @@ pub struct PermissionsArgs {
     /// Also sign in as each tenant's app and compare the granted permissions with these.
     #[arg(long)]
     check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LicencesArgs {
+    /// SQLite database to read.
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Only this tenant (default: every tenant in the store).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Days without activity in any workload that make a licence inactive.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    days: u32,
+    /// Also list the inactive people.
+    #[arg(long)]
+    list: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportWhat {
+    People,
+    Subscriptions,
+    Licences,
+    Usage,
+    Mailboxes,
+    Groups,
+    GroupMembers,
+}
+
+#[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
+pub enum ExportFormat {
+    #[default]
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// What to export.
+    #[arg(value_enum)]
+    what: ExportWhat,
+    /// SQLite database to read.
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Only this tenant (default: every tenant in the store).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Output format (`--json` also selects JSON).
+    #[arg(long, value_enum, default_value_t)]
+    format: ExportFormat,
 }
 
 /// Output options shared by every command.
@@ -133,6 +189,13 @@ pub fn main() -> ExitCode {
             Command::Sync(args) => sync::run(args, output).await,
             Command::Demo(args) => demo::run(args, output).await,
             Command::Permissions(args) => permissions::run(args, output).await,
+            Command::Licences(args) => licences::run(args, output).await,
+            Command::Export(mut args) => {
+                if output.json {
+                    args.format = ExportFormat::Json;
+                }
+                export::run(args).await
+            }
         }
     });
     match result {

@@ -61,5 +61,53 @@ pub fn to_text(connection: &Connection, tenant: &str) -> rusqlite::Result<String
             let _ = writeln!(out, "    {label:<28} {count:>7}");
         }
     }
+    let _ = writeln!(out, "\n  Licences (consumed of enabled units):");
+    let mut statement = connection.prepare(
+        "SELECT product_name, consumed_units, enabled_units FROM subscriptions
+         WHERE tenant = ?1 ORDER BY consumed_units DESC, product_name",
+    )?;
+    let skus = statement.query_map(params![tenant], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, i64>(2)?,
+        ))
+    })?;
+    for sku in skus {
+        let (name, consumed, enabled) = sku?;
+        let _ = writeln!(out, "    {name:<44} {consumed:>7} of {enabled:>7}");
+    }
+    let groups: i64 = connection.query_row(
+        "SELECT COUNT(*) FROM groups WHERE tenant = ?1",
+        params![tenant],
+        |r| r.get(0),
+    )?;
+    let members: i64 = connection.query_row(
+        "SELECT COUNT(*) FROM group_members WHERE tenant = ?1",
+        params![tenant],
+        |r| r.get(0),
+    )?;
+    let _ = writeln!(out, "\n  Groups: {groups} ({members} memberships)");
+    let _ = writeln!(out, "\n  Active in the last 30-day report, per workload:");
+    let mut statement = connection.prepare(
+        "SELECT workload, SUM(last_activity IS NOT NULL), COUNT(*), MAX(report_refreshed)
+         FROM usage WHERE tenant = ?1 AND period_days = 30 GROUP BY workload ORDER BY 2 DESC",
+    )?;
+    let workloads = statement.query_map(params![tenant], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, i64>(2)?,
+            row.get::<_, Option<String>>(3)?,
+        ))
+    })?;
+    for workload in workloads {
+        let (name, active, rows, refreshed) = workload?;
+        let as_of = refreshed.unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    {name:<14} {active:>7} of {rows:>7} people (as of {as_of})"
+        );
+    }
     Ok(out)
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use m365sync::config::{SecretSource, TenantRun};
-use m365sync::runtime::bindings::types::{Cloud, Endpoints, SyncMode, Tenant};
+use m365sync::runtime::bindings::types::{Cloud, Endpoints, Features, SyncMode, Tenant};
 use m365sync::{EventSink, TracingSink};
 use m365sync_simulator::{SimConfig, Simulator, TenantSpec};
 
@@ -40,6 +40,36 @@ pub fn tenant_run(simulator: &Simulator) -> TenantRun {
         SecretSource::Value(credentials.client_secret),
     );
     run.options.mode = SyncMode::Full;
+    run
+}
+
+/// Every application permission the engine's features need (all read-only).
+pub const ALL_ROLES: &[&str] = &[
+    "User.Read.All",
+    "GroupMember.Read.All",
+    "Organization.Read.All",
+    "Domain.Read.All",
+    "Reports.Read.All",
+    "AuditLog.Read.All",
+];
+
+/// A simulated tenant whose app holds every role the features need.
+pub async fn full_simulator(users: usize, adjust: impl FnOnce(&mut SimConfig)) -> Simulator {
+    simulator_with(users, |config| {
+        config.roles = ALL_ROLES.iter().map(|r| r.to_string()).collect();
+        adjust(config);
+    })
+    .await
+}
+
+/// A run of the simulated tenant with every feature on, and the simulator's report
+/// download host allowlisted for credential-free downloads.
+pub fn full_run(simulator: &Simulator) -> TenantRun {
+    let mut run = tenant_run(simulator);
+    run.options.features = Features::all();
+    run.options.usage_periods = vec![30];
+    let download = m365sync::config::base_url(&simulator.download_url()).expect("download URL");
+    run.allowlist.downloads = vec![download.normalized];
     run
 }
 

@@ -90,7 +90,7 @@ graph = "http://{rogue}"
     );
     let config = ConfigFile::parse(&text, &dir.path().join("tenant.toml")).unwrap();
     let run = config.resolve(&config.tenants[0]);
-    assert_eq!(run.allowlist, vec![format!("http://{login_authority}")]);
+    assert_eq!(run.allowlist.api, vec![format!("http://{login_authority}")]);
     let db = dir.path().join("m365sync.db");
     let runtime = Runtime::new(RunLimits::default()).unwrap();
 

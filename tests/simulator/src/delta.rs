@@ -9,13 +9,22 @@
 //! the simulator's carry a magic, the token's kind, the simulator run and
 //! delta epoch it was issued in, the round's versions and position, the
 //! `$select` codes, and a keyed checksum so that a tampered or made-up token
-//! is rejected.
+//! is rejected. A token names the collection it tracks (users or groups), so
+//! one is not accepted for the other.
 
+use crate::groups;
 use crate::userprops;
 use crate::util::{b64url_decode, b64url_encode, keyed_hash};
 
 const MAGIC: &[u8; 4] = b"MSdq";
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
+
+/// The collection a delta token tracks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collection {
+    Users,
+    Groups,
+}
 
 /// What a state token continues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +41,7 @@ pub enum Kind {
 /// A decoded state token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct State {
+    pub collection: Collection,
     pub kind: Kind,
     /// The simulator run that issued it.
     pub run: u64,
@@ -43,6 +53,9 @@ pub struct State {
     pub upper: u64,
     pub pos: u64,
     pub stop: u64,
+    /// Groups: how many `members@delta` entries of the group at `pos` earlier
+    /// pages already carried (a large group spans pages).
+    pub sub: u64,
     /// `$select` items of the initial request (catalogue codes), or `None`
     /// for the default property set.
     pub select: Option<Vec<u8>>,
@@ -53,13 +66,18 @@ impl State {
         let mut b = Vec::with_capacity(64);
         b.extend_from_slice(MAGIC);
         b.push(FORMAT);
-        b.push(match self.kind {
-            Kind::InitialSkip => 0,
-            Kind::ReplaySkip => 1,
-            Kind::Delta => 2,
-        });
+        b.push(
+            match self.kind {
+                Kind::InitialSkip => 0,
+                Kind::ReplaySkip => 1,
+                Kind::Delta => 2,
+            } | match self.collection {
+                Collection::Users => 0,
+                Collection::Groups => 0x10,
+            },
+        );
         for n in [
-            self.run, self.epoch, self.base, self.upper, self.pos, self.stop,
+            self.run, self.epoch, self.base, self.upper, self.pos, self.stop, self.sub,
         ] {
             b.extend_from_slice(&n.to_be_bytes());
         }
@@ -83,14 +101,19 @@ impl State {
         if b64url_encode(&b) != token {
             return None;
         }
-        if b.len() < 4 + 2 + 48 + 1 + 8 || &b[..4] != MAGIC || b[4] != FORMAT {
+        if b.len() < 4 + 2 + 56 + 1 + 8 || &b[..4] != MAGIC || b[4] != FORMAT {
             return None;
         }
         let (body, tag) = b.split_at(b.len() - 8);
         if keyed_hash(key, body) != u64::from_be_bytes(tag.try_into().ok()?) {
             return None;
         }
-        let kind = match body[5] {
+        let collection = match body[5] & 0xF0 {
+            0 => Collection::Users,
+            0x10 => Collection::Groups,
+            _ => return None,
+        };
+        let kind = match body[5] & 0x0F {
             0 => Kind::InitialSkip,
             1 => Kind::ReplaySkip,
             2 => Kind::Delta,
@@ -101,20 +124,21 @@ impl State {
                 body.get(6 + i * 8..14 + i * 8)?.try_into().ok()?,
             ))
         };
-        let nsel = body[54];
+        let nsel = body[62];
         let select = if nsel == 0xFF {
-            if body.len() != 55 {
+            if body.len() != 63 {
                 return None;
             }
             None
         } else {
-            let codes = body.get(55..)?;
+            let codes = body.get(63..)?;
             if codes.len() != nsel as usize {
                 return None;
             }
             Some(codes.to_vec())
         };
         Some(State {
+            collection,
             kind,
             run: n(0)?,
             epoch: n(1)?,
@@ -122,25 +146,35 @@ impl State {
             upper: n(3)?,
             pos: n(4)?,
             stop: n(5)?,
+            sub: n(6)?,
             select,
         })
     }
 }
 
 /// `$select` names → token codes (names must already be resolved, so every
-/// one is in the catalogue).
-pub fn select_codes(names: &[String]) -> Vec<u8> {
+/// one is in the collection's catalogue).
+pub fn select_codes(collection: Collection, names: &[String]) -> Vec<u8> {
     names
         .iter()
-        .filter_map(|n| userprops::select_code(n))
+        .filter_map(|n| match collection {
+            Collection::Users => userprops::select_code(n),
+            Collection::Groups => groups::select_code(n),
+        })
         .collect()
 }
 
 /// Token codes → `$select` names.
-pub fn select_names(codes: &[u8]) -> Option<Vec<String>> {
+pub fn select_names(collection: Collection, codes: &[u8]) -> Option<Vec<String>> {
     codes
         .iter()
-        .map(|&c| userprops::select_name(c).map(str::to_string))
+        .map(|&c| {
+            match collection {
+                Collection::Users => userprops::select_name(c),
+                Collection::Groups => groups::select_name(c),
+            }
+            .map(str::to_string)
+        })
         .collect()
 }
 
@@ -187,6 +221,7 @@ mod tests {
 
     fn state(select: Option<Vec<u8>>) -> State {
         State {
+            collection: Collection::Groups,
             kind: Kind::ReplaySkip,
             run: 7,
             epoch: 2,
@@ -194,6 +229,7 @@ mod tests {
             upper: 250,
             pos: 180,
             stop: u64::MAX,
+            sub: 17,
             select,
         }
     }

@@ -1,10 +1,15 @@
 //! The Graph host: routing of `/v1.0/...`, bearer-token and permission checks,
-//! and the read-only resources the simulator serves: users (paged), the
-//! organization, subscribedSkus and domains.
+//! and the read-only resources the simulator serves: users (paged, with
+//! signInActivity, `/users/{id}/manager` and users/delta with `manager@delta`),
+//! groups (`groups.rs`), the organization, subscribedSkus, domains,
+//! `admin/reportSettings` and the usage report functions (`reports.rs`,
+//! redirecting to `download.rs`).
 //!
 //! Pages cited: api-reference/v1.0/api/user-list.md, user-get.md,
-//! user-delta.md, organization-list.md, subscribedsku-list.md,
-//! domain-list.md, concepts/paging.md, concepts/errors.md,
+//! user-delta.md, user-list-manager.md, organization-list.md,
+//! subscribedsku-list.md, domain-list.md, adminreportsettings-get.md, the
+//! reportroot-get*.md pages, resources/user.md, resources/signinactivity.md,
+//! concepts/paging.md, concepts/errors.md,
 //! concepts/query-parameters.md, concepts/delta-query-overview.md,
 //! concepts/delta-query-users.md and concepts/throttling.md (all in
 //! microsoftgraph/microsoft-graph-docs-contrib).
@@ -18,10 +23,12 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
-use crate::delta::{self, Kind as TokenKind, State};
+use crate::delta::{self, Collection, Kind as TokenKind, State};
 use crate::directory::{Directory, Presence, Record, field};
+use crate::groups;
 use crate::odata::{Allowed, GraphError, Query, parse_query};
 use crate::paging;
+use crate::reports;
 use crate::rng::Rng;
 use crate::server::Shared;
 use crate::tenant::User;
@@ -39,21 +46,21 @@ const DEFAULT_TOP: usize = 100;
 /// Q&A answer (learn.microsoft.com/en-us/answers/a/2052165) gives 200 for
 /// objects such as users, and a docs maintainer mentions 200-object users/delta
 /// pages (microsoftgraph/microsoft-graph-docs#5566).
-const DELTA_DEFAULT_PAGE: usize = 200;
+pub(crate) const DELTA_DEFAULT_PAGE: usize = 200;
 
 /// Largest page users/delta hands out when a client asks for more with
 /// `Prefer: odata.maxpagesize`: the directory's maximum page size, 999
 /// (user-list.md; "the page size was increased to 999",
 /// microsoftgraph/microsoft-graph-docs#21132).
-const DELTA_MAX_PAGE: usize = 999;
+pub(crate) const DELTA_MAX_PAGE: usize = 999;
 
 /// Per-request ids, echoed in headers and error bodies.
-struct Ids {
+pub(crate) struct Ids {
     request_id: String,
     client_request_id: String,
 }
 
-fn ids(shared: &Shared, req: &Request<Incoming>) -> Ids {
+pub(crate) fn ids(shared: &Shared, req: &Request<Incoming>) -> Ids {
     let request_id = shared.next_guid();
     let client_request_id = req
         .headers()
@@ -158,21 +165,32 @@ pub fn invalid_json(shared: &Shared, req: &Request<Incoming>) -> Response<Full<B
 }
 
 /// A successful answer before headers are added.
-enum Reply {
+pub(crate) enum Reply {
     Json(Vec<u8>),
     /// JSON with extra response headers.
     JsonWith(Vec<u8>, Vec<(&'static str, String)>),
     Text(String),
+    /// `302 Found` to the URL, as the report functions answer ("returns a
+    /// `302 Found` response that redirects to a preauthenticated download
+    /// URL … in the `Location` header"; the pages' example response has
+    /// `Content-Type: text/plain` and no body).
+    Redirect(String),
 }
 
 impl Reply {
     fn into_response(self, ids: &Ids) -> Response<Full<Bytes>> {
+        let mut status = StatusCode::OK;
         let (body, content_type, extra) = match self {
             Reply::Json(b) => (b, ODATA_JSON, Vec::new()),
             Reply::JsonWith(b, extra) => (b, ODATA_JSON, extra),
             Reply::Text(t) => (t.into_bytes(), "text/plain", Vec::new()),
+            Reply::Redirect(location) => {
+                status = StatusCode::FOUND;
+                (Vec::new(), "text/plain", vec![("location", location)])
+            }
         };
         let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = status;
         let h = r.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         h.insert("odata-version", HeaderValue::from_static("4.0"));
@@ -225,11 +243,14 @@ fn error_response(shared: &Shared, e: &GraphError, ids: &Ids) -> Response<Full<B
 
 /// The entity sets the simulator serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Set {
+pub(crate) enum Set {
     Users,
+    Groups,
     Organization,
     SubscribedSkus,
     Domains,
+    Reports,
+    Admin,
 }
 
 impl Set {
@@ -237,6 +258,9 @@ impl Set {
         // Graph resolves segment names case-insensitively.
         match segment.to_ascii_lowercase().as_str() {
             "users" => Some(Set::Users),
+            "groups" => Some(Set::Groups),
+            "reports" => Some(Set::Reports),
+            "admin" => Some(Set::Admin),
             "organization" => Some(Set::Organization),
             "subscribedskus" => Some(Set::SubscribedSkus),
             "domains" => Some(Set::Domains),
@@ -244,9 +268,12 @@ impl Set {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Set::Users => "users",
+            Set::Groups => "groups",
+            Set::Reports => "reports",
+            Set::Admin => "admin",
             Set::Organization => "organization",
             Set::SubscribedSkus => "subscribedSkus",
             Set::Domains => "domains",
@@ -256,6 +283,9 @@ impl Set {
     fn odata_type(self) -> &'static str {
         match self {
             Set::Users => "microsoft.graph.user",
+            Set::Groups => "microsoft.graph.group",
+            Set::Reports => "microsoft.graph.reportRoot",
+            Set::Admin => "microsoft.graph.admin",
             Set::Organization => "microsoft.graph.organization",
             Set::SubscribedSkus => "microsoft.graph.subscribedSku",
             Set::Domains => "microsoft.graph.domain",
@@ -264,10 +294,21 @@ impl Set {
 
     /// Application permissions that allow reading the set, from each API's
     /// permissions table (user-list.md, organization-list.md,
-    /// subscribedsku-list.md, domain-list.md). The newer *.ReadWrite.All and
-    /// Organization.Read.All variants are accepted too.
+    /// subscribedsku-list.md, domain-list.md, group-list.md and
+    /// group-delta.md, the reportroot-get*.md pages: "Application |
+    /// Reports.Read.All", adminreportsettings-get.md). The newer
+    /// *.ReadWrite.All and Organization.Read.All variants are accepted too.
     fn roles(self) -> &'static [&'static str] {
         match self {
+            Set::Groups => &[
+                "GroupMember.Read.All",
+                "Group.Read.All",
+                "Group.ReadWrite.All",
+                "Directory.Read.All",
+                "Directory.ReadWrite.All",
+            ],
+            Set::Reports => &["Reports.Read.All"],
+            Set::Admin => &["ReportSettings.Read.All", "ReportSettings.ReadWrite.All"],
             Set::Users => &[
                 "User.Read.All",
                 "User.ReadWrite.All",
@@ -380,7 +421,15 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Result<Reply, GraphError> 
     }
     let set = Set::parse(set_segment).ok_or_else(|| segment_not_found(set_segment))?;
     let key = segments.get(2).map(String::as_str);
-    if let Some(extra) = segments.get(3) {
+    let navigation = segments.get(3).map(|n| n.to_ascii_lowercase());
+    // Navigations the simulator serves: a user's manager and a group's
+    // members.
+    let served_navigation = segments.len() == 4
+        && matches!(
+            (set, navigation.as_deref()),
+            (Set::Users, Some("manager")) | (Set::Groups, Some("members"))
+        );
+    if let Some(extra) = segments.get(3).filter(|_| !served_navigation) {
         if set == Set::Users && USER_NAVIGATIONS.contains(&extra.to_ascii_lowercase().as_str()) {
             return Err(GraphError::new(
                 501,
@@ -406,6 +455,14 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Result<Reply, GraphError> 
     let claims = validate_bearer(shared, auth)?;
     check_roles(shared, &claims, set)?;
     let raw_query = req.uri().query().unwrap_or("");
+    let prefer = || {
+        delta::parse_prefer(
+            req.headers()
+                .get_all("prefer")
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        )
+    };
     let consistency_eventual = req
         .headers()
         .get("consistencylevel")
@@ -414,24 +471,12 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Result<Reply, GraphError> 
 
     match (set, key) {
         (Set::Users, Some(k)) if is_delta_segment(k) => {
-            let q = parse_query(
-                raw_query,
-                Allowed {
-                    select: true,
-                    top: false,
-                    skiptoken: true,
-                    count: false,
-                    deltatoken: true,
-                    ignore_top: true,
-                },
-            )?;
-            let prefer = delta::parse_prefer(
-                req.headers()
-                    .get_all("prefer")
-                    .iter()
-                    .filter_map(|v| v.to_str().ok()),
-            );
-            users_delta(shared, &q, prefer)
+            let q = parse_query(raw_query, DELTA_OPTIONS)?;
+            users_delta(shared, &q, prefer())
+        }
+        (Set::Users, Some(k)) if served_navigation => {
+            let q = parse_query(raw_query, SELECT_ONLY)?;
+            get_manager(shared, k, &q)
         }
         (Set::Users, None) => {
             let q = parse_query(
@@ -445,7 +490,7 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Result<Reply, GraphError> 
                     ignore_top: false,
                 },
             )?;
-            list_users(shared, &q, consistency_eventual)
+            list_users(shared, &claims, &q, consistency_eventual)
         }
         (Set::Users, Some(k)) if k.eq_ignore_ascii_case("$count") => {
             parse_query(raw_query, NONE_ALLOWED)?;
@@ -453,8 +498,55 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Result<Reply, GraphError> 
         }
         (Set::Users, Some(k)) => {
             let q = parse_query(raw_query, SELECT_ONLY)?;
-            get_user(shared, k, &q)
+            get_user(shared, &claims, k, &q)
         }
+        (Set::Groups, Some(k)) if is_delta_segment(k) => {
+            let q = parse_query(raw_query, DELTA_OPTIONS)?;
+            groups::delta(shared, &q, prefer())
+        }
+        (Set::Groups, None) => {
+            let q = parse_query(
+                raw_query,
+                Allowed {
+                    select: true,
+                    top: true,
+                    skiptoken: true,
+                    count: false,
+                    deltatoken: false,
+                    ignore_top: false,
+                },
+            )?;
+            groups::list(shared, &q)
+        }
+        (Set::Groups, Some(k)) if served_navigation => {
+            let q = parse_query(
+                raw_query,
+                Allowed {
+                    select: true,
+                    top: true,
+                    skiptoken: true,
+                    count: false,
+                    deltatoken: false,
+                    ignore_top: false,
+                },
+            )?;
+            groups::members(shared, k, &q)
+        }
+        (Set::Groups, Some(k)) => {
+            let q = parse_query(raw_query, SELECT_ONLY)?;
+            groups::get(shared, k, &q)
+        }
+        (Set::Reports, Some(function)) => reports_function(shared, function, raw_query),
+        (Set::Reports, None) => Err(GraphError::new(
+            501,
+            "NotImplemented",
+            "The simulator serves the per-user usage report functions of /reports only.",
+        )),
+        (Set::Admin, Some(k)) if k.eq_ignore_ascii_case("reportSettings") => {
+            let q = parse_query(raw_query, SELECT_ONLY)?;
+            report_settings(shared, &q)
+        }
+        (Set::Admin, _) => Err(segment_not_found(key.unwrap_or("admin"))),
         (set, key) => {
             let q = parse_query(raw_query, SELECT_ONLY)?;
             small_set(shared, set, key, &q)
@@ -462,7 +554,16 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Result<Reply, GraphError> 
     }
 }
 
-const SELECT_ONLY: Allowed = Allowed {
+const DELTA_OPTIONS: Allowed = Allowed {
+    select: true,
+    top: false,
+    skiptoken: true,
+    count: false,
+    deltatoken: true,
+    ignore_top: true,
+};
+
+pub(crate) const SELECT_ONLY: Allowed = Allowed {
     select: true,
     top: false,
     skiptoken: false,
@@ -484,7 +585,7 @@ const NONE_ALLOWED: Allowed = Allowed {
 /// qualified name `/microsoft.graph.delta`. Requests generated by Microsoft
 /// Graph SDKs use the fully qualified name" (concepts/delta-query-users.md);
 /// the SDKs' URL templates add `()`.
-fn is_delta_segment(segment: &str) -> bool {
+pub(crate) fn is_delta_segment(segment: &str) -> bool {
     let s = segment.strip_suffix("()").unwrap_or(segment);
     s.eq_ignore_ascii_case("delta") || s.eq_ignore_ascii_case("microsoft.graph.delta")
 }
@@ -512,7 +613,7 @@ fn check_roles(shared: &Shared, claims: &Claims, set: Set) -> Result<(), GraphEr
     }
 }
 
-fn ctx(shared: &Shared) -> Ctx<'_> {
+pub(crate) fn ctx(shared: &Shared) -> Ctx<'_> {
     Ctx {
         initial_domain: shared.tenant.initial_domain(),
     }
@@ -520,7 +621,12 @@ fn ctx(shared: &Shared) -> Ctx<'_> {
 
 /// `@odata.context` for a set, with the selected properties if any, e.g.
 /// `…/v1.0/$metadata#users(displayName,id)` (user-list.md examples).
-fn context(shared: &Shared, set: Set, selected: Option<&[&str]>, entity: bool) -> String {
+pub(crate) fn context(
+    shared: &Shared,
+    set: Set,
+    selected: Option<&[&str]>,
+    entity: bool,
+) -> String {
     let mut s = format!("{}/v1.0/$metadata#{}", shared.graph_url, set.name());
     if let Some(names) = selected {
         s.push('(');
@@ -546,12 +652,69 @@ fn count_users(shared: &Shared, eventual: bool) -> Result<Reply, GraphError> {
     Ok(Reply::Text(shared.dir().live.to_string()))
 }
 
-fn list_users(shared: &Shared, q: &Query, eventual: bool) -> Result<Reply, GraphError> {
+/// Largest page of a user list that selects signInActivity: "When you
+/// specify $select=signInActivity or $filter=signInActivity while listing
+/// users, the maximum page size is 120 users. Requests with $top set higher
+/// than 120 will return pages with up to 120 users" (resources/user.md,
+/// signInActivity).
+const SIGN_IN_ACTIVITY_MAX_PAGE: usize = 120;
+
+/// The checks for reading user properties beyond the directory's own: the
+/// manager relationship is not a `$select` property of a user read (it is
+/// `/users/{id}/manager`, user-list-manager.md, or `manager@delta` on
+/// users/delta), and signInActivity "require[s] a Microsoft Entra ID P1 or P2
+/// license and the AuditLog.Read.All permission" (resources/user.md; the
+/// reporting docs add User.Read.All or Directory.Read.All, which the route
+/// already checked). Without AuditLog.Read.All Graph answers 403
+/// `Authorization_RequestDenied`; a tenant without a premium licence gets 403
+/// `Authentication_RequestFromNonPremiumTenantOrB2CTenant` "Neither tenant is
+/// B2C or tenant doesn't have premium license" (the answer quoted in
+/// microsoftgraph/microsoft-graph-docs#12772 and #14120, and in Microsoft
+/// Entra's "Common errors" for the reporting API).
+fn check_user_props(shared: &Shared, claims: &Claims, props: &[Prop]) -> Result<(), GraphError> {
+    if props.iter().any(Prop::is_manager) {
+        return Err(GraphError::bad_request(
+            "'manager' is a navigation property: read it with /users/{id}/manager or $select=manager on users/delta.",
+        ));
+    }
+    if props.iter().any(Prop::is_sign_in_activity) {
+        let audit = claims
+            .roles
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case("AuditLog.Read.All"));
+        if shared.config.enforce_roles && !audit {
+            return Err(GraphError::new(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            ));
+        }
+        if !shared.config.premium {
+            return Err(GraphError::new(
+                403,
+                "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+                "Neither tenant is B2C or tenant doesn't have premium license",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn list_users(
+    shared: &Shared,
+    claims: &Claims,
+    q: &Query,
+    eventual: bool,
+) -> Result<Reply, GraphError> {
     let props = match &q.select {
         Some(names) => userprops::resolve(names, true)?,
         None => userprops::default_props(),
     };
-    let top = q.top.unwrap_or(DEFAULT_TOP);
+    check_user_props(shared, claims, &props)?;
+    let mut top = q.top.unwrap_or(DEFAULT_TOP);
+    if props.iter().any(Prop::is_sign_in_activity) {
+        top = top.min(SIGN_IN_ACTIVITY_MAX_PAGE);
+    }
     let dir = shared.dir();
     let records = &dir.records;
     let offset = match &q.skiptoken {
@@ -648,8 +811,16 @@ fn next_link(shared: &Shared, q: &Query, selected: Option<&[&str]>, offset: usiz
 /// tokens "the service should respond with a 40X-series error with error codes
 /// such as `syncStateNotFound`"; the message is that code's description in
 /// concepts/errors.md.
-fn resync_required(shared: &Shared, select: Option<&[String]>) -> GraphError {
-    let mut location = format!("{}/v1.0/users/delta?", shared.graph_url);
+pub(crate) fn resync_required(
+    shared: &Shared,
+    collection: Collection,
+    select: Option<&[String]>,
+) -> GraphError {
+    let set = match collection {
+        Collection::Users => "users",
+        Collection::Groups => "groups",
+    };
+    let mut location = format!("{}/v1.0/{set}/delta?", shared.graph_url);
     if let Some(names) = select {
         location.push_str("$select=");
         location.push_str(&names.join(","));
@@ -665,8 +836,9 @@ fn resync_required(shared: &Shared, select: Option<&[String]>) -> GraphError {
 }
 
 /// Decodes a state token, telling a forged one (400) from a stale one (410).
-fn decode_state(
+pub(crate) fn decode_state(
     shared: &Shared,
+    collection: Collection,
     token: &str,
     delta_token: bool,
 ) -> Result<(State, Option<Vec<String>>), GraphError> {
@@ -682,15 +854,15 @@ fn decode_state(
         TokenKind::Delta => delta_token,
         TokenKind::InitialSkip | TokenKind::ReplaySkip => !delta_token,
     };
-    if !kind_fits {
+    if !kind_fits || state.collection != collection {
         return Err(bad());
     }
     let select = match &state.select {
-        Some(codes) => Some(delta::select_names(codes).ok_or_else(bad)?),
+        Some(codes) => Some(delta::select_names(collection, codes).ok_or_else(bad)?),
         None => None,
     };
     if state.run != shared.run_id || state.epoch != shared.delta_epoch() {
-        return Err(resync_required(shared, select.as_deref()));
+        return Err(resync_required(shared, collection, select.as_deref()));
     }
     Ok((state, select))
 }
@@ -706,7 +878,11 @@ fn replay_item(r: &Record, base: u64, tracked: u32) -> Option<DeltaItem<'_>> {
         Presence::Live if r.appeared > base => Some(DeltaItem::Full(&r.user)),
         Presence::Live => {
             let changed = r.changed_since(base) & tracked;
-            (changed != 0).then_some(DeltaItem::Changed(&r.user, changed))
+            (changed != 0).then_some(DeltaItem::Changed(
+                &r.user,
+                changed,
+                r.prev_manager.as_deref(),
+            ))
         }
         Presence::SoftDeleted => Some(DeltaItem::Removed(&r.user.id, "changed")),
         Presence::HardDeleted => Some(DeltaItem::Removed(&r.user.id, "deleted")),
@@ -756,6 +932,7 @@ fn users_delta(shared: &Shared, q: &Query, prefer: delta::Prefer) -> Result<Repl
             // "Sync from now": a deltaLink and no data.
             let select = resolved_select(q)?;
             let state = State {
+                collection: Collection::Users,
                 kind: TokenKind::Delta,
                 run: shared.run_id,
                 epoch,
@@ -763,17 +940,21 @@ fn users_delta(shared: &Shared, q: &Query, prefer: delta::Prefer) -> Result<Repl
                 upper: dir.version,
                 pos: 0,
                 stop: 0,
-                select: select.as_deref().map(delta::select_codes),
+                sub: 0,
+                select: select
+                    .as_deref()
+                    .map(|n| delta::select_codes(Collection::Users, n)),
             };
             (state, select)
         }
         (Some(t), None) if !t.is_empty() => {
-            let (token, token_select) = decode_state(shared, t, true)?;
+            let (token, token_select) = decode_state(shared, Collection::Users, t, true)?;
             let select = match &q.select {
                 Some(_) => resolved_select(q)?,
                 None => token_select,
             };
             let state = State {
+                collection: Collection::Users,
                 kind: TokenKind::ReplaySkip,
                 run: shared.run_id,
                 epoch,
@@ -781,7 +962,10 @@ fn users_delta(shared: &Shared, q: &Query, prefer: delta::Prefer) -> Result<Repl
                 upper: dir.version,
                 pos: token.base,
                 stop: 0,
-                select: select.as_deref().map(delta::select_codes),
+                sub: 0,
+                select: select
+                    .as_deref()
+                    .map(|n| delta::select_codes(Collection::Users, n)),
             };
             (state, select)
         }
@@ -793,11 +977,12 @@ fn users_delta(shared: &Shared, q: &Query, prefer: delta::Prefer) -> Result<Repl
                     "$select cannot be combined with $skiptoken; it is encoded in the token.",
                 ));
             }
-            decode_state(shared, t, false)?
+            decode_state(shared, Collection::Users, t, false)?
         }
         (_, None) => {
             let select = resolved_select(q)?;
             let state = State {
+                collection: Collection::Users,
                 kind: TokenKind::InitialSkip,
                 run: shared.run_id,
                 epoch,
@@ -805,7 +990,10 @@ fn users_delta(shared: &Shared, q: &Query, prefer: delta::Prefer) -> Result<Repl
                 upper: dir.version,
                 pos: 0,
                 stop: dir.records.len() as u64,
-                select: select.as_deref().map(delta::select_codes),
+                sub: 0,
+                select: select
+                    .as_deref()
+                    .map(|n| delta::select_codes(Collection::Users, n)),
             };
             (state, select)
         }
@@ -814,15 +1002,32 @@ fn users_delta(shared: &Shared, q: &Query, prefer: delta::Prefer) -> Result<Repl
         Some(names) => userprops::resolve(names, true)?,
         None => userprops::default_props(),
     };
+    // Graph refuses signInActivity on users/delta: 400 BadRequest "Invalid
+    // request for delta query: for this entity set, $expand/$select is not
+    // supported for the following properties: signInActivity"
+    // (microsoftgraph/microsoft-graph-explorer-v4#3189); like skills, it is
+    // stored outside the directory (delta-query-overview.md, "Properties
+    // stored outside of the main data store").
+    if props.iter().any(Prop::is_sign_in_activity) {
+        return Err(GraphError::new(
+            400,
+            "BadRequest",
+            "Invalid request for delta query: for this entity set, $expand/$select is not supported for the following properties: signInActivity",
+        ));
+    }
     // "The *id* property is always returned" (user-delta.md).
     if !props.iter().any(|p| p.name == "id") {
         props.extend(userprops::resolve(&["id".to_string()], true)?);
     }
     // "If `$select` isn't specified, all properties of the object are tracked
     // for changes" (delta-query-users.md).
+    // The manager only when selected ("`$select` also supports **manager**
+    // and **members** navigation properties for users and groups
+    // respectively. Selecting those properties allows tracking of changes to
+    // user's manager and group memberships", delta-query-overview.md).
     let tracked = match &select {
         Some(_) => props.iter().fold(0, |m, p| m | p.fields()),
-        None => field::ALL,
+        None => field::TRACKED_BY_DEFAULT,
     };
     let latest_only = deltatoken.is_some_and(|t| t.eq_ignore_ascii_case("latest"));
     let replay = state.kind == TokenKind::ReplaySkip;
@@ -958,19 +1163,22 @@ fn replay_page<'a>(
     (items, None)
 }
 
-fn get_user(shared: &Shared, key: &str, q: &Query) -> Result<Reply, GraphError> {
-    // A user is addressed by id or userPrincipalName (user-get.md); deleted
-    // users are not found.
-    let dir = shared.dir();
-    let user = dir.live_user(key).ok_or_else(|| {
-        GraphError::new(
-            404,
-            "Request_ResourceNotFound",
-            format!(
-                "Resource '{key}' does not exist or one of its queried reference-property objects are not present."
-            ),
-        )
-    })?;
+fn not_found(key: &str) -> GraphError {
+    GraphError::new(
+        404,
+        "Request_ResourceNotFound",
+        format!(
+            "Resource '{key}' does not exist or one of its queried reference-property objects are not present."
+        ),
+    )
+}
+
+fn render_single_user(
+    shared: &Shared,
+    user: &User,
+    q: &Query,
+    entity_context: Option<String>,
+) -> Result<Reply, GraphError> {
     let props = match &q.select {
         Some(names) => userprops::resolve(names, false)?,
         None => userprops::default_props(),
@@ -982,7 +1190,8 @@ fn get_user(shared: &Shared, key: &str, q: &Query) -> Result<Reply, GraphError> 
     let selected: Option<Vec<&str>> = selected
         .as_ref()
         .map(|names| names.iter().map(String::as_str).collect());
-    let context = context(shared, Set::Users, selected.as_deref(), true);
+    let context =
+        entity_context.unwrap_or_else(|| context(shared, Set::Users, selected.as_deref(), true));
     let body = SingleUser {
         context: &context,
         view: UserView {
@@ -992,6 +1201,171 @@ fn get_user(shared: &Shared, key: &str, q: &Query) -> Result<Reply, GraphError> 
         },
     };
     serde_json::to_vec(&body)
+        .map(Reply::Json)
+        .map_err(|e| GraphError::new(500, "generalException", e.to_string()))
+}
+
+fn get_user(shared: &Shared, claims: &Claims, key: &str, q: &Query) -> Result<Reply, GraphError> {
+    // A user is addressed by id or userPrincipalName (user-get.md); deleted
+    // users are not found.
+    if let Some(names) = &q.select {
+        check_user_props(shared, claims, &userprops::resolve(names, false)?)?;
+    }
+    let dir = shared.dir();
+    let user = dir.live_user(key).ok_or_else(|| not_found(key))?;
+    render_single_user(shared, user, q, None)
+}
+
+/// `GET /users/{id | userPrincipalName}/manager` (user-list-manager.md): the
+/// manager as a directoryObject (a user, with `@odata.type`), or 404 when
+/// the user has none.
+fn get_manager(shared: &Shared, key: &str, q: &Query) -> Result<Reply, GraphError> {
+    let dir = shared.dir();
+    let user = dir.live_user(key).ok_or_else(|| not_found(key))?;
+    let manager = user
+        .manager_id
+        .as_deref()
+        .and_then(|m| dir.live_user(m))
+        .ok_or_else(|| not_found("manager"))?;
+    let Reply::Json(body) = render_single_user(
+        shared,
+        manager,
+        q,
+        Some(format!(
+            "{}/v1.0/$metadata#directoryObjects/$entity",
+            shared.graph_url
+        )),
+    )?
+    else {
+        return Err(GraphError::new(500, "generalException", "unexpected reply"));
+    };
+    let mut v: Value = serde_json::from_slice(&body)
+        .map_err(|e| GraphError::new(500, "generalException", e.to_string()))?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "@odata.type".to_string(),
+            Value::String("#microsoft.graph.user".to_string()),
+        );
+    }
+    serde_json::to_vec(&v)
+        .map(Reply::Json)
+        .map_err(|e| GraphError::new(500, "generalException", e.to_string()))
+}
+
+/// `GET /reports/{function}(period='Dn')`: a `302 Found` to a
+/// pre-authenticated download URL on the download host (see `download.rs`).
+/// Periods other than D7, D30, D90 and D180 ("The supported values for
+/// {period_value} are: D7, D30, D90, and D180", every reportroot-get*.md page)
+/// get a 400; the code and message follow the reports API's answer to a date
+/// outside its range (400 `InvalidArgument` "Invalid date value specified:
+/// … Only support data for the past 28 days.",
+/// microsoftgraph/microsoft-graph-docs#8946) — the exact text for a bad
+/// period is not documented. `$format=text/csv` is accepted
+/// (getM365AppUserDetail: "The default output type is `text/csv`");
+/// `application/json`, which some reports offer, is not modelled (501), nor
+/// is the `date` parameter.
+fn reports_function(shared: &Shared, function: &str, raw_query: &str) -> Result<Reply, GraphError> {
+    let (name, args) = match function.split_once('(') {
+        Some((name, rest)) => (
+            name,
+            rest.strip_suffix(')').ok_or_else(|| {
+                GraphError::bad_request(format!("Syntax error in function call '{function}'."))
+            })?,
+        ),
+        None => (function, ""),
+    };
+    let name = name.strip_prefix("microsoft.graph.").unwrap_or(name);
+    let kind =
+        reports::ReportKind::from_function(name).ok_or_else(|| segment_not_found(function))?;
+    for (k, v) in crate::util::split_query(raw_query) {
+        let k = percent_decode(k, true).unwrap_or_default();
+        let v = percent_decode(v, true).unwrap_or_default();
+        if k.eq_ignore_ascii_case("$format") {
+            if v.to_ascii_lowercase().starts_with("application/json")
+                || v.eq_ignore_ascii_case("json")
+            {
+                return Err(GraphError::new(
+                    501,
+                    "NotImplemented",
+                    "The simulator serves usage reports as CSV only.",
+                ));
+            }
+            if !v.eq_ignore_ascii_case("text/csv") {
+                return Err(GraphError::new(
+                    400,
+                    "BadRequest",
+                    format!("The format '{v}' is not supported."),
+                ));
+            }
+        } else {
+            return Err(GraphError::new(
+                400,
+                "BadRequest",
+                format!("The query parameter '{k}' is not supported."),
+            ));
+        }
+    }
+    let (param, value) = args.split_once('=').ok_or_else(|| {
+        GraphError::bad_request(format!(
+            "The function '{name}' requires the parameter 'period'."
+        ))
+    })?;
+    let param = param.trim();
+    if param.eq_ignore_ascii_case("date") {
+        return Err(GraphError::new(
+            501,
+            "NotImplemented",
+            "The simulator serves usage reports by period only.",
+        ));
+    }
+    if !param.eq_ignore_ascii_case("period") {
+        return Err(GraphError::bad_request(format!(
+            "The parameter '{param}' is not valid for function '{name}'."
+        )));
+    }
+    let value = value.trim();
+    let quoted = value
+        .strip_prefix('\'')
+        .and_then(|v| v.strip_suffix('\''))
+        .ok_or_else(|| {
+            GraphError::bad_request(format!(
+                "The period value {value} must be a string literal, e.g. period='D7'."
+            ))
+        })?;
+    let period = reports::parse_period(quoted).ok_or_else(|| {
+        GraphError::new(
+            400,
+            "InvalidArgument",
+            format!(
+                "Invalid period value specified: {quoted}. Supported values are D7, D30, D90 and D180."
+            ),
+        )
+    })?;
+    Ok(Reply::Redirect(crate::download::issue_url(
+        shared, kind, period,
+    )))
+}
+
+/// `GET /admin/reportSettings` (adminreportsettings-get.md):
+/// `displayConcealedNames`, which `SimConfig::concealed_reports` sets.
+fn report_settings(shared: &Shared, q: &Query) -> Result<Reply, GraphError> {
+    let value = json!({
+        "@odata.context": format!("{}/v1.0/$metadata#admin/reportSettings/$entity", shared.graph_url),
+        "displayConcealedNames": shared.config.concealed_reports,
+    });
+    let value = match &q.select {
+        Some(names) => {
+            let keys = resolve_keys(&value, names, Set::Admin)?;
+            let mut out = Map::new();
+            out.insert("@odata.context".into(), value["@odata.context"].clone());
+            for k in keys {
+                out.insert(k.clone(), value[&k].clone());
+            }
+            Value::Object(out)
+        }
+        None => value,
+    };
+    serde_json::to_vec(&value)
         .map(Reply::Json)
         .map_err(|e| GraphError::new(500, "generalException", e.to_string()))
 }
@@ -1016,7 +1390,7 @@ fn small_set(shared: &Shared, set: Set, key: Option<&str>, q: &Query) -> Result<
             .iter()
             .map(|d| (d.id.clone(), domain(d)))
             .collect(),
-        Set::Users => Vec::new(),
+        Set::Users | Set::Groups | Set::Reports | Set::Admin => Vec::new(),
     };
     let select = q.select.as_deref();
     let template = items.first().map(|(_, v)| v.clone()).unwrap_or(json!({}));
@@ -1075,7 +1449,11 @@ fn small_set(shared: &Shared, set: Set, key: Option<&str>, q: &Query) -> Result<
 }
 
 /// Maps `$select` names case-insensitively onto the object's keys.
-fn resolve_keys(template: &Value, names: &[String], set: Set) -> Result<Vec<String>, GraphError> {
+pub(crate) fn resolve_keys(
+    template: &Value,
+    names: &[String],
+    set: Set,
+) -> Result<Vec<String>, GraphError> {
     let keys: Vec<&String> = template
         .as_object()
         .map(|o| o.keys().collect())
@@ -1115,7 +1493,12 @@ fn organization(shared: &Shared) -> Value {
         .filter(|d| d.is_verified)
         .map(|d| {
             json!({
-                "capabilities": "Email, OfficeCommunicationsOnline",
+                // The mail routing domain carries mail only.
+                "capabilities": if d.id.ends_with(".mail.onmicrosoft.com") {
+                    "Email"
+                } else {
+                    "Email, OfficeCommunicationsOnline"
+                },
                 "isDefault": d.is_default,
                 "isInitial": d.is_initial,
                 "name": d.id,
@@ -1154,8 +1537,12 @@ fn organization(shared: &Shared) -> Value {
     })
 }
 
-/// A subscribedSku (subscribedsku-list.md example response). Service plans
-/// are not modelled and are listed empty.
+/// A subscribedSku (subscribedsku-list.md example response): `servicePlans`
+/// entries carry servicePlanId, servicePlanName, provisioningStatus and
+/// appliesTo; `capabilityStatus` is `Enabled` while units are enabled, else
+/// `Warning` or `Suspended` as the units are (resources/subscribedsku.md).
+/// Plans that are not Microsoft's (the custom add-on) get an id derived from
+/// the tenant.
 fn subscribed_sku(shared: &Shared, s: &crate::tenant::Sku) -> Value {
     let t = &shared.tenant;
     let subscription = Rng::derived(
@@ -1163,20 +1550,47 @@ fn subscribed_sku(shared: &Shared, s: &crate::tenant::Sku) -> Value {
         3,
     )
     .guid();
+    let plans: Vec<Value> = s
+        .service_plans
+        .iter()
+        .map(|name| {
+            let (id, applies) = crate::names::service_plan(name)
+                .map(|(id, a)| (id.to_string(), a))
+                .unwrap_or_else(|| {
+                    let id =
+                        Rng::derived(keyed_hash(shared.config.tenant.seed, name.as_bytes()), 5)
+                            .guid();
+                    (id, "User")
+                });
+            json!({
+                "servicePlanId": id,
+                "servicePlanName": name,
+                "provisioningStatus": "Success",
+                "appliesTo": applies,
+            })
+        })
+        .collect();
+    let status = if s.prepaid_enabled > 0 {
+        "Enabled"
+    } else if s.warning > 0 {
+        "Warning"
+    } else {
+        "Suspended"
+    };
     json!({
         "accountName": t.name,
         "accountId": t.id,
         "appliesTo": "User",
-        "capabilityStatus": "Enabled",
+        "capabilityStatus": status,
         "consumedUnits": s.consumed_units,
         "id": format!("{}_{}", t.id, s.sku_id),
         "prepaidUnits": {
             "enabled": s.prepaid_enabled,
             "lockedOut": 0,
-            "suspended": 0,
-            "warning": 0,
+            "suspended": s.suspended,
+            "warning": s.warning,
         },
-        "servicePlans": [],
+        "servicePlans": plans,
         "skuId": s.sku_id,
         "skuPartNumber": s.sku_part_number,
         "subscriptionIds": [subscription],
@@ -1185,7 +1599,9 @@ fn subscribed_sku(shared: &Shared, s: &crate::tenant::Sku) -> Value {
 
 /// A domain (domain-list.md example response and resources/domain.md).
 fn domain(d: &crate::tenant::Domain) -> Value {
-    let services: Vec<&str> = if d.is_verified {
+    let services: Vec<&str> = if d.id.ends_with(".mail.onmicrosoft.com") {
+        vec!["Email"]
+    } else if d.is_verified {
         vec!["Email", "OfficeCommunicationsOnline"]
     } else {
         Vec::new()

@@ -613,3 +613,4 @@ async fn keep_alive_serves_several_requests_per_connection() {
 }
 
 mod changes;
+mod extended;

@@ -13,10 +13,19 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Graph serves users (list, get, `/manager`, `users/delta` with
+//! `$select=…,manager`, signInActivity), groups (list, get, `groups/delta`
+//! with `members@delta`), the organization, subscribedSkus (service plans
+//! included), domains, `admin/reportSettings` and the per-user usage reports
+//! (`/reports/get…(period='D7')`), which redirect to a third listener, the
+//! download host on 127.0.0.2 ([`Simulator::download_url`]).
+//!
 //! The directory can be changed while the simulator runs
 //! ([`Simulator::create_users`], [`Simulator::update_users`],
-//! [`Simulator::delete_users`], [`Simulator::restore_users`]) and tracked with
-//! `GET /v1.0/users/delta`; throttling ([`Simulator::set_throttle`]), faults
+//! [`Simulator::delete_users`], [`Simulator::restore_users`],
+//! [`Simulator::create_group`], [`Simulator::add_group_members`],
+//! [`Simulator::remove_group_members`], [`Simulator::delete_group`]) and
+//! tracked with `GET /v1.0/users/delta` and `/v1.0/groups/delta`; throttling ([`Simulator::set_throttle`]), faults
 //! ([`Simulator::inject_fault`]) and token expiry ([`Simulator::expire_tokens`],
 //! [`Simulator::expire_delta_tokens`]) can be switched on at run time.
 //!
@@ -25,10 +34,13 @@
 
 mod delta;
 mod directory;
+mod download;
 mod graph;
+mod groups;
 mod names;
 mod odata;
 mod paging;
+mod reports;
 mod rng;
 mod server;
 mod tenant;
@@ -44,7 +56,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use tenant::{Domain, Sku, Tenant, TenantSpec, User};
+pub use reports::{PERIODS, ReportKind, ReportRow};
+pub use tenant::{Domain, Group, GroupKind, Sku, Tenant, TenantSpec, User};
 
 /// The application credentials a client uses against the token endpoint.
 #[derive(Clone, PartialEq, Eq)]
@@ -85,6 +98,14 @@ pub struct SimConfig {
     /// application permissions each API documents and answers 403
     /// `Authorization_RequestDenied` when none is held.
     pub enforce_roles: bool,
+    /// Whether the tenant has Microsoft Entra ID P1/P2 (default true). Without
+    /// it, `$select=signInActivity` gets 403
+    /// `Authentication_RequestFromNonPremiumTenantOrB2CTenant`.
+    pub premium: bool,
+    /// Whether usage reports conceal user names (the admin center's "display
+    /// concealed user, group, and site names in all reports"; default false):
+    /// user principal names and display names become 32 hex characters.
+    pub concealed_reports: bool,
 }
 
 impl fmt::Debug for SimConfig {
@@ -98,6 +119,8 @@ impl fmt::Debug for SimConfig {
             .field("latency", &self.latency)
             .field("token_lifetime_secs", &self.token_lifetime_secs)
             .field("enforce_roles", &self.enforce_roles)
+            .field("premium", &self.premium)
+            .field("concealed_reports", &self.concealed_reports)
             .finish()
     }
 }
@@ -131,6 +154,8 @@ impl SimConfig {
             latency: None,
             token_lifetime_secs: 3599,
             enforce_roles: true,
+            premium: true,
+            concealed_reports: false,
         }
     }
 }
@@ -187,13 +212,15 @@ pub struct Fault {
     pub kind: FaultKind,
 }
 
-/// Which of the two listeners received a request.
+/// Which of the three listeners received a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Host {
     /// The identity platform (token endpoint).
     Login,
     /// Microsoft Graph.
     Graph,
+    /// The report download host (pre-authenticated URLs).
+    Download,
 }
 
 /// One request the simulator answered. Secrets are never recorded: the token
@@ -213,11 +240,13 @@ pub struct RecordedRequest {
     pub authorization: bool,
 }
 
-/// A running simulator: two HTTP/1.1 listeners on 127.0.0.1.
+/// A running simulator: three HTTP/1.1 listeners, the login and Graph hosts on
+/// 127.0.0.1 and the report download host on 127.0.0.2.
 pub struct Simulator {
     shared: Arc<server::Shared>,
     login_addr: SocketAddr,
     graph_addr: SocketAddr,
+    download_addr: SocketAddr,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -227,32 +256,56 @@ impl fmt::Debug for Simulator {
         f.debug_struct("Simulator")
             .field("login_url", &self.login_url())
             .field("graph_url", &self.graph_url())
+            .field("download_url", &self.download_url())
             .field("tenant_id", &self.shared.tenant.id)
             .finish()
     }
 }
 
 impl Simulator {
-    /// Generates the tenant and binds two listeners on 127.0.0.1 with random
-    /// ports: one for the login (token) host, one for Graph. Must be called
+    /// Generates the tenant and binds three listeners with random ports: the
+    /// login (token) host and Graph on 127.0.0.1, and the report download
+    /// host on 127.0.0.2 — another host name, as Microsoft's download URLs are
+    /// on another host than Graph, so that an HTTP client following the
+    /// redirect treats it as a different origin (Linux routes all of 127/8 to
+    /// loopback). Where 127.0.0.2 cannot be bound, the download host falls
+    /// back to 127.0.0.1 (a warning is printed to stderr). Must be called
     /// within a Tokio runtime.
     pub async fn start(config: SimConfig) -> anyhow::Result<Simulator> {
         let login = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let graph = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let download = match tokio::net::TcpListener::bind(("127.0.0.2", 0)).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "m365sync-simulator: cannot bind 127.0.0.2 ({e}); the report download host falls back to 127.0.0.1"
+                );
+                tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?
+            }
+        };
         let login_addr = login.local_addr()?;
         let graph_addr = graph.local_addr()?;
+        let download_addr = download.local_addr()?;
         let login_url = format!("http://{login_addr}");
         let graph_url = format!("http://{graph_addr}");
-        let shared = Arc::new(server::Shared::new(config, login_url, graph_url));
+        let download_url = format!("http://{download_addr}");
+        let shared = Arc::new(server::Shared::new(
+            config,
+            login_url,
+            graph_url,
+            download_url,
+        ));
         let (stop, stop_rx) = watch::channel(false);
         let tasks = vec![
             server::spawn(login, Host::Login, shared.clone(), stop_rx.clone()),
-            server::spawn(graph, Host::Graph, shared.clone(), stop_rx),
+            server::spawn(graph, Host::Graph, shared.clone(), stop_rx.clone()),
+            server::spawn(download, Host::Download, shared.clone(), stop_rx),
         ];
         Ok(Simulator {
             shared,
             login_addr,
             graph_addr,
+            download_addr,
             stop,
             tasks,
         })
@@ -266,6 +319,13 @@ impl Simulator {
     /// `http://127.0.0.1:PORT2`, no trailing slash.
     pub fn graph_url(&self) -> String {
         format!("http://{}", self.graph_addr)
+    }
+
+    /// `http://127.0.0.2:PORT3` (or `http://127.0.0.1:PORT3` where 127.0.0.2
+    /// could not be bound), no trailing slash: the host report redirects
+    /// point at (`{download_url}/data/download/{token}`).
+    pub fn download_url(&self) -> String {
+        format!("http://{}", self.download_addr)
     }
 
     /// `{login_url}/{tenant_id}/oauth2/v2.0/token`.
@@ -287,7 +347,9 @@ impl Simulator {
 
     /// A snapshot of the tenant as it is now: ground truth for tests. `users`
     /// holds the current (live) users in creation order, without deleted
-    /// ones; SKUs' `consumedUnits` are counted from them.
+    /// ones; `groups` the live groups with their current members; SKUs'
+    /// `consumedUnits` are counted from the users; `report_refresh_date` is
+    /// the date the usage reports served now carry.
     pub fn tenant(&self) -> Tenant {
         self.shared.snapshot()
     }
@@ -310,7 +372,9 @@ impl Simulator {
     /// Deletes users: to the directory's deleted items (restorable; delta shows
     /// `"@removed": {"reason": "changed"}`) or, with `permanently`, for good
     /// (`"reason": "deleted"`). A soft-deleted user can later be deleted
-    /// permanently.
+    /// permanently. Deleted users leave their groups (groups/delta shows them
+    /// removed; a restore puts them back), and their reports lose their
+    /// manager.
     pub fn delete_users(&self, ids: &[String], permanently: bool) {
         self.shared.dir_mut().delete(ids, permanently);
     }
@@ -320,9 +384,43 @@ impl Simulator {
         self.shared.dir_mut().restore(ids);
     }
 
-    /// Every users/delta `$skiptoken` and `$deltatoken` issued so far becomes
-    /// invalid: replaying one gets 410 Gone `syncStateNotFound` with a
-    /// `Location` header for a fresh initial round.
+    /// Creates a group with the live users named (by id or UPN) as members;
+    /// returns its id. Mail-enabled kinds get an address on the default
+    /// domain.
+    pub fn create_group(&self, name: &str, kind: GroupKind, members: &[String]) -> String {
+        let now = self.shared.now();
+        self.shared.dir_mut().create_group(name, kind, members, now)
+    }
+
+    /// Adds live users (by id or UPN) to a live group (by id); users already
+    /// in it are skipped. groups/delta shows them in `members@delta`.
+    pub fn add_group_members(&self, group: &str, users: &[String]) {
+        self.shared.dir_mut().add_group_members(group, users);
+    }
+
+    /// Removes users from a live group; groups/delta shows them in
+    /// `members@delta` with `"@removed": {"reason": "deleted"}`.
+    pub fn remove_group_members(&self, group: &str, users: &[String]) {
+        self.shared.dir_mut().remove_group_members(group, users);
+    }
+
+    /// Deletes a group: a Microsoft 365 group goes to the deleted items
+    /// (groups/delta: `"@removed": {"reason": "changed"}`), other kinds are
+    /// deleted permanently (`"reason": "deleted"`).
+    pub fn delete_group(&self, group: &str) {
+        self.shared.dir_mut().delete_group(group);
+    }
+
+    /// What a usage report served now says about each user:
+    /// `self.tenant().report_rows(report, period_days)` (see
+    /// [`Tenant::report_rows`]).
+    pub fn report_rows(&self, report: ReportKind, period_days: u16) -> Vec<ReportRow> {
+        self.tenant().report_rows(report, period_days)
+    }
+
+    /// Every users/delta and groups/delta `$skiptoken` and `$deltatoken`
+    /// issued so far becomes invalid: replaying one gets 410 Gone
+    /// `syncStateNotFound` with a `Location` header for a fresh initial round.
     pub fn expire_delta_tokens(&self) {
         self.shared.expire_delta_tokens();
     }
@@ -370,7 +468,7 @@ impl Simulator {
         self.shared.request_count()
     }
 
-    /// Stops both listeners and closes open connections.
+    /// Stops the listeners and closes open connections.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         for task in self.tasks.drain(..) {

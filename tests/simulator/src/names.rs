@@ -546,31 +546,281 @@ pub struct SkuInfo {
     pub part_number: &'static str,
     /// Free / trial SKUs come with a large fixed allowance.
     pub free: bool,
+    /// The product name as the usage reports' "Assigned Products" column
+    /// spells it: upper case, e.g. "MICROSOFT POWER AUTOMATE FREE" (a Teams
+    /// user activity row quoted in office365itpros.com, 2020-12-07
+    /// "anonymize-microsoft-365-usage-reports").
+    pub product: &'static str,
+    /// The service plans the SKU includes (names from [`SERVICE_PLANS`]).
+    pub plans: &'static [&'static str],
 }
+
+/// Service plans: (servicePlanName, servicePlanId, appliesTo). The Microsoft 365
+/// E5 list is the one `Get-MgSubscribedSku … -ExpandProperty ServicePlans`
+/// prints in MicrosoftDocs/microsoft-365-docs
+/// (enterprise/assign-licenses-to-user-accounts-with-microsoft-365-powershell.md);
+/// EXCHANGE_S_FOUNDATION ("Company") and the other ids are from the licensing
+/// service plan reference above.
+pub const SERVICE_PLANS: &[(&str, &str, &str)] = &[
+    (
+        "PROJECT_O365_P3",
+        "b21a6b06-1988-436e-a07b-51ec6d9f52ad",
+        "User",
+    ),
+    (
+        "MICROSOFTENDPOINTDLP",
+        "64bfac92-2b17-4482-b5e5-a0304429de3e",
+        "User",
+    ),
+    (
+        "MICROSOFTBOOKINGS",
+        "199a5c09-e0ca-4e37-8f7c-b05d533e1ea2",
+        "User",
+    ),
+    (
+        "CUSTOMER_KEY",
+        "6db1f1db-2b46-403f-be40-e39395f08dbb",
+        "User",
+    ),
+    (
+        "WHITEBOARD_PLAN3",
+        "4a51bca5-1eff-43f5-878c-177680f191af",
+        "User",
+    ),
+    (
+        "FLOW_O365_P3",
+        "07699545-9485-468e-95b6-2fca3738be01",
+        "User",
+    ),
+    (
+        "POWERAPPS_O365_P3",
+        "9c0dab89-a30c-4117-86e7-97bda240acd2",
+        "User",
+    ),
+    (
+        "FORMS_PLAN_E5",
+        "e212cbc7-0961-4c40-9825-01117710dcb1",
+        "User",
+    ),
+    ("TEAMS1", "57ff2da0-773e-42df-b2af-ffb7a2317929", "User"),
+    (
+        "WIN10_PRO_ENT_SUB",
+        "21b439ba-a0ca-424f-a6cc-52f954a5b111",
+        "User",
+    ),
+    (
+        "AAD_PREMIUM_P2",
+        "eec0eb4f-6444-4f95-aba0-50c24d67f998",
+        "User",
+    ),
+    ("INTUNE_A", "c1ec4a95-1f05-45b3-a911-aa3fa01094f5", "User"),
+    (
+        "YAMMER_ENTERPRISE",
+        "7547a3fe-08ee-4ccb-b430-5077c5041653",
+        "User",
+    ),
+    ("SWAY", "a23b959c-7ce8-4e57-9140-b90eb88a9e97", "User"),
+    (
+        "SHAREPOINTWAC",
+        "e95bec33-7c88-4a70-8e19-b10bd9d0c014",
+        "User",
+    ),
+    (
+        "SHAREPOINTENTERPRISE",
+        "5dbe027f-2339-4123-9542-606e4d348a72",
+        "User",
+    ),
+    (
+        "PROJECTWORKMANAGEMENT",
+        "b737dad2-2f6c-4c65-90e3-ca563267e8b9",
+        "User",
+    ),
+    (
+        "OFFICESUBSCRIPTION",
+        "43de0ff5-c92c-492b-9116-175376d08c38",
+        "User",
+    ),
+    (
+        "MCOSTANDARD",
+        "0feaeb32-d00e-4d66-bd5a-43b5b83db82c",
+        "User",
+    ),
+    (
+        "LOCKBOX_ENTERPRISE",
+        "9f431833-0334-42de-a7dc-70aa40db46db",
+        "User",
+    ),
+    (
+        "EXCHANGE_S_ENTERPRISE",
+        "efb87545-963c-4e0d-99df-69c6916d9eb0",
+        "User",
+    ),
+    (
+        "EXCHANGE_S_STANDARD",
+        "9aaf7827-d63c-4b61-89c3-182f06f82e5c",
+        "User",
+    ),
+    (
+        "EXCHANGE_S_DESKLESS",
+        "4a82b400-a79f-41a4-b4e2-e94f5787b113",
+        "User",
+    ),
+    (
+        "EXCHANGE_S_FOUNDATION",
+        "113feb6c-3fe4-4440-bddc-54d774bf0318",
+        "Company",
+    ),
+    (
+        "SHAREPOINTSTANDARD",
+        "c7699d2e-19aa-44de-8edf-1736da088ca1",
+        "User",
+    ),
+    (
+        "O365_BUSINESS",
+        "094e7854-93fc-4d55-b2c0-3ab5369ebdc1",
+        "User",
+    ),
+    (
+        "AAD_PREMIUM",
+        "41781fb2-bc02-4b7c-bd55-b576c07bb09d",
+        "User",
+    ),
+    (
+        "FLOW_O365_P2",
+        "76846ad7-7776-4c40-a281-a386362dd1b9",
+        "User",
+    ),
+    (
+        "RMS_S_PREMIUM",
+        "6c57d4b6-3b23-47a5-9bc9-69f17b4947b3",
+        "User",
+    ),
+    (
+        "RMS_S_ENTERPRISE",
+        "bea4c11e-220a-4e6d-8eb8-8ea15d019f90",
+        "User",
+    ),
+    (
+        "MFA_PREMIUM",
+        "8a256a2b-b617-496d-b51b-e76466e88db0",
+        "User",
+    ),
+    (
+        "BI_AZURE_P2",
+        "70d33638-9c74-4d01-bfd3-562de28bd4ba",
+        "User",
+    ),
+    (
+        "FLOW_P2_VIRAL",
+        "50e68c76-46c6-4674-81f9-75456511b170",
+        "User",
+    ),
+    (
+        "DYN365_CDS_VIRAL",
+        "17ab22cd-a0b3-4536-910a-cb6eb12696c0",
+        "User",
+    ),
+];
+
+/// A service plan's id and `appliesTo` by name.
+pub fn service_plan(name: &str) -> Option<(&'static str, &'static str)> {
+    SERVICE_PLANS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|&(_, id, applies)| (id, applies))
+}
+
+/// Microsoft 365 E5's plans (the documented list, see [`SERVICE_PLANS`]).
+const E5_PLANS: &[&str] = &[
+    "PROJECT_O365_P3",
+    "MICROSOFTENDPOINTDLP",
+    "MICROSOFTBOOKINGS",
+    "CUSTOMER_KEY",
+    "WHITEBOARD_PLAN3",
+    "FLOW_O365_P3",
+    "POWERAPPS_O365_P3",
+    "FORMS_PLAN_E5",
+    "TEAMS1",
+    "WIN10_PRO_ENT_SUB",
+    "AAD_PREMIUM_P2",
+    "INTUNE_A",
+    "YAMMER_ENTERPRISE",
+    "SWAY",
+    "SHAREPOINTWAC",
+    "SHAREPOINTENTERPRISE",
+    "PROJECTWORKMANAGEMENT",
+    "OFFICESUBSCRIPTION",
+    "MCOSTANDARD",
+    "LOCKBOX_ENTERPRISE",
+    "EXCHANGE_S_ENTERPRISE",
+];
 
 /// Office 365 E3.
 pub const ENTERPRISEPACK: SkuInfo = SkuInfo {
     sku_id: "6fd2c87f-b296-42f0-b197-1e91e994b900",
     part_number: "ENTERPRISEPACK",
     free: false,
+    product: "OFFICE 365 E3",
+    plans: &[
+        "EXCHANGE_S_ENTERPRISE",
+        "TEAMS1",
+        "SHAREPOINTENTERPRISE",
+        "SHAREPOINTWAC",
+        "OFFICESUBSCRIPTION",
+        "MCOSTANDARD",
+        "YAMMER_ENTERPRISE",
+        "SWAY",
+        "PROJECTWORKMANAGEMENT",
+        "FLOW_O365_P2",
+    ],
 };
 /// Microsoft 365 E3.
 pub const SPE_E3: SkuInfo = SkuInfo {
     sku_id: "05e9a617-0261-4cee-bb44-138d3ef5d965",
     part_number: "SPE_E3",
     free: false,
+    product: "MICROSOFT 365 E3",
+    plans: &[
+        "EXCHANGE_S_ENTERPRISE",
+        "TEAMS1",
+        "SHAREPOINTENTERPRISE",
+        "SHAREPOINTWAC",
+        "OFFICESUBSCRIPTION",
+        "MCOSTANDARD",
+        "YAMMER_ENTERPRISE",
+        "SWAY",
+        "PROJECTWORKMANAGEMENT",
+        "FLOW_O365_P2",
+        "AAD_PREMIUM",
+        "INTUNE_A",
+        "WIN10_PRO_ENT_SUB",
+    ],
 };
 /// Microsoft 365 E5.
 pub const SPE_E5: SkuInfo = SkuInfo {
     sku_id: "06ebc4ee-1bb5-47dd-8120-11324bc54e06",
     part_number: "SPE_E5",
     free: false,
+    product: "MICROSOFT 365 E5",
+    plans: E5_PLANS,
 };
 /// Microsoft 365 Business Standard.
 pub const O365_BUSINESS_PREMIUM: SkuInfo = SkuInfo {
     sku_id: "f245ecc8-75af-4f8e-b61f-27d8114de5f3",
     part_number: "O365_BUSINESS_PREMIUM",
     free: false,
+    product: "MICROSOFT 365 BUSINESS STANDARD",
+    plans: &[
+        "EXCHANGE_S_STANDARD",
+        "TEAMS1",
+        "SHAREPOINTSTANDARD",
+        "SHAREPOINTWAC",
+        "O365_BUSINESS",
+        "MCOSTANDARD",
+        "YAMMER_ENTERPRISE",
+        "SWAY",
+        "PROJECTWORKMANAGEMENT",
+    ],
 };
 /// Enterprise Mobility + Security E3. (The brief's e97c048c-… id is
 /// M365EDU_A5_FACULTY; efccb6f7-… is EMS.)
@@ -578,25 +828,80 @@ pub const EMS: SkuInfo = SkuInfo {
     sku_id: "efccb6f7-5641-4e0e-bd10-b4976e1bf68e",
     part_number: "EMS",
     free: false,
+    product: "ENTERPRISE MOBILITY + SECURITY E3",
+    plans: &[
+        "AAD_PREMIUM",
+        "INTUNE_A",
+        "RMS_S_PREMIUM",
+        "RMS_S_ENTERPRISE",
+        "MFA_PREMIUM",
+    ],
 };
 /// Power BI Pro.
 pub const POWER_BI_PRO: SkuInfo = SkuInfo {
     sku_id: "f8a1db68-be16-40ed-86d5-cb42ce701560",
     part_number: "POWER_BI_PRO",
     free: false,
+    product: "POWER BI PRO",
+    plans: &["EXCHANGE_S_FOUNDATION", "BI_AZURE_P2"],
 };
 /// Microsoft Power Automate Free.
 pub const FLOW_FREE: SkuInfo = SkuInfo {
     sku_id: "f30db892-07e9-47e9-837c-80727f46fd3d",
     part_number: "FLOW_FREE",
     free: true,
+    product: "MICROSOFT POWER AUTOMATE FREE",
+    plans: &["DYN365_CDS_VIRAL", "EXCHANGE_S_FOUNDATION", "FLOW_P2_VIRAL"],
 };
 /// Microsoft Teams Exploratory.
 pub const TEAMS_EXPLORATORY: SkuInfo = SkuInfo {
     sku_id: "710779e8-3d4a-4c88-adb9-386c958d1fdf",
     part_number: "TEAMS_EXPLORATORY",
     free: true,
+    product: "MICROSOFT TEAMS EXPLORATORY",
+    plans: &[
+        "TEAMS1",
+        "EXCHANGE_S_DESKLESS",
+        "SHAREPOINTWAC",
+        "SWAY",
+        "YAMMER_ENTERPRISE",
+        "PROJECTWORKMANAGEMENT",
+    ],
 };
+
+/// Every Microsoft SKU the generator knows.
+pub const ALL_SKUS: &[SkuInfo] = &[
+    ENTERPRISEPACK,
+    SPE_E3,
+    SPE_E5,
+    O365_BUSINESS_PREMIUM,
+    EMS,
+    POWER_BI_PRO,
+    FLOW_FREE,
+    TEAMS_EXPLORATORY,
+];
+
+/// A SKU by id.
+pub fn sku_info(sku_id: &str) -> Option<&'static SkuInfo> {
+    ALL_SKUS
+        .iter()
+        .find(|s| s.sku_id.eq_ignore_ascii_case(sku_id))
+}
+
+/// The add-on that is not a Microsoft product: a third party's (or a
+/// partner's) subscription that Graph lists like any other, with a skuId and
+/// part number that no Microsoft table knows. Clients must fall back to the
+/// part number for it.
+pub const CUSTOM_SKU_PART_NUMBER: &str = "CONTOSO_CUSTOM_ADDON";
+/// Its one service plan (id generated per tenant).
+pub const CUSTOM_SKU_PLAN: &str = "CONTOSO_ADDON_SERVICE";
+
+/// Names for groups that are not tied to a department.
+pub const PROJECT_NAMES: &[&str] = &[
+    "Aurora", "Beacon", "Cascade", "Delta", "Ember", "Falcon", "Granite", "Harbor", "Iris",
+    "Juniper", "Keystone", "Lumen", "Meridian", "Nimbus", "Orion", "Pioneer", "Quartz", "Redwood",
+    "Summit", "Tundra", "Unity", "Vertex", "Willow", "Zephyr",
+];
 
 /// Folds a display name to the ASCII an address local part can hold:
 /// "Łukasz" → "lukasz", "Søren" → "soren", "O'Brien" → "obrien",
@@ -679,17 +984,15 @@ mod tests {
         for d in DEPARTMENTS {
             assert!(!d.titles.is_empty());
         }
-        for s in [
-            ENTERPRISEPACK,
-            SPE_E3,
-            SPE_E5,
-            O365_BUSINESS_PREMIUM,
-            EMS,
-            POWER_BI_PRO,
-            FLOW_FREE,
-            TEAMS_EXPLORATORY,
-        ] {
+        for s in ALL_SKUS {
             assert!(crate::rng::is_guid(s.sku_id));
+            for p in s.plans {
+                assert!(service_plan(p).is_some(), "{p}");
+            }
+        }
+        for (name, id, applies) in SERVICE_PLANS {
+            assert!(crate::rng::is_guid(id), "{name}");
+            assert!(["User", "Company"].contains(applies));
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::directory::Directory;
 use crate::rng::{guid_from, mix64};
 use crate::tenant::{Generator, Tenant};
 use crate::util::{keyed_hash, split_query, unix_now};
-use crate::{Fault, FaultKind, Host, RecordedRequest, SimConfig, Throttle, graph, token};
+use crate::{Fault, FaultKind, Host, RecordedRequest, SimConfig, Throttle, download, graph, token};
 
 /// The keys access tokens are signed with: the current one, and those retired
 /// by `Simulator::expire_tokens` (a token signed with one of them is
@@ -66,6 +66,10 @@ pub struct Shared {
     dir: RwLock<Directory>,
     pub login_url: String,
     pub graph_url: String,
+    /// Where report downloads are served (`http://127.0.0.2:PORT`).
+    pub download_url: String,
+    /// Signs download URLs; new every run.
+    pub download_key: u64,
     token_keys: Mutex<TokenKeys>,
     /// Roles put in tokens issued from now on.
     roles: RwLock<Vec<String>>,
@@ -84,11 +88,17 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: SimConfig, login_url: String, graph_url: String) -> Self {
+    pub fn new(
+        config: SimConfig,
+        login_url: String,
+        graph_url: String,
+        download_url: String,
+    ) -> Self {
         let mut generator = Generator::new(&config.tenant);
         let mut tenant = generator.run();
         let users = std::mem::take(&mut tenant.users);
-        let dir = Directory::new(users, generator);
+        let groups = std::mem::take(&mut tenant.groups);
+        let dir = Directory::new(users, groups, generator);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -102,6 +112,7 @@ impl Shared {
             roles: RwLock::new(config.roles.clone()),
             skip_key: keyed_hash(config.tenant.seed, tenant.id.as_bytes()),
             run_id: mix64(start_nonce.wrapping_add(2)),
+            download_key: mix64(start_nonce.wrapping_add(3)),
             delta_epoch: AtomicU64::new(0),
             id_nonce: mix64(start_nonce.wrapping_add(1)),
             counter: AtomicU64::new(0),
@@ -112,6 +123,7 @@ impl Shared {
             tenant,
             login_url,
             graph_url,
+            download_url,
         }
     }
 
@@ -125,9 +137,15 @@ impl Shared {
         self.dir.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A snapshot of the tenant with its current (live) users.
+    /// A snapshot of the tenant with its current (live) users and groups,
+    /// and today's report refresh date.
     pub fn snapshot(&self) -> Tenant {
-        self.dir().snapshot(&self.tenant)
+        let mut t = self.dir().snapshot(&self.tenant);
+        t.report_refresh_date = crate::util::civil_date(crate::reports::refresh_day(
+            self.now(),
+            self.config.tenant.seed,
+        ));
+        t
     }
 
     /// The key new access tokens are signed with.
@@ -377,10 +395,11 @@ async fn handle(
         });
     let intercept = match host {
         Host::Graph => shared.intercept(),
-        Host::Login => None,
+        Host::Login | Host::Download => None,
     };
     let result: Result<Response<SimBody>, ResetConnection> = match (host, intercept) {
         (Host::Login, _) => Ok(token::handle(&shared, req).await.map(SimBody::from)),
+        (Host::Download, _) => Ok(download::handle(&shared, req).await.map(SimBody::from)),
         (Host::Graph, None) => Ok(graph::handle(&shared, req).await.map(SimBody::from)),
         (
             Host::Graph,

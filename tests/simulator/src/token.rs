@@ -574,7 +574,12 @@ mod tests {
     fn shared(lifetime: u64) -> Shared {
         let mut c = SimConfig::new(TenantSpec::new(5, 10));
         c.token_lifetime_secs = lifetime;
-        Shared::new(c, "http://127.0.0.1:1".into(), "http://127.0.0.1:2".into())
+        Shared::new(
+            c,
+            "http://127.0.0.1:1".into(),
+            "http://127.0.0.1:2".into(),
+            "http://127.0.0.2:3".into(),
+        )
     }
 
     #[test]

@@ -49,6 +49,14 @@ enum Kind {
     SignInSessionsValidFromDateTime,
     OnPremisesExtensionAttributes,
     AuthorizationInfo,
+    CompanyName,
+    EmployeeHireDate,
+    /// signInActivity: needs AuditLog.Read.All and a premium tenant (checked
+    /// by the caller); not served by users/delta.
+    SignInActivity,
+    /// The manager relationship: `$select=manager` on users/delta only,
+    /// rendered as `manager@delta`.
+    Manager,
     /// Modelled as always null.
     Null,
     /// Modelled as always an empty collection.
@@ -76,7 +84,7 @@ const CATALOGUE: &[(&str, Kind)] = &[
     ("birthday", Kind::SingleOnly),
     ("businessPhones", Kind::BusinessPhones),
     ("city", Kind::City),
-    ("companyName", Kind::Null),
+    ("companyName", Kind::CompanyName),
     ("consentProvidedForMinor", Kind::Null),
     ("country", Kind::Country),
     ("createdDateTime", Kind::CreatedDateTime),
@@ -85,7 +93,7 @@ const CATALOGUE: &[(&str, Kind)] = &[
     ("deletedDateTime", Kind::Null),
     ("department", Kind::Department),
     ("displayName", Kind::DisplayName),
-    ("employeeHireDate", Kind::Null),
+    ("employeeHireDate", Kind::EmployeeHireDate),
     ("employeeId", Kind::Null),
     ("employeeLeaveDateTime", Kind::Null),
     ("employeeOrgData", Kind::Null),
@@ -112,6 +120,7 @@ const CATALOGUE: &[(&str, Kind)] = &[
     ("mail", Kind::Mail),
     ("mailboxSettings", Kind::SingleOnly),
     ("mailNickname", Kind::MailNickname),
+    ("manager", Kind::Manager),
     ("mobilePhone", Kind::MobilePhone),
     ("mySite", Kind::SingleOnly),
     ("officeLocation", Kind::OfficeLocation),
@@ -143,7 +152,7 @@ const CATALOGUE: &[(&str, Kind)] = &[
     ("securityIdentifier", Kind::SecurityIdentifier),
     ("serviceProvisioningErrors", Kind::Empty),
     ("showInAddressList", Kind::Null),
-    ("signInActivity", Kind::Null),
+    ("signInActivity", Kind::SignInActivity),
     (
         "signInSessionsValidFromDateTime",
         Kind::SignInSessionsValidFromDateTime,
@@ -203,7 +212,11 @@ impl Prop {
             Kind::UsageLocation => USAGE_LOCATION,
             Kind::UserType | Kind::CreationType | Kind::ExternalUserState => USER_TYPE,
             Kind::ExternalUserStateChangeDateTime => USER_TYPE | CREATED,
-            Kind::ProxyAddresses => MAIL | USER_TYPE,
+            Kind::ProxyAddresses => PROXY_ADDRESSES,
+            Kind::CompanyName => COMPANY_NAME,
+            Kind::EmployeeHireDate => EMPLOYEE_HIRE_DATE,
+            Kind::SignInActivity => LAST_SIGN_IN,
+            Kind::Manager => MANAGER,
             Kind::ImAddresses => MAIL | USER_TYPE | LICENSES,
             Kind::Identities => USER_TYPE | UPN,
             Kind::LicenseAssignmentStates
@@ -230,11 +243,27 @@ impl Prop {
             Kind::PreferredLanguage => u.preferred_language.is_none(),
             Kind::Surname => u.surname.is_none(),
             Kind::UsageLocation => u.usage_location.is_none(),
+            Kind::CompanyName => u.company_name.is_none(),
+            Kind::EmployeeHireDate => u.employee_hire_date.is_none(),
+            Kind::SignInActivity => u.last_sign_in.is_none(),
+            Kind::Manager => u.manager_id.is_none(),
             Kind::CreationType
             | Kind::ExternalUserState
             | Kind::ExternalUserStateChangeDateTime => !u.is_guest(),
             _ => false,
         }
+    }
+}
+
+impl Prop {
+    /// signInActivity.
+    pub fn is_sign_in_activity(&self) -> bool {
+        self.kind == Kind::SignInActivity
+    }
+
+    /// The manager relationship.
+    pub fn is_manager(&self) -> bool {
+        self.kind == Kind::Manager
     }
 }
 
@@ -284,8 +313,13 @@ pub fn resolve(names: &[String], collection: bool) -> Result<Vec<Prop>, GraphErr
     let mut props: Vec<Prop> = Vec::with_capacity(names.len());
     for name in names {
         if name == "*" {
+            // `*` is the entity's structural properties: not the manager
+            // relationship, and not signInActivity ("Returned only on
+            // $select", resources/user.md).
             for &(n, kind) in CATALOGUE {
-                if (!collection || kind != Kind::SingleOnly) && !props.iter().any(|p| p.name == n) {
+                let excluded = matches!(kind, Kind::Manager | Kind::SignInActivity)
+                    || (collection && kind == Kind::SingleOnly);
+                if !excluded && !props.iter().any(|p| p.name == n) {
                     props.push(Prop { name: n, kind });
                 }
             }
@@ -395,8 +429,9 @@ pub enum DeltaItem<'a> {
     /// representation ("Newly created instances … are represented … using
     /// their standard representation", concepts/delta-query-overview.md).
     Full(&'a User),
-    /// An updated user and the fields changed since the client's token.
-    Changed(&'a User, u32),
+    /// An updated user, the fields changed since the client's token, and the
+    /// manager it had before its last manager change.
+    Changed(&'a User, u32, Option<&'a str>),
     /// A deleted user: `{"id", "@removed": {"reason"}}` (delta-query-overview.md).
     Removed(&'a str, &'static str),
 }
@@ -430,16 +465,28 @@ impl Serialize for DeltaEntry<'_> {
         // been set before it will not be included in the response at all";
         // "Alternative: return only the changed properties" with
         // `Prefer: return=minimal`.
+        // `manager@delta` (delta-query-overview.md: "Relationships on users
+        // and groups are represented as annotations … propertyName@delta")
+        // carries the manager in full items and, in changed items, only when
+        // the manager changed.
         match self.item {
-            DeltaItem::Full(u) => write_props_where(&mut map, u, props, ctx, |p| !p.is_null(u))?,
-            DeltaItem::Changed(u, changed) if self.page.minimal => {
-                write_props_where(&mut map, u, props, ctx, |p| {
+            DeltaItem::Full(u) => {
+                write_props_where(&mut map, u, props, ctx, None, |p| !p.is_null(u))?
+            }
+            DeltaItem::Changed(u, changed, prev) if self.page.minimal => {
+                write_props_where(&mut map, u, props, ctx, prev, |p| {
                     p.kind == Kind::Id || p.fields() & changed != 0
                 })?
             }
-            DeltaItem::Changed(u, changed) => write_props_where(&mut map, u, props, ctx, |p| {
-                !p.is_null(u) || p.fields() & changed != 0
-            })?,
+            DeltaItem::Changed(u, changed, prev) => {
+                write_props_where(&mut map, u, props, ctx, prev, |p| {
+                    if p.kind == Kind::Manager {
+                        p.fields() & changed != 0
+                    } else {
+                        !p.is_null(u) || p.fields() & changed != 0
+                    }
+                })?
+            }
             DeltaItem::Removed(id, reason) => {
                 #[derive(Serialize)]
                 struct Removed {
@@ -577,7 +624,7 @@ fn mail_nickname(u: &User) -> &str {
 }
 
 /// Cloud-only users' SID, derived from the object id (S-1-12-1-…).
-fn security_identifier(id: &str) -> String {
+pub(crate) fn security_identifier(id: &str) -> String {
     let hex: String = id.chars().filter(|c| *c != '-').collect();
     let mut bytes = [0u8; 16];
     for (i, b) in bytes.iter_mut().enumerate() {
@@ -601,7 +648,64 @@ fn write_props<M: SerializeMap>(
     props: &[Prop],
     ctx: Ctx<'_>,
 ) -> Result<(), M::Error> {
-    write_props_where(map, u, props, ctx, |_| true)
+    // signInActivity "is not returned for a user who has never signed in"
+    // (resources/user.md).
+    write_props_where(map, u, props, ctx, None, |p| {
+        p.kind != Kind::SignInActivity || u.last_sign_in.is_some()
+    })
+}
+
+/// The `manager@delta` entry for a manager: `{"@odata.type", "id"}` as in
+/// the documented `members@delta` entries (api-reference/v1.0/api/group-delta.md),
+/// with `"@removed": {"reason": "deleted"}` for a manager taken away — the
+/// shape delta-query-groups.md shows for a removed member.
+#[derive(Serialize)]
+struct ManagerRef<'a> {
+    #[serde(rename = "@odata.type")]
+    odata_type: &'static str,
+    id: &'a str,
+    #[serde(rename = "@removed", skip_serializing_if = "Option::is_none")]
+    removed: Option<Removed>,
+}
+
+#[derive(Serialize)]
+struct Removed {
+    reason: &'static str,
+}
+
+/// signInActivity (resources/signinactivity.md): the interactive sign-in is
+/// the user's `last_sign_in`; the non-interactive one follows within two days
+/// (a client refreshing tokens); the last successful one is the later of the
+/// two. Request ids are derived from the user id and time.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SignInActivity {
+    last_non_interactive_sign_in_date_time: String,
+    last_non_interactive_sign_in_request_id: String,
+    last_sign_in_date_time: String,
+    last_sign_in_request_id: String,
+    last_successful_sign_in_date_time: String,
+    last_successful_sign_in_request_id: String,
+}
+
+fn sign_in_activity(u: &User, last: &str) -> SignInActivity {
+    let t = crate::tenant::parse_iso_seconds(last).unwrap_or(0);
+    let h = crate::util::keyed_hash(t, u.id.as_bytes());
+    let non_interactive = crate::util::iso8601(t + h % 172_800);
+    let rid = |salt: u64| {
+        crate::rng::guid_from(
+            crate::rng::mix64(h ^ salt),
+            crate::rng::mix64(h.rotate_left(13) ^ salt),
+        )
+    };
+    SignInActivity {
+        last_non_interactive_sign_in_request_id: rid(1),
+        last_successful_sign_in_date_time: non_interactive.clone(),
+        last_successful_sign_in_request_id: rid(1),
+        last_non_interactive_sign_in_date_time: non_interactive,
+        last_sign_in_date_time: last.to_string(),
+        last_sign_in_request_id: rid(2),
+    }
 }
 
 /// Like `write_props`, for the properties `include` accepts only.
@@ -610,6 +714,7 @@ fn write_props_where<M: SerializeMap>(
     u: &User,
     props: &[Prop],
     ctx: Ctx<'_>,
+    prev_manager: Option<&str>,
     include: impl Fn(&Prop) -> bool,
 ) -> Result<(), M::Error> {
     const NONE: Option<&str> = None;
@@ -638,10 +743,29 @@ fn write_props_where<M: SerializeMap>(
             Kind::UsageLocation => map.serialize_entry(k, &u.usage_location)?,
             Kind::UserPrincipalName => map.serialize_entry(k, &u.user_principal_name)?,
             Kind::UserType => map.serialize_entry(k, &u.user_type)?,
-            Kind::ProxyAddresses => match &u.mail {
-                Some(m) if !guest => map.serialize_entry(k, &[format!("SMTP:{m}")])?,
-                _ => map.serialize_entry(k, &empty)?,
+            Kind::ProxyAddresses => map.serialize_entry(k, &u.proxy_addresses)?,
+            Kind::CompanyName => map.serialize_entry(k, &u.company_name)?,
+            Kind::EmployeeHireDate => map.serialize_entry(k, &u.employee_hire_date)?,
+            Kind::SignInActivity => match &u.last_sign_in {
+                Some(last) => map.serialize_entry(k, &sign_in_activity(u, last))?,
+                None => map.serialize_entry(k, &NONE)?,
             },
+            Kind::Manager => {
+                let entry = match (&u.manager_id, prev_manager) {
+                    (Some(m), _) => Some(ManagerRef {
+                        odata_type: "#microsoft.graph.user",
+                        id: m,
+                        removed: None,
+                    }),
+                    (None, Some(old)) => Some(ManagerRef {
+                        odata_type: "#microsoft.graph.user",
+                        id: old,
+                        removed: Some(Removed { reason: "deleted" }),
+                    }),
+                    (None, None) => None,
+                };
+                map.serialize_entry("manager@delta", &entry.as_slice())?
+            }
             Kind::ImAddresses => match &u.mail {
                 Some(m) if !guest && !u.assigned_licenses.is_empty() => {
                     map.serialize_entry(k, &[m])?

@@ -113,7 +113,7 @@ pub fn unix_now() -> u64 {
 }
 
 /// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -142,6 +142,47 @@ fn parts(unix: u64) -> (i64, u32, u32, u64, u64, u64) {
     let secs = unix % 86_400;
     let (y, m, d) = civil_from_days(days);
     (y, m, d, secs / 3600, (secs / 60) % 60, secs % 60)
+}
+
+/// `2021-03-04`: the date of a day number (days since 1970-01-01), as usage
+/// reports write dates.
+pub fn civil_date(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Writes [`civil_date`] into `out` without allocating.
+pub fn push_civil_date(out: &mut Vec<u8>, days: i64) {
+    let (y, m, d) = civil_from_days(days);
+    let y = y.clamp(0, 9999) as u32;
+    out.extend_from_slice(&[
+        b'0' + (y / 1000) as u8,
+        b'0' + (y / 100 % 10) as u8,
+        b'0' + (y / 10 % 10) as u8,
+        b'0' + (y % 10) as u8,
+        b'-',
+        b'0' + (m / 10) as u8,
+        b'0' + (m % 10) as u8,
+        b'-',
+        b'0' + (d / 10) as u8,
+        b'0' + (d % 10) as u8,
+    ]);
+}
+
+/// Day number of a `YYYY-MM-DD` date; `None` if malformed.
+pub fn parse_civil_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let y: i64 = s[..4].parse().ok()?;
+    let m: u32 = s[5..7].parse().ok()?;
+    let d: u32 = s[8..10].parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let days = days_from_civil(y, m, d);
+    (civil_from_days(days) == (y, m, d)).then_some(days)
 }
 
 /// `2021-03-04T10:11:12Z`: Graph's DateTimeOffset rendering for createdDateTime.
@@ -219,6 +260,14 @@ mod tests {
         assert_eq!(sts_timestamp(1_452_304_932), "2016-01-09 02:02:12Z");
         assert_eq!(days_from_civil(2021, 3, 4) * 86_400 + 36_672, 1_614_852_672);
         assert_eq!(days_from_civil(1970, 1, 1), 0);
+        let d = days_from_civil(2024, 2, 29);
+        assert_eq!(civil_date(d), "2024-02-29");
+        assert_eq!(parse_civil_date("2024-02-29"), Some(d));
+        assert_eq!(parse_civil_date("2023-02-29"), None);
+        assert_eq!(parse_civil_date("2024-2-29"), None);
+        let mut out = Vec::new();
+        push_civil_date(&mut out, d);
+        assert_eq!(out, b"2024-02-29");
     }
 
     #[test]

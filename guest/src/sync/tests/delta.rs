@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::graph::token::base64url_encode;
+use crate::sources::users;
 
 /// A token for an app that holds User.Read.All.
 fn sign_in(w: &mut World) {
@@ -29,6 +30,9 @@ fn saved(w: &mut World, people: &[u32], round: &str) {
     w.store
         .checkpoints
         .insert(USERS_DELTA_LINK.into(), delta_link(round));
+    w.store
+        .checkpoints
+        .insert(USERS_DELTA_SELECT.into(), users::select(false));
 }
 
 /// The request prefix of a replay of round `round`'s delta link.
@@ -82,7 +86,10 @@ fn an_initial_round_of_three_pages_saves_the_delta_link_only_in_the_final_batch(
             assert!(keys.is_empty(), "batch {i}: {keys:?}");
             assert!(b.run.is_none());
         } else {
-            assert_eq!(keys, vec![USERS_DELTA_LINK, LAST_FULL_SYNC]);
+            assert_eq!(
+                keys,
+                vec![USERS_DELTA_LINK, USERS_DELTA_SELECT, LAST_FULL_SYNC]
+            );
             assert_eq!(b.checkpoints[0].value, Some(delta_link("r1")));
             assert_eq!(b.run.as_ref(), Some(&report));
         }
@@ -167,10 +174,16 @@ fn a_replay_applies_creates_partial_updates_and_removals_under_each_policy() {
         assert!(w.store.commits[0].checkpoints.is_empty());
         assert_eq!(
             w.store.commits[1].checkpoints,
-            vec![Checkpoint {
-                key: USERS_DELTA_LINK.into(),
-                value: Some(delta_link("r1"))
-            }]
+            vec![
+                Checkpoint {
+                    key: USERS_DELTA_LINK.into(),
+                    value: Some(delta_link("r1"))
+                },
+                Checkpoint {
+                    key: USERS_DELTA_SELECT.into(),
+                    value: Some(users::select(false))
+                }
+            ]
         );
         assert_eq!(w.store.list_calls, 0);
         assert_eq!(w.store.find_calls, 2, "one find-people per page");

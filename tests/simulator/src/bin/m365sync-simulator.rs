@@ -30,6 +30,13 @@ struct Args {
     /// Lifetime of issued access tokens, in seconds.
     #[arg(long, default_value_t = 3599)]
     token_lifetime_secs: u64,
+    /// Simulate a tenant without Microsoft Entra ID P1/P2 (signInActivity is
+    /// refused).
+    #[arg(long)]
+    no_premium: bool,
+    /// Conceal user names in usage reports.
+    #[arg(long)]
+    concealed_reports: bool,
 }
 
 #[tokio::main]
@@ -45,16 +52,20 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     config.secret_expired = args.secret_expired;
     config.token_lifetime_secs = args.token_lifetime_secs;
+    config.premium = !args.no_premium;
+    config.concealed_reports = args.concealed_reports;
     let sim = Simulator::start(config).await?;
     let creds = sim.credentials();
     let tenant = sim.tenant();
     println!(
-        "tenant:        {} ({} users)",
+        "tenant:        {} ({} users, {} groups)",
         tenant.name,
-        tenant.users.len()
+        tenant.users.len(),
+        tenant.groups.len()
     );
     println!("login url:     {}", sim.login_url());
     println!("graph url:     {}", sim.graph_url());
+    println!("download url:  {}", sim.download_url());
     println!("token url:     {}", sim.token_url());
     println!("tenant id:     {}", creds.tenant_id);
     println!("client id:     {}", creds.client_id);
