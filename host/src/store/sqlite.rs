@@ -485,11 +485,16 @@ impl TenantStore for SqliteStore {
     ) -> Result<Vec<Option<StoredPerson>>, StorageError> {
         let by_id =
             format!("SELECT {PERSON_COLUMNS} FROM people WHERE tenant = ?1 AND object_id = ?2");
+        // INDEXED BY: without statistics SQLite prefers scanning the tenant's primary-key
+        // range of this WITHOUT ROWID table over the secondary index, which made every
+        // lookup by email or UPN a scan of the whole tenant.
         let by_mail = format!(
-            "SELECT {PERSON_COLUMNS} FROM people WHERE tenant = ?1 AND mail_key = ?2 LIMIT 1"
+            "SELECT {PERSON_COLUMNS} FROM people INDEXED BY people_mail
+             WHERE tenant = ?1 AND mail_key = ?2 LIMIT 1"
         );
         let by_upn = format!(
-            "SELECT {PERSON_COLUMNS} FROM people WHERE tenant = ?1 AND upn_key = ?2 LIMIT 1"
+            "SELECT {PERSON_COLUMNS} FROM people INDEXED BY people_upn
+             WHERE tenant = ?1 AND upn_key = ?2 LIMIT 1"
         );
         let mut found = Vec::with_capacity(keys.len());
         for key in keys {
