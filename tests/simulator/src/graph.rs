@@ -505,31 +505,11 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Result<Reply, GraphError> 
             groups::delta(shared, &q, prefer())
         }
         (Set::Groups, None) => {
-            let q = parse_query(
-                raw_query,
-                Allowed {
-                    select: true,
-                    top: true,
-                    skiptoken: true,
-                    count: false,
-                    deltatoken: false,
-                    ignore_top: false,
-                },
-            )?;
+            let q = parse_query(raw_query, PAGED_LIST)?;
             groups::list(shared, &q)
         }
         (Set::Groups, Some(k)) if served_navigation => {
-            let q = parse_query(
-                raw_query,
-                Allowed {
-                    select: true,
-                    top: true,
-                    skiptoken: true,
-                    count: false,
-                    deltatoken: false,
-                    ignore_top: false,
-                },
-            )?;
+            let q = parse_query(raw_query, PAGED_LIST)?;
             groups::members(shared, k, &q)
         }
         (Set::Groups, Some(k)) => {
@@ -561,6 +541,16 @@ const DELTA_OPTIONS: Allowed = Allowed {
     count: false,
     deltatoken: true,
     ignore_top: true,
+};
+
+/// A paged list without `$count`: `$select`, `$top`, `$skiptoken`.
+const PAGED_LIST: Allowed = Allowed {
+    select: true,
+    top: true,
+    skiptoken: true,
+    count: false,
+    deltatoken: false,
+    ignore_top: false,
 };
 
 pub(crate) const SELECT_ONLY: Allowed = Allowed {
