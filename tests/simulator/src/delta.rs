@@ -154,6 +154,17 @@ impl State {
 
 /// `$select` names → token codes (names must already be resolved, so every
 /// one is in the collection's catalogue).
+/// `$select` beside a `$skiptoken`: the token already carries the round's `$select`
+/// (user-delta.md: query parameters other than the state tokens go in the initial request
+/// only), so Graph refuses a second one.
+pub fn select_with_skiptoken() -> crate::odata::GraphError {
+    crate::odata::GraphError::new(
+        400,
+        "Request_UnsupportedQuery",
+        "$select cannot be combined with $skiptoken; it is encoded in the token.",
+    )
+}
+
 pub fn select_codes(collection: Collection, names: &[String]) -> Vec<u8> {
     names
         .iter()

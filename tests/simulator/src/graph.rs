@@ -961,11 +961,7 @@ fn users_delta(shared: &Shared, q: &Query, prefer: delta::Prefer) -> Result<Repl
         }
         (_, Some(t)) => {
             if q.select.is_some() {
-                return Err(GraphError::new(
-                    400,
-                    "Request_UnsupportedQuery",
-                    "$select cannot be combined with $skiptoken; it is encoded in the token.",
-                ));
+                return Err(delta::select_with_skiptoken());
             }
             decode_state(shared, Collection::Users, t, false)?
         }

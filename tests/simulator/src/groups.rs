@@ -663,11 +663,7 @@ pub fn delta(shared: &Shared, q: &Query, prefer: Prefer) -> Result<Reply, GraphE
         }
         (_, Some(t)) => {
             if q.select.is_some() {
-                return Err(GraphError::new(
-                    400,
-                    "Request_UnsupportedQuery",
-                    "$select cannot be combined with $skiptoken; it is encoded in the token.",
-                ));
+                return Err(delta::select_with_skiptoken());
             }
             decode_state(shared, Collection::Groups, t, false)?
         }
