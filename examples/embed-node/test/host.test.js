@@ -1,0 +1,199 @@
+// Unit tests of the example host's own imports (no component needed):
+//   node --test test/
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+import { Allowlist } from '../src/allowlist.js';
+import { fixed, toText } from '../src/report.js';
+import { TenantSecrets } from '../src/secrets.js';
+import { PlatformStore, compareBytes, normaliseKey } from '../src/storage.js';
+
+function person(objectId, upn, mail) {
+  return {
+    person: {
+      objectId,
+      userPrincipalName: upn,
+      mail,
+      accountEnabled: true,
+      userType: 'Member',
+      licences: [],
+      proxyAddresses: [],
+    },
+    status: 'active',
+    fingerprint: `fp-${objectId}`,
+  };
+}
+
+function upsert(stored, kind = 'create', previousObjectId = undefined) {
+  return { tag: 'upsert-person', val: { stored, kind, changedFields: [], previousObjectId } };
+}
+
+function tempState() {
+  return join(mkdtempSync(join(tmpdir(), 'embed-node-')), 'state.json');
+}
+
+test('normalisation is the engine key: trim, padding, mailto:, lower case, one trailing dot', () => {
+  assert.equal(normaliseKey('  Jane.Doe@Contoso.COM. '), 'jane.doe@contoso.com');
+  assert.equal(normaliseKey('\u200BMAILTO: jane@x.com'), 'jane@x.com');
+  assert.equal(normaliseKey('jane+lms@x.com'), 'jane+lms@x.com');
+  assert.equal(normaliseKey('ÅSA@bücher.example'), 'åsa@bücher.example');
+});
+
+test('a batch is applied whole or not at all, in memory and on disk', () => {
+  const path = tempState();
+  const store = PlatformStore.open(path).forTenant('a');
+  store.commit({ changes: [upsert(person('1', 'one@x.com', 'one@x.com'))], checkpoints: [{ key: 'k', value: 'v1' }] });
+  const before = readFileSync(path, 'utf8');
+  assert.throws(
+    () => store.commit({
+      changes: [upsert(person('2', 'two@x.com', 'two@x.com')), { tag: 'delete-person', val: '1' }, upsert(person('', 'bad@x.com'))],
+      checkpoints: [{ key: 'k', value: 'v2' }],
+    }),
+    (error) => error.tag === 'invalid' && /applying person : the person has no object id/.test(error.val),
+  );
+  assert.equal(readFileSync(path, 'utf8'), before, 'the file is untouched');
+  assert.deepEqual(store.listPeopleIds(undefined, 10), ['1']);
+  assert.equal(store.getCheckpoint('k'), 'v1');
+  // A store that cannot write (its directory is a file) fails unavailable and keeps nothing.
+  const blocked = join(path, 'state.json');
+  const broken = PlatformStore.open(blocked).forTenant('a');
+  assert.throws(() => broken.commit({ changes: [upsert(person('3', 'three@x.com'))], checkpoints: [] }),
+    (error) => error.tag === 'unavailable');
+  assert.deepEqual(broken.listPeopleIds(undefined, 10), []);
+  // Reopened, the file holds what was committed.
+  const reopened = PlatformStore.open(path).forTenant('a');
+  assert.equal(reopened.findPeople([{ tag: 'object-id', val: '1' }])[0].fingerprint, 'fp-1');
+});
+
+test('each tenant sees only its own records and decision; organizations are shared', () => {
+  const platform = PlatformStore.open(null);
+  const a = platform.forTenant('a');
+  const b = platform.forTenant('b');
+  a.commit({ changes: [upsert(person('1', 'one@x.com', 'one@x.com'))], checkpoints: [{ key: 'k', value: 'a' }] });
+  assert.deepEqual(b.listPeopleIds(undefined, 10), []);
+  assert.deepEqual(b.findPeople([{ tag: 'email', val: 'one@x.com' }]), [undefined]);
+  assert.equal(b.getCheckpoint('k'), undefined);
+  assert.throws(() => b.getDecision('a'), (e) => e.tag === 'invalid');
+  assert.throws(() => b.putDecision({ tenantKey: 'a', action: { tag: 'ignore' }, decidedAt: 'now' }), (e) => e.tag === 'invalid');
+  a.putDecision({ tenantKey: 'a', action: { tag: 'accept', val: 'org-1' }, decidedAt: 'now' });
+  assert.deepEqual(a.getDecision('a').action, { tag: 'accept', val: 'org-1' });
+  assert.equal(b.getDecision('b'), undefined);
+  const created = a.createOrganization('  Contoso Ltd ');
+  assert.equal(created.name, 'Contoso Ltd');
+  assert.deepEqual(b.listOrganizations(), [created]);
+  assert.throws(() => a.createOrganization(' '), (e) => e.tag === 'invalid');
+});
+
+test('ids are listed in byte-wise order after the cursor', () => {
+  const store = PlatformStore.open(null).forTenant('a');
+  const ids = ['b', 'a', 'B', '\uFF21', '\u{1F600}', 'ab'];
+  store.commit({ changes: ids.map((id) => upsert(person(id, `${id}@x.com`))), checkpoints: [] });
+  const sorted = [...ids].sort(compareBytes);
+  // UTF-16 order would put U+1F600 (surrogates D83D..) before U+FF21; UTF-8 puts it after.
+  assert.deepEqual(sorted, ['B', 'a', 'ab', 'b', '\uFF21', '\u{1F600}']);
+  assert.deepEqual(store.listPeopleIds(undefined, 3), ['B', 'a', 'ab']);
+  assert.deepEqual(store.listPeopleIds('ab', 10), ['b', '\uFF21', '\u{1F600}']);
+  assert.deepEqual(store.listPeopleIds('\u{1F600}', 10), []);
+});
+
+test('people are found by object id, normalised email and UPN', () => {
+  const store = PlatformStore.open(null).forTenant('a');
+  store.commit({ changes: [upsert(person('1', 'Jane@Contoso.onmicrosoft.com', 'Jane.Doe@Contoso.com'))], checkpoints: [] });
+  const found = store.findPeople([
+    { tag: 'email', val: ' jane.doe@contoso.com. ' },
+    { tag: 'user-principal-name', val: 'JANE@contoso.onmicrosoft.com' },
+    { tag: 'object-id', val: '1' },
+    { tag: 'email', val: 'jane@contoso.onmicrosoft.com' },
+  ]);
+  assert.deepEqual(found.map((p) => p?.person.objectId), ['1', '1', '1', undefined]);
+});
+
+test('a link re-keys the stored record and keeps its identity', () => {
+  const path = tempState();
+  const store = PlatformStore.open(path).forTenant('a');
+  store.commit({ changes: [upsert(person('old', 'jane@x.com', 'jane@x.com'))], checkpoints: [] });
+  const record = JSON.parse(readFileSync(path, 'utf8')).tenants.a.people.old.record;
+  store.commit({ changes: [upsert(person('new', 'jane@x.com', 'jane@x.com'), 'link', 'old')], checkpoints: [] });
+  assert.deepEqual(store.listPeopleIds(undefined, 10), ['new']);
+  const people = JSON.parse(readFileSync(path, 'utf8')).tenants.a.people;
+  assert.equal(people.new.record, record);
+  assert.equal(people.old, undefined);
+});
+
+test('other data sets, checkpoints cleared, the run log kept', () => {
+  const store = PlatformStore.open(null).forTenant('a');
+  store.commit({
+    changes: [
+      { tag: 'upsert-group', val: { objectId: 'g', displayName: 'G', kind: 'security' } },
+      { tag: 'group-members', val: { groupId: 'g', added: ['1', '2'], removed: [] } },
+      { tag: 'group-members', val: { groupId: 'g', added: [], removed: ['1'] } },
+      { tag: 'upsert-mailbox', val: { objectId: '1', storageUsedBytes: 10n, itemCount: 2n, quotaStatus: 'ok', reportRefreshed: 'd' } },
+      { tag: 'upsert-usage', val: { objectId: '1', workload: 'teams', periodDays: 30, counts: [['chat', 3n]], reportRefreshed: 'd' } },
+    ],
+    checkpoints: [{ key: 'k', value: 'v' }],
+  });
+  store.commit({ changes: [{ tag: 'delete-group', val: 'g' }], checkpoints: [{ key: 'k' }] });
+  assert.equal(store.getCheckpoint('k'), undefined);
+  assert.deepEqual(store.tenant.groups, {});
+  assert.deepEqual(store.tenant.groupMembers, {});
+  assert.equal(store.tenant.mailboxes['1'].storageUsedBytes, 10);
+  assert.deepEqual(store.tenant.usage['1|teams|30'].counts, { chat: 3 });
+});
+
+test('the allowlist: api origins take anything, download hosts credential-free GETs only', () => {
+  const list = new Allowlist({ api: ['https://graph.microsoft.com', 'http://127.0.0.1:8080'], downloads: ['https://reports.office.com'] });
+  assert.equal(list.refusal('https', 'GRAPH.microsoft.com', 'GET', true), null);
+  assert.equal(list.refusal('https', 'graph.microsoft.com:443', 'POST', true), null);
+  assert.equal(list.refusal('http', '127.0.0.1:8080', 'POST', false), null);
+  assert.equal(list.refusal('http', '127.0.0.1:8081', 'GET', false), '127.0.0.1:8081');
+  assert.equal(list.refusal('http', 'graph.microsoft.com', 'GET', true), 'graph.microsoft.com');
+  assert.equal(list.refusal('https', 'reports.office.com', 'GET', false), null);
+  assert.match(list.refusal('https', 'reports.office.com', 'GET', true), /never sent credentials/);
+  assert.match(list.refusal('https', 'reports.office.com', 'POST', false), /only GET/);
+  assert.throws(() => new Allowlist({ api: ['https://graph.microsoft.com/v1.0'] }), /base URL/);
+});
+
+test('secrets: one name, errors name the source and never the value', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'embed-node-'));
+  const file = join(dir, 'secret');
+  writeFileSync(file, 's3cr3t-value-1234\n');
+  const secrets = new TenantSecrets({ file });
+  assert.equal(secrets.get('client-secret'), 's3cr3t-value-1234');
+  assert.equal(secrets.redact('token s3cr3t-value-1234 end'), 'token [redacted] end');
+  assert.throws(() => secrets.get('other'), (e) => e.tag === 'not-found');
+  const unset = new TenantSecrets({ env: 'M365SYNC_EMBED_NODE_TEST_UNSET' });
+  assert.throws(() => unset.get('client-secret'), (e) => e.tag === 'not-found' && e.val.includes('M365SYNC_EMBED_NODE_TEST_UNSET'));
+  const missing = new TenantSecrets({ file: join(dir, 'nope') });
+  assert.throws(() => missing.get('client-secret'), (e) => e.tag === 'unreadable' && e.val.includes('nope') && !existsSync(join(dir, 'nope')));
+});
+
+test('the text report has the Rust host\'s layout', () => {
+  const text = toText({
+    tenantKey: 'contoso', mode: 'full', startedAt: '2024-01-01T00:00:00Z', elapsedMs: 12n,
+    requests: 3, retries: 0, retryWaitMs: 0n, dryRun: false, warnings: [], conflicts: [],
+    dataSets: [{
+      dataSet: 'users', pages: 1, read: 5n, written: 4n, created: 4n, updated: 0n, unchanged: 0n,
+      linked: 0n, removed: 0n, conflicts: 0n, filteredOut: [{ reason: 'guest', count: 1n }],
+    }],
+    organization: { tenantKey: 'contoso', tenantName: 'Contoso "Ltd"', state: 'suggested', suggestions: [{ organization: { id: 'o1', name: 'Contoso' }, score: 0.875 }] },
+  });
+  assert.equal(text, [
+    'Sync of tenant contoso (full run) started 2024-01-01T00:00:00Z',
+    '  12 ms, 3 HTTP requests, 0 retries (0 ms waited)',
+    '  data set        pages     read  written  created  updated  unchanged  linked  removed conflicts',
+    '  users               1        5        4        4        0          0       0        0         0',
+    '    left out by guest: 1',
+    '  organization match:',
+    '    tenant contoso "Contoso \\"Ltd\\"": suggested',
+    `      1. ${'"Contoso"'.padEnd(40)} ${'o1'.padEnd(38)} score 0.88`,
+    '',
+  ].join('\n'));
+});
+
+test('scores are printed as Rust prints them: exact ties to even', () => {
+  assert.deepEqual([0.875, 0.125, 0.25, 0.7, 0.005, 1].map((x) => fixed(x, 2)), ['0.88', '0.12', '0.25', '0.70', '0.01', '1.00']);
+  assert.equal(fixed(Math.fround(0.835), 2), '0.83'); // f32 0.835 is 0.834999978...
+});
