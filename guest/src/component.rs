@@ -6,8 +6,8 @@ use crate::engine;
 use crate::imports::{WasiClock, WitLog, WitSecrets, WitStore};
 use crate::platform::Env;
 use crate::types::{
-    EngineInfo, Features, OrganizationMatch, Permission, PermissionCheck, ReviewAction, SyncError,
-    SyncReport, SyncRequest, Tenant,
+    EngineInfo, Features, FieldMapping, OrganizationMatch, Permission, PermissionCheck,
+    ReviewAction, SyncError, SyncPreview, SyncReport, SyncRequest, Tenant,
 };
 use crate::wasi_http::WasiHttp;
 
@@ -43,14 +43,22 @@ impl Guest for Component {
         with_env(|env| engine::sync(env, &request))
     }
 
-    fn review_organization(_tenant: Tenant) -> Result<OrganizationMatch, SyncError> {
-        engine::review_organization()
+    fn preview(request: SyncRequest) -> Result<SyncPreview, SyncError> {
+        with_env(|env| engine::preview(env, &request))
+    }
+
+    fn field_map(overrides: Vec<FieldMapping>) -> Result<Vec<FieldMapping>, SyncError> {
+        engine::field_map(&overrides)
+    }
+
+    fn review_organization(tenant: Tenant) -> Result<OrganizationMatch, SyncError> {
+        with_env(|env| engine::review_organization(env, &tenant))
     }
 
     fn decide_organization(
-        _tenant: Tenant,
-        _action: ReviewAction,
+        tenant: Tenant,
+        action: ReviewAction,
     ) -> Result<OrganizationMatch, SyncError> {
-        engine::review_organization()
+        with_env(|env| engine::decide_organization(env, &tenant, &action))
     }
 }

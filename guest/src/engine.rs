@@ -3,19 +3,21 @@
 //! organization review, which a later version implements.
 
 use crate::bindings::m365sync::engine::log::Level;
+use crate::fieldmap::FieldMap;
 use crate::graph::GraphClient;
 use crate::graph::token::token_roles;
 use crate::permissions;
 use crate::platform::Env;
+use crate::review;
 use crate::sync::{self, IMPLEMENTED};
 use crate::types::{
-    EngineInfo, Features, HttpFailure, OrganizationMatch, Permission, PermissionCheck, SyncError,
-    SyncReport, SyncRequest, Tenant,
+    EngineInfo, Features, FieldMapping, HttpFailure, OrganizationMatch, Permission,
+    PermissionCheck, ReviewAction, SyncError, SyncPreview, SyncReport, SyncRequest, Tenant,
 };
 use crate::url::display_url;
 
 /// The WIT package version this engine was built from.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 pub fn info() -> EngineInfo {
     EngineInfo {
@@ -71,12 +73,27 @@ pub fn sync(env: &mut Env<'_>, request: &SyncRequest) -> Result<SyncReport, Sync
     sync::run(env, request)
 }
 
-/// Organization matching is a later version's work.
-pub fn review_organization() -> Result<OrganizationMatch, SyncError> {
-    Err(SyncError::Unsupported(format!(
-        "organization review is not implemented in engine {}",
-        env!("CARGO_PKG_VERSION")
-    )))
+pub fn preview(env: &mut Env<'_>, request: &SyncRequest) -> Result<SyncPreview, SyncError> {
+    sync::preview(env, request)
+}
+
+pub fn field_map(overrides: &[FieldMapping]) -> Result<Vec<FieldMapping>, SyncError> {
+    FieldMap::resolve(overrides).map(|m| m.mappings())
+}
+
+pub fn review_organization(
+    env: &mut Env<'_>,
+    tenant: &Tenant,
+) -> Result<OrganizationMatch, SyncError> {
+    review::review(env, tenant)
+}
+
+pub fn decide_organization(
+    env: &mut Env<'_>,
+    tenant: &Tenant,
+    action: &ReviewAction,
+) -> Result<OrganizationMatch, SyncError> {
+    review::decide(env, tenant, action)
 }
 
 #[cfg(test)]
@@ -87,7 +104,7 @@ mod tests {
     #[test]
     fn info_names_versions_and_features() {
         let i = info();
-        assert_eq!(i.wit_version, "0.1.0");
+        assert_eq!(i.wit_version, "0.2.0");
         assert_eq!(i.engine_version, env!("CARGO_PKG_VERSION"));
         assert_eq!(i.features, Features::all());
     }
@@ -154,17 +171,75 @@ mod tests {
         assert_eq!(a.failure, crate::types::AuthFailure::AppNotFound);
     }
 
+    fn org(id: &str, name: &str) -> crate::types::PlatformOrganization {
+        crate::types::PlatformOrganization {
+            id: id.into(),
+            name: name.into(),
+        }
+    }
+
     #[test]
-    fn organization_review_is_unsupported_for_now() {
-        let Err(SyncError::Unsupported(m)) = review_organization() else {
-            panic!()
-        };
+    fn the_review_workflow_suggests_accepts_ignores_and_refuses_duplicates() {
+        use crate::types::MatchState;
+        let mut w = World::new();
+        w.store
+            .checkpoints
+            .insert(review::ORGANIZATION_NAME.into(), "Contoso Ltd.".into());
+        w.store.organizations = vec![org("o1", "Contoso Holdings"), org("o2", "Fabrikam")];
+        let t = tenant();
+
+        let m = review_organization(&mut w.env(), &t).unwrap();
+        assert_eq!(m.state, MatchState::Suggested);
+        assert_eq!(m.suggestions[0].organization.id, "o1");
+
+        let e = decide_organization(&mut w.env(), &t, &ReviewAction::Create).unwrap_err();
+        assert!(
+            matches!(&e, SyncError::InvalidRequest(m) if m.contains("o1")),
+            "{e:?}"
+        );
+        let e =
+            decide_organization(&mut w.env(), &t, &ReviewAction::Accept("o2".into())).unwrap_err();
+        assert!(matches!(e, SyncError::InvalidRequest(_)));
+
+        let m = decide_organization(&mut w.env(), &t, &ReviewAction::Accept("o1".into())).unwrap();
+        assert_eq!(m.state, MatchState::Matched);
         assert_eq!(
-            m,
-            format!(
-                "organization review is not implemented in engine {}",
-                env!("CARGO_PKG_VERSION")
-            )
+            w.store.decisions["contoso"].action,
+            ReviewAction::Accept("o1".into())
+        );
+        // Honoured later.
+        let m = review_organization(&mut w.env(), &t).unwrap();
+        assert_eq!(m.organization.map(|o| o.id).as_deref(), Some("o1"));
+
+        let m = decide_organization(&mut w.env(), &t, &ReviewAction::Ignore).unwrap();
+        assert_eq!(m.state, MatchState::Ignored);
+        assert_eq!(
+            review_organization(&mut w.env(), &t).unwrap().state,
+            MatchState::Ignored
+        );
+    }
+
+    #[test]
+    fn create_makes_an_organization_only_when_nothing_matches() {
+        use crate::types::MatchState;
+        let mut w = World::new();
+        w.store
+            .checkpoints
+            .insert(review::ORGANIZATION_NAME.into(), "Northwind Traders".into());
+        w.store.organizations = vec![org("o1", "Fabrikam")];
+        let t = tenant();
+        assert_eq!(
+            review_organization(&mut w.env(), &t).unwrap().state,
+            MatchState::Unmatched
+        );
+        let m = decide_organization(&mut w.env(), &t, &ReviewAction::Create).unwrap();
+        assert_eq!(m.state, MatchState::Matched);
+        let created = m.organization.unwrap();
+        assert_eq!(created.name, "Northwind Traders");
+        assert_eq!(w.store.organizations.len(), 2);
+        assert_eq!(
+            w.store.decisions["contoso"].action,
+            ReviewAction::Change(created.id.clone())
         );
     }
 }

@@ -133,6 +133,8 @@ pub struct FakeStore {
     pub mailboxes: BTreeMap<String, Mailbox>,
     /// Keyed by (object id, workload, period).
     pub usage: BTreeMap<(String, String, u16), Usage>,
+    pub organizations: Vec<PlatformOrganization>,
+    pub decisions: BTreeMap<String, MatchDecision>,
 }
 
 impl FakeStore {
@@ -194,8 +196,12 @@ impl Store for FakeStore {
         }
         for c in &batch.changes {
             match c {
-                Change::UpsertPerson(s) => {
-                    self.people.insert(s.person.object_id.clone(), s.clone());
+                Change::UpsertPerson(u) => {
+                    if let Some(previous) = &u.previous_object_id {
+                        self.people.remove(previous);
+                    }
+                    self.people
+                        .insert(u.stored.person.object_id.clone(), u.stored.clone());
                 }
                 Change::DeletePerson(id) => {
                     self.people.remove(id);
@@ -245,14 +251,25 @@ impl Store for FakeStore {
     }
 
     fn list_organizations(&mut self) -> Result<Vec<PlatformOrganization>, StorageError> {
-        Ok(vec![])
+        Ok(self.organizations.clone())
     }
 
-    fn get_decision(&mut self, _: &str) -> Result<Option<MatchDecision>, StorageError> {
-        Ok(None)
+    fn create_organization(&mut self, name: &str) -> Result<PlatformOrganization, StorageError> {
+        let org = PlatformOrganization {
+            id: format!("org-{}", self.organizations.len() + 1),
+            name: name.to_owned(),
+        };
+        self.organizations.push(org.clone());
+        Ok(org)
     }
 
-    fn put_decision(&mut self, _: &MatchDecision) -> Result<(), StorageError> {
+    fn get_decision(&mut self, key: &str) -> Result<Option<MatchDecision>, StorageError> {
+        Ok(self.decisions.get(key).cloned())
+    }
+
+    fn put_decision(&mut self, decision: &MatchDecision) -> Result<(), StorageError> {
+        self.decisions
+            .insert(decision.tenant_key.clone(), decision.clone());
         Ok(())
     }
 }
@@ -316,6 +333,13 @@ pub fn request() -> SyncRequest {
             dry_run: false,
         },
     }
+}
+
+/// The `users.filter` checkpoint a run with this filter saves (no group data).
+pub fn filter_checkpoint(filter: &AccountFilter) -> String {
+    crate::filter::Filter::compile(filter, crate::filter::FilterData::default())
+        .unwrap()
+        .fingerprint(filter)
 }
 
 /// An unsigned JWT with these roles.

@@ -9,8 +9,12 @@
 //! at least one licence, enabled-only needs `accountEnabled`, guests (`userType` Guest)
 //! only with include-guests. Attribute filters: all must hold; within one, the value must
 //! match one of `include` (when not empty) and none of `exclude`; case-insensitive, `*`
-//! matches any run of characters, a missing value counts as empty.
+//! matches any run of characters, a missing value counts as empty. Licences (product name,
+//! SKU part number) and groups (display names of the groups an account is a direct member
+//! of) are multi-valued: one matching value is enough, for include as for exclude. Their
+//! data ([`FilterData`]) is read before the users, by `crate::sync::filter_data`.
 
+use crate::ids::IdSet;
 use crate::types::{AccountFilter, Attribute, Person, SyncError};
 
 /// A filter ready to test people with.
@@ -22,6 +26,7 @@ pub struct Filter {
     enabled_only: bool,
     include_guests: bool,
     attributes: Vec<AttributeRule>,
+    data: FilterData,
 }
 
 #[derive(Debug, Clone)]
@@ -126,9 +131,9 @@ pub fn attribute_name(a: Attribute) -> &'static str {
 }
 
 impl Filter {
-    /// Checks and prepares a filter. Attributes that need other data sets before the users
-    /// are filtered (product-name, sku, group) fail with `unsupported`.
-    pub fn compile(f: &AccountFilter) -> Result<Filter, SyncError> {
+    /// Checks and prepares a filter. `data` holds what the product-name, sku and group
+    /// attributes test against (see [`needs`]); without it they match nothing but "".
+    pub fn compile(f: &AccountFilter, data: FilterData) -> Result<Filter, SyncError> {
         let all_domains = f.domains.is_empty() || f.domains.iter().any(|d| d.trim() == "*");
         let domains = if all_domains {
             None
@@ -149,22 +154,6 @@ impl Filter {
         };
         let mut attributes = Vec::with_capacity(f.attributes.len());
         for a in &f.attributes {
-            if matches!(
-                a.attribute,
-                Attribute::ProductName | Attribute::Sku | Attribute::Group
-            ) {
-                return Err(SyncError::Unsupported(format!(
-                    "options.filter.attributes: filtering on \"{}\" needs the {} data before \
-                     the users are filtered, which engine {} does not support yet",
-                    attribute_name(a.attribute),
-                    if a.attribute == Attribute::Group {
-                        "groups"
-                    } else {
-                        "licences (subscribed SKUs)"
-                    },
-                    env!("CARGO_PKG_VERSION")
-                )));
-            }
             attributes.push(AttributeRule {
                 attribute: a.attribute,
                 reason: attribute_reason(a.attribute),
@@ -178,8 +167,65 @@ impl Filter {
             enabled_only: f.enabled_only,
             include_guests: f.include_guests,
             attributes,
+            data,
         })
     }
+
+    /// A fingerprint of what the filter lets through: its rules and the data they test
+    /// against (group members). A change means stored people must be filtered again.
+    pub fn fingerprint(&self, f: &AccountFilter) -> String {
+        let mut text = format!(
+            "v1|{:?}|{}|{}|{}",
+            f.domains, f.licensed_only, f.enabled_only, f.include_guests
+        );
+        for a in &f.attributes {
+            text.push_str(&format!(
+                "|{}:{:?}:{:?}",
+                attribute_name(a.attribute),
+                a.include,
+                a.exclude
+            ));
+        }
+        for (name, members) in &self.data.groups {
+            text.push_str(&format!("|group {name}:{}", members.digest()));
+        }
+        format!("{:016x}", crate::merge::fnv(text.as_bytes()))
+    }
+}
+
+/// What an account filter needs read before the users: the subscribed SKUs (product-name
+/// and sku attributes), and the group name patterns of group attributes.
+pub fn needs(f: &AccountFilter) -> (bool, Vec<String>) {
+    let skus = f
+        .attributes
+        .iter()
+        .any(|a| matches!(a.attribute, Attribute::ProductName | Attribute::Sku));
+    let groups = f
+        .attributes
+        .iter()
+        .filter(|a| a.attribute == Attribute::Group)
+        .flat_map(|a| a.include.iter().chain(&a.exclude))
+        .filter(|v| !v.trim().is_empty())
+        .cloned()
+        .collect();
+    (skus, groups)
+}
+
+/// Does a group's display name match one of these filter values?
+pub fn group_named(patterns: &[String], display_name: &str) -> bool {
+    patterns
+        .iter()
+        .filter_map(|p| Pattern::new(p))
+        .any(|p| p.matches(display_name.trim()))
+}
+
+/// Data from other data sets that attribute filters test against.
+#[derive(Debug, Clone, Default)]
+pub struct FilterData {
+    /// The tenant's SKUs: (sku id, part number, product name).
+    pub skus: Vec<(String, String, String)>,
+    /// The groups a group filter names: (display name, member object ids).
+    pub groups: Vec<(String, IdSet)>,
 }
 
 /// Is a person a guest account?
@@ -194,6 +240,38 @@ fn mail_domain(mail: &str) -> Option<&str> {
     (!d.is_empty()).then_some(d)
 }
 
+/// The values of a multi-valued attribute (licences, groups); `None` for the others.
+fn attribute_values<'a>(f: &'a Filter, p: &Person, a: Attribute) -> Option<Vec<&'a str>> {
+    let values: Vec<&str> = match a {
+        Attribute::Sku | Attribute::ProductName => p
+            .licences
+            .iter()
+            .filter_map(|id| {
+                f.data
+                    .skus
+                    .iter()
+                    .find(|(sku, _, _)| sku.eq_ignore_ascii_case(id.trim()))
+            })
+            .map(|(_, part, name)| {
+                if a == Attribute::Sku {
+                    part.as_str()
+                } else {
+                    name.as_str()
+                }
+            })
+            .collect(),
+        Attribute::Group => f
+            .data
+            .groups
+            .iter()
+            .filter(|(_, members)| members.contains(&p.object_id))
+            .map(|(name, _)| name.as_str())
+            .collect(),
+        _ => return None,
+    };
+    Some(if values.is_empty() { vec![""] } else { values })
+}
+
 fn attribute_value(p: &Person, a: Attribute) -> &str {
     let v = match a {
         Attribute::Country => &p.country,
@@ -202,7 +280,7 @@ fn attribute_value(p: &Person, a: Attribute) -> &str {
         Attribute::JobTitle => &p.job_title,
         Attribute::Office => &p.office_location,
         Attribute::Company => &p.company_name,
-        // Rejected by `Filter::compile`.
+        // Multi-valued: see `attribute_values`.
         Attribute::ProductName | Attribute::Sku | Attribute::Group => &None,
     };
     v.as_deref().unwrap_or("").trim()
@@ -231,11 +309,18 @@ pub fn decide(f: &Filter, p: &Person) -> Result<(), &'static str> {
         }
     }
     for rule in &f.attributes {
-        let value = attribute_value(p, rule.attribute);
-        if !rule.include.is_empty() && !rule.include.iter().any(|pat| pat.matches(value)) {
+        // A multi-valued attribute matches when any of its values does.
+        let hit = |pats: &[Pattern]| match attribute_values(f, p, rule.attribute) {
+            Some(values) => values.iter().any(|v| pats.iter().any(|pat| pat.matches(v))),
+            None => {
+                let value = attribute_value(p, rule.attribute);
+                pats.iter().any(|pat| pat.matches(value))
+            }
+        };
+        if !rule.include.is_empty() && !hit(&rule.include) {
             return Err(rule.reason);
         }
-        if rule.exclude.iter().any(|pat| pat.matches(value)) {
+        if hit(&rule.exclude) {
             return Err(rule.reason);
         }
     }
@@ -273,7 +358,7 @@ mod tests {
     }
 
     fn check(f: &AccountFilter, p: &Person) -> Result<(), &'static str> {
-        decide(&Filter::compile(f).unwrap(), p)
+        decide(&Filter::compile(f, FilterData::default()).unwrap(), p)
     }
 
     #[test]
@@ -454,18 +539,81 @@ mod tests {
         }
     }
 
-    #[test]
-    fn attributes_needing_other_data_sets_are_unsupported() {
-        for a in [Attribute::ProductName, Attribute::Sku, Attribute::Group] {
-            let mut f = filter(&[]);
-            f.attributes = vec![attr(a, &["x"], &[])];
-            let Err(SyncError::Unsupported(m)) = Filter::compile(&f) else {
-                panic!()
-            };
-            assert!(m.contains(attribute_name(a)), "{m}");
+    fn data() -> FilterData {
+        let mut sales = IdSet::default();
+        sales.insert(&person(1).object_id);
+        sales.insert(&person(2).object_id);
+        let mut pilots = IdSet::default();
+        pilots.insert(&person(2).object_id);
+        FilterData {
+            skus: vec![
+                ("aaaa".into(), "SPE_E3".into(), "Microsoft 365 E3".into()),
+                (
+                    "BBBB".into(),
+                    "FLOW_FREE".into(),
+                    "Microsoft Power Automate Free".into(),
+                ),
+            ],
+            groups: vec![("Sales".into(), sales), ("Teams Pilot".into(), pilots)],
         }
+    }
+
+    #[test]
+    fn licence_attributes_match_any_assigned_sku() {
+        let mut e3 = person(1);
+        e3.licences = vec!["AAAA".into(), "bbbb".into()];
+        let mut free = person(2);
+        free.licences = vec!["bbbb".into()];
+        let mut none = person(3);
+        none.licences = vec![];
+        let mut f = filter(&[]);
+        f.attributes = vec![attr(Attribute::Sku, &["spe_*"], &[])];
+        let c = Filter::compile(&f, data()).unwrap();
+        assert_eq!(decide(&c, &e3), Ok(()));
+        assert_eq!(decide(&c, &free), Err("attribute:sku"));
+        assert_eq!(decide(&c, &none), Err("attribute:sku"));
+        // Exclude wins when any licence matches it.
+        f.attributes = vec![attr(Attribute::ProductName, &[], &["*power automate free"])];
+        let c = Filter::compile(&f, data()).unwrap();
+        assert_eq!(decide(&c, &e3), Err("attribute:product-name"));
+        assert_eq!(decide(&c, &none), Ok(()));
+    }
+
+    #[test]
+    fn group_attributes_test_membership_and_combine_with_and() {
+        let mut f = filter(&[]);
+        f.attributes = vec![
+            attr(Attribute::Group, &["sales", "teams pilot"], &[]),
+            attr(Attribute::Group, &[], &["Teams*"]),
+        ];
+        let c = Filter::compile(&f, data()).unwrap();
+        assert_eq!(decide(&c, &person(1)), Ok(()));
+        assert_eq!(decide(&c, &person(2)), Err("attribute:group"));
+        assert_eq!(decide(&c, &person(3)), Err("attribute:group"));
+        assert_eq!(
+            needs(&f),
+            (
+                false,
+                vec!["sales".to_string(), "teams pilot".into(), "Teams*".into()]
+            )
+        );
+        assert!(group_named(&needs(&f).1, "TEAMS PILOT"));
+        assert!(!group_named(&needs(&f).1, "Marketing"));
+    }
+
+    #[test]
+    fn the_fingerprint_follows_rules_and_group_members() {
+        let mut f = filter(&[]);
+        f.attributes = vec![attr(Attribute::Group, &["sales"], &[])];
+        let a = Filter::compile(&f, data()).unwrap().fingerprint(&f);
+        assert_eq!(a, Filter::compile(&f, data()).unwrap().fingerprint(&f));
+        let mut more = data();
+        more.groups[0].1.insert("someone-new");
+        assert_ne!(a, Filter::compile(&f, more).unwrap().fingerprint(&f));
+        f.licensed_only = true;
+        assert_ne!(a, Filter::compile(&f, data()).unwrap().fingerprint(&f));
         assert!(matches!(
-            Filter::compile(&filter(&["", " "])),
+            Filter::compile(&filter(&["", " "]), FilterData::default()),
             Err(SyncError::InvalidRequest(_))
         ));
     }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Object ids seen in a run.
-#[derive(Default)]
+#[derive(Default, Clone, Debug)]
 pub struct IdSet {
     guids: HashSet<u128, BuildHasherDefault<IdHasher>>,
     others: HashSet<String, BuildHasherDefault<IdHasher>>,
@@ -34,6 +34,24 @@ impl IdSet {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// A digest of the set that does not depend on insertion order (a wrapping sum of
+    /// mixed element hashes), to tell whether a set changed between runs.
+    pub fn digest(&self) -> u64 {
+        let mix = |mut z: u64| {
+            // splitmix64's finaliser
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let guids = self.guids.iter().fold(0u64, |a, g| {
+            a.wrapping_add(mix((*g as u64) ^ mix((*g >> 64) as u64)))
+        });
+        let others = self.others.iter().fold(0u64, |a, s| {
+            a.wrapping_add(mix(crate::merge::fnv(s.as_bytes())))
+        });
+        guids ^ others.rotate_left(1) ^ (self.len() as u64)
     }
 }
 

@@ -47,6 +47,10 @@ impl Store for WitStore {
         storage::list_organizations()
     }
 
+    fn create_organization(&mut self, name: &str) -> Result<PlatformOrganization, StorageError> {
+        storage::create_organization(name)
+    }
+
     fn get_decision(&mut self, tenant_key: &str) -> Result<Option<MatchDecision>, StorageError> {
         storage::get_decision(tenant_key)
     }

@@ -1,5 +1,5 @@
 //! m365sync-guest: the m365sync sync engine, built as a WebAssembly component
-//! (`wasm32-wasip2`) that exports `m365sync:engine/engine@0.1.0`.
+//! (`wasm32-wasip2`) that exports `m365sync:engine/engine@0.2.0`.
 //!
 //! Everything except the thin binding layer (`wasi_http`, `imports`, `component`, compiled
 //! only for wasm) is plain Rust that runs against the traits in [`platform`], so the whole
@@ -26,13 +26,19 @@ pub mod bindings {
 }
 
 pub mod engine;
+pub mod fieldmap;
 pub mod filter;
 pub mod graph;
 pub mod ids;
+pub mod matching;
 pub mod merge;
+pub mod normalize;
+pub mod orgmatch;
 pub mod permissions;
 pub mod platform;
 pub mod redact;
+pub mod review;
+pub mod similarity;
 pub mod sources;
 pub mod sync;
 pub mod url;

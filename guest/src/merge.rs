@@ -2,7 +2,9 @@
 //! store holds, by a stable fingerprint of every synced field, and the changes a
 //! removal policy makes to people who are gone (or no longer pass the filter).
 
-use crate::types::{Change, Person, PersonStatus, RemovalPolicy, StoredPerson};
+use crate::types::{
+    Change, Person, PersonStatus, PersonUpsert, RemovalPolicy, StoredPerson, UpsertKind,
+};
 
 /// What to do with one person read from Graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +52,13 @@ impl Fnv {
     }
 }
 
+/// 64-bit FNV-1a of some bytes.
+pub fn fnv(data: &[u8]) -> u64 {
+    let mut h = Fnv(Fnv::OFFSET);
+    h.bytes(data);
+    h.0
+}
+
 /// A stable hash (16 lower-case hex digits) of every synced field of a person. The
 /// encoding is versioned: changing it changes every fingerprint once.
 pub fn fingerprint(p: &Person) -> String {
@@ -90,12 +99,34 @@ pub fn decide(stored: Option<&StoredPerson>, fingerprint: &str) -> Decision {
     }
 }
 
-/// The upsert for a created or updated person.
-pub fn upsert(person: Person, fingerprint: String) -> Change {
-    Change::UpsertPerson(StoredPerson {
-        person,
-        status: PersonStatus::Active,
-        fingerprint,
+/// The upsert of an active person: created, updated (with the fields that changed) or
+/// linked to a record stored under `previous` (another object id, or a platform key).
+pub fn upsert(
+    person: Person,
+    fingerprint: String,
+    kind: UpsertKind,
+    changed_fields: Vec<String>,
+    previous: Option<String>,
+) -> Change {
+    Change::UpsertPerson(PersonUpsert {
+        stored: StoredPerson {
+            person,
+            status: PersonStatus::Active,
+            fingerprint,
+        },
+        kind,
+        changed_fields,
+        previous_object_id: previous,
+    })
+}
+
+/// A stored person written back with new fields (the sign-in pass), status kept.
+pub fn rewrite(stored: StoredPerson, changed_fields: Vec<String>) -> Change {
+    Change::UpsertPerson(PersonUpsert {
+        stored,
+        kind: UpsertKind::Update,
+        changed_fields,
+        previous_object_id: None,
     })
 }
 
@@ -119,10 +150,13 @@ pub fn removal_of(stored: StoredPerson, policy: RemovalPolicy, restorable: bool)
     if stored.status == target {
         return None;
     }
-    Some(Change::UpsertPerson(StoredPerson {
-        status: target,
-        ..stored
-    }))
+    Some(rewrite(
+        StoredPerson {
+            status: target,
+            ..stored
+        },
+        vec!["status".into()],
+    ))
 }
 
 #[cfg(test)]
@@ -248,7 +282,9 @@ mod tests {
             (RemovalPolicy::Flag, PersonStatus::Flagged),
             (RemovalPolicy::Deactivate, PersonStatus::Inactive),
         ] {
-            let Some(Change::UpsertPerson(s)) = removal(active.clone(), policy) else {
+            let Some(Change::UpsertPerson(PersonUpsert { stored: s, .. })) =
+                removal(active.clone(), policy)
+            else {
                 panic!()
             };
             assert_eq!(s.status, status);
@@ -264,7 +300,8 @@ mod tests {
         assert!(removal(stored(&p, PersonStatus::Removed), RemovalPolicy::Flag).is_some());
 
         // A restorable removal is never a delete.
-        let Some(Change::UpsertPerson(s)) = removal_of(active.clone(), RemovalPolicy::Delete, true)
+        let Some(Change::UpsertPerson(PersonUpsert { stored: s, .. })) =
+            removal_of(active.clone(), RemovalPolicy::Delete, true)
         else {
             panic!()
         };

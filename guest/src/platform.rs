@@ -88,6 +88,7 @@ pub trait Store {
     ) -> Result<Vec<String>, StorageError>;
     fn commit(&mut self, batch: &Batch) -> Result<(), StorageError>;
     fn list_organizations(&mut self) -> Result<Vec<PlatformOrganization>, StorageError>;
+    fn create_organization(&mut self, name: &str) -> Result<PlatformOrganization, StorageError>;
     fn get_decision(&mut self, tenant_key: &str) -> Result<Option<MatchDecision>, StorageError>;
     fn put_decision(&mut self, decision: &MatchDecision) -> Result<(), StorageError>;
 }

@@ -35,19 +35,23 @@
 use crate::bindings::m365sync::engine::log::Level;
 use crate::bindings::m365sync::engine::secrets::SecretError;
 use crate::bindings::m365sync::engine::storage::StorageError;
-use crate::filter::Filter;
+use crate::fieldmap::FieldMap;
+use crate::filter::{Filter, FilterData};
 use crate::graph::token::{Credentials, token_roles};
 use crate::graph::{GraphClient, Stats};
 use crate::permissions::{self, feature_names};
 use crate::platform::{Env, Log, Secrets, Store};
 use crate::redact::Redactor;
 use crate::types::{
-    Batch, DataSet, DataSetReport, Features, PermissionDenied, PersonKey, RemovalPolicy,
-    StoredPerson, SyncError, SyncMode, SyncReport, SyncRequest, Tenant, Warning,
+    AccountFilter, Batch, Change, DataSet, DataSetReport, Features, MatchConflict, MatchKey,
+    OrganizationMatch, PermissionDenied, Person, PersonKey, PersonOutcome, PreviewEntry,
+    RemovalPolicy, StoredPerson, SyncError, SyncMode, SyncPreview, SyncReport, SyncRequest, Tenant,
+    Warning,
 };
 use crate::url::AbsoluteUrl;
 
 mod directory;
+mod filter_data;
 mod groups;
 mod people;
 mod reports;
@@ -55,7 +59,9 @@ mod round;
 mod signins;
 
 pub use groups::{GROUPS_DELTA_LINK, GROUPS_DELTA_SELECT};
-pub use people::{LAST_FULL_SYNC, USERS_DELTA_LINK, USERS_DELTA_SELECT};
+pub use people::{
+    LAST_FULL_SYNC, USERS_DELTA_LINK, USERS_DELTA_SELECT, USERS_FILTER, USERS_UNRESOLVED,
+};
 use round::Round;
 
 /// The features this engine implements: all of them.
@@ -71,6 +77,8 @@ pub struct CheckedTenant {
     pub key: String,
     pub tenant_id: String,
     pub client_id: String,
+    /// The tenant's cloud: tokens are for its Graph resource, whatever the endpoints.
+    pub cloud: crate::types::Cloud,
     pub login: String,
     pub graph: String,
 }
@@ -119,6 +127,7 @@ pub fn check_tenant(t: &Tenant) -> Result<CheckedTenant, SyncError> {
         key: key.to_owned(),
         tenant_id: tenant_id.to_owned(),
         client_id: client_id.to_owned(),
+        cloud: t.cloud,
         login: endpoint("tenant.endpoints.login", &t.endpoints.login)?,
         graph: endpoint("tenant.endpoints.graph", &t.endpoints.graph)?,
     })
@@ -172,6 +181,7 @@ pub fn credentials(t: &CheckedTenant, secret: String) -> Credentials {
     Credentials {
         login: t.login.clone(),
         graph: t.graph.clone(),
+        cloud: t.cloud,
         tenant_id: t.tenant_id.clone(),
         client_id: t.client_id.clone(),
         secret,
@@ -209,6 +219,33 @@ pub fn log_line(log: &mut dyn Log, r: &Redactor, level: Level, message: &str) {
 
 /// Runs one sync. Errors and log lines never carry the client secret or a token.
 pub fn run(env: &mut Env<'_>, req: &SyncRequest) -> Result<SyncReport, SyncError> {
+    run_with(env, req, false).map(|(report, _)| report)
+}
+
+/// What a sync would do, account by account: the users phase as a full dry run.
+pub fn preview(env: &mut Env<'_>, req: &SyncRequest) -> Result<SyncPreview, SyncError> {
+    let mut req = req.clone();
+    req.options.mode = SyncMode::Full;
+    req.options.dry_run = true;
+    req.options.features &= Features::USERS | Features::MANAGERS;
+    if !req.options.features.contains(Features::USERS) {
+        return Err(invalid(
+            "options.features",
+            "a preview shows the users a sync would import; enable users",
+        ));
+    }
+    let (report, people) = run_with(env, &req, true)?;
+    Ok(SyncPreview {
+        report,
+        people: people.unwrap_or_default(),
+    })
+}
+
+fn run_with(
+    env: &mut Env<'_>,
+    req: &SyncRequest,
+    preview: bool,
+) -> Result<(SyncReport, Option<Vec<PreviewEntry>>), SyncError> {
     let started_ms = env.clock.now_ms();
     let started_at = env.clock.wall_rfc3339();
     let tenant = check_tenant(&req.tenant)?;
@@ -224,20 +261,9 @@ pub fn run(env: &mut Env<'_>, req: &SyncRequest) -> Result<SyncReport, SyncError
             format!("{p} is not a report period; use 7, 30, 90 or 180"),
         ));
     }
-    let filter = Filter::compile(&opts.filter)?;
-
-    let mut warnings = Vec::new();
-    if !opts.field_map.is_empty() {
-        warnings.push(Warning {
-            code: "field-map-unsupported".into(),
-            message: format!(
-                "Engine {} stores every person with the standard fields; the {} field \
-                 mapping(s) in the request were not applied.",
-                env!("CARGO_PKG_VERSION"),
-                opts.field_map.len()
-            ),
-        });
-    }
+    // Checked before signing in; compiled again with its data once signed in.
+    let filter = Filter::compile(&opts.filter, FilterData::default())?;
+    let field_map = FieldMap::resolve(&opts.field_map)?;
 
     let secret = read_secret(&mut *env.secrets, &tenant.key)?;
     let mut graph = GraphClient::new(
@@ -252,7 +278,10 @@ pub fn run(env: &mut Env<'_>, req: &SyncRequest) -> Result<SyncReport, SyncError
         store: &mut *env.store,
         log: &mut *env.log,
         tenant: &tenant,
-        filter: &filter,
+        filter,
+        filter_spec: &opts.filter,
+        field_map,
+        match_key: opts.match_key,
         mode: opts.mode,
         features: opts.features,
         removal: opts.removal,
@@ -260,23 +289,28 @@ pub fn run(env: &mut Env<'_>, req: &SyncRequest) -> Result<SyncReport, SyncError
         periods,
         started_ms,
         started_at,
-        warnings,
+        warnings: Vec::new(),
+        conflicts: Vec::new(),
+        organization: None,
+        preview: preview.then(Vec::new),
         data_sets: Vec::new(),
         pending: None,
         mode_run: None,
     };
     let result = run.sync(&mut graph);
     let redactor = graph.redactor().clone();
-    result.map_err(|e| {
-        let e = redactor.error(e);
-        log_line(
-            run.log,
-            &redactor,
-            Level::Error,
-            &format!("sync of tenant {} failed: {}", tenant.key, summary(&e)),
-        );
-        e
-    })
+    result
+        .map(|report| (report, run.preview.take()))
+        .map_err(|e| {
+            let e = redactor.error(e);
+            log_line(
+                run.log,
+                &redactor,
+                Level::Error,
+                &format!("sync of tenant {} failed: {}", tenant.key, summary(&e)),
+            );
+            e
+        })
 }
 
 /// Says which page of a delta round a Graph failure happened on.
@@ -308,7 +342,11 @@ struct Run<'r> {
     store: &'r mut dyn Store,
     log: &'r mut dyn Log,
     tenant: &'r CheckedTenant,
-    filter: &'r Filter,
+    /// The account filter, compiled with its data (SKUs, group members) once signed in.
+    filter: Filter,
+    filter_spec: &'r AccountFilter,
+    field_map: FieldMap,
+    match_key: MatchKey,
     /// The mode asked for.
     mode: SyncMode,
     /// The features to run (those stopped for a missing permission are taken out).
@@ -320,6 +358,11 @@ struct Run<'r> {
     started_ms: u64,
     started_at: String,
     warnings: Vec<Warning>,
+    conflicts: Vec<MatchConflict>,
+    /// The tenant's organization match (feature `organization`).
+    organization: Option<OrganizationMatch>,
+    /// Per-account outcomes, collected for a preview only.
+    preview: Option<Vec<PreviewEntry>>,
     /// The data-set reports of the phases run so far, in run order.
     data_sets: Vec<DataSetReport>,
     /// The final batch of the last phase, held so that the run's sync log can ride on it
@@ -340,6 +383,50 @@ impl Run<'_> {
             code: code.into(),
             message,
         });
+    }
+
+    /// Records what happens to an account, when previewing.
+    fn note(&mut self, p: &Person, outcome: PersonOutcome) {
+        if let Some(list) = &mut self.preview {
+            list.push(PreviewEntry {
+                object_id: p.object_id.clone(),
+                user_principal_name: p.user_principal_name.clone(),
+                mail: p.mail.clone(),
+                display_name: p.display_name.clone(),
+                outcome,
+            });
+        }
+    }
+
+    /// Records a removal change, when previewing.
+    fn note_removal(&mut self, change: &Change) {
+        if self.preview.is_none() {
+            return;
+        }
+        let (person, outcome) = match change {
+            Change::UpsertPerson(u) => (&u.stored.person, PersonOutcome::Remove(u.stored.status)),
+            Change::DeletePerson(id) => {
+                let person = crate::sources::users::blank_person(id.clone());
+                return self.note(&person, PersonOutcome::Delete);
+            }
+            _ => return,
+        };
+        let person = person.clone();
+        self.note(&person, outcome);
+    }
+
+    /// Records a match conflict once (every account in it reports the same one).
+    fn conflict(&mut self, c: MatchConflict) {
+        let mut ids = c.object_ids.clone();
+        ids.sort();
+        let known = self.conflicts.iter().any(|k| {
+            let mut kids = k.object_ids.clone();
+            kids.sort();
+            k.key == c.key && kids == ids
+        });
+        if !known {
+            self.conflicts.push(c);
+        }
     }
 
     fn store_commit(&mut self, batch: &Batch) -> Result<(), SyncError> {
@@ -401,6 +488,7 @@ impl Run<'_> {
                     created: 0,
                     updated: 0,
                     unchanged: 0,
+                    linked: 0,
                     removed: 0,
                     conflicts: 0,
                     filtered_out: Vec::new(),
@@ -417,6 +505,10 @@ impl Run<'_> {
         let r = graph.redactor().clone();
         self.info(&r, &format!("signed in to tenant {}", self.tenant.key));
         self.gate(graph, &r)?;
+        if self.features.contains(Features::USERS) {
+            let data = self.filter_data(graph, self.filter_spec)?;
+            self.filter = Filter::compile(self.filter_spec, data)?;
+        }
 
         if self.features.contains(Features::USERS) {
             let round = self.users(graph, &r)?;
@@ -513,6 +605,8 @@ impl Run<'_> {
             retry_wait_ms,
             data_sets: std::mem::take(&mut self.data_sets),
             warnings: std::mem::take(&mut self.warnings),
+            conflicts: std::mem::take(&mut self.conflicts),
+            organization: self.organization.take(),
             dry_run: self.dry_run,
         };
         let mut batch = self.pending.take().unwrap_or(Batch {

@@ -2,7 +2,7 @@
 //! secrets live, and what to import. Validated up front with errors that name the file,
 //! the tenant and the field.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -81,6 +81,10 @@ pub struct TenantConfig {
     pub sync: SyncSection,
     #[serde(default)]
     pub filter: FilterSection,
+    /// `[tenant.field_map]`: Graph user property → platform field overrides of the
+    /// engine's default map (`jobTitle = "title"`); an empty field leaves the property out.
+    #[serde(default)]
+    pub field_map: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -157,9 +161,10 @@ pub struct SyncSection {
     pub removal: RemovalName,
     #[serde(default)]
     pub match_key: MatchKeyName,
-    /// Graph property → platform field overrides.
+    /// Graph property → platform field overrides; the same as `[tenant.field_map]`, which
+    /// is preferred (set one of the two).
     #[serde(default)]
-    pub field_map: std::collections::BTreeMap<String, String>,
+    pub field_map: BTreeMap<String, String>,
     #[serde(default = "default_periods")]
     pub usage_periods: Vec<u16>,
 }
@@ -323,6 +328,16 @@ impl TenantConfig {
             endpoints: None,
             sync: SyncSection::default(),
             filter: FilterSection::default(),
+            field_map: BTreeMap::new(),
+        }
+    }
+
+    /// The field map overrides, from `[tenant.field_map]` or `[tenant.sync.field_map]`.
+    pub fn field_map(&self) -> &BTreeMap<String, String> {
+        if self.field_map.is_empty() {
+            &self.sync.field_map
+        } else {
+            &self.field_map
         }
     }
 }
@@ -340,9 +355,33 @@ impl ConfigFile {
 
     /// Parse and validate config text; `path` is used in errors and to resolve relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
-        let mut config: ConfigFile = toml::from_str(text).map_err(|error| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: error.to_string().trim_end().to_string(),
+        let mut config: ConfigFile = toml::from_str(text).map_err(|error| {
+            let parse = || ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: describe_toml_error(text, &error),
+            };
+            // A value the file's syntax allows but its meaning does not: name the tenant.
+            let Ok(table) = toml::from_str::<toml::Table>(text) else {
+                return parse();
+            };
+            let Some(toml::Value::Array(tenants)) = table.get("tenant") else {
+                return parse();
+            };
+            for (index, tenant) in tenants.iter().enumerate() {
+                if TenantConfig::deserialize(tenant.clone()).is_err() {
+                    let name = tenant
+                        .get("name")
+                        .and_then(toml::Value::as_str)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("#{}", index + 1));
+                    return ConfigError::Tenant {
+                        path: path.to_path_buf(),
+                        tenant: name,
+                        message: describe_toml_error(text, &error),
+                    };
+                }
+            }
+            parse()
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         if let Some(db) = &config.host.db
@@ -435,6 +474,7 @@ impl ConfigFile {
                     "sync.features is empty: enable at least \"users\"".into(),
                 ));
             }
+            validate_field_map(tenant).map_err(fail)?;
             for period in &tenant.sync.usage_periods {
                 if ![7, 30, 90, 180].contains(period) {
                     return Err(fail(format!(
@@ -587,6 +627,94 @@ pub fn base_url(url: &str) -> Result<Origin, String> {
     Ok(Origin::new(scheme, host, uri.port_u16()))
 }
 
+/// A TOML error as "key: what is wrong (line N)", the key as its table path inside the
+/// tenant (e.g. `sync.removal`), so the error names the file (by its caller), the tenant and
+/// the key.
+fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim_end();
+    let Some(span) = error.span() else {
+        return message.to_string();
+    };
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line_number = text[..start].matches('\n').count() + 1;
+    let line_end = text[start..]
+        .find('\n')
+        .map(|i| start + i)
+        .unwrap_or(text.len());
+    let line = &text[line_start..line_end];
+    let key = line
+        .split_once('=')
+        .map(|(key, _)| key.trim().trim_matches('"').to_string())
+        .filter(|key| !key.is_empty() && !key.starts_with('['));
+    let section = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|header| {
+            let name = header.trim_start_matches('[').trim_end_matches(']').trim();
+            name.strip_prefix("tenant.")
+                .or_else(|| (name == "tenant").then_some(""))
+                .unwrap_or(name)
+                .to_string()
+        });
+    let path = match (section, key) {
+        (Some(section), Some(key)) if !section.is_empty() => format!("{section}.{key}"),
+        (_, Some(key)) => key,
+        (Some(section), None) if !section.is_empty() => section,
+        _ => return format!("{message} (line {line_number})"),
+    };
+    format!("{path}: {message} (line {line_number})")
+}
+
+/// The longest platform field name accepted in a field map.
+const MAX_FIELD_NAME: usize = 64;
+
+/// Checks the form of a tenant's field map: each key a Graph property name (letters and
+/// digits), each platform field printable and short, no platform field fed by two
+/// properties, and only one of `[tenant.field_map]` and `[tenant.sync.field_map]` set.
+/// Whether each property is one the engine reads is the engine's to say (see
+/// `engine.field-map`); the CLI asks it before a run.
+fn validate_field_map(tenant: &TenantConfig) -> Result<(), String> {
+    if !tenant.field_map.is_empty() && !tenant.sync.field_map.is_empty() {
+        return Err(
+            "field_map and sync.field_map are both set: keep the map in [tenant.field_map]"
+                .to_string(),
+        );
+    }
+    let section = if tenant.field_map.is_empty() {
+        "sync.field_map"
+    } else {
+        "field_map"
+    };
+    let mut fed: BTreeMap<String, &str> = BTreeMap::new();
+    for (property, field) in tenant.field_map() {
+        let name = property.trim();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(format!(
+                "{section}: {property:?} is not a Graph user property name (e.g. \"jobTitle\")"
+            ));
+        }
+        let field = field.trim();
+        if field.chars().any(char::is_control) || field.chars().count() > MAX_FIELD_NAME {
+            return Err(format!(
+                "{section}.{name}: {field:?} is not a platform field name (printable, at most \
+                 {MAX_FIELD_NAME} characters; empty leaves the property out)"
+            ));
+        }
+        if field.is_empty() {
+            continue;
+        }
+        if let Some(other) = fed.insert(field.to_string(), name) {
+            return Err(format!(
+                "{section}.{name}: platform field {field:?} is already fed by {other}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The options of a tenant config that sets none.
 pub fn default_options() -> SyncOptions {
     sync_options(&TenantConfig::empty())
@@ -640,12 +768,12 @@ fn sync_options(tenant: &TenantConfig) -> SyncOptions {
             RemovalName::Deactivate => RemovalPolicy::Deactivate,
             RemovalName::Delete => RemovalPolicy::Delete,
         },
-        field_map: sync
-            .field_map
+        field_map: tenant
+            .field_map()
             .iter()
             .map(|(graph, platform)| FieldMapping {
-                graph_property: graph.clone(),
-                platform_field: platform.clone(),
+                graph_property: graph.trim().to_string(),
+                platform_field: platform.trim().to_string(),
             })
             .collect(),
         usage_periods: sync.usage_periods.clone(),
@@ -710,6 +838,114 @@ client_secret_env = "CONTOSO_SECRET"
             .unwrap_err()
             .to_string();
         assert!(error.contains("endpoints.graph"), "{error}");
+    }
+
+    #[test]
+    fn bad_enum_value_names_the_tenant_and_key() {
+        let text = format!("{MINIMAL}[tenant.sync]\nremoval = \"shred\"\n");
+        let error = ConfigFile::parse(&text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("t.toml")
+                && error.contains("\"contoso\"")
+                && error.contains("sync.removal")
+                && error.contains("shred"),
+            "{error}"
+        );
+        let text = format!("{MINIMAL}[tenant.sync]\nmatch_key = \"phone\"\n");
+        let error = ConfigFile::parse(&text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("sync.match_key") && error.contains("phone"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn match_key_removal_and_field_map_reach_the_options() {
+        let text = format!(
+            "{MINIMAL}[tenant.sync]\nmatch_key = \"user-principal-name\"\nremoval = \"flag\"\n\
+             [tenant.field_map]\njobTitle = \"title\"\nofficeLocation = \"\"\n"
+        );
+        let config = ConfigFile::parse(&text, Path::new("t.toml")).unwrap();
+        let run = config.resolve(&config.tenants[0]);
+        assert_eq!(run.options.match_key, MatchKey::UserPrincipalName);
+        assert_eq!(run.options.removal, RemovalPolicy::Flag);
+        let map: Vec<(&str, &str)> = run
+            .options
+            .field_map
+            .iter()
+            .map(|m| (m.graph_property.as_str(), m.platform_field.as_str()))
+            .collect();
+        assert_eq!(map, [("jobTitle", "title"), ("officeLocation", "")]);
+    }
+
+    #[test]
+    fn bad_field_maps_are_named() {
+        for (map, expected) in [
+            ("\"job title\" = \"title\"", "field_map"),
+            (
+                "jobTitle = \"title\"\ndepartment = \"title\"",
+                "already fed by",
+            ),
+            ("jobTitle = \"a\\u0007b\"", "field_map.jobTitle"),
+        ] {
+            let text = format!("{MINIMAL}[tenant.field_map]\n{map}\n");
+            let error = ConfigFile::parse(&text, Path::new("t.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("t.toml") && error.contains("contoso") && error.contains(expected),
+                "{map}: {error}"
+            );
+        }
+        let text = format!(
+            "{MINIMAL}[tenant.sync.field_map]\njobTitle = \"t\"\n[tenant.field_map]\nsurname = \"s\"\n"
+        );
+        let error = ConfigFile::parse(&text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("both set"), "{error}");
+        let error = ConfigFile::parse(
+            &format!("{MINIMAL}[tenant.field_map]\njobTitle = 3\n"),
+            Path::new("t.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("contoso") && error.contains("field_map.jobTitle"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_example_config_parses_with_and_without_its_commented_options() {
+        let example = include_str!("../../examples/tenant.toml");
+        let config = ConfigFile::parse(example, Path::new("examples/tenant.toml")).unwrap();
+        assert!(config.tenants[0].field_map().is_empty());
+        let uncommented: String = example
+            .lines()
+            .map(|line| {
+                for option in [
+                    "# match_key =",
+                    "# [tenant.field_map]",
+                    "# jobTitle =",
+                    "# companyName =",
+                    "# officeLocation =",
+                ] {
+                    if line.starts_with(option) {
+                        return line.trim_start_matches("# ").to_string() + "\n";
+                    }
+                }
+                line.to_string() + "\n"
+            })
+            .collect();
+        let config = ConfigFile::parse(&uncommented, Path::new("examples/tenant.toml")).unwrap();
+        let run = config.resolve(&config.tenants[0]);
+        assert_eq!(run.options.match_key, MatchKey::Email);
+        assert_eq!(run.options.field_map.len(), 3);
     }
 
     #[test]

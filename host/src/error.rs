@@ -28,6 +28,29 @@ pub enum RunError {
 }
 
 impl RunError {
+    /// A stable name of the kind of failure, for the sync log and scripts: the engine's
+    /// `sync-error` case ("auth", "permission", "host-denied", "http", "bad-response",
+    /// "secret", "storage", "invalid-request", "unsupported"), or "memory-limit",
+    /// "deadline", "crashed" when the host stopped the run.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RunError::Engine { error, .. } => match &error.0 {
+                SyncError::Auth(_) => "auth",
+                SyncError::Permission(_) => "permission",
+                SyncError::HostDenied(_) => "host-denied",
+                SyncError::Http(_) => "http",
+                SyncError::BadResponse(_) => "bad-response",
+                SyncError::Secret(_) => "secret",
+                SyncError::Storage(_) => "storage",
+                SyncError::InvalidRequest(_) => "invalid-request",
+                SyncError::Unsupported(_) => "unsupported",
+            },
+            RunError::MemoryLimit { .. } => "memory-limit",
+            RunError::Deadline { .. } => "deadline",
+            RunError::Crashed { .. } => "crashed",
+        }
+    }
+
     /// The engine's own error, when the engine reported one.
     pub fn engine_error(&self) -> Option<&SyncError> {
         match self {

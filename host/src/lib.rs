@@ -12,6 +12,7 @@ pub mod error;
 pub mod report;
 pub mod runtime;
 pub mod store;
+pub mod synclog;
 
 pub use capabilities::log::{EventSink, TracingSink};
 pub use capabilities::storage::TenantStore;
@@ -19,3 +20,4 @@ pub use config::{ConfigFile, SecretSource, TenantRun};
 pub use error::{EngineError, RunError};
 pub use runtime::{RunLimits, Runtime};
 pub use store::SqliteStore;
+pub use synclog::{SyncFailure, sync_logged};

@@ -42,6 +42,15 @@ fn demo_syncs_the_simulated_tenant_and_prints_the_report() {
         "{stdout}"
     );
     assert!(stdout.contains("teams"), "{stdout}");
+    // The seeded organizations give the demo tenant a suggestion, and the log has both runs.
+    assert!(
+        stdout.contains("Organization match") && stdout.contains("suggested"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Sync log") && stdout.contains("#2") && stdout.contains("#1"),
+        "{stdout}"
+    );
 
     // Again, as JSON: the demo starts from a fresh database, and the incremental run
     // reads only the ten changes.
@@ -60,6 +69,12 @@ fn demo_syncs_the_simulated_tenant_and_prints_the_report() {
     );
     assert_eq!(users["removed"], 2);
     assert_eq!(report["incremental"]["mode"], "incremental");
+    assert_eq!(report["organization"]["state"], "suggested", "{report}");
+    assert!(report["organization"]["suggestions"][0]["score"].as_f64() > Some(0.75));
+    let log = report["log"].as_array().unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0]["mode"], "incremental");
+    assert_eq!(log[0]["status"], "ok");
 
     // What the demo stored can be read back: inactive licences and exports.
     let output = m365sync()
@@ -187,4 +202,355 @@ fn permissions_lists_read_only_permissions_for_the_enabled_features() {
     assert!(stdout.contains("User.Read.All"), "{stdout}");
     assert!(stdout.contains("/v1.0/users"), "{stdout}");
     assert!(!stdout.contains("ReadWrite"), "{stdout}");
+}
+
+/// A simulated tenant running on a runtime of its own while the test runs the binary, and
+/// a config file pointing at it (database in the same temporary directory). The app holds
+/// every role; its secret is passed in `SECRET_VAR`.
+struct SimulatedTenant {
+    runtime: tokio::runtime::Runtime,
+    simulator: Option<m365sync_simulator::Simulator>,
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    secret: String,
+}
+
+const SECRET_VAR: &str = "M365SYNC_CLI_TEST_SECRET";
+
+impl SimulatedTenant {
+    fn start(users: usize, tenant_sections: &str) -> SimulatedTenant {
+        use m365sync_simulator::{SimConfig, Simulator, TenantSpec};
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let simulator = runtime.block_on(async {
+            let mut config = SimConfig::new(TenantSpec::new(11, users));
+            config.roles = [
+                "User.Read.All",
+                "GroupMember.Read.All",
+                "Organization.Read.All",
+                "Domain.Read.All",
+                "Reports.Read.All",
+                "AuditLog.Read.All",
+            ]
+            .map(String::from)
+            .to_vec();
+            Simulator::start(config).await.unwrap()
+        });
+        let credentials = simulator.credentials();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("tenant.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[host]\ndb = \"m.db\"\n\n[[tenant]]\nname = \"contoso\"\ntenant_id = \"{}\"\n\
+                 client_id = \"{}\"\nclient_secret_env = \"{SECRET_VAR}\"\n\
+                 [tenant.endpoints]\nlogin = \"{}\"\ngraph = \"{}\"\n{tenant_sections}",
+                credentials.tenant_id,
+                credentials.client_id,
+                simulator.login_url(),
+                simulator.graph_url(),
+            ),
+        )
+        .unwrap();
+        SimulatedTenant {
+            runtime,
+            simulator: Some(simulator),
+            dir,
+            config,
+            secret: credentials.client_secret,
+        }
+    }
+
+    fn db(&self) -> std::path::PathBuf {
+        self.dir.path().join("m.db")
+    }
+
+    fn tenant(&self) -> m365sync_simulator::Tenant {
+        self.simulator.as_ref().unwrap().tenant()
+    }
+
+    /// Run the binary with the config (after `args`) and the right secret.
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        self.run_with_secret(args, &self.secret)
+    }
+
+    fn run_with_secret(&self, args: &[&str], secret: &str) -> std::process::Output {
+        m365sync()
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env(SECRET_VAR, secret)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for SimulatedTenant {
+    fn drop(&mut self) {
+        if let Some(simulator) = self.simulator.take() {
+            self.runtime.block_on(simulator.shutdown());
+        }
+    }
+}
+
+fn json_of(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn text_of(output: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn logs_list_successful_and_failed_runs_newest_first() {
+    let tenant = SimulatedTenant::start(40, "[tenant.sync]\nmode = \"full\"\n");
+    let ok = tenant.run(&["sync"]);
+    assert!(ok.status.success(), "{:?}", text_of(&ok));
+    let wrong = "wrong-Secret-0123456789";
+    let failed = tenant.run_with_secret(&["sync", "--json"], wrong);
+    assert_eq!(failed.status.code(), Some(1), "{:?}", text_of(&failed));
+    assert_eq!(json_of(&failed)[0]["error_kind"], "auth");
+
+    let logs = tenant.run(&["logs", "--json"]);
+    assert!(logs.status.success(), "{:?}", text_of(&logs));
+    let runs = json_of(&logs);
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[0]["status"], "failed");
+    assert_eq!(runs[0]["error_kind"], "auth");
+    assert!(runs[0]["requests"].is_null());
+    assert!(runs[0]["error"].as_str().unwrap().contains("AADSTS7000215"));
+    assert_eq!(runs[1]["status"], "ok");
+    assert_eq!(runs[1]["report"]["data_sets"][0]["created"], 40);
+    assert!(
+        !logs
+            .stdout
+            .windows(wrong.len())
+            .any(|w| w == wrong.as_bytes())
+    );
+
+    let (text, _) = text_of(&tenant.run(&["logs"]));
+    assert!(
+        text.contains("FAILED") && text.contains("error (auth)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("users") && text.contains("created 40"),
+        "{text}"
+    );
+    assert!(!text.contains(wrong), "{text}");
+
+    let limited = json_of(&tenant.run(&["logs", "--json", "--limit", "1"]));
+    assert_eq!(limited.as_array().unwrap().len(), 1);
+    let id = runs[1]["id"].as_i64().unwrap().to_string();
+    let one = m365sync()
+        .args(["logs", "--run", &id, "--db"])
+        .arg(tenant.db())
+        .output()
+        .unwrap();
+    let (text, stderr) = text_of(&one);
+    assert!(one.status.success(), "{stderr}");
+    assert!(
+        text.contains("pages") && text.contains("retry wait"),
+        "{text}"
+    );
+    let other = json_of(
+        &m365sync()
+            .args(["logs", "--json", "--tenant", "fabrikam", "--db"])
+            .arg(tenant.db())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(other, serde_json::json!([]));
+    let missing = tenant.run(&["logs", "--run", "999"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text_of(&missing).1.contains("no run 999"));
+    let no_db = m365sync()
+        .args(["logs", "--db"])
+        .arg(tenant.dir.path().join("none.db"))
+        .output()
+        .unwrap();
+    assert_eq!(no_db.status.code(), Some(2));
+}
+
+#[test]
+fn preview_groups_accounts_by_outcome_and_writes_nothing() {
+    let tenant = SimulatedTenant::start(
+        60,
+        "[tenant.sync]\nmatch_key = \"user-principal-name\"\nremoval = \"flag\"\n\
+         [tenant.filter]\ninclude_guests = false\n[tenant.field_map]\njobTitle = \"title\"\n",
+    );
+    let guests = tenant
+        .tenant()
+        .users
+        .iter()
+        .filter(|u| u.user_type == "Guest")
+        .count();
+    assert!(guests > 0, "the simulated tenant has guests");
+
+    let output = tenant.run(&["preview", "--json"]);
+    assert!(output.status.success(), "{:?}", text_of(&output));
+    assert!(!tenant.db().exists(), "a preview writes no database");
+    let preview = json_of(&output);
+    let preview = &preview[0];
+    assert_eq!(preview["counts"]["create"], 60 - guests as u64);
+    assert_eq!(preview["counts"]["filtered-out"], guests as u64);
+    let people = preview["people"].as_array().unwrap();
+    assert_eq!(people.len(), 60);
+    let left_out = people
+        .iter()
+        .find(|p| p["outcome"] == "filtered-out")
+        .unwrap();
+    assert!(left_out["reason"].is_string(), "{left_out}");
+    assert!(preview["report"]["dry_run"].as_bool().unwrap());
+
+    let (text, _) = text_of(&tenant.run(&["preview"]));
+    assert!(
+        text.contains(&format!("would be created: {}", 60 - guests)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("left out by a filter: {guests}")),
+        "{text}"
+    );
+
+    // After a sync, the same preview finds everybody unchanged, and still writes nothing.
+    let sync = tenant.run(&["sync"]);
+    assert!(sync.status.success(), "{:?}", text_of(&sync));
+    let before = std::fs::metadata(tenant.db()).unwrap().len();
+    let again = json_of(&tenant.run(&["preview", "--json", "--tenant", "contoso"]));
+    assert_eq!(again[0]["counts"]["unchanged"], 60 - guests as u64);
+    assert_eq!(again[0]["counts"]["create"], 0);
+    let logs = json_of(&tenant.run(&["logs", "--json"]));
+    assert_eq!(logs.as_array().unwrap().len(), 1, "a preview is not a run");
+    assert_eq!(std::fs::metadata(tenant.db()).unwrap().len(), before);
+
+    // An override the engine does not know is a config error naming the key.
+    std::fs::write(
+        &tenant.config,
+        std::fs::read_to_string(&tenant.config)
+            .unwrap()
+            .replace("jobTitle = \"title\"", "favouriteColour = \"colour\""),
+    )
+    .unwrap();
+    let bad = tenant.run(&["preview"]);
+    let (_, stderr) = text_of(&bad);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("tenant.toml")
+            && stderr.contains("contoso")
+            && stderr.contains("field_map.favouriteColour"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn organizations_are_managed_and_a_tenant_match_is_reviewed() {
+    let tenant = SimulatedTenant::start(
+        20,
+        "[tenant.sync]\nfeatures = [\"users\", \"organization\"]\n",
+    );
+    let name = tenant.tenant().name;
+    let db = tenant.db();
+    let organizations = |args: &[&str]| {
+        m365sync()
+            .arg("organizations")
+            .args(args)
+            .arg("--db")
+            .arg(&db)
+            .output()
+            .unwrap()
+    };
+    // A near miss of the tenant's name (one letter doubled) and an unrelated name.
+    let mut chars: Vec<char> = name.chars().collect();
+    chars.insert(2, chars[1]);
+    let near: String = chars.into_iter().collect();
+    let added = organizations(&["add", &near, "--json"]);
+    assert!(added.status.success(), "{:?}", text_of(&added));
+    let near_id = json_of(&added)["id"].as_str().unwrap().to_string();
+    let csv = tenant.dir.path().join("orgs.csv");
+    std::fs::write(
+        &csv,
+        "id,name,notes\nwb-1,Woodgrove Bank,x\n,Fourth Coffee,\n",
+    )
+    .unwrap();
+    let imported = organizations(&["import", csv.to_str().unwrap(), "--json"]);
+    assert!(imported.status.success(), "{:?}", text_of(&imported));
+    assert_eq!(json_of(&imported)["created"].as_array().unwrap().len(), 2);
+    let again = json_of(&organizations(&["import", csv.to_str().unwrap(), "--json"]));
+    assert_eq!(again["unchanged"], 2);
+    let listed = json_of(&organizations(&["list", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 3);
+    std::fs::write(&csv, "title\nx\n").unwrap();
+    let bad = organizations(&["import", csv.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text_of(&bad).1.contains("\"name\" column"),
+        "{:?}",
+        text_of(&bad)
+    );
+
+    let sync = tenant.run(&["sync"]);
+    assert!(sync.status.success(), "{:?}", text_of(&sync));
+    let review = tenant.run(&["review", "--json"]);
+    assert!(review.status.success(), "{:?}", text_of(&review));
+    let matches = json_of(&review);
+    assert_eq!(matches[0]["state"], "suggested", "{matches}");
+    assert_eq!(matches[0]["suggestions"][0]["id"], near_id.as_str());
+    let (text, _) = text_of(&tenant.run(&["review"]));
+    assert!(
+        text.contains("suggested") && text.contains(&near_id),
+        "{text}"
+    );
+
+    // Creating a duplicate is refused while a suggestion exists.
+    let create = tenant.run(&["review", "--tenant", "contoso", "create"]);
+    let (_, stderr) = text_of(&create);
+    assert_eq!(create.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&near_id), "{stderr}");
+
+    let accept = tenant.run(&["review", "--json", "accept", &near_id]);
+    assert!(accept.status.success(), "{:?}", text_of(&accept));
+    let accepted = json_of(&accept);
+    assert_eq!(accepted["state"], "matched");
+    assert_eq!(accepted["organization"]["id"], near_id.as_str());
+    let matches = json_of(&tenant.run(&["review", "--json"]));
+    assert_eq!(matches[0]["state"], "matched");
+
+    let ignore = tenant.run(&["review", "ignore"]);
+    let (text, stderr) = text_of(&ignore);
+    assert!(ignore.status.success(), "{stderr}");
+    assert!(text.contains("ignored"), "{text}");
+
+    let unknown = tenant.run(&["review", "change", "no-such-org"]);
+    assert_eq!(unknown.status.code(), Some(2), "{:?}", text_of(&unknown));
+}
+
+#[test]
+fn the_new_commands_have_help() {
+    for args in [
+        &["logs", "--help"][..],
+        &["preview", "--help"],
+        &["review", "--help"],
+        &["review", "accept", "--help"],
+        &["organizations", "--help"],
+        &["organizations", "import", "--help"],
+    ] {
+        let output = m365sync().args(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}");
+    }
+    let output = m365sync().args(["logs", "--run", "x"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
 }

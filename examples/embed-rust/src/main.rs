@@ -11,16 +11,21 @@ use m365sync::config::{SecretSource, TenantRun};
 use m365sync::runtime::bindings::storage::StorageError;
 use m365sync::runtime::bindings::types::{
     Batch, Change, Cloud, Endpoints, MatchDecision, PersonKey, PlatformOrganization, StoredPerson,
-    Tenant,
+    Tenant, UpsertKind,
 };
+use m365sync::store::sqlite::normalise_key;
 use m365sync::{RunLimits, Runtime, TenantStore, TracingSink, report};
 use m365sync_simulator::{SimConfig, Simulator, TenantSpec};
 
-/// A store in memory: people by object id, and checkpoints. `commit` applies a whole batch.
+/// A store in memory: people by object id, checkpoints, the platform's organizations and
+/// review decisions. `commit` applies a whole batch or, on a change it cannot store,
+/// nothing of it.
 #[derive(Default)]
 struct MemoryStore {
     people: BTreeMap<String, StoredPerson>,
     checkpoints: BTreeMap<String, String>,
+    organizations: Vec<PlatformOrganization>,
+    decisions: BTreeMap<String, MatchDecision>,
 }
 
 impl TenantStore for MemoryStore {
@@ -35,20 +40,16 @@ impl TenantStore for MemoryStore {
             .iter()
             .map(|key| match key {
                 PersonKey::ObjectId(id) => self.people.get(id).cloned(),
+                // Keys come normalised; stored values are normalised the same way.
                 PersonKey::Email(mail) => self
                     .people
                     .values()
-                    .find(|p| {
-                        p.person
-                            .mail
-                            .as_deref()
-                            .is_some_and(|m| m.eq_ignore_ascii_case(mail))
-                    })
+                    .find(|p| p.person.mail.as_deref().map(normalise_key).as_ref() == Some(mail))
                     .cloned(),
                 PersonKey::UserPrincipalName(upn) => self
                     .people
                     .values()
-                    .find(|p| p.person.user_principal_name.eq_ignore_ascii_case(upn))
+                    .find(|p| normalise_key(&p.person.user_principal_name) == *upn)
                     .cloned(),
             })
             .collect())
@@ -68,20 +69,34 @@ impl TenantStore for MemoryStore {
             .collect())
     }
     fn commit(&mut self, batch: Batch) -> Result<(), StorageError> {
+        // Check first, apply after: a batch is applied whole or not at all.
+        if let Some(other) = batch
+            .changes
+            .iter()
+            .find(|c| !matches!(c, Change::UpsertPerson(_) | Change::DeletePerson(_)))
+        {
+            return Err(StorageError::Invalid(format!(
+                "this example stores people only, not {}",
+                report::change_name(other)
+            )));
+        }
         for change in batch.changes {
             match change {
-                Change::UpsertPerson(person) => {
-                    self.people.insert(person.person.object_id.clone(), person);
+                Change::UpsertPerson(upsert) => {
+                    // A link re-keys the record stored under the previous id: here the
+                    // record is the value, so it moves to its new key.
+                    if let (UpsertKind::Link, Some(previous)) =
+                        (upsert.kind, &upsert.previous_object_id)
+                    {
+                        self.people.remove(previous);
+                    }
+                    let stored = upsert.stored;
+                    self.people.insert(stored.person.object_id.clone(), stored);
                 }
                 Change::DeletePerson(id) => {
                     self.people.remove(&id);
                 }
-                other => {
-                    return Err(StorageError::Invalid(format!(
-                        "this example stores people only, not {}",
-                        report::change_name(&other)
-                    )));
-                }
+                _ => {}
             }
         }
         for checkpoint in batch.checkpoints {
@@ -93,15 +108,26 @@ impl TenantStore for MemoryStore {
         Ok(())
     }
     fn list_organizations(&mut self) -> Result<Vec<PlatformOrganization>, StorageError> {
-        Ok(Vec::new())
+        Ok(self.organizations.clone())
     }
-    fn get_decision(&mut self, _: &str) -> Result<Option<MatchDecision>, StorageError> {
-        Ok(None)
+    fn create_organization(&mut self, name: &str) -> Result<PlatformOrganization, StorageError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(StorageError::Invalid("organization name is empty".into()));
+        }
+        let organization = PlatformOrganization {
+            id: format!("org-{}", self.organizations.len() + 1),
+            name: name.to_string(),
+        };
+        self.organizations.push(organization.clone());
+        Ok(organization)
     }
-    fn put_decision(&mut self, _: MatchDecision) -> Result<(), StorageError> {
-        Err(StorageError::Invalid(
-            "this example keeps no review decisions".into(),
-        ))
+    fn get_decision(&mut self, tenant_key: &str) -> Result<Option<MatchDecision>, StorageError> {
+        Ok(self.decisions.get(tenant_key).cloned())
+    }
+    fn put_decision(&mut self, decision: MatchDecision) -> Result<(), StorageError> {
+        self.decisions.insert(decision.tenant_key.clone(), decision);
+        Ok(())
     }
 }
 

@@ -237,12 +237,7 @@ impl<'e> GraphClient<'e> {
             self.token = Some(t);
             return Ok(());
         }
-        if let Some(e) = token::map_token_failure(
-            r.status,
-            &r.body,
-            &self.creds.tenant_id,
-            &self.creds.client_id,
-        ) {
+        if let Some(e) = token::map_token_failure(r.status, &r.body, &self.creds) {
             return Err(e);
         }
         let (code, message) = parse_graph_error(&r.body);
@@ -553,8 +548,53 @@ impl<'e> GraphClient<'e> {
         }
     }
 
+    /// The retry policy (for JSON batching, [`super::batch`]).
+    pub(crate) fn policy(&self) -> RetryPolicy {
+        self.policy
+    }
+
+    /// Waits `delay_ms` before trying again, counting `retries` retries (the requests sent
+    /// again) and the wait in the stats, as [`Self::send_with_retry`] does for one request.
+    pub(crate) fn wait_to_retry(&mut self, delay_ms: u64, retries: u32) {
+        self.clock.sleep_ms(delay_ms);
+        self.stats.retries = self.stats.retries.saturating_add(retries);
+        self.stats.retry_wait_ms = self.stats.retry_wait_ms.saturating_add(delay_ms);
+    }
+
+    /// POSTs a JSON body to a Graph URL with the bearer token (signing in again, once,
+    /// after a 401), throttling and transport failures retried as for a GET; returns the
+    /// response, whatever its status, and the attempts it took. Only JSON batches of GETs
+    /// ([`super::batch`]) are POSTed: the engine changes nothing in the tenant.
+    pub(crate) fn post_json(
+        &mut self,
+        url: &str,
+        body: &[u8],
+    ) -> Result<(HttpResponse, u32), SyncError> {
+        let mut renewed = false;
+        loop {
+            let bearer = format!("Bearer {}", self.sign_in()?);
+            let req = HttpRequest {
+                method: Method::Post,
+                url: url.to_owned(),
+                headers: vec![
+                    ("Authorization".to_owned(), bearer),
+                    ("Accept".to_owned(), "application/json".to_owned()),
+                    ("Content-Type".to_owned(), "application/json".to_owned()),
+                ],
+                body: Some(body.to_vec()),
+            };
+            let sent = self.send_with_retry(&req)?;
+            if sent.response.status == 401 && !renewed {
+                renewed = true;
+                self.fetch_token()?;
+                continue;
+            }
+            return Ok((sent.response, sent.attempts));
+        }
+    }
+
     /// Exponential backoff with "equal jitter": half the step, plus up to the other half.
-    fn backoff(&mut self, attempt: u32) -> u64 {
+    pub(crate) fn backoff(&mut self, attempt: u32) -> u64 {
         let step = self
             .policy
             .base_ms
@@ -571,7 +611,7 @@ impl<'e> GraphClient<'e> {
 
 /// `Retry-After` in milliseconds, when given as (possibly fractional) seconds; an HTTP
 /// date is ignored (the backoff applies).
-fn retry_after_ms(r: &HttpResponse) -> Option<u64> {
+pub(crate) fn retry_after_ms(r: &HttpResponse) -> Option<u64> {
     let v = r.header("retry-after")?.trim();
     let (whole, fraction) = v.split_once('.').unwrap_or((v, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
@@ -663,7 +703,7 @@ pub fn is_resync(status: u16, body: &[u8]) -> bool {
 }
 
 /// Is this JSON error one a refetch may cure (not JSON at all, or cut short)?
-fn retryable_json(e: &serde_json::Error) -> bool {
+pub(crate) fn retryable_json(e: &serde_json::Error) -> bool {
     use serde_json::error::Category;
     matches!(
         e.classify(),
@@ -672,7 +712,7 @@ fn retryable_json(e: &serde_json::Error) -> bool {
 }
 
 /// A body shorter or longer than its `Content-Length` was cut short (or padded) in transfer.
-fn cut_short(r: &HttpResponse) -> Option<String> {
+pub(crate) fn cut_short(r: &HttpResponse) -> Option<String> {
     let declared: usize = r.header("content-length")?.trim().parse().ok()?;
     (declared != r.body.len()).then(|| {
         format!(
@@ -722,6 +762,24 @@ fn graph_error(req: &HttpRequest, sent: &Sent, need: Need) -> SyncError {
         });
     }
     status_error(req, sent, code, message)
+}
+
+/// Graph's answer `response` to `method url` after `attempts` attempts as the typed error
+/// a request of its own gets (for the requests of a JSON batch, [`super::batch`]).
+pub(crate) fn answer_error(
+    method: Method,
+    url: &str,
+    response: HttpResponse,
+    attempts: u32,
+    need: Need,
+) -> SyncError {
+    let req = HttpRequest {
+        method,
+        url: url.to_owned(),
+        headers: Vec::new(),
+        body: None,
+    };
+    graph_error(&req, &Sent { response, attempts }, need)
 }
 
 /// An HTTP status error, with Graph's error code and message when the body had them.
@@ -781,6 +839,7 @@ mod tests {
         Credentials {
             login: "https://login.test".into(),
             graph: "https://graph.test".into(),
+            cloud: crate::types::Cloud::Global,
             tenant_id: "tenant-1".into(),
             client_id: "client-1".into(),
             secret: "the-client-secret".into(),

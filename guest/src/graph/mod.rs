@@ -1,6 +1,8 @@
 //! Microsoft Graph: sign-in ([`token`]), requests with retries and error mapping
-//! ([`client`]), and paging by `@odata.nextLink` ([`paging`]).
+//! ([`client`]), JSON batches of GETs ([`batch`]), and paging by `@odata.nextLink`
+//! ([`paging`]).
 
+pub mod batch;
 pub mod client;
 pub mod paging;
 pub mod token;

@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use crate::types::{AuthError, AuthFailure, HttpFailure, SyncError};
+use crate::types::{AuthError, AuthFailure, Cloud, HttpFailure, SyncError};
 use crate::url::{display_url, form_encode, path_segment_encode};
 
 /// Renew a token at most this long before it expires.
@@ -19,12 +19,41 @@ pub fn renew_margin_ms(lifetime_ms: u64) -> u64 {
     RENEW_BEFORE_MS.min(lifetime_ms / 4)
 }
 
+/// The Microsoft Graph resource of a cloud: its service root, which is also the
+/// application ID URI a token is asked for (`{resource}/.default`). From the table
+/// "Microsoft Graph and Graph Explorer service root endpoints" of
+/// microsoftgraph/microsoft-graph-docs-contrib: concepts/deployments.md ("Access tokens
+/// acquired for a national cloud deployment are not interchangeable with those acquired
+/// for the global service or any other national cloud"). It does not follow the Graph base
+/// URL the engine sends requests to: that may be overridden (a proxy, a simulator) while
+/// the token must still be for the tenant's cloud.
+pub fn graph_resource(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::Global => "https://graph.microsoft.com",
+        Cloud::UsGov => "https://graph.microsoft.us",
+        Cloud::UsGovDod => "https://dod-graph.microsoft.us",
+        Cloud::China => "https://microsoftgraph.chinacloudapi.cn",
+    }
+}
+
+/// A cloud as a tenant config names it (`cloud = "us-gov"`).
+pub fn cloud_name(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::Global => "global",
+        Cloud::UsGov => "us-gov",
+        Cloud::UsGovDod => "us-gov-dod",
+        Cloud::China => "china",
+    }
+}
+
 /// What signing in needs. The secret lives only here, for the run.
 pub struct Credentials {
     /// Identity platform base URL, no trailing slash.
     pub login: String,
-    /// Graph base URL, no trailing slash (the token's audience).
+    /// Graph base URL, no trailing slash (where requests go).
     pub graph: String,
+    /// The tenant's cloud: the token is for its Graph resource ([`graph_resource`]).
+    pub cloud: Cloud,
     pub tenant_id: String,
     pub client_id: String,
     pub secret: String,
@@ -40,6 +69,14 @@ impl Credentials {
         )
     }
 
+    /// The `scope` of the token request: the cloud's Graph resource with `/.default`
+    /// ("the resource identifier (application ID URI) of the resource you want, affixed
+    /// with the .default suffix", MicrosoftDocs/entra-docs:
+    /// docs/identity-platform/v2-oauth2-client-creds-grant-flow.md).
+    pub fn scope(&self) -> String {
+        format!("{}/.default", graph_resource(self.cloud))
+    }
+
     /// The form body of the token request.
     pub fn form_body(&self) -> Vec<u8> {
         let mut s = String::with_capacity(128 + self.secret.len());
@@ -48,8 +85,7 @@ impl Credentials {
         s.push_str("&client_secret=");
         form_encode(&mut s, &self.secret);
         s.push_str("&scope=");
-        form_encode(&mut s, &self.graph);
-        form_encode(&mut s, "/.default");
+        form_encode(&mut s, &self.scope());
         s.into_bytes()
     }
 }
@@ -169,12 +205,8 @@ struct AadError {
 
 /// If the body is an identity-platform error (`{"error": "...", "error_description":
 /// "AADSTS...: ..."}`), the typed `auth` error for it; otherwise `None`.
-pub fn map_token_failure(
-    status: u16,
-    body: &[u8],
-    tenant_id: &str,
-    client_id: &str,
-) -> Option<SyncError> {
+pub fn map_token_failure(status: u16, body: &[u8], creds: &Credentials) -> Option<SyncError> {
+    let (tenant_id, client_id) = (creds.tenant_id.as_str(), creds.client_id.as_str());
     let e: AadError = serde_json::from_slice(body).ok()?;
     let error = e.error?;
     let description = e.error_description.unwrap_or_default();
@@ -225,6 +257,25 @@ pub fn map_token_failure(
             format!(
                 "tenant {tenant_id} was not found. Check the tenant id (a directory GUID or a \
                  verified domain) and that the tenant is in the configured cloud."
+            ),
+        ),
+        // AADSTS70011 InvalidScope, "The scope requested by the app is invalid"
+        // (MicrosoftDocs/entra-docs: docs/identity-platform/reference-error-codes.md), with
+        // the 400 `invalid_scope` body of v2-oauth2-client-creds-grant-flow.md ("Error
+        // response"). The engine always asks for `{cloud's Graph}/.default`, so the scope
+        // is refused when the identity platform it reached serves another cloud: the
+        // tenant (or the sign-in endpoint) is not in the configured cloud.
+        Some(70_011) => (
+            AuthFailure::Other,
+            format!(
+                "the identity platform refused the token scope {scope}, the Microsoft Graph \
+                 resource of the {cloud} cloud this tenant is configured for. Tenant \
+                 {tenant_id} is probably in another Microsoft cloud than configured: set \
+                 `cloud` in the tenant config to the tenant's cloud (global, us-gov, \
+                 us-gov-dod or china), and if the endpoints are overridden, point them at \
+                 that cloud's sign-in and Graph hosts (or a proxy for them).",
+                scope = creds.scope(),
+                cloud = cloud_name(creds.cloud),
             ),
         ),
         Some(65_001) | Some(650_057) | Some(500_011) => (
@@ -335,6 +386,7 @@ mod tests {
         Credentials {
             login: "https://login.microsoftonline.com".into(),
             graph: "https://graph.microsoft.com".into(),
+            cloud: Cloud::Global,
             tenant_id: "contoso.onmicrosoft.com".into(),
             client_id: "11111111-2222-3333-4444-555555555555".into(),
             secret: "a+b/c=d&e f~".into(),
@@ -423,7 +475,12 @@ mod tests {
             code,
             &format!("AADSTS{code}: Something happened.\r\nTrace ID: abc\r\nCorrelation ID: def"),
         );
-        match map_token_failure(401, &body, "contoso.com", "app-1") {
+        let creds = Credentials {
+            tenant_id: "contoso.com".into(),
+            client_id: "app-1".into(),
+            ..creds()
+        };
+        match map_token_failure(401, &body, &creds) {
             Some(SyncError::Auth(a)) => (a.failure, a.aadsts, a.message),
             other => panic!("{other:?}"),
         }
@@ -455,13 +512,90 @@ mod tests {
     #[test]
     fn aadsts_code_from_description_when_codes_are_missing() {
         let body = br#"{"error":"invalid_request","error_description":"AADSTS90002: Tenant 'x' not found."}"#;
-        let Some(SyncError::Auth(a)) = map_token_failure(400, body, "x", "app") else {
+        let Some(SyncError::Auth(a)) = map_token_failure(400, body, &creds()) else {
             panic!()
         };
         assert_eq!(a.failure, AuthFailure::TenantNotFound);
         assert_eq!(a.aadsts, Some(90_002));
-        assert!(map_token_failure(500, b"<html>", "x", "app").is_none());
-        assert!(map_token_failure(500, b"{}", "x", "app").is_none());
+        assert!(map_token_failure(500, b"<html>", &creds()).is_none());
+        assert!(map_token_failure(500, b"{}", &creds()).is_none());
+    }
+
+    #[test]
+    fn the_scope_is_the_clouds_graph_resource_whatever_the_base_url() {
+        for (cloud, scope) in [
+            (
+                Cloud::Global,
+                "https%3A%2F%2Fgraph.microsoft.com%2F.default",
+            ),
+            (Cloud::UsGov, "https%3A%2F%2Fgraph.microsoft.us%2F.default"),
+            (
+                Cloud::UsGovDod,
+                "https%3A%2F%2Fdod-graph.microsoft.us%2F.default",
+            ),
+            (
+                Cloud::China,
+                "https%3A%2F%2Fmicrosoftgraph.chinacloudapi.cn%2F.default",
+            ),
+        ] {
+            // Overridden base URLs (a proxy, a simulator) do not change the resource.
+            let c = Credentials {
+                login: "http://127.0.0.1:4000".into(),
+                graph: "http://127.0.0.1:5000".into(),
+                cloud,
+                ..creds()
+            };
+            let body = String::from_utf8(c.form_body()).unwrap();
+            assert!(body.ends_with(&format!("&scope={scope}")), "{body}");
+            assert!(!body.contains("127.0.0.1"), "{body}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_scope_says_the_tenant_is_in_another_cloud() {
+        // The "Error response" example of v2-oauth2-client-creds-grant-flow.md.
+        let body = serde_json::json!({
+            "error": "invalid_scope",
+            "error_description": "AADSTS70011: The provided value for the input parameter \
+                'scope' is not valid. The scope https://graph.microsoft.com/.default is not \
+                valid.\r\nTrace ID: 255d1aef-8c98-452f-ac51-23d051240864\r\nCorrelation ID: \
+                fb3d2015-bc17-4bb9-bb85-30c5cf1aaaa7\r\nTimestamp: 2016-01-09 02:02:12Z",
+            "error_codes": [70011],
+            "timestamp": "2016-01-09 02:02:12Z",
+            "trace_id": "255d1aef-8c98-452f-ac51-23d051240864",
+            "correlation_id": "fb3d2015-bc17-4bb9-bb85-30c5cf1aaaa7",
+        })
+        .to_string();
+        let body = body.as_bytes();
+        let Some(SyncError::Auth(a)) = map_token_failure(400, body, &creds()) else {
+            panic!()
+        };
+        assert_eq!(a.failure, AuthFailure::Other);
+        assert_eq!(a.aadsts, Some(70_011));
+        for want in [
+            "AADSTS70011",
+            "another Microsoft cloud",
+            "set `cloud` in the tenant config",
+            "https://graph.microsoft.com/.default",
+            "global cloud",
+            "is not valid",
+        ] {
+            assert!(a.message.contains(want), "{want}: {}", a.message);
+        }
+        assert!(!a.message.contains("Trace ID"), "{}", a.message);
+        let us = Credentials {
+            cloud: Cloud::UsGov,
+            ..creds()
+        };
+        let Some(SyncError::Auth(a)) = map_token_failure(400, body, &us) else {
+            panic!()
+        };
+        assert!(
+            a.message.contains("https://graph.microsoft.us/.default"),
+            "{}",
+            a.message
+        );
+        assert!(a.message.contains("us-gov cloud"), "{}", a.message);
     }
 
     #[test]

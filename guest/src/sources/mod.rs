@@ -2,6 +2,7 @@
 //! report's CSV) into WIT records.
 
 pub mod groups;
+pub mod objects;
 pub mod organization;
 pub mod products;
 pub mod reports;

@@ -38,10 +38,10 @@
 
 use serde::{Deserialize, Deserializer};
 
-use crate::graph::Need;
-use crate::graph::client::BodyError;
+use crate::graph::client::{BodyError, bad_json};
+use crate::graph::{GraphClient, Need};
 use crate::types::{HttpFailure, Person, SyncError};
-use crate::url::display_url;
+use crate::url::{display_url, path_segment_encode};
 
 /// The user properties the engine stores.
 pub const SELECT: &str = "id,userPrincipalName,mail,givenName,surname,displayName,department,\
@@ -327,7 +327,7 @@ impl UserChange {
 }
 
 /// A person with only an id: what an initial round's object is merged into.
-fn blank_person(object_id: String) -> Person {
+pub fn blank_person(object_id: String) -> Person {
     Person {
         object_id,
         user_principal_name: String::new(),
@@ -403,6 +403,94 @@ pub fn parse_page(body: &[u8], url: &str) -> Result<DeltaPage, BodyError> {
         next_link: raw.next_link,
         delta_link: raw.delta_link,
     })
+}
+
+/// Reads users whole by object id, as [`UserChange`]s that
+/// [`UserChange::into_person`] turns into people like an initial round's objects: one
+/// result per id, in order, `None` for a user Graph no longer has (404).
+///
+/// `GET /users/{id}?$select=...` (api-reference/v1.0/api/user-get.md) with the properties
+/// `select` (a users delta round's [`select`]) names, sent through JSON batches
+/// (`crate::graph::batch`). `manager` is a relationship, not a property a user read can
+/// select (users/delta alone tracks it with `$select=manager`): with it, each user's
+/// manager is read too, `GET /users/{id}/manager?$select=id`
+/// (api-reference/v1.0/api/user-list-manager.md), whose 404 means the user has none. Used
+/// for users a delta replay reports changed with only some properties (no
+/// userPrincipalName) while the store does not hold them.
+pub fn fetch_by_ids(
+    graph: &mut GraphClient<'_>,
+    ids: &[String],
+    select: &str,
+) -> Result<Vec<Option<UserChange>>, SyncError> {
+    let managers = select.split(',').any(|p| p.trim() == SELECT_MANAGER);
+    let properties: Vec<&str> = select
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && *p != SELECT_MANAGER)
+        .collect();
+    let properties = properties.join(",");
+    let per_user = if managers { 2 } else { 1 };
+    let mut paths = Vec::with_capacity(ids.len() * per_user);
+    for id in ids {
+        let id = path_segment_encode(id);
+        paths.push(format!("/users/{id}?$select={properties}"));
+        if managers {
+            paths.push(format!("/users/{id}/manager?$select=id"));
+        }
+    }
+    let found = graph.get_batch(&paths, NEED)?;
+    let graph_url = graph.graph().to_owned();
+    let mut out = Vec::with_capacity(ids.len());
+    for ((id, answers), paths) in ids
+        .iter()
+        .zip(found.chunks(per_user))
+        .zip(paths.chunks(per_user))
+    {
+        let Some(body) = &answers[0] else {
+            out.push(None);
+            continue;
+        };
+        let url = format!("{graph_url}/v1.0{}", paths[0]);
+        let mut user: UserChange =
+            serde_json::from_slice(body).map_err(|e| in_batch(bad_json(&url, "user", &e)))?;
+        if !user.id().trim().eq_ignore_ascii_case(id.trim()) {
+            return Err(in_batch(bad(
+                &url,
+                format!("it is the user {:?}, not the one asked for", user.id()),
+            )));
+        }
+        // A user read is the user's whole current state: no annotations apply.
+        user.removed = None;
+        if managers {
+            user.manager = Some(match &answers[1] {
+                Some(body) => {
+                    let url = format!("{graph_url}/v1.0{}", paths[1]);
+                    let manager: DirectoryRef = serde_json::from_slice(body)
+                        .map_err(|e| in_batch(bad_json(&url, "manager", &e)))?;
+                    match manager.id.filter(|m| !m.trim().is_empty()) {
+                        Some(m) => ManagerChange::Set(m),
+                        None => {
+                            return Err(in_batch(bad(&url, "the manager has no id".into())));
+                        }
+                    }
+                }
+                None => ManagerChange::Clear,
+            });
+        }
+        out.push(Some(user));
+    }
+    Ok(out)
+}
+
+/// Says that an answer was read from a JSON batch.
+fn in_batch(e: SyncError) -> SyncError {
+    match e {
+        SyncError::BadResponse(mut f) => {
+            f.message.push_str(" (in a JSON batch)");
+            SyncError::BadResponse(f)
+        }
+        other => other,
+    }
 }
 
 fn bad(url: &str, message: String) -> SyncError {
@@ -655,6 +743,153 @@ mod tests {
         assert_eq!(n.mail, None);
         assert!(n.account_enabled);
         assert_eq!(n.user_type, "Member");
+    }
+
+    mod fetch {
+        use super::super::*;
+        use crate::fakes::{
+            FakeClock, FakeHttp, json_response, person, token_response, user_id, user_json,
+        };
+        use crate::graph::token::Credentials;
+
+        const BATCH: &str = "POST https://graph.test/v1.0/$batch";
+
+        fn creds() -> Credentials {
+            Credentials {
+                login: "https://login.test".into(),
+                graph: "https://graph.test".into(),
+                cloud: crate::types::Cloud::Global,
+                tenant_id: "tenant-1".into(),
+                client_id: "client-1".into(),
+                secret: "s".into(),
+            }
+        }
+
+        fn answer(responses: Vec<serde_json::Value>) -> crate::platform::HttpResponse {
+            json_response(
+                200,
+                &serde_json::json!({ "responses": responses }).to_string(),
+            )
+        }
+
+        fn status(id: u32, status: u16, body: serde_json::Value) -> serde_json::Value {
+            serde_json::json!({"id": id.to_string(), "status": status, "headers": {}, "body": body})
+        }
+
+        fn not_found(id: u32) -> serde_json::Value {
+            status(
+                id,
+                404,
+                serde_json::json!({"error": {"code": "Request_ResourceNotFound",
+                    "message": "Resource 'x' does not exist or one of its queried reference-property objects are not present."}}),
+            )
+        }
+
+        fn sent_urls(http: &FakeHttp, n: usize) -> Vec<String> {
+            let v: serde_json::Value =
+                serde_json::from_slice(http.sent[n].body.as_deref().unwrap()).unwrap();
+            v["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["url"].as_str().unwrap().to_owned())
+                .collect()
+        }
+
+        #[test]
+        fn users_are_read_whole_with_the_rounds_select_and_their_manager() {
+            let mut http = FakeHttp::new();
+            http.push_ok("POST https://login.test/", token_response("tok", 3600));
+            http.push_ok(
+                BATCH,
+                answer(vec![
+                    not_found(6),
+                    status(5, 200, user_json(3)),
+                    not_found(4),
+                    not_found(3),
+                    status(
+                        2,
+                        200,
+                        serde_json::json!({"@odata.type": "#microsoft.graph.user", "id": "boss"}),
+                    ),
+                    status(1, 200, user_json(1)),
+                ]),
+            );
+            let mut clock = FakeClock::default();
+            let mut c = GraphClient::new(&mut http, &mut clock, creds());
+            let ids = vec![user_id(1), user_id(2), user_id(3)];
+            let got = fetch_by_ids(&mut c, &ids, &select(true)).unwrap();
+            drop(c);
+            assert_eq!(got.len(), 3);
+            let one = got[0].clone().unwrap().into_person();
+            let mut want = person(1);
+            want.manager_id = Some("boss".into());
+            assert_eq!(
+                one, want,
+                "the person an initial round makes, with the manager"
+            );
+            assert!(got[1].is_none(), "gone");
+            let three = got[2].clone().unwrap().into_person();
+            assert_eq!(three, person(3), "no manager");
+            let u1 = user_id(1);
+            assert_eq!(
+                sent_urls(&http, 1),
+                vec![
+                    format!("/users/{u1}?$select={SELECT}"),
+                    format!("/users/{u1}/manager?$select=id"),
+                    format!("/users/{}?$select={SELECT}", user_id(2)),
+                    format!("/users/{}/manager?$select=id", user_id(2)),
+                    format!("/users/{}?$select={SELECT}", user_id(3)),
+                    format!("/users/{}/manager?$select=id", user_id(3)),
+                ]
+            );
+            http.assert_done();
+        }
+
+        #[test]
+        fn without_managers_one_read_per_user_and_bad_bodies_name_the_url() {
+            let mut http = FakeHttp::new();
+            http.push_ok("POST https://login.test/", token_response("tok", 3600));
+            http.push_ok(BATCH, answer(vec![status(1, 200, user_json(7))]));
+            http.push_ok(
+                BATCH,
+                answer(vec![status(1, 200, serde_json::json!({"id": 5}))]),
+            );
+            http.push_ok(BATCH, answer(vec![status(1, 200, user_json(8))]));
+            let mut clock = FakeClock::default();
+            let mut c = GraphClient::new(&mut http, &mut clock, creds());
+            let got = fetch_by_ids(&mut c, &[user_id(7)], &select(false)).unwrap();
+            assert_eq!(got[0].clone().unwrap().into_person(), person(7));
+
+            let SyncError::BadResponse(f) =
+                fetch_by_ids(&mut c, &[user_id(7)], &select(false)).unwrap_err()
+            else {
+                panic!()
+            };
+            assert_eq!(
+                f.url,
+                format!(
+                    "https://graph.test/v1.0/users/{}?$select={SELECT}",
+                    user_id(7)
+                )
+            );
+            assert!(f.message.contains("not a valid user"), "{}", f.message);
+            assert!(f.message.contains("in a JSON batch"), "{}", f.message);
+
+            // The answer must be the user asked for.
+            let SyncError::BadResponse(f) =
+                fetch_by_ids(&mut c, &[user_id(7)], &select(false)).unwrap_err()
+            else {
+                panic!()
+            };
+            assert!(f.message.contains("not the one asked for"), "{}", f.message);
+            drop(c);
+            assert_eq!(
+                sent_urls(&http, 1),
+                vec![format!("/users/{}?$select={SELECT}", user_id(7))]
+            );
+            http.assert_done();
+        }
     }
 
     #[test]

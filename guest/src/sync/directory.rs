@@ -6,9 +6,10 @@ use super::Run;
 use crate::graph::client::{BodyError, Reply};
 use crate::graph::paging::Pager;
 use crate::graph::{GraphClient, Need};
+use crate::review;
 use crate::sources::organization::{self, Page};
 use crate::sources::skus;
-use crate::types::{Batch, Change, DataSet, HttpFailure, SyncError};
+use crate::types::{Batch, Change, Checkpoint, DataSet, HttpFailure, SyncError};
 use crate::url::display_url;
 
 impl Run<'_> {
@@ -153,12 +154,23 @@ impl Run<'_> {
                 org.default_domain.as_deref().unwrap_or("(none)")
             ),
         );
+        // The tenant's organization match, with the decisions reviewed so far.
+        let (found, stale) =
+            review::current(&mut *self.store, &self.tenant.key, &org.display_name)?;
+        if let Some(w) = stale {
+            self.warn(&r, &w.code, w.message);
+        }
+        self.organization = Some(found);
+        let name = org.display_name.clone();
         let mut changes = Vec::with_capacity(domains.len() + 1);
         changes.push(Change::UpsertOrganization(org));
         changes.extend(domains.into_iter().map(Change::UpsertDomain));
         self.hold(Batch {
             changes,
-            checkpoints: Vec::new(),
+            checkpoints: vec![Checkpoint {
+                key: review::ORGANIZATION_NAME.into(),
+                value: Some(name),
+            }],
             run: None,
         })?;
         let o = self.data_set(DataSet::Organization);

@@ -10,15 +10,18 @@ use super::{Run, storage_error};
 use crate::filter;
 use crate::graph::client::BodyError;
 use crate::graph::{GraphClient, Need};
-use crate::ids::IdSet;
+use crate::ids::{IdHasher, IdSet};
+use crate::matching::{self, Claim};
 use crate::merge::{self, Decision};
 use crate::redact::Redactor;
 use crate::sources::DeltaPage;
 use crate::sources::users::{self, Entry};
 use crate::types::{
-    Batch, Change, Checkpoint, DataSet, DataSetReport, Features, Person, PersonKey, ReasonCount,
-    RemovalPolicy, StoredPerson, SyncError,
+    Batch, Change, Checkpoint, DataSet, DataSetReport, Features, Person, PersonKey, PersonOutcome,
+    PersonStatus, ReasonCount, RemovalPolicy, StoredPerson, SyncError, UpsertKind,
 };
+use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
 
 /// Checkpoint written with the final batch of a complete initial (full) users round.
 pub const LAST_FULL_SYNC: &str = "users.last-full-sync";
@@ -27,6 +30,17 @@ pub const LAST_FULL_SYNC: &str = "users.last-full-sync";
 pub const USERS_DELTA_LINK: &str = "users.delta-link";
 /// Checkpoint: the `$select` that delta link encodes, saved with it.
 pub const USERS_DELTA_SELECT: &str = "users.delta-select";
+/// Checkpoint: the fingerprint of the account filter (and the group members it tests)
+/// the stored people were filtered with; a different one runs an initial round.
+pub const USERS_FILTER: &str = "users.filter";
+/// Checkpoint: the accounts the last round left out for a match conflict (comma-separated
+/// object ids). A replay does not list them again unless they change, so the next replay
+/// reads them whole and decides again: a conflict ends when its cause is gone (say, the
+/// other account was deleted), without waiting for a full sync.
+pub const USERS_UNRESOLVED: &str = "users.unresolved";
+/// At most this many unresolved accounts are carried to the next run (a full sync
+/// decides every account again anyway).
+const MAX_UNRESOLVED: usize = 2000;
 /// Stored ids listed per `list-people-ids` call when looking for removed people.
 const LIST_LIMIT: u32 = 1000;
 /// Removal changes are committed in batches of at most this many.
@@ -39,7 +53,9 @@ pub(super) struct Counts {
     pub created: u64,
     pub updated: u64,
     pub unchanged: u64,
+    pub linked: u64,
     pub removed: u64,
+    pub conflicts: u64,
     /// Objects listed more than once (delta-query-overview.md: "a single entity will be
     /// contained multiple times in the response" is possible); the last one wins.
     duplicates: u64,
@@ -47,9 +63,12 @@ pub(super) struct Counts {
     unknown_removed: u64,
     /// Soft-deleted (restorable) people kept as removed although the policy is delete.
     kept_restorable: u64,
-    /// Changed users the store does not hold that came without a userPrincipalName.
+    /// Changed users the store does not hold that came without a userPrincipalName and
+    /// could not be read whole (gone since).
     partial_unknown: u64,
     filtered: Vec<(&'static str, u64)>,
+    /// Accounts left out for a match conflict in this run.
+    unresolved: Vec<String>,
 }
 
 impl Counts {
@@ -74,12 +93,13 @@ impl Counts {
             data_set: DataSet::Users,
             pages: self.tally.pages,
             read: self.tally.read,
-            written: self.created + self.updated + self.removed,
+            written: self.created + self.updated + self.linked + self.removed,
             created: self.created,
             updated: self.updated,
             unchanged: self.unchanged,
+            linked: self.linked,
             removed: self.removed,
-            conflicts: 0,
+            conflicts: self.conflicts,
             filtered_out,
         }
     }
@@ -89,9 +109,26 @@ impl Counts {
 struct Users {
     select: String,
     managers: bool,
+    /// The filter's fingerprint, saved with the delta link.
+    filter: String,
+    /// Why the saved delta link may not be replayed (the filter changed).
+    replay_blocked: Option<String>,
     counts: Counts,
     /// Ids listed by the current initial round (for the search for the gone).
     seen: IdSet,
+    /// Users the current page of a replay reports changed, that the store does not hold,
+    /// without a userPrincipalName: read whole at the end of the page (`complete_page`).
+    to_fetch: Vec<String>,
+    /// Accounts the last run left out for a conflict (`USERS_UNRESOLVED`).
+    recheck: Vec<String>,
+    /// Stored people this round removed (their records may be linked to a new account).
+    removed_now: IdSet,
+    /// Whether the store held no people when the phase began: then an unlinked account
+    /// can only match what this run created, and the store is asked only about keys in
+    /// `claimed` (one lookup per page saved on a tenant's first sync).
+    started_empty: bool,
+    /// Hashes of the keys of the accounts this run created.
+    claimed: HashSet<u64, BuildHasherDefault<IdHasher>>,
 }
 
 impl DeltaSet for Users {
@@ -108,6 +145,10 @@ impl DeltaSet for Users {
         &self.select
     }
 
+    fn replay_blocked(&self) -> Option<&str> {
+        self.replay_blocked.as_deref()
+    }
+
     fn parse(body: &[u8], url: &str) -> Result<DeltaPage<Entry>, BodyError> {
         users::parse_page(body, url)
     }
@@ -118,6 +159,9 @@ impl DeltaSet for Users {
 
     fn begin(&mut self, _round: Round) {
         self.seen = IdSet::default();
+        self.counts.unresolved.clear();
+        self.to_fetch.clear();
+        self.removed_now = IdSet::default();
     }
 
     fn page(
@@ -138,6 +182,9 @@ impl DeltaSet for Users {
         let found = run.find(&keys)?;
         drop(keys);
         let mut changes = Vec::new();
+        // Accounts that pass the filter and are not linked to a record yet: matched by
+        // email / user principal name together, after the loop.
+        let mut unlinked: Vec<Person> = Vec::new();
         for (entry, stored) in entries.into_iter().zip(found) {
             // An initial round accounts for every id it lists, removed ones included, so
             // that the search for the gone does not handle them a second time.
@@ -150,11 +197,13 @@ impl DeltaSet for Users {
                         counts.unknown_removed += 1;
                         continue;
                     };
+                    self.removed_now.insert(&stored.person.object_id);
                     if let Some(change) = merge::removal_of(stored, run.removal, restorable) {
                         counts.removed += 1;
                         if restorable && run.removal == RemovalPolicy::Delete {
                             counts.kept_restorable += 1;
                         }
+                        run.note_removal(&change);
                         changes.push(change);
                     }
                 }
@@ -171,19 +220,77 @@ impl DeltaSet for Users {
                         }
                         (Round::Initial, None) => change.into_person(),
                         (Round::Replay, Some(s)) => change.apply(s.person.clone()),
-                        (Round::Replay, None) => match change.into_new_person() {
-                            Some(p) => p,
-                            None => {
-                                counts.partial_unknown += 1;
-                                continue;
+                        (Round::Replay, None) => {
+                            let id = change.id().to_owned();
+                            match change.into_new_person() {
+                                Some(p) => p,
+                                None => {
+                                    // Only what changed, no UPN: read whole at the end of
+                                    // the page (`complete_page`).
+                                    self.to_fetch.push(id);
+                                    continue;
+                                }
                             }
-                        },
+                        }
                     };
-                    decide(run, person, stored, counts, &mut changes);
+                    decide(run, person, stored, counts, &mut changes, &mut unlinked);
                 }
             }
         }
+        if !unlinked.is_empty() {
+            let claimed = self.started_empty.then_some(&mut self.claimed);
+            link_or_create(
+                run,
+                unlinked,
+                counts,
+                &mut changes,
+                claimed,
+                &self.removed_now,
+            )?;
+        }
         Ok(changes)
+    }
+
+    /// Users a replay reported changed that the store does not hold, with only some
+    /// properties and no userPrincipalName (concepts/delta-query-overview.md: "Updated
+    /// instances are represented by their id with *at least* the properties that have been
+    /// updated"; a user the filter left out until a change let it in comes so): read whole
+    /// by id through JSON batches with the round's `$select`, then decided like the page's
+    /// other users. One Graph no longer has (404) is counted for `partial-unknown-user`.
+    fn complete_page(
+        &mut self,
+        run: &mut Run<'_>,
+        graph: &mut GraphClient<'_>,
+        round: Round,
+        last: bool,
+    ) -> Result<Vec<Change>, SyncError> {
+        // The accounts the last run left out for a conflict are read after the round's
+        // last page: by then this round's removals are known, so a conflict whose other
+        // account is gone now links instead.
+        if last && round == Round::Replay {
+            let recheck = self.recheck.clone();
+            self.to_fetch.extend(recheck);
+            self.to_fetch.sort();
+            self.to_fetch.dedup();
+        }
+        let ids = std::mem::take(&mut self.to_fetch);
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut entries = Vec::with_capacity(ids.len());
+        for (id, user) in ids
+            .iter()
+            .zip(users::fetch_by_ids(graph, &ids, &self.select)?)
+        {
+            match user {
+                Some(u) if u.has_user_principal_name() => entries.push(Entry::User(u)),
+                // An account left out for a conflict that is gone now: nothing to decide.
+                _ if self.recheck.contains(id) => {}
+                _ => self.counts.partial_unknown += 1,
+            }
+        }
+        // Whole users now: the page's path creates (or links) them.
+        self.page(run, entries, round)
     }
 
     fn finish(
@@ -205,8 +312,9 @@ impl DeltaSet for Users {
                 "partial-unknown-user",
                 format!(
                     "Graph reported {} changed user(s) that are not stored yet without their \
-                     user principal name, so they could not be created; the next full sync \
-                     imports them.",
+                     user principal name, and reading them in full found them gone (or still \
+                     without one), so they could not be created; the next full sync imports \
+                     any that exist.",
                     counts.partial_unknown
                 ),
             );
@@ -253,14 +361,27 @@ impl DeltaSet for Users {
                 }
             ),
         );
-        Ok(if round == Round::Initial {
-            vec![Checkpoint {
+        let mut unresolved = std::mem::take(&mut self.counts.unresolved);
+        unresolved.sort();
+        unresolved.dedup();
+        unresolved.truncate(MAX_UNRESOLVED);
+        let mut checkpoints = vec![
+            Checkpoint {
+                key: USERS_FILTER.into(),
+                value: Some(self.filter.clone()),
+            },
+            Checkpoint {
+                key: USERS_UNRESOLVED.into(),
+                value: (!unresolved.is_empty()).then(|| unresolved.join(",")),
+            },
+        ];
+        if round == Round::Initial {
+            checkpoints.push(Checkpoint {
                 key: LAST_FULL_SYNC.into(),
                 value: Some(run.started_at.clone()),
-            }]
-        } else {
-            Vec::new()
-        })
+            });
+        }
+        Ok(checkpoints)
     }
 }
 
@@ -272,11 +393,45 @@ impl Run<'_> {
         r: &Redactor,
     ) -> Result<Round, SyncError> {
         let managers = self.features.contains(Features::MANAGERS);
+        let filter = self.filter.fingerprint(self.filter_spec);
+        let saved = self
+            .store
+            .get_checkpoint(USERS_FILTER)
+            .map_err(|e| storage_error("get-checkpoint", e))?;
+        let recheck: Vec<String> = self
+            .store
+            .get_checkpoint(USERS_UNRESOLVED)
+            .map_err(|e| storage_error("get-checkpoint", e))?
+            .map(|ids| {
+                ids.split(',')
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let replay_blocked = (saved.as_deref() != Some(filter.as_str())).then(|| {
+            "the account filter (or the members of a group it names) changed since the \
+             stored people were filtered: running an initial (full) round, which filters \
+             everyone again"
+                .to_owned()
+        });
         let mut set = Users {
             select: users::select(managers),
             managers,
+            filter,
+            replay_blocked,
+            started_empty: self
+                .store
+                .list_people_ids(None, 1)
+                .map_err(|e| storage_error("list-people-ids", e))?
+                .is_empty(),
+            claimed: HashSet::default(),
             counts: Counts::default(),
             seen: IdSet::default(),
+            to_fetch: Vec::new(),
+            recheck,
+            removed_now: IdSet::default(),
         };
         let round = self.delta(graph, r, &mut set)?;
         self.data_sets.push(set.counts.report());
@@ -300,37 +455,164 @@ fn last_occurrences(entries: Vec<Entry>, counts: &mut Counts) -> Vec<Entry> {
     out
 }
 
-/// Filters and merges one person read from Graph.
+/// Filters and merges one person read from Graph; one the store does not hold by object
+/// id goes to `unlinked`, for [`link_or_create`].
 fn decide(
-    run: &Run<'_>,
+    run: &mut Run<'_>,
     person: Person,
     stored: Option<StoredPerson>,
     counts: &mut Counts,
     changes: &mut Vec<Change>,
+    unlinked: &mut Vec<Person>,
 ) {
-    match filter::decide(run.filter, &person) {
+    match filter::decide(&run.filter, &person) {
         Ok(()) => {
+            let Some(stored) = stored else {
+                unlinked.push(person);
+                return;
+            };
             let fp = merge::fingerprint(&person);
-            match merge::decide(stored.as_ref(), &fp) {
-                Decision::Create => {
-                    counts.created += 1;
-                    changes.push(merge::upsert(person, fp));
-                }
-                Decision::Update => {
+            match merge::decide(Some(&stored), &fp) {
+                Decision::Create | Decision::Update => {
+                    let mut fields = run.field_map.changed_fields(&stored.person, &person);
+                    if stored.status != PersonStatus::Active {
+                        fields.push("status".into());
+                    }
                     counts.updated += 1;
-                    changes.push(merge::upsert(person, fp));
+                    run.note(&person, PersonOutcome::Update(fields.clone()));
+                    changes.push(merge::upsert(person, fp, UpsertKind::Update, fields, None));
                 }
-                Decision::Unchanged => counts.unchanged += 1,
+                Decision::Unchanged => {
+                    counts.unchanged += 1;
+                    run.note(&person, PersonOutcome::Unchanged);
+                }
             }
         }
         Err(reason) => {
             counts.filtered_out(reason);
+            run.note(&person, PersonOutcome::FilteredOut(reason.into()));
             if let Some(change) = stored.and_then(|s| merge::removal(s, run.removal)) {
                 counts.removed += 1;
                 changes.push(change);
             }
         }
     }
+}
+
+/// Matches accounts that are not linked to a record yet (see `crate::matching`): creates
+/// the unmatched, links records of gone (or unlinked) accounts, and leaves conflicts out.
+/// `claimed` (when the store began empty): only keys it holds are looked up.
+fn link_or_create(
+    run: &mut Run<'_>,
+    accounts: Vec<Person>,
+    counts: &mut Counts,
+    changes: &mut Vec<Change>,
+    mut claimed: Option<&mut HashSet<u64, BuildHasherDefault<IdHasher>>>,
+    removed_now: &IdSet,
+) -> Result<(), SyncError> {
+    let keys: Vec<Vec<PersonKey>> = accounts
+        .iter()
+        .map(|a| matching::keys(a, run.match_key))
+        .collect();
+    let lookup = |k: &PersonKey| match &claimed {
+        Some(set) => set.contains(&key_hash(k)),
+        None => true,
+    };
+    let flat: Vec<PersonKey> = keys
+        .iter()
+        .flatten()
+        .filter(|k| lookup(k))
+        .cloned()
+        .collect();
+    let mut found = if flat.is_empty() {
+        Vec::new()
+    } else {
+        run.find(&flat)?
+    }
+    .into_iter();
+    let found: Vec<Vec<Option<StoredPerson>>> = keys
+        .iter()
+        .map(|ks| {
+            ks.iter()
+                .map(|k| {
+                    if lookup(k) {
+                        found.next().flatten()
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    // A record this round removed (its batch may not be committed yet) is gone already.
+    let found: Vec<Vec<Option<StoredPerson>>> = found
+        .into_iter()
+        .map(|f| {
+            f.into_iter()
+                .map(|r| {
+                    r.map(|mut r| {
+                        if r.status == PersonStatus::Active
+                            && removed_now.contains(&r.person.object_id)
+                        {
+                            r.status = PersonStatus::Removed;
+                        }
+                        r
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let refs: Vec<&Person> = accounts.iter().collect();
+    let claims = matching::resolve(&refs, &keys, found);
+    for (person, claim) in accounts.into_iter().zip(claims) {
+        match claim {
+            Claim::Create => {
+                if let Some(set) = claimed.as_deref_mut() {
+                    set.extend(matching::keys(&person, run.match_key).iter().map(key_hash));
+                }
+                counts.created += 1;
+                run.note(&person, PersonOutcome::Create);
+                let fp = merge::fingerprint(&person);
+                changes.push(merge::upsert(
+                    person,
+                    fp,
+                    UpsertKind::Create,
+                    Vec::new(),
+                    None,
+                ));
+            }
+            Claim::Link(record) => {
+                counts.linked += 1;
+                let fields = run.field_map.changed_fields(&record.person, &person);
+                let previous = record.person.object_id;
+                run.note(&person, PersonOutcome::Link(previous.clone()));
+                let fp = merge::fingerprint(&person);
+                changes.push(merge::upsert(
+                    person,
+                    fp,
+                    UpsertKind::Link,
+                    fields,
+                    Some(previous),
+                ));
+            }
+            Claim::Conflict(conflict) => {
+                counts.conflicts += 1;
+                counts.unresolved.push(person.object_id.clone());
+                run.note(&person, PersonOutcome::Conflict(conflict.message.clone()));
+                run.conflict(conflict);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn key_hash(k: &PersonKey) -> u64 {
+    let tag = match k {
+        PersonKey::ObjectId(_) => "o:",
+        PersonKey::Email(_) => "e:",
+        PersonKey::UserPrincipalName(_) => "u:",
+    };
+    crate::merge::fnv(format!("{tag}{}", matching::key_text(k)).as_bytes())
 }
 
 /// Applies the removal policy to stored people not seen in Graph.
@@ -365,6 +647,7 @@ fn gone(
             for stored in run.find(&keys)?.into_iter().flatten() {
                 if let Some(change) = merge::removal(stored, run.removal) {
                     counts.removed += 1;
+                    run.note_removal(&change);
                     pending.push(change);
                 }
             }

@@ -52,6 +52,10 @@ pub(super) trait DeltaSet {
 
     /// The `$select` of this run's rounds.
     fn select(&self) -> &str;
+    /// Why the saved delta link must not be replayed this run, if it must not.
+    fn replay_blocked(&self) -> Option<&str> {
+        None
+    }
     fn first_url(&self, graph: &str) -> String {
         format!(
             "{graph}/v1.0/{}/delta?$select={}",
@@ -70,6 +74,18 @@ pub(super) trait DeltaSet {
         entries: Vec<Self::Entry>,
         round: Round,
     ) -> Result<Vec<Change>, SyncError>;
+    /// After [`Self::page`], what the page's objects needed from Graph besides it (users a
+    /// replay reports without the properties to create them, read whole); returns the
+    /// further changes of the page. Nothing by default.
+    fn complete_page(
+        &mut self,
+        _run: &mut Run<'_>,
+        _graph: &mut GraphClient<'_>,
+        _round: Round,
+        _last: bool,
+    ) -> Result<Vec<Change>, SyncError> {
+        Ok(Vec::new())
+    }
     /// The round's last page was read: adds the final batch's further changes (committing
     /// large ones in batches of their own before it) and returns its further checkpoints.
     fn finish(
@@ -193,6 +209,10 @@ impl Run<'_> {
             );
             return Ok((Round::Initial, first));
         }
+        if let Some(why) = set.replay_blocked() {
+            self.info(r, &format!("{}: {why}", S::NAME));
+            return Ok((Round::Initial, first));
+        }
         Ok((Round::Replay, link))
     }
 
@@ -241,7 +261,12 @@ impl Run<'_> {
             }
             let n = page.entries.len();
             set.tally().read += n as u64;
-            let changes = set.page(self, page.entries, round)?;
+            let mut changes = set.page(self, page.entries, round)?;
+            let page_no = set.tally().pages;
+            changes.extend(
+                set.complete_page(self, graph, round, last)
+                    .map_err(|e| at_page(e, S::NAME, page_no))?,
+            );
             if last {
                 held = changes;
             } else if !changes.is_empty() {

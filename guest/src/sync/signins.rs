@@ -14,7 +14,7 @@ use super::Run;
 use crate::graph::GraphClient;
 use crate::merge;
 use crate::sources::signins;
-use crate::types::{Batch, Change, DataSet, PersonKey, StoredPerson, SyncError};
+use crate::types::{Batch, DataSet, PersonKey, StoredPerson, SyncError};
 
 #[derive(Default)]
 struct Counts {
@@ -57,11 +57,14 @@ impl Run<'_> {
                     let mut person = stored.person;
                     person.last_sign_in = signin.last_sign_in;
                     c.updated += 1;
-                    changes.push(Change::UpsertPerson(StoredPerson {
-                        fingerprint: merge::fingerprint(&person),
-                        person,
-                        status: stored.status,
-                    }));
+                    changes.push(merge::rewrite(
+                        StoredPerson {
+                            fingerprint: merge::fingerprint(&person),
+                            person,
+                            status: stored.status,
+                        },
+                        vec!["signInActivity".into()],
+                    ));
                 }
                 if !changes.is_empty() {
                     run.commit(&Batch {

@@ -94,6 +94,14 @@ fn three_pages_make_three_batches_and_a_complete_report() {
                 value: Some(crate::sources::users::select(false))
             },
             Checkpoint {
+                key: "users.filter".into(),
+                value: Some(crate::fakes::filter_checkpoint(&request().options.filter))
+            },
+            Checkpoint {
+                key: "users.unresolved".into(),
+                value: None
+            },
+            Checkpoint {
                 key: "users.last-full-sync".into(),
                 value: Some("2024-05-01T00:00:00.000Z".into())
             }
@@ -225,7 +233,9 @@ fn a_changed_field_is_an_update() {
     let Change::UpsertPerson(s) = &batch.changes[0] else {
         panic!()
     };
-    assert_eq!(s.person.job_title.as_deref(), Some("Chief Tester"));
+    assert_eq!(s.stored.person.job_title.as_deref(), Some("Chief Tester"));
+    assert_eq!(s.kind, crate::types::UpsertKind::Update);
+    assert_eq!(s.changed_fields, ["job-title"]);
     assert_eq!(
         w.store.people[&user_id(2)].person.job_title.as_deref(),
         Some("Chief Tester")
@@ -550,8 +560,8 @@ fn removal_scan_pages_through_stored_ids_and_batches_large_removals() {
     let report = run(&mut w.env(), &req).unwrap();
     assert_eq!(users_report(&report).removed, 6000);
     assert_eq!(
-        w.store.list_calls, 7,
-        "6 full pages of 1000, then an empty one"
+        w.store.list_calls, 8,
+        "one to see whether the store is empty, 6 full pages of 1000, then an empty one"
     );
     assert_eq!(w.store.commits.len(), 2);
     // The first batch holds the page's create and the first 5000 removals.
@@ -802,7 +812,7 @@ fn invalid_requests_fail_before_any_request() {
 }
 
 #[test]
-fn managers_need_users_and_unsupported_attributes_fail_before_any_request() {
+fn managers_need_users_before_any_request() {
     let mut w = World::new();
     let mut req = request();
     req.options.features = Features::MANAGERS | Features::USAGE_REPORTS;
@@ -812,17 +822,6 @@ fn managers_need_users_and_unsupported_attributes_fail_before_any_request() {
     assert!(m.starts_with("options.features"), "{m}");
     assert!(m.contains("enable users"), "{m}");
     assert!(check_features(Features::all()).is_ok());
-
-    let mut req = request();
-    req.options.filter.attributes = vec![AttributeFilter {
-        attribute: Attribute::Sku,
-        include: vec!["SPE_E3".into()],
-        exclude: vec![],
-    }];
-    let Err(SyncError::Unsupported(m)) = run(&mut w.env(), &req) else {
-        panic!()
-    };
-    assert!(m.contains("sku"), "{m}");
     assert!(w.http.sent.is_empty());
 }
 
@@ -1161,4 +1160,5 @@ fn secret_and_token_appear_in_no_error_log_or_report() {
 
 mod delta;
 mod features;
+mod people;
 mod reports;

@@ -1,14 +1,19 @@
 //! `m365sync demo`: the whole job against a built-in simulated tenant, so a new user sees a
 //! real sync with no Microsoft account. The simulator (tests/simulator) runs in-process on
 //! 127.0.0.1 and behaves as Graph and the identity platform are documented to; the engine
-//! runs in its sandbox exactly as it would against Microsoft.
+//! runs in its sandbox exactly as it would against Microsoft. The platform's store is
+//! seeded with a few organizations, one of them a near miss of the tenant's name, so the
+//! demo ends with the tenant's organization match (a suggestion to review) and the sync log.
+
+use std::sync::Arc;
 
 use anyhow::Context;
 
 use super::{DemoArgs, Failure, Output};
 use m365sync::config::{SecretSource, TenantRun, base_url};
-use m365sync::runtime::bindings::types::{Cloud, Endpoints, SyncMode, Tenant};
-use m365sync::{RunLimits, Runtime, SqliteStore, report};
+use m365sync::runtime::bindings::types::{Cloud, Endpoints, OrganizationMatch, SyncMode, Tenant};
+use m365sync::store::sqlite::{create_organization, list_runs};
+use m365sync::{RunLimits, Runtime, SqliteStore, TracingSink, report};
 use m365sync_simulator::{SimConfig, Simulator, TenantSpec};
 
 /// Application permissions the demo's simulated app is granted.
@@ -36,7 +41,7 @@ pub async fn run(args: DemoArgs, output: Output) -> Result<(), Failure> {
         graph: simulator.graph_url(),
     };
     if !output.json {
-        println!(
+        outln!(
             "Simulated tenant {:?} ({} users): sign-in at {}, Graph at {}",
             simulator.tenant().name,
             simulator.tenant().users.len(),
@@ -66,6 +71,7 @@ pub async fn run(args: DemoArgs, output: Output) -> Result<(), Failure> {
     // The demo database starts fresh: the simulated tenant is new on every run (new
     // ports, so saved delta links would point at a simulator that is gone).
     remove_database(&args.db).map_err(Failure::usage)?;
+    seed_organizations(&args.db, &simulator.tenant().name).map_err(Failure::run)?;
     let first = super::sync::sync_tenant(&runtime, &run, &args.db)
         .await
         .map_err(Failure::run)?;
@@ -89,27 +95,112 @@ pub async fn run(args: DemoArgs, output: Output) -> Result<(), Failure> {
         .map_err(Failure::run)?;
     simulator.shutdown().await;
 
+    let organization =
+        organization_match(&runtime, &run, &args.db, second.organization.clone()).await;
+    let log = SqliteStore::open(&args.db, &run.tenant.key)
+        .map_err(|e| anyhow::anyhow!(e))
+        .and_then(|store| Ok(list_runs(store.connection(), Some(&run.tenant.key), 10)?))
+        .context("reading the sync log")
+        .map_err(Failure::run)?;
+
     if output.json {
-        println!(
+        outln!(
             "{}",
-            serde_json::json!({"first": report::to_json(&first), "incremental": report::to_json(&second)})
+            serde_json::json!({
+                "first": report::to_json(&first),
+                "incremental": report::to_json(&second),
+                "organization": organization.as_ref().ok().map(report::organization_json),
+                "log": log.iter().map(super::logs::record_json).collect::<Vec<_>>(),
+            })
         );
         return Ok(());
     }
-    print!("{}", report::to_text(&first));
-    println!("\nThe tenant changed (5 users created, 3 updated, 2 deleted); an incremental sync:");
-    print!("{}", report::to_text(&second));
+    out!("{}", report::to_text(&first));
+    outln!("\nThe tenant changed (5 users created, 3 updated, 2 deleted); an incremental sync:");
+    out!("{}", report::to_text(&second));
     let store = SqliteStore::open(&args.db, &run.tenant.key).map_err(Failure::run)?;
     let summary = super::summary::to_text(store.connection(), &run.tenant.key)
         .context("summarising the store")
         .map_err(Failure::run)?;
-    print!("{summary}");
-    println!(
-        "\nWritten to {db}. Try: `m365sync licences --db {db} --list`, \
+    out!("{summary}");
+    outln!("\n  Organization match (the platform's organizations were seeded for the demo):");
+    match &organization {
+        Ok(m) => out!("{}", report::organization_text(m, "    ")),
+        Err(why) => outln!("    not available: {why}"),
+    }
+    outln!("\n  Sync log (newest first):");
+    for record in &log {
+        out!("{}", super::logs::run_text(record, false));
+    }
+    outln!(
+        "\nWritten to {db}. Try: `m365sync logs --db {db}`, `m365sync licences --db {db} --list`, \
          `m365sync export people --db {db}`, `m365sync export usage --db {db} --json`.",
         db = args.db.display()
     );
     Ok(())
+}
+
+/// The platform organizations the demo starts with: a near miss of the tenant's name (a
+/// typo in its first word) for the engine to suggest, the company with another word, and
+/// an unrelated one it should not suggest.
+fn demo_organizations(tenant_name: &str) -> Vec<String> {
+    let words: Vec<&str> = tenant_name.split_whitespace().collect();
+    let Some((first, rest)) = words.split_first() else {
+        return vec!["Woodgrove Bank".to_string()];
+    };
+    let chars: Vec<char> = first.chars().collect();
+    let doubled = chars.len().saturating_sub(2);
+    let typo: String = chars
+        .iter()
+        .enumerate()
+        .flat_map(|(i, c)| if i == doubled { vec![*c, *c] } else { vec![*c] })
+        .collect();
+    let near_miss = std::iter::once(typo.as_str())
+        .chain(rest.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let company = if words.len() > 1 {
+        words[..words.len() - 1].join(" ")
+    } else {
+        first.to_string()
+    };
+    let unrelated = if company.contains("Woodgrove") {
+        "Fourth Coffee"
+    } else {
+        "Woodgrove Bank"
+    };
+    vec![
+        near_miss,
+        format!("{company} Holdings"),
+        unrelated.to_string(),
+    ]
+}
+
+fn seed_organizations(db: &std::path::Path, tenant_name: &str) -> anyhow::Result<()> {
+    let connection = m365sync::store::sqlite::open_database(db)?;
+    for name in demo_organizations(tenant_name) {
+        create_organization(&connection, &name, None)
+            .map_err(|e| anyhow::anyhow!("seeding organization {name:?}: {e:?}"))?;
+    }
+    Ok(())
+}
+
+/// The tenant's organization match: as the engine reviews it now, else as the last run
+/// reported it.
+async fn organization_match(
+    runtime: &Runtime,
+    run: &TenantRun,
+    db: &std::path::Path,
+    reported: Option<OrganizationMatch>,
+) -> Result<OrganizationMatch, String> {
+    let store = SqliteStore::open_read_only(db, &run.tenant.key).map_err(|e| e.to_string())?;
+    match runtime
+        .review_organization(run, Box::new(store), Arc::new(TracingSink))
+        .await
+    {
+        Ok(m) => Ok(m),
+        Err(error) => reported.ok_or_else(|| error.to_string()),
+    }
 }
 
 /// Remove a database and its WAL files, if present.

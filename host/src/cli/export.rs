@@ -1,15 +1,95 @@
 //! `m365sync export`: what syncs stored, as CSV or JSON on stdout, for other tools —
 //! people, subscriptions, per-person licences, usage (per person, workload and period),
 //! mailboxes, groups and their members.
+//!
+//! People's columns follow the effective field map (the engine's `field-map`, with the
+//! config's overrides when `--config` is given): a mapped property's column is named by
+//! its platform field (`given_name` is `first-name` by default), a property the map leaves
+//! out is not exported, and the others keep their column names.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use rusqlite::types::ValueRef;
 use serde_json::{Map, Value};
 
 use super::{ExportArgs, ExportFormat, ExportWhat, Failure};
+use m365sync::config::ConfigFile;
+use m365sync::runtime::bindings::types::FieldMapping;
 use m365sync::store::sqlite::open_database;
+
+/// The Graph user property behind each people column that has one.
+const PEOPLE_PROPERTIES: &[(&str, &str)] = &[
+    ("object_id", "id"),
+    ("user_principal_name", "userPrincipalName"),
+    ("mail", "mail"),
+    ("given_name", "givenName"),
+    ("surname", "surname"),
+    ("display_name", "displayName"),
+    ("department", "department"),
+    ("job_title", "jobTitle"),
+    ("company_name", "companyName"),
+    ("country", "country"),
+    ("usage_location", "usageLocation"),
+    ("office_location", "officeLocation"),
+    ("account_enabled", "accountEnabled"),
+    ("user_type", "userType"),
+    ("manager_id", "manager"),
+    ("hire_date", "employeeHireDate"),
+    ("created_at", "createdDateTime"),
+    ("last_sign_in", "signInActivity"),
+];
+
+fn same_map(a: &[FieldMapping], b: &[FieldMapping]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.graph_property == y.graph_property && x.platform_field == y.platform_field
+        })
+}
+
+/// Each column's output name, or None to leave it out.
+type Columns = Vec<Option<String>>;
+
+/// People columns named by the field map: `effective` is the map in use, `default` the
+/// engine's default map (a property it maps that `effective` does not is left out).
+fn people_columns(
+    columns: &[String],
+    effective: &[FieldMapping],
+    default: &[FieldMapping],
+) -> Result<Columns, String> {
+    let mapped = |property: &str, map: &[FieldMapping]| {
+        map.iter()
+            .find(|m| m.graph_property.eq_ignore_ascii_case(property))
+            .map(|m| m.platform_field.clone())
+    };
+    let named: Columns = columns
+        .iter()
+        .map(|column| {
+            let Some((_, property)) = PEOPLE_PROPERTIES.iter().find(|(c, _)| c == column) else {
+                return Some(column.clone());
+            };
+            match (mapped(property, effective), mapped(property, default)) {
+                (Some(field), _) => Some(field),
+                // Mapped by default and left out by the config: not exported, except the
+                // keys that identify a person.
+                (None, Some(_))
+                    if !matches!(column.as_str(), "object_id" | "user_principal_name") =>
+                {
+                    None
+                }
+                _ => Some(column.clone()),
+            }
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for name in named.iter().flatten() {
+        if !seen.insert(name.as_str()) {
+            return Err(format!(
+                "the field map names two people columns {name:?}: rename its platform field"
+            ));
+        }
+    }
+    Ok(named)
+}
 
 /// The query behind each export: its columns are the export's columns.
 fn query(what: ExportWhat) -> &'static str {
@@ -82,23 +162,74 @@ fn text_value(value: ValueRef<'_>) -> String {
 }
 
 pub async fn run(args: ExportArgs) -> Result<(), Failure> {
-    let db = args
-        .db
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("m365sync.db"));
-    if !db.exists() {
-        return Err(Failure::usage(anyhow::anyhow!(
-            "database {} does not exist: run `m365sync sync` first",
-            db.display()
-        )));
-    }
+    let config = match &args.config {
+        Some(path) => Some(ConfigFile::load(path).map_err(Failure::usage)?),
+        None => None,
+    };
+    let db = super::database_path(args.db.as_ref(), config.as_ref());
+    super::existing_database(&db)?;
     let connection = open_database(&db).map_err(Failure::run)?;
-    match export(&connection, &args) {
+    let names = match args.what {
+        ExportWhat::People => Some(people_names(&connection, &args, config.as_ref()).await?),
+        _ => None,
+    };
+    match export(&connection, &args, names) {
         Ok(()) => Ok(()),
         // The reader stopped early (`| head`): not a failure.
         Err(error) if is_broken_pipe(&error) => Ok(()),
         Err(error) => Err(Failure::run(error.context("exporting"))),
     }
+}
+
+/// The people columns' names under the exported tenants' field map; tenants whose maps
+/// differ cannot share one header, so they are exported one at a time.
+async fn people_names(
+    connection: &rusqlite::Connection,
+    args: &ExportArgs,
+    config: Option<&ConfigFile>,
+) -> Result<Columns, Failure> {
+    let tenants: Vec<String> = match &args.tenant {
+        Some(tenant) => vec![tenant.clone()],
+        None => connection
+            .prepare("SELECT DISTINCT tenant FROM people ORDER BY tenant")
+            .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
+            .map_err(|e| Failure::run(anyhow::anyhow!("reading the tenants of the store: {e}")))?,
+    };
+    let runtime = match config {
+        Some(config) => super::sync::load_runtime(config)?,
+        None => m365sync::Runtime::new(m365sync::RunLimits::default()).map_err(Failure::run)?,
+    };
+    let default = runtime.field_map(&[]).await.map_err(Failure::run)?;
+    let mut chosen: Option<(String, Vec<FieldMapping>)> = None;
+    for tenant in &tenants {
+        let configured = config.and_then(|c| c.tenants.iter().find(|t| &t.name == tenant));
+        let map = match (config, configured) {
+            (Some(config), Some(tenant_config)) => {
+                let run = config.resolve(tenant_config);
+                let path = args.config.as_deref().unwrap_or(std::path::Path::new(""));
+                super::sync::effective_field_map(&runtime, path, tenant_config, &run).await?
+            }
+            _ => default.clone(),
+        };
+        match &chosen {
+            Some((first, first_map)) if !same_map(first_map, &map) => {
+                return Err(Failure::usage(anyhow::anyhow!(
+                    "tenants {first} and {tenant} map fields differently, so their people \
+                     cannot share one header: export them one at a time with --tenant"
+                )));
+            }
+            Some(_) => {}
+            None => chosen = Some((tenant.clone(), map)),
+        }
+    }
+    let effective = chosen
+        .map(|(_, map)| map)
+        .unwrap_or_else(|| default.clone());
+    let columns: Vec<String> = connection
+        .prepare(query(ExportWhat::People))
+        .map(|s| s.column_names().iter().map(|c| c.to_string()).collect())
+        .map_err(|e| Failure::run(anyhow::anyhow!("preparing the export: {e}")))?;
+    people_columns(&columns, &effective, &default).map_err(|e| Failure::usage(anyhow::anyhow!(e)))
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
@@ -116,23 +247,42 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
-fn export(connection: &rusqlite::Connection, args: &ExportArgs) -> anyhow::Result<()> {
+fn export(
+    connection: &rusqlite::Connection,
+    args: &ExportArgs,
+    names: Option<Columns>,
+) -> anyhow::Result<()> {
     let mut statement = connection.prepare(query(args.what))?;
-    let columns: Vec<String> = statement
+    let source: Vec<String> = statement
         .column_names()
         .iter()
         .map(|c| c.to_string())
         .collect();
+    // (index in the row, source column, output name) of the exported columns.
+    let columns: Vec<(usize, String, String)> = match names {
+        Some(names) => source
+            .iter()
+            .zip(names)
+            .enumerate()
+            .filter_map(|(i, (column, name))| name.map(|name| (i, column.clone(), name)))
+            .collect(),
+        None => source
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, c.clone(), c.clone()))
+            .collect(),
+    };
     let mut rows = statement.query([args.tenant.as_deref()])?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match args.format {
         ExportFormat::Csv => {
             let mut writer = csv::Writer::from_writer(&mut out);
-            writer.write_record(&columns)?;
+            writer.write_record(columns.iter().map(|(_, _, name)| name))?;
             while let Some(row) = rows.next()? {
-                let record: Vec<String> = (0..columns.len())
-                    .map(|i| row.get_ref(i).map(text_value))
+                let record: Vec<String> = columns
+                    .iter()
+                    .map(|(i, _, _)| row.get_ref(*i).map(text_value))
                     .collect::<Result<_, _>>()?;
                 writer.write_record(&record)?;
             }
@@ -144,15 +294,15 @@ fn export(connection: &rusqlite::Connection, args: &ExportArgs) -> anyhow::Resul
             let mut first = true;
             while let Some(row) = rows.next()? {
                 let mut object = Map::new();
-                for (i, column) in columns.iter().enumerate() {
-                    let mut value = json_value(row.get_ref(i)?);
+                for (i, column, name) in &columns {
+                    let mut value = json_value(row.get_ref(*i)?);
                     // Stored JSON (usage counts) is exported as JSON, not as a string.
                     if column == "counts"
                         && let Value::String(text) = &value
                     {
                         value = serde_json::from_str(text).unwrap_or(value);
                     }
-                    object.insert(column.clone(), value);
+                    object.insert(name.clone(), value);
                 }
                 if !first {
                     write!(out, ",")?;
@@ -165,4 +315,68 @@ fn export(connection: &rusqlite::Connection, args: &ExportArgs) -> anyhow::Resul
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(property: &str, field: &str) -> FieldMapping {
+        FieldMapping {
+            graph_property: property.into(),
+            platform_field: field.into(),
+        }
+    }
+
+    #[test]
+    fn people_columns_follow_the_field_map() {
+        let columns: Vec<String> = [
+            "tenant",
+            "object_id",
+            "mail",
+            "given_name",
+            "job_title",
+            "office_location",
+            "company_name",
+            "status",
+        ]
+        .map(String::from)
+        .to_vec();
+        let default = vec![
+            mapping("givenName", "first-name"),
+            mapping("mail", "email"),
+            mapping("jobTitle", "job-title"),
+            mapping("officeLocation", "office"),
+        ];
+        let named = people_columns(&columns, &default, &default).unwrap();
+        assert_eq!(
+            named,
+            [
+                Some("tenant"),
+                Some("object_id"),
+                Some("email"),
+                Some("first-name"),
+                Some("job-title"),
+                Some("office"),
+                Some("company_name"),
+                Some("status")
+            ]
+            .map(|n| n.map(String::from))
+        );
+        // Renamed, left out (office), and added (companyName).
+        let effective = vec![
+            mapping("givenName", "first-name"),
+            mapping("mail", "email"),
+            mapping("jobTitle", "title"),
+            mapping("companyName", "company"),
+        ];
+        let named = people_columns(&columns, &effective, &default).unwrap();
+        assert_eq!(named[4].as_deref(), Some("title"));
+        assert_eq!(named[5], None);
+        assert_eq!(named[6].as_deref(), Some("company"));
+        // A platform field that is another column's name would make two columns of one name.
+        let clash = vec![mapping("companyName", "status")];
+        let error = people_columns(&columns, &clash, &default).unwrap_err();
+        assert!(error.contains("\"status\""), "{error}");
+    }
 }

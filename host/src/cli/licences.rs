@@ -72,22 +72,27 @@ pub async fn run(args: LicencesArgs, output: Output) -> Result<(), Failure> {
             }));
             continue;
         }
-        println!("Tenant {tenant}: licences");
+        outln!("Tenant {tenant}: licences");
         match &as_of {
-            Some(date) => println!(
+            Some(date) => outln!(
                 "  usage data as of {date} (Microsoft's reports lag by days); inactive = no activity in any workload for {} days",
                 args.days
             ),
-            None => println!(
+            None => outln!(
                 "  no usage data stored: enable the usage-reports feature to find inactive licences"
             ),
         }
-        println!(
+        outln!(
             "  {:<40} {:<28} {:>8} {:>8} {:>8} {:>9}",
-            "product", "sku", "enabled", "consumed", "synced", "inactive"
+            "product",
+            "sku",
+            "enabled",
+            "consumed",
+            "synced",
+            "inactive"
         );
         for l in &lines {
-            println!(
+            outln!(
                 "  {:<40} {:<28} {:>8} {:>8} {:>8} {:>9}",
                 truncate(&l.product_name, 40),
                 truncate(&l.part_number, 28),
@@ -103,17 +108,17 @@ pub async fn run(args: LicencesArgs, output: Output) -> Result<(), Failure> {
         }
         if as_of.is_some() {
             let freeable: i64 = lines.iter().map(|l| l.inactive).sum();
-            println!("  units that could be freed: {freeable}");
+            outln!("  units that could be freed: {freeable}");
         }
         for (upn, sku, last) in &inactive_people {
-            println!(
+            outln!(
                 "    inactive: {upn} ({sku}), last activity {}",
                 last.as_deref().unwrap_or("never")
             );
         }
     }
     if output.json {
-        println!("{}", serde_json::Value::Array(all));
+        outln!("{}", serde_json::Value::Array(all));
     }
     Ok(())
 }

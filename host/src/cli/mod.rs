@@ -2,11 +2,32 @@
 //! Library errors become `anyhow` errors here, at the edge, and exit codes: 0 success,
 //! 1 a run failed, 2 bad arguments or config.
 
+/// `print!` to stdout that does not panic when the reader has gone (`| head`): output to a
+/// closed pipe is dropped.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `println!` to stdout that does not panic when the reader has gone (see `out!`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod demo;
 mod export;
 mod licences;
+mod logs;
+mod organizations;
 mod permissions;
+mod preview;
 mod progress;
+mod review;
 mod summary;
 mod sync;
 
@@ -14,6 +35,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use m365sync::config::{ConfigFile, TenantConfig};
 
 /// Sync Microsoft 365 tenants (users, groups, licences, usage) into a local store, through a
 /// sandboxed WebAssembly engine with read-only, app-only Microsoft Graph access.
@@ -42,6 +64,111 @@ enum Command {
     Licences(LicencesArgs),
     /// Write stored people, licences, usage, mailboxes or groups as CSV or JSON on stdout.
     Export(ExportArgs),
+    /// The sync log: stored runs, newest first, with their counts, warnings and errors.
+    Logs(LogsArgs),
+    /// Who a sync would create, update, link or leave out, and why; writes nothing.
+    Preview(PreviewArgs),
+    /// Each tenant's organization match, and decisions on it (accept, change, ignore, create).
+    Review(ReviewArgs),
+    /// The platform's organizations that tenants are matched to: list, add, import.
+    Organizations(OrganizationsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Tenant config file (TOML): its host.db is the database.
+    #[arg(long, short, conflicts_with = "db")]
+    config: Option<PathBuf>,
+    /// SQLite database to read (default: ./m365sync.db).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Only this tenant's runs.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// At most this many runs.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    limit: u32,
+    /// Show this one run whole (its id from the list).
+    #[arg(long, conflicts_with_all = ["tenant", "limit"])]
+    run: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// Tenant config file (TOML).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// SQLite database to compare with (default: host.db in the config, else ./m365sync.db);
+    /// only read. Without one, everybody would be created.
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Only this tenant (default: every tenant in the config).
+    #[arg(long)]
+    tenant: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// Tenant config file (TOML).
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    /// SQLite database (default: host.db in the config, else ./m365sync.db).
+    #[arg(long, global = true)]
+    db: Option<PathBuf>,
+    /// Only this tenant (a decision needs it when the config has several).
+    #[arg(long, global = true)]
+    tenant: Option<String>,
+    /// A decision on the tenant's match; without one, the matches are listed.
+    #[command(subcommand)]
+    action: Option<ReviewCommand>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ReviewCommand {
+    /// Accept this suggested organization.
+    Accept {
+        /// The organization's id (from the suggestions).
+        id: String,
+    },
+    /// Match the tenant to this organization instead.
+    Change {
+        /// The organization's id (see `m365sync organizations list`).
+        id: String,
+    },
+    /// Leave the tenant unmatched on purpose.
+    Ignore,
+    /// Create an organization named after the tenant (refused while any organization
+    /// matches or is suggested).
+    Create,
+}
+
+#[derive(Debug, Args)]
+pub struct OrganizationsArgs {
+    /// Tenant config file (TOML): its host.db is the database.
+    #[arg(long, short, global = true, conflicts_with = "db")]
+    config: Option<PathBuf>,
+    /// SQLite database (default: ./m365sync.db).
+    #[arg(long, global = true)]
+    db: Option<PathBuf>,
+    #[command(subcommand)]
+    command: OrganizationsCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum OrganizationsCommand {
+    /// List the platform's organizations.
+    List,
+    /// Add an organization (its id is generated).
+    Add {
+        /// The organization's name.
+        name: String,
+    },
+    /// Import organizations from a CSV file with a `name` column and an optional `id`
+    /// column (rows without an id get one; a name that exists already is skipped).
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +264,10 @@ pub struct ExportArgs {
     /// Output format (`--json` also selects JSON).
     #[arg(long, value_enum, default_value_t)]
     format: ExportFormat,
+    /// Tenant config file (TOML): people columns are named by its tenants' field maps
+    /// (default: the engine's default field map).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
 }
 
 /// Output options shared by every command.
@@ -196,6 +327,10 @@ pub fn main() -> ExitCode {
                 }
                 export::run(args).await
             }
+            Command::Logs(args) => logs::run(args, output).await,
+            Command::Preview(args) => preview::run(args, output).await,
+            Command::Review(args) => review::run(args, output).await,
+            Command::Organizations(args) => organizations::run(args, output).await,
         }
     });
     match result {
@@ -204,6 +339,50 @@ pub fn main() -> ExitCode {
             eprintln!("error: {:#}", failure.error);
             ExitCode::from(failure.code)
         }
+    }
+}
+
+/// The database a command uses: `--db`, else the config's `host.db`, else ./m365sync.db.
+pub fn database_path(db: Option<&PathBuf>, config: Option<&ConfigFile>) -> PathBuf {
+    db.cloned()
+        .or_else(|| config.and_then(|c| c.host.db.clone()))
+        .unwrap_or_else(|| PathBuf::from("m365sync.db"))
+}
+
+/// Fail (exit 2) when a database a command only reads does not exist.
+pub fn existing_database(db: &std::path::Path) -> Result<(), Failure> {
+    if db.exists() {
+        Ok(())
+    } else {
+        Err(Failure::usage(anyhow::anyhow!(
+            "database {} does not exist: run `m365sync sync` first",
+            db.display()
+        )))
+    }
+}
+
+/// The tenants a command acts on: the named one, or every tenant of the config.
+pub fn selected_tenants<'a>(
+    config: &'a ConfigFile,
+    name: Option<&str>,
+) -> Result<Vec<&'a TenantConfig>, Failure> {
+    match name {
+        Some(name) => Ok(vec![
+            config
+                .tenant(Some(name))
+                .map_err(|e| Failure::usage(anyhow::anyhow!(e)))?,
+        ]),
+        None => Ok(config.tenants.iter().collect()),
+    }
+}
+
+/// An engine failure of a command that only reads or decides: the engine refusing the
+/// request (`invalid-request`: the config or the arguments) is exit 2, anything else 1.
+pub fn engine_failure(error: m365sync::RunError) -> Failure {
+    use m365sync::runtime::bindings::types::SyncError;
+    match error.engine_error() {
+        Some(SyncError::InvalidRequest(_)) => Failure::usage(error),
+        _ => Failure::run(error),
     }
 }
 

@@ -64,7 +64,7 @@ pub async fn run(args: PermissionsArgs, output: Output) -> Result<(), Failure> {
             }));
             continue;
         }
-        println!(
+        outln!(
             "Tenant {}: application permissions (Microsoft Graph, all read-only)",
             tenant.name
         );
@@ -74,20 +74,20 @@ pub async fn run(args: PermissionsArgs, output: Output) -> Result<(), Failure> {
                 Some(_) if is_missing(&permission.name) => "  MISSING",
                 Some(_) => "  granted",
             };
-            println!("  {}{state}", permission.name);
+            outln!("  {}{state}", permission.name);
             for endpoint in &permission.endpoints {
-                println!("      {endpoint}");
+                outln!("      {endpoint}");
             }
         }
         if let Some(check) = &check {
-            println!("  Roles in the app's token: {}", check.granted.join(", "));
+            outln!("  Roles in the app's token: {}", check.granted.join(", "));
             for missing in &check.missing {
-                println!("  missing: {}", missing.message);
+                outln!("  missing: {}", missing.message);
             }
         }
     }
     if output.json {
-        println!("{}", serde_json::Value::Array(all));
+        outln!("{}", serde_json::Value::Array(all));
     }
     if missing_any {
         return Err(Failure::run(anyhow!(

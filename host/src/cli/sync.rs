@@ -1,38 +1,30 @@
-//! `m365sync sync`: sync the tenants of a config file now, one sandbox per tenant.
+//! `m365sync sync`: sync the tenants of a config file now, one sandbox per tenant. Every
+//! run lands in the sync log (`m365sync logs`): the engine records a successful run with
+//! its last batch, and a failed one is recorded here.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 
 use super::progress::TerminalProgress;
 use super::{Failure, Output, SyncArgs};
-use m365sync::config::ConfigFile;
-use m365sync::runtime::bindings::types::{SyncMode, SyncReport};
-use m365sync::{RunLimits, Runtime, SqliteStore, TenantRun, report};
+use m365sync::config::{ConfigError, ConfigFile, TenantConfig};
+use m365sync::runtime::bindings::types::{FieldMapping, SyncError, SyncMode, SyncReport};
+use m365sync::{RunLimits, Runtime, SyncFailure, TenantRun, report, sync_logged};
 
 pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
     let config = ConfigFile::load(&args.config).map_err(Failure::usage)?;
-    let tenants = match &args.tenant {
-        Some(name) => vec![
-            config
-                .tenant(Some(name))
-                .map_err(|e| Failure::usage(anyhow!(e)))?,
-        ],
-        None => config.tenants.iter().collect(),
-    };
-    let db = args
-        .db
-        .clone()
-        .or_else(|| config.host.db.clone())
-        .unwrap_or_else(|| PathBuf::from("m365sync.db"));
+    let tenants = super::selected_tenants(&config, args.tenant.as_deref())?;
+    let db = super::database_path(args.db.as_ref(), Some(&config));
     let runtime = load_runtime(&config)?;
 
     let mut reports = Vec::new();
     let mut failures = 0;
     for tenant in tenants {
         let mut run = config.resolve(tenant);
+        effective_field_map(&runtime, &args.config, tenant, &run).await?;
         if args.full {
             run.options.mode = SyncMode::Full;
         }
@@ -40,21 +32,28 @@ pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
         match sync_tenant(&runtime, &run, &db).await {
             Ok(report) => {
                 if !output.json {
-                    print!("{}", report::to_text(&report));
+                    out!("{}", report::to_text(&report));
                 }
                 reports.push(report::to_json(&report));
             }
             Err(error) => {
                 failures += 1;
                 eprintln!("error: {error:#}");
-                reports.push(
-                    serde_json::json!({"tenant": run.tenant.key, "error": format!("{error:#}")}),
-                );
+                let run_id = match &error {
+                    SyncFailure::Run { run_id, .. } => *run_id,
+                    SyncFailure::Open { .. } => None,
+                };
+                reports.push(serde_json::json!({
+                    "tenant": run.tenant.key,
+                    "error": format!("{error:#}"),
+                    "error_kind": error.run_error().map(|e| e.kind()),
+                    "log_run_id": run_id,
+                }));
             }
         }
     }
     if output.json {
-        println!("{}", serde_json::Value::Array(reports));
+        outln!("{}", serde_json::Value::Array(reports));
     }
     match failures {
         0 => Ok(()),
@@ -74,16 +73,60 @@ pub fn load_runtime(config: &ConfigFile) -> Result<Runtime, Failure> {
     Runtime::new(limits).map_err(Failure::run)
 }
 
-/// Sync one tenant into the database at `db`, with progress on the terminal.
+/// Sync one tenant into the database at `db`, with progress on the terminal; a failed
+/// run is recorded in the sync log.
 pub async fn sync_tenant(
     runtime: &Runtime,
     run: &TenantRun,
-    db: &std::path::Path,
-) -> anyhow::Result<SyncReport> {
-    let store = SqliteStore::open(db, &run.tenant.key)
-        .with_context(|| format!("tenant {}", run.tenant.key))?;
+    db: &Path,
+) -> Result<SyncReport, SyncFailure> {
     let progress = Arc::new(TerminalProgress::new());
-    let result = runtime.sync(run, Box::new(store), progress.clone()).await;
+    let result = sync_logged(runtime, run, db, progress.clone()).await;
     progress.finish();
-    Ok(result?)
+    result
+}
+
+/// The tenant's effective field map, as the engine resolves the config's overrides. An
+/// override the engine refuses (an unknown Graph property, one platform field fed twice)
+/// is a config error naming the file, the tenant and the key (exit 2).
+pub async fn effective_field_map(
+    runtime: &Runtime,
+    path: &Path,
+    tenant: &TenantConfig,
+    run: &TenantRun,
+) -> Result<Vec<FieldMapping>, Failure> {
+    let overrides = &run.options.field_map;
+    let refused = |message: String| {
+        Failure::usage(ConfigError::Tenant {
+            path: path.to_path_buf(),
+            tenant: tenant.name.clone(),
+            message,
+        })
+    };
+    match runtime.field_map(overrides).await {
+        Ok(map) => Ok(map),
+        Err(error) => {
+            let Some(SyncError::InvalidRequest(message)) = error.engine_error() else {
+                return Err(Failure::run(error));
+            };
+            // Name the override the engine refused: the first that fails on its own.
+            let section = if tenant.field_map.is_empty() {
+                "sync.field_map"
+            } else {
+                "field_map"
+            };
+            for mapping in overrides {
+                if let Err(single) = runtime.field_map(std::slice::from_ref(mapping)).await
+                    && let Some(SyncError::InvalidRequest(why)) = single.engine_error()
+                {
+                    return Err(refused(format!(
+                        "{section}.{}: {}",
+                        mapping.graph_property,
+                        why.split_once(": ").map(|(_, w)| w).unwrap_or(why)
+                    )));
+                }
+            }
+            Err(refused(format!("{section}: {message}")))
+        }
+    }
 }

@@ -23,7 +23,10 @@ use crate::capabilities::secrets::TenantSecrets;
 use crate::capabilities::storage::TenantStore;
 use crate::config::TenantRun;
 use crate::error::{EngineError, RunError};
-use bindings::types::{EngineInfo, Features, Permission, PermissionCheck, SyncReport, SyncRequest};
+use bindings::types::{
+    EngineInfo, Features, FieldMapping, OrganizationMatch, Permission, PermissionCheck,
+    ReviewAction, SyncPreview, SyncReport, SyncRequest,
+};
 use bindings::{SyncEngine, SyncEnginePre};
 use limits::RunLimiter;
 use state::RunState;
@@ -192,6 +195,80 @@ impl Runtime {
             .call_sync(&mut sandbox.store, &request);
         let result = sandbox.limits.timeout_call(call).await;
         sandbox.finish_engine(result, "sync")
+    }
+
+    /// What a sync of the tenant would do, account by account, committing nothing (the
+    /// engine runs the users phase as a full dry run). `store` is only read.
+    pub async fn preview(
+        &self,
+        run: &TenantRun,
+        store: Box<dyn TenantStore>,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<SyncPreview, RunError> {
+        let mut sandbox = self.sandbox(run, store, sink)?;
+        let instance = sandbox.instantiate(&self.pre).await?;
+        let request = SyncRequest {
+            tenant: run.tenant.clone(),
+            options: run.options.clone(),
+        };
+        let call = instance
+            .m365sync_engine_engine()
+            .call_preview(&mut sandbox.store, &request);
+        let result = sandbox.limits.timeout_call(call).await;
+        sandbox.finish_engine(result, "preview")
+    }
+
+    /// The field map a run uses: the engine's default map with `overrides` applied. Fails
+    /// with the engine's `invalid-request` naming an unknown Graph property.
+    pub async fn field_map(
+        &self,
+        overrides: &[FieldMapping],
+    ) -> Result<Vec<FieldMapping>, RunError> {
+        let mut sandbox = self.sandbox(&TenantRun::nothing(), Box::new(NoStore), no_sink())?;
+        let instance = sandbox.instantiate(&self.pre).await?;
+        let call = instance
+            .m365sync_engine_engine()
+            .call_field_map(&mut sandbox.store, overrides);
+        let result = sandbox.limits.timeout_call(call).await;
+        sandbox.finish_engine(result, "field-map")
+    }
+
+    /// The tenant's organization match (state, matched organization, ranked suggestions),
+    /// from what `store` holds.
+    pub async fn review_organization(
+        &self,
+        run: &TenantRun,
+        store: Box<dyn TenantStore>,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<OrganizationMatch, RunError> {
+        let mut sandbox = self.sandbox(run, store, sink)?;
+        let instance = sandbox.instantiate(&self.pre).await?;
+        let call = instance
+            .m365sync_engine_engine()
+            .call_review_organization(&mut sandbox.store, &run.tenant);
+        let result = sandbox.limits.timeout_call(call).await;
+        sandbox.finish_engine(result, "review-organization")
+    }
+
+    /// Apply a reviewer's decision on the tenant's organization match and return the
+    /// resulting match. The engine stores the decision (and creates an organization for
+    /// `create`) through `store`.
+    pub async fn decide_organization(
+        &self,
+        run: &TenantRun,
+        action: &ReviewAction,
+        store: Box<dyn TenantStore>,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<OrganizationMatch, RunError> {
+        let mut sandbox = self.sandbox(run, store, sink)?;
+        let instance = sandbox.instantiate(&self.pre).await?;
+        let call = instance.m365sync_engine_engine().call_decide_organization(
+            &mut sandbox.store,
+            &run.tenant,
+            action,
+        );
+        let result = sandbox.limits.timeout_call(call).await;
+        sandbox.finish_engine(result, "decide-organization")
     }
 
     fn sandbox(
@@ -363,6 +440,12 @@ impl TenantStore for NoStore {
     fn list_organizations(
         &mut self,
     ) -> Result<Vec<bindings::types::PlatformOrganization>, bindings::storage::StorageError> {
+        Err(no_storage())
+    }
+    fn create_organization(
+        &mut self,
+        _: &str,
+    ) -> Result<bindings::types::PlatformOrganization, bindings::storage::StorageError> {
         Err(no_storage())
     }
     fn get_decision(

@@ -90,6 +90,13 @@ impl storage::Host for RunState {
         Ok(self.store.list_organizations())
     }
 
+    fn create_organization(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<types::PlatformOrganization, storage::StorageError>> {
+        Ok(self.store.create_organization(&name))
+    }
+
     fn get_decision(
         &mut self,
         tenant_key: String,

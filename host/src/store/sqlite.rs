@@ -1,6 +1,23 @@
 //! SQLite storage (the embedded default): WAL, one transaction per batch, schema created
-//! on first use. One database holds many tenants; every row carries its tenant's key and a
-//! `SqliteStore` only ever touches the rows of the tenant it was opened for.
+//! on first use and migrated forward (`PRAGMA user_version`). One database holds many
+//! tenants; every row carries its tenant's key and a `SqliteStore` only ever touches the
+//! rows of the tenant it was opened for. The platform's organizations
+//! (`platform_organizations`) are the platform's own, shared by all tenants.
+//!
+//! Schema versions:
+//! - 1: people, checkpoints, runs (successful runs only), the data sets, platform
+//!   organizations and match decisions.
+//! - 2: `runs` records failed runs too (`status` ok/failed, `error_kind`, `error`; a failed
+//!   run has no report and may have no counts), and `people.mail_key`/`upn_key` use the
+//!   engine's key normalisation ([`normalise_key`]); the migration from 1 rebuilds `runs`
+//!   and recomputes every key.
+//!
+//! A link (`upsert-person` of kind `link`) re-keys the person's row in place: the row stored
+//! under the previous object id gets the new object id and the new fields, in the batch's
+//! transaction. Rows of other tables keyed by the previous object id (group memberships,
+//! mailbox and usage rows, other people's `manager_id`) stay as they are: they describe
+//! the previous Graph account, which Graph keeps reporting under its own id (a group delta
+//! removes a gone member by that id), and the new account's rows arrive under the new id.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,12 +28,47 @@ use crate::capabilities::storage::TenantStore;
 use crate::report;
 use crate::runtime::bindings::storage::StorageError;
 use crate::runtime::bindings::types::{
-    Batch, Change, MatchDecision, Person, PersonKey, PersonStatus, PlatformOrganization,
-    ReviewAction, StoredPerson, SyncReport,
+    Batch, Change, MatchDecision, Person, PersonKey, PersonStatus, PersonUpsert,
+    PlatformOrganization, ReviewAction, StoredPerson, SyncReport, UpsertKind,
 };
 
 /// Schema version, in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// The sync log's table (schema 2): one row per run, successful or failed.
+const RUNS_TABLE: &str = r#"
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    elapsed_ms INTEGER,
+    requests INTEGER,
+    retries INTEGER,
+    dry_run INTEGER NOT NULL,
+    error_kind TEXT,
+    error TEXT,
+    report TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_tenant ON runs (tenant, id);
+"#;
+
+/// Schema 1 to 2: rebuild `runs` (its counts and report become optional, a status and
+/// the error are added); existing runs were all successful. Keys are recomputed in Rust.
+const MIGRATE_1_TO_2: &str = r#"
+ALTER TABLE runs RENAME TO runs_v1;
+DROP INDEX IF EXISTS runs_tenant;
+"#;
+
+const COPY_V1_RUNS: &str = r#"
+INSERT INTO runs (id, tenant, started_at, mode, status, elapsed_ms, requests, retries, dry_run,
+                  error_kind, error, report)
+SELECT id, tenant, started_at, mode, 'ok', elapsed_ms, requests, retries, dry_run, NULL, NULL,
+       report
+FROM runs_v1;
+DROP TABLE runs_v1;
+"#;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS people (
@@ -56,19 +108,6 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     value TEXT NOT NULL,
     PRIMARY KEY (tenant, key)
 ) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    mode TEXT NOT NULL,
-    elapsed_ms INTEGER NOT NULL,
-    requests INTEGER NOT NULL,
-    retries INTEGER NOT NULL,
-    dry_run INTEGER NOT NULL,
-    report TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS runs_tenant ON runs (tenant, id);
 
 CREATE TABLE IF NOT EXISTS subscriptions (
     tenant TEXT NOT NULL,
@@ -165,6 +204,16 @@ pub enum OpenError {
         "database {path} has schema version {found}, newer than this m365sync ({SCHEMA_VERSION})"
     )]
     TooNew { path: String, found: i64 },
+    #[error(
+        "cannot upgrade database {path} from schema version {from} to {SCHEMA_VERSION}: {source}"
+    )]
+    Migrate {
+        path: String,
+        from: i64,
+        source: rusqlite::Error,
+    },
+    #[error("database {path} has no m365sync tables: run `m365sync sync` first")]
+    Empty { path: String },
 }
 
 /// A tenant's rows in a SQLite database.
@@ -183,6 +232,55 @@ impl SqliteStore {
         })
     }
 
+    /// Open an existing database read-only (SQLite refuses any write through it), scoped to
+    /// `tenant`: for previews and reviews that must change nothing. Older schemas are read
+    /// as they are, not migrated.
+    pub fn open_read_only(path: &Path, tenant: &str) -> Result<SqliteStore, OpenError> {
+        let connection = open_database_read_only(path)?;
+        Ok(SqliteStore {
+            connection,
+            tenant: tenant.to_string(),
+        })
+    }
+
+    /// A new, empty database in memory, scoped to `tenant` (a preview with no database yet).
+    pub fn in_memory(tenant: &str) -> Result<SqliteStore, OpenError> {
+        let open = |source| OpenError::Open {
+            path: ":memory:".to_string(),
+            source,
+        };
+        let connection = Connection::open_in_memory().map_err(open)?;
+        migrate(&connection, ":memory:")?;
+        Ok(SqliteStore {
+            connection,
+            tenant: tenant.to_string(),
+        })
+    }
+
+    /// Record a run that failed: the engine commits no report for it, so the host does.
+    /// Returns the run's id in the sync log.
+    pub fn record_failed_run(&mut self, failed: &FailedRun) -> Result<i64, StorageError> {
+        self.connection
+            .prepare_cached(
+                "INSERT INTO runs (tenant, started_at, mode, status, elapsed_ms, requests, retries,
+                                   dry_run, error_kind, error, report)
+                 VALUES (?1, ?2, ?3, 'failed', ?4, NULL, NULL, ?5, ?6, ?7, NULL)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    self.tenant,
+                    failed.started_at,
+                    failed.mode,
+                    failed.elapsed_ms as i64,
+                    failed.dry_run,
+                    failed.error_kind,
+                    failed.error,
+                ])
+            })
+            .map(|_| self.connection.last_insert_rowid())
+            .map_err(|e| unavailable("recording the failed run", e))
+    }
+
     /// The tenant this store is scoped to.
     pub fn tenant(&self) -> &str {
         &self.tenant
@@ -196,7 +294,7 @@ impl SqliteStore {
 
 fn apply(transaction: &Transaction<'_>, tenant: &str, change: &Change) -> rusqlite::Result<()> {
     match change {
-        Change::UpsertPerson(stored) => upsert_person(transaction, tenant, stored),
+        Change::UpsertPerson(upsert) => upsert_person(transaction, tenant, upsert),
         Change::DeletePerson(object_id) => transaction
             .prepare_cached("DELETE FROM people WHERE tenant = ?1 AND object_id = ?2")?
             .execute(params![tenant, object_id])
@@ -305,24 +403,25 @@ fn record_run(
     run: &SyncReport,
 ) -> rusqlite::Result<()> {
     transaction
-            .prepare_cached(
-                "INSERT INTO runs (tenant, started_at, mode, elapsed_ms, requests, retries, dry_run, report)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                tenant,
-                run.started_at,
-                report::mode_name(run.mode),
-                run.elapsed_ms as i64,
-                run.requests,
-                run.retries,
-                run.dry_run,
-                report::to_json(run).to_string(),
-            ])
-            .map(drop)
+        .prepare_cached(
+            "INSERT INTO runs (tenant, started_at, mode, status, elapsed_ms, requests, retries,
+                                   dry_run, error_kind, error, report)
+                 VALUES (?1, ?2, ?3, 'ok', ?4, ?5, ?6, ?7, NULL, NULL, ?8)",
+        )?
+        .execute(params![
+            tenant,
+            run.started_at,
+            report::mode_name(run.mode),
+            run.elapsed_ms as i64,
+            run.requests,
+            run.retries,
+            run.dry_run,
+            report::to_json(run).to_string(),
+        ])
+        .map(drop)
 }
 
-/// Open a database with the project's settings and schema.
+/// Open a database with the project's settings and schema, creating or upgrading it.
 pub fn open_database(path: &Path) -> Result<Connection, OpenError> {
     let shown = path.display().to_string();
     let open = |source| OpenError::Open {
@@ -338,23 +437,437 @@ pub fn open_database(path: &Path) -> Result<Connection, OpenError> {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
         )
         .map_err(open)?;
-    let version: i64 = connection
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
+    migrate(&connection, &shown)?;
+    Ok(connection)
+}
+
+/// Open an existing database read-only, at whatever schema version it has (not newer
+/// than this m365sync's).
+pub fn open_database_read_only(path: &Path) -> Result<Connection, OpenError> {
+    use rusqlite::OpenFlags;
+    let shown = path.display().to_string();
+    let open = |source| OpenError::Open {
+        path: shown.clone(),
+        source,
+    };
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(open)?;
+    connection
+        .busy_timeout(Duration::from_secs(30))
         .map_err(open)?;
+    match schema_version(&connection).map_err(open)? {
+        0 => Err(OpenError::Empty { path: shown }),
+        found if found > SCHEMA_VERSION => Err(OpenError::TooNew { path: shown, found }),
+        _ => Ok(connection),
+    }
+}
+
+fn schema_version(connection: &Connection) -> rusqlite::Result<i64> {
+    connection.query_row("PRAGMA user_version", [], |row| row.get(0))
+}
+
+/// Bring the schema to [`SCHEMA_VERSION`]: create it in an empty database, or migrate it
+/// step by step, all in one transaction. The version is read again inside the write
+/// transaction, so two processes opening one database at once migrate it once.
+fn migrate(connection: &Connection, shown: &str) -> Result<(), OpenError> {
+    let open = |source| OpenError::Open {
+        path: shown.to_string(),
+        source,
+    };
+    let version = schema_version(connection).map_err(open)?;
     if version > SCHEMA_VERSION {
         return Err(OpenError::TooNew {
-            path: shown,
+            path: shown.to_string(),
             found: version,
         });
     }
-    if version < SCHEMA_VERSION {
-        connection
-            .execute_batch(&format!(
-                "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))
-            .map_err(open)?;
+    if version == SCHEMA_VERSION {
+        return Ok(());
     }
-    Ok(connection)
+    let failed = |from: i64| {
+        move |source| OpenError::Migrate {
+            path: shown.to_string(),
+            from,
+            source,
+        }
+    };
+    connection
+        .execute_batch("BEGIN IMMEDIATE")
+        .map_err(failed(version))?;
+    let result = (|| {
+        let version = schema_version(connection)?;
+        if version > SCHEMA_VERSION {
+            return Ok(version);
+        }
+        if version == 0 {
+            connection.execute_batch(SCHEMA)?;
+            connection.execute_batch(RUNS_TABLE)?;
+        }
+        if version == 1 {
+            connection.execute_batch(MIGRATE_1_TO_2)?;
+            connection.execute_batch(RUNS_TABLE)?;
+            connection.execute_batch(COPY_V1_RUNS)?;
+            renormalise_keys(connection)?;
+        }
+        connection.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        Ok(version)
+    })();
+    match result {
+        Ok(found) if found > SCHEMA_VERSION => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(OpenError::TooNew {
+                path: shown.to_string(),
+                found,
+            })
+        }
+        Ok(_) => connection.execute_batch("COMMIT").map_err(failed(version)),
+        Err(error) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(failed(version)(error))
+        }
+    }
+}
+
+/// Recompute every person's `mail_key` and `upn_key` with [`normalise_key`].
+fn renormalise_keys(connection: &Connection) -> rusqlite::Result<()> {
+    /// A person whose stored keys differ from what [`normalise_key`] gives now.
+    struct Rekey {
+        tenant: String,
+        object_id: String,
+        mail_key: Option<String>,
+        upn_key: String,
+    }
+    let stale: Vec<Rekey> = connection
+        .prepare(
+            "SELECT tenant, object_id, mail, user_principal_name, mail_key, upn_key FROM people",
+        )?
+        .query_map([], |row| {
+            let rekey = Rekey {
+                tenant: row.get(0)?,
+                object_id: row.get(1)?,
+                mail_key: row
+                    .get::<_, Option<String>>(2)?
+                    .as_deref()
+                    .map(normalise_key),
+                upn_key: normalise_key(&row.get::<_, String>(3)?),
+            };
+            let stale = rekey.mail_key != row.get::<_, Option<String>>(4)?
+                || rekey.upn_key != row.get::<_, String>(5)?;
+            Ok(stale.then_some(rekey))
+        })?
+        .filter_map(Result::transpose)
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = connection.prepare(
+        "UPDATE people SET mail_key = ?3, upn_key = ?4 WHERE tenant = ?1 AND object_id = ?2",
+    )?;
+    for rekey in stale {
+        update.execute(params![
+            rekey.tenant,
+            rekey.object_id,
+            rekey.mail_key,
+            rekey.upn_key
+        ])?;
+    }
+    Ok(())
+}
+
+/// A failed run, as the host records it in the sync log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedRun {
+    /// When the run started, RFC 3339 UTC.
+    pub started_at: String,
+    /// The mode that was asked for ("full" or "incremental").
+    pub mode: String,
+    pub elapsed_ms: u64,
+    pub dry_run: bool,
+    /// What kind of failure (see [`crate::error::RunError::kind`]).
+    pub error_kind: String,
+    /// The error in words, without secrets.
+    pub error: String,
+}
+
+/// One run of the sync log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub id: i64,
+    pub tenant: String,
+    pub started_at: String,
+    pub mode: String,
+    /// "ok" or "failed".
+    pub status: String,
+    pub elapsed_ms: Option<u64>,
+    /// Unknown (None) for a failed run.
+    pub requests: Option<u64>,
+    pub retries: Option<u64>,
+    pub dry_run: bool,
+    pub error_kind: Option<String>,
+    pub error: Option<String>,
+    /// The run's report as [`report::to_json`] wrote it (None for a failed run).
+    pub report: Option<serde_json::Value>,
+}
+
+const RUN_COLUMNS: &str = "id, tenant, started_at, mode, status, elapsed_ms, requests, retries, \
+                           dry_run, error_kind, error, report";
+
+fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    let report: Option<String> = row.get(11)?;
+    Ok(RunRecord {
+        id: row.get(0)?,
+        tenant: row.get(1)?,
+        started_at: row.get(2)?,
+        mode: row.get(3)?,
+        status: row.get(4)?,
+        elapsed_ms: row.get::<_, Option<i64>>(5)?.map(|v| v.max(0) as u64),
+        requests: row.get::<_, Option<i64>>(6)?.map(|v| v.max(0) as u64),
+        retries: row.get::<_, Option<i64>>(7)?.map(|v| v.max(0) as u64),
+        dry_run: row.get(8)?,
+        error_kind: row.get(9)?,
+        error: row.get(10)?,
+        report: report.and_then(|text| serde_json::from_str(&text).ok()),
+    })
+}
+
+/// The sync log, newest first: at most `limit` runs, of one tenant or of all.
+pub fn list_runs(
+    connection: &Connection,
+    tenant: Option<&str>,
+    limit: u32,
+) -> rusqlite::Result<Vec<RunRecord>> {
+    connection
+        .prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR tenant = ?1)
+             ORDER BY id DESC LIMIT ?2"
+        ))?
+        .query_map(params![tenant, limit], run_from_row)?
+        .collect()
+}
+
+/// One run of the sync log, by id.
+pub fn get_run(connection: &Connection, id: i64) -> rusqlite::Result<Option<RunRecord>> {
+    connection
+        .query_row(
+            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+            params![id],
+            run_from_row,
+        )
+        .optional()
+}
+
+/// The longest organization name accepted.
+const MAX_ORGANIZATION_NAME: usize = 256;
+
+fn check_organization_name(name: &str) -> Result<&str, StorageError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(StorageError::Invalid(
+            "organization name is empty".to_string(),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(StorageError::Invalid(format!(
+            "organization name {name:?} contains a control character"
+        )));
+    }
+    if name.chars().count() > MAX_ORGANIZATION_NAME {
+        return Err(StorageError::Invalid(format!(
+            "organization name {:?}... is longer than {MAX_ORGANIZATION_NAME} characters",
+            name.chars().take(40).collect::<String>()
+        )));
+    }
+    Ok(name)
+}
+
+fn check_organization_id(id: &str) -> Result<&str, StorageError> {
+    let id = id.trim();
+    if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(StorageError::Invalid(format!(
+            "organization id {id:?} is not usable: it must be 1 to 128 characters without \
+             spaces or control characters"
+        )));
+    }
+    Ok(id)
+}
+
+/// A fresh organization id: a random (version 4 format) UUID.
+pub fn new_organization_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // RandomState is seeded from the OS's randomness once per process and varies per
+    // instance; the clock and a counter make ids of one process distinct besides.
+    let word = |salt: u64| {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        hasher.write_u128(nanos);
+        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        hasher.write_u64(salt);
+        hasher.write_u32(std::process::id());
+        hasher.finish()
+    };
+    let (high, low) = (word(1), word(2));
+    let bytes: Vec<u8> = high
+        .to_be_bytes()
+        .into_iter()
+        .chain(low.to_be_bytes())
+        .collect();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&bytes);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Create a platform organization: with `id`, or a fresh one.
+pub fn create_organization(
+    connection: &Connection,
+    name: &str,
+    id: Option<&str>,
+) -> Result<PlatformOrganization, StorageError> {
+    let name = check_organization_name(name)?;
+    let id = match id {
+        Some(id) => check_organization_id(id)?.to_string(),
+        None => new_organization_id(),
+    };
+    let inserted = connection
+        .prepare_cached("INSERT OR IGNORE INTO platform_organizations (id, name) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![id, name]))
+        .map_err(|e| unavailable("creating an organization", e))?;
+    if inserted == 0 {
+        return Err(StorageError::Invalid(format!(
+            "an organization with id {id:?} already exists"
+        )));
+    }
+    Ok(PlatformOrganization {
+        id,
+        name: name.to_string(),
+    })
+}
+
+/// What an import of organizations did.
+#[derive(Debug, Clone, Default)]
+pub struct OrganizationImport {
+    /// New organizations.
+    pub created: Vec<PlatformOrganization>,
+    /// Organizations (by id) whose name changed.
+    pub renamed: Vec<PlatformOrganization>,
+    /// Rows that were there already (same id and name, or no id and an organization of
+    /// that exact name exists).
+    pub unchanged: usize,
+}
+
+/// One row to import: a name, and the organization's id if the file gives one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationRow {
+    /// Where the row is, for errors (e.g. "orgs.csv line 3").
+    pub origin: String,
+    pub id: Option<String>,
+    pub name: String,
+}
+
+/// Import organizations in one transaction (all rows or none). A row with an id creates
+/// that organization, or renames it when it exists; a row without an id creates an
+/// organization with a fresh id unless one of exactly that name exists, so importing a
+/// file twice creates nothing the second time.
+pub fn import_organizations(
+    connection: &mut Connection,
+    rows: &[OrganizationRow],
+) -> Result<OrganizationImport, StorageError> {
+    let transaction = connection
+        .transaction()
+        .map_err(|e| unavailable("starting a transaction", e))?;
+    let mut summary = OrganizationImport::default();
+    let mut seen_ids = std::collections::HashMap::new();
+    for row in rows {
+        let at = |e: StorageError| match e {
+            StorageError::Invalid(m) => StorageError::Invalid(format!("{}: {m}", row.origin)),
+            StorageError::Unavailable(m) => {
+                StorageError::Unavailable(format!("{}: {m}", row.origin))
+            }
+        };
+        let name = check_organization_name(&row.name).map_err(at)?;
+        match &row.id {
+            Some(id) => {
+                let id = check_organization_id(id).map_err(at)?;
+                if let Some(first) = seen_ids.insert(id.to_string(), row.origin.clone()) {
+                    return Err(StorageError::Invalid(format!(
+                        "{}: organization id {id:?} is given twice (first at {first})",
+                        row.origin
+                    )));
+                }
+                let existing: Option<String> = transaction
+                    .query_row(
+                        "SELECT name FROM platform_organizations WHERE id = ?1",
+                        params![id],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(|e| at(unavailable("reading organizations", e)))?;
+                let organization = PlatformOrganization {
+                    id: id.to_string(),
+                    name: name.to_string(),
+                };
+                match existing {
+                    Some(old) if old == name => summary.unchanged += 1,
+                    Some(_) => {
+                        transaction
+                            .execute(
+                                "UPDATE platform_organizations SET name = ?2 WHERE id = ?1",
+                                params![id, name],
+                            )
+                            .map_err(|e| at(unavailable("renaming an organization", e)))?;
+                        summary.renamed.push(organization);
+                    }
+                    None => {
+                        create_organization(&transaction, name, Some(id)).map_err(at)?;
+                        summary.created.push(organization);
+                    }
+                }
+            }
+            None => {
+                let exists = transaction
+                    .prepare_cached("SELECT 1 FROM platform_organizations WHERE name = ?1")
+                    .and_then(|mut s| s.exists(params![name]))
+                    .map_err(|e| at(unavailable("reading organizations", e)))?;
+                if exists {
+                    summary.unchanged += 1;
+                } else {
+                    let created = create_organization(&transaction, name, None).map_err(at)?;
+                    summary.created.push(created);
+                }
+            }
+        }
+    }
+    transaction
+        .commit()
+        .map_err(|e| unavailable("committing the import", e))?;
+    Ok(summary)
+}
+
+/// Every platform organization, by name.
+pub fn list_organizations(connection: &Connection) -> rusqlite::Result<Vec<PlatformOrganization>> {
+    connection
+        .prepare_cached("SELECT id, name FROM platform_organizations ORDER BY name, id")?
+        .query_map([], |row| {
+            Ok(PlatformOrganization {
+                id: row.get(0)?,
+                name: row.get(1)?,
+            })
+        })?
+        .collect()
 }
 
 fn json_list(values: &[String]) -> String {
@@ -365,9 +878,34 @@ fn parse_list(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-/// The normalised form people are looked up by: trimmed, case-folded.
+/// Zero-width characters that come along when an address is pasted; not Unicode
+/// White_Space, so `str::trim` alone would keep them (as the engine's normalisation).
+fn is_padding(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}'
+        )
+}
+
+/// The normalised form people are looked up by (`mail_key`, `upn_key`): exactly the
+/// engine's key of an email address or user principal name, so the engine's
+/// `person-key.email` / `user-principal-name` find the record. Surrounding whitespace and
+/// zero-width padding trimmed, a `mailto:` prefix (any case) removed, full Unicode
+/// lower-case, and one trailing dot at the end of the value (the domain's DNS root)
+/// dropped. Plus-addressing is kept; no IDNA conversion.
 pub fn normalise_key(value: &str) -> String {
-    value.trim().trim_end_matches('.').to_lowercase()
+    let mut s = value.trim_matches(is_padding);
+    if let Some(head) = s.get(..7)
+        && head.eq_ignore_ascii_case("mailto:")
+    {
+        s = s[7..].trim_matches(is_padding);
+    }
+    let folded = s.to_lowercase();
+    match folded.strip_suffix('.') {
+        Some(stripped) => stripped.to_string(),
+        None => folded,
+    }
 }
 
 fn status_name(status: PersonStatus) -> &'static str {
@@ -391,13 +929,56 @@ fn status_from(name: &str) -> PersonStatus {
 fn upsert_person(
     transaction: &Transaction<'_>,
     tenant: &str,
+    upsert: &PersonUpsert,
+) -> rusqlite::Result<()> {
+    let new_id = &upsert.stored.person.object_id;
+    if let (UpsertKind::Link, Some(previous)) = (upsert.kind, &upsert.previous_object_id)
+        && previous != new_id
+    {
+        // Re-key the record in place: the row keeps its identity and takes the new id.
+        // A row already under the new id (which the engine would not have linked around)
+        // gives way to the linked record, so the tenant never holds both.
+        let exists = transaction
+            .prepare_cached("SELECT 1 FROM people WHERE tenant = ?1 AND object_id = ?2")?
+            .exists(params![tenant, previous])?;
+        if exists {
+            transaction
+                .prepare_cached("DELETE FROM people WHERE tenant = ?1 AND object_id = ?2")?
+                .execute(params![tenant, new_id])?;
+            transaction
+                .prepare_cached(
+                    "UPDATE people SET object_id = ?3 WHERE tenant = ?1 AND object_id = ?2",
+                )?
+                .execute(params![tenant, previous, new_id])?;
+        }
+    }
+    write_person(transaction, tenant, &upsert.stored)
+}
+
+/// Insert the person, or update every column of the row stored under its object id.
+fn write_person(
+    transaction: &Transaction<'_>,
+    tenant: &str,
     stored: &StoredPerson,
 ) -> rusqlite::Result<()> {
     let p = &stored.person;
     transaction
         .prepare_cached(
-            "INSERT OR REPLACE INTO people VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,
-             ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+            "INSERT INTO people VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,
+             ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+             ON CONFLICT (tenant, object_id) DO UPDATE SET
+               user_principal_name = excluded.user_principal_name, mail = excluded.mail,
+               given_name = excluded.given_name, surname = excluded.surname,
+               display_name = excluded.display_name, department = excluded.department,
+               job_title = excluded.job_title, company_name = excluded.company_name,
+               country = excluded.country, usage_location = excluded.usage_location,
+               office_location = excluded.office_location,
+               account_enabled = excluded.account_enabled, user_type = excluded.user_type,
+               licences = excluded.licences, created_at = excluded.created_at,
+               manager_id = excluded.manager_id, hire_date = excluded.hire_date,
+               proxy_addresses = excluded.proxy_addresses, last_sign_in = excluded.last_sign_in,
+               status = excluded.status, fingerprint = excluded.fingerprint,
+               mail_key = excluded.mail_key, upn_key = excluded.upn_key",
         )?
         .execute(params![
             tenant,
@@ -564,18 +1145,11 @@ impl TenantStore for SqliteStore {
     }
 
     fn list_organizations(&mut self) -> Result<Vec<PlatformOrganization>, StorageError> {
-        self.connection
-            .prepare_cached("SELECT id, name FROM platform_organizations ORDER BY name")
-            .and_then(|mut s| {
-                s.query_map([], |row| {
-                    Ok(PlatformOrganization {
-                        id: row.get(0)?,
-                        name: row.get(1)?,
-                    })
-                })?
-                .collect()
-            })
-            .map_err(|e| unavailable("listing organizations", e))
+        list_organizations(&self.connection).map_err(|e| unavailable("listing organizations", e))
+    }
+
+    fn create_organization(&mut self, name: &str) -> Result<PlatformOrganization, StorageError> {
+        create_organization(&self.connection, name, None)
     }
 
     fn get_decision(&mut self, tenant_key: &str) -> Result<Option<MatchDecision>, StorageError> {
@@ -636,5 +1210,471 @@ impl TenantStore for SqliteStore {
             })
             .map(drop)
             .map_err(|e| unavailable("storing the review decision", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::bindings::types::{Checkpoint, SyncMode};
+
+    fn person(id: &str, upn: &str, mail: Option<&str>) -> StoredPerson {
+        StoredPerson {
+            person: Person {
+                object_id: id.to_string(),
+                user_principal_name: upn.to_string(),
+                mail: mail.map(str::to_string),
+                given_name: Some("Jane".into()),
+                surname: None,
+                display_name: Some("Jane Doe".into()),
+                department: Some("Sales".into()),
+                job_title: None,
+                company_name: None,
+                country: None,
+                usage_location: None,
+                office_location: None,
+                account_enabled: true,
+                user_type: "Member".into(),
+                licences: vec![],
+                created_at: None,
+                manager_id: None,
+                hire_date: None,
+                proxy_addresses: vec![],
+                last_sign_in: None,
+            },
+            status: PersonStatus::Active,
+            fingerprint: format!("fp-{id}"),
+        }
+    }
+
+    fn upsert(stored: StoredPerson, kind: UpsertKind, previous: Option<&str>) -> Change {
+        Change::UpsertPerson(PersonUpsert {
+            stored,
+            kind,
+            changed_fields: vec![],
+            previous_object_id: previous.map(str::to_string),
+        })
+    }
+
+    fn batch(changes: Vec<Change>) -> Batch {
+        Batch {
+            changes,
+            checkpoints: vec![],
+            run: None,
+        }
+    }
+
+    fn ids(store: &mut SqliteStore) -> Vec<String> {
+        store.list_people_ids(None, 100).unwrap()
+    }
+
+    #[test]
+    fn normalise_key_equals_the_engines_key() {
+        for (raw, key) in [
+            ("Jane.Doe@Contoso.COM", "jane.doe@contoso.com"),
+            ("  jane@contoso.com\t\n", "jane@contoso.com"),
+            (
+                "\u{00A0}\u{3000}\u{200B}\u{FEFF}jane@contoso.com\u{00A0}\u{2060}",
+                "jane@contoso.com",
+            ),
+            ("JÖRG@MÜLLER.DE", "jörg@müller.de"),
+            ("ΣΟΦΙΑ@EXAMPLE.GR", "σοφια@example.gr"),
+            ("İ@x.tr", "i\u{307}@x.tr"),
+            ("info@BÜCHER.example", "info@bücher.example"),
+            ("jane@contoso.com.", "jane@contoso.com"),
+            ("JANE@CONTOSO.COM.", "jane@contoso.com"),
+            // One trailing dot, as the engine: the DNS root of the domain.
+            ("jane@contoso.com..", "jane@contoso.com."),
+            ("jane@contoso.com. ", "jane@contoso.com"),
+            ("mailto:jane@contoso.com", "jane@contoso.com"),
+            (" MailTo: Jane@Contoso.com ", "jane@contoso.com"),
+            ("x-mailto:a@b.c", "x-mailto:a@b.c"),
+            ("Jane+LMS@contoso.com", "jane+lms@contoso.com"),
+            ("\"a@b\"@Example.com", "\"a@b\"@example.com"),
+            (
+                " Jane@Contoso.OnMicrosoft.com ",
+                "jane@contoso.onmicrosoft.com",
+            ),
+            (
+                "Alice_Contoso.com#EXT#@Fabrikam.onmicrosoft.com",
+                "alice_contoso.com#ext#@fabrikam.onmicrosoft.com",
+            ),
+        ] {
+            assert_eq!(normalise_key(raw), key, "{raw:?}");
+        }
+    }
+
+    /// The schema of version 1, as m365sync 0.1 created it (people, runs and the rest).
+    fn version_1_database(path: &Path) {
+        let connection = Connection::open(path).unwrap();
+        let v1_runs = "CREATE TABLE runs (
+            id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, started_at TEXT NOT NULL,
+            mode TEXT NOT NULL, elapsed_ms INTEGER NOT NULL, requests INTEGER NOT NULL,
+            retries INTEGER NOT NULL, dry_run INTEGER NOT NULL, report TEXT NOT NULL);
+            CREATE INDEX runs_tenant ON runs (tenant, id);";
+        connection
+            .execute_batch(&format!(
+                "BEGIN; {SCHEMA} {v1_runs} PRAGMA user_version = 1; COMMIT;"
+            ))
+            .unwrap();
+        let insert = "INSERT INTO people (tenant, object_id, user_principal_name, mail,
+            account_enabled, user_type, licences, proxy_addresses, status, fingerprint, mail_key,
+            upn_key) VALUES ('t', ?1, ?2, ?3, 1, 'Member', '[]', '[]', 'active', 'f', ?4, ?5)";
+        // Keys as version 1 computed them: trim, every trailing dot, lower-case.
+        let old = |v: &str| v.trim().trim_end_matches('.').to_lowercase();
+        for (id, upn, mail) in [
+            ("a", "Ann@X.com", Some("\u{200B}Ann@X.com")),
+            ("b", "mailto:Bob@X.com", Some("mailto:Bob@X.com")),
+            ("c", "Cy@X.com", None),
+        ] {
+            connection
+                .execute(insert, params![id, upn, mail, mail.map(old), old(upn)])
+                .unwrap();
+        }
+        connection
+            .execute(
+                "INSERT INTO runs (tenant, started_at, mode, elapsed_ms, requests, retries, dry_run, report)
+                 VALUES ('t', '2025-01-01T00:00:00Z', 'full', 1200, 7, 1, 0, '{\"tenant\":\"t\"}')",
+                [],
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn version_1_database_migrates_to_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        version_1_database(&path);
+
+        let mut store = SqliteStore::open(&path, "t").unwrap();
+        let version: i64 = store
+            .connection()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // The old run is kept, as a successful one.
+        let runs = list_runs(store.connection(), Some("t"), 10).unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].status, "ok");
+        assert_eq!(
+            (runs[0].requests, runs[0].retries, runs[0].elapsed_ms),
+            (Some(7), Some(1), Some(1200))
+        );
+        assert_eq!(runs[0].report.as_ref().unwrap()["tenant"], "t");
+        // Keys are the engine's now, so the engine's lookups find them.
+        let found = store
+            .find_people(&[
+                PersonKey::Email("ann@x.com".into()),
+                PersonKey::Email("bob@x.com".into()),
+                PersonKey::UserPrincipalName("bob@x.com".into()),
+                PersonKey::UserPrincipalName("cy@x.com".into()),
+            ])
+            .unwrap();
+        let found: Vec<Option<&str>> = found
+            .iter()
+            .map(|p| p.as_ref().map(|p| p.person.object_id.as_str()))
+            .collect();
+        assert_eq!(found, [Some("a"), Some("b"), Some("b"), Some("c")]);
+        // A failed run can be recorded now, and the index on runs is there.
+        store
+            .record_failed_run(&FailedRun {
+                started_at: "2025-01-02T00:00:00Z".into(),
+                mode: "incremental".into(),
+                elapsed_ms: 5,
+                dry_run: false,
+                error_kind: "auth".into(),
+                error: "sign-in failed".into(),
+            })
+            .unwrap();
+        let index: i64 = store
+            .connection()
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'runs_tenant' AND tbl_name = 'runs'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 1);
+        drop(store);
+        // Opening again is a no-op.
+        let store = SqliteStore::open(&path, "t").unwrap();
+        assert_eq!(list_runs(store.connection(), None, 10).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_with_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
+        let error = SqliteStore::open(&path, "t").err().unwrap().to_string();
+        assert!(error.contains("new.db") && error.contains("99"), "{error}");
+    }
+
+    #[test]
+    fn a_link_rekeys_the_stored_record_in_place() {
+        let mut store = SqliteStore::in_memory("t").unwrap();
+        store
+            .commit(batch(vec![
+                upsert(
+                    person("old", "jane@x.com", Some("Jane@X.com")),
+                    UpsertKind::Create,
+                    None,
+                ),
+                upsert(person("other", "o@x.com", None), UpsertKind::Create, None),
+            ]))
+            .unwrap();
+        let mut linked = person("new", "jane.doe@x.com", Some("jane@x.com"));
+        linked.person.department = Some("Marketing".into());
+        store
+            .commit(Batch {
+                changes: vec![upsert(linked, UpsertKind::Link, Some("old"))],
+                checkpoints: vec![Checkpoint {
+                    key: "users".into(),
+                    value: Some("delta-1".into()),
+                }],
+                run: None,
+            })
+            .unwrap();
+        assert_eq!(ids(&mut store), ["new", "other"]);
+        let found = store
+            .find_people(&[
+                PersonKey::ObjectId("old".into()),
+                PersonKey::ObjectId("new".into()),
+                PersonKey::Email("jane@x.com".into()),
+                PersonKey::UserPrincipalName("jane.doe@x.com".into()),
+                PersonKey::UserPrincipalName("jane@x.com".into()),
+            ])
+            .unwrap();
+        assert!(found[0].is_none());
+        let new = found[1].as_ref().unwrap();
+        assert_eq!(new.person.department.as_deref(), Some("Marketing"));
+        assert_eq!(new.fingerprint, "fp-new");
+        assert_eq!(found[2].as_ref().unwrap().person.object_id, "new");
+        assert_eq!(found[3].as_ref().unwrap().person.object_id, "new");
+        assert!(
+            found[4].is_none(),
+            "the old UPN key is gone with the re-key"
+        );
+        assert_eq!(
+            store.get_checkpoint("users").unwrap().as_deref(),
+            Some("delta-1")
+        );
+
+        // A link whose previous record is gone inserts the person.
+        store
+            .commit(batch(vec![upsert(
+                person("fresh", "f@x.com", None),
+                UpsertKind::Link,
+                Some("never-stored"),
+            )]))
+            .unwrap();
+        assert_eq!(ids(&mut store), ["fresh", "new", "other"]);
+
+        // A link onto an id that is stored already leaves one record, the linked one.
+        store
+            .commit(batch(vec![upsert(
+                person("other", "o2@x.com", None),
+                UpsertKind::Link,
+                Some("fresh"),
+            )]))
+            .unwrap();
+        assert_eq!(ids(&mut store), ["new", "other"]);
+        let other = store
+            .find_people(&[PersonKey::ObjectId("other".into())])
+            .unwrap();
+        assert_eq!(
+            other[0].as_ref().unwrap().person.user_principal_name,
+            "o2@x.com"
+        );
+    }
+
+    #[test]
+    fn a_failing_batch_with_a_link_changes_nothing() {
+        let mut store = SqliteStore::in_memory("t").unwrap();
+        store
+            .commit(batch(vec![upsert(
+                person("old", "jane@x.com", None),
+                UpsertKind::Create,
+                None,
+            )]))
+            .unwrap();
+        // The second change fails (a trigger refuses it) after the link was applied: the
+        // whole batch rolls back, the record keeps its old key.
+        let bad = person("b", "b@x.com", None);
+        store
+            .connection()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON people WHEN NEW.object_id = 'b'
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .unwrap();
+        let error = store
+            .commit(batch(vec![
+                upsert(
+                    person("new", "jane@x.com", None),
+                    UpsertKind::Link,
+                    Some("old"),
+                ),
+                upsert(bad, UpsertKind::Create, None),
+            ]))
+            .unwrap_err();
+        assert!(format!("{error:?}").contains("person b"), "{error:?}");
+        assert_eq!(ids(&mut store), ["old"]);
+    }
+
+    #[test]
+    fn runs_ok_and_failed_are_listed_newest_first() {
+        let mut store = SqliteStore::in_memory("t").unwrap();
+        let report = SyncReport {
+            tenant_key: "t".into(),
+            mode: SyncMode::Full,
+            started_at: "2025-01-01T00:00:00Z".into(),
+            elapsed_ms: 10,
+            requests: 3,
+            retries: 0,
+            retry_wait_ms: 0,
+            data_sets: vec![],
+            warnings: vec![],
+            conflicts: vec![],
+            organization: None,
+            dry_run: false,
+        };
+        store
+            .commit(Batch {
+                changes: vec![],
+                checkpoints: vec![],
+                run: Some(report),
+            })
+            .unwrap();
+        let id = store
+            .record_failed_run(&FailedRun {
+                started_at: "2025-01-02T00:00:00Z".into(),
+                mode: "incremental".into(),
+                elapsed_ms: 5,
+                dry_run: false,
+                error_kind: "auth".into(),
+                error: "sign-in failed".into(),
+            })
+            .unwrap();
+        let runs = list_runs(store.connection(), Some("t"), 10).unwrap();
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].id, id);
+        assert_eq!(runs[0].status, "failed");
+        assert_eq!(runs[0].requests, None);
+        assert_eq!(runs[0].error.as_deref(), Some("sign-in failed"));
+        assert_eq!(runs[1].status, "ok");
+        assert_eq!(runs[1].requests, Some(3));
+        assert!(runs[1].report.is_some());
+        assert_eq!(
+            list_runs(store.connection(), Some("t"), 1).unwrap().len(),
+            1
+        );
+        assert!(
+            list_runs(store.connection(), Some("u"), 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            get_run(store.connection(), id).unwrap().unwrap().mode,
+            "incremental"
+        );
+        assert!(get_run(store.connection(), id + 100).unwrap().is_none());
+    }
+
+    #[test]
+    fn organizations_are_created_with_fresh_ids_and_imported_once() {
+        let mut store = SqliteStore::in_memory("t").unwrap();
+        let a = store.create_organization("  Contoso Ltd ").unwrap();
+        let b = store.create_organization("Contoso Ltd").unwrap();
+        assert_eq!(a.name, "Contoso Ltd");
+        assert_ne!(a.id, b.id);
+        assert_eq!(a.id.len(), 36);
+        assert!(matches!(
+            store.create_organization("  "),
+            Err(StorageError::Invalid(_))
+        ));
+        assert_eq!(store.list_organizations().unwrap().len(), 2);
+
+        let rows = vec![
+            OrganizationRow {
+                origin: "orgs.csv line 2".into(),
+                id: Some("org-1".into()),
+                name: "Fabrikam".into(),
+            },
+            OrganizationRow {
+                origin: "orgs.csv line 3".into(),
+                id: None,
+                name: "Northwind Traders".into(),
+            },
+            OrganizationRow {
+                origin: "orgs.csv line 4".into(),
+                id: None,
+                name: "Contoso Ltd".into(),
+            },
+        ];
+        let first = import_organizations(&mut store.connection, &rows).unwrap();
+        assert_eq!((first.created.len(), first.unchanged), (2, 1));
+        let again = import_organizations(&mut store.connection, &rows).unwrap();
+        assert_eq!((again.created.len(), again.unchanged), (0, 3));
+        let renamed = import_organizations(
+            &mut store.connection,
+            &[OrganizationRow {
+                origin: "x line 2".into(),
+                id: Some("org-1".into()),
+                name: "Fabrikam Inc.".into(),
+            }],
+        )
+        .unwrap();
+        assert_eq!(renamed.renamed.len(), 1);
+        assert_eq!(store.list_organizations().unwrap().len(), 4);
+
+        // A bad row names its line, and nothing of the file is imported.
+        let error = import_organizations(
+            &mut store.connection,
+            &[
+                OrganizationRow {
+                    origin: "y.csv line 2".into(),
+                    id: None,
+                    name: "Tailspin Toys".into(),
+                },
+                OrganizationRow {
+                    origin: "y.csv line 3".into(),
+                    id: None,
+                    name: " ".into(),
+                },
+            ],
+        )
+        .unwrap_err();
+        assert!(format!("{error:?}").contains("y.csv line 3"), "{error:?}");
+        assert_eq!(store.list_organizations().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_read_only_store_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ro.db");
+        let mut store = SqliteStore::open(&path, "t").unwrap();
+        store
+            .commit(batch(vec![upsert(
+                person("a", "a@x.com", None),
+                UpsertKind::Create,
+                None,
+            )]))
+            .unwrap();
+        drop(store);
+        let mut read_only = SqliteStore::open_read_only(&path, "t").unwrap();
+        assert_eq!(ids(&mut read_only), ["a"]);
+        assert!(
+            read_only
+                .commit(batch(vec![Change::DeletePerson("a".into())]))
+                .is_err()
+        );
+        assert!(read_only.create_organization("X").is_err());
+        assert_eq!(ids(&mut read_only), ["a"]);
+        let missing = SqliteStore::open_read_only(&dir.path().join("none.db"), "t");
+        assert!(missing.is_err());
     }
 }

@@ -144,3 +144,59 @@ pub fn count(db: &Path, table: &str, tenant: &str) -> i64 {
         )
         .expect("count")
 }
+
+/// Sync `run` into the database at `db` as the CLI does: a failed run is recorded in the
+/// sync log (the engine records successful ones).
+pub async fn sync_logged(
+    runtime: &m365sync::Runtime,
+    run: &TenantRun,
+    db: &Path,
+) -> Result<m365sync::runtime::bindings::types::SyncReport, m365sync::SyncFailure> {
+    m365sync::sync_logged(runtime, run, db, sink()).await
+}
+
+/// The sync log of a tenant, newest first.
+pub fn runs(db: &Path, tenant: &str) -> Vec<m365sync::store::sqlite::RunRecord> {
+    let connection = m365sync::store::sqlite::open_database(db).expect("open db");
+    m365sync::store::sqlite::list_runs(&connection, Some(tenant), 1000).expect("list runs")
+}
+
+/// A data set's counts in a stored run's report (as `m365sync logs` reads them).
+pub fn logged_counts(
+    run: &m365sync::store::sqlite::RunRecord,
+    data_set: &str,
+) -> Option<serde_json::Value> {
+    run.report
+        .as_ref()?
+        .get("data_sets")?
+        .as_array()?
+        .iter()
+        .find(|d| d["data_set"] == data_set)
+        .cloned()
+}
+
+/// A store for the review calls of `run`'s tenant.
+pub fn store(db: &Path, run: &TenantRun) -> Box<dyn m365sync::TenantStore> {
+    Box::new(m365sync::SqliteStore::open(db, &run.tenant.key).expect("open store"))
+}
+
+/// Create a platform organization in the database at `db`.
+pub fn add_organization(db: &Path, name: &str) -> String {
+    let connection = m365sync::store::sqlite::open_database(db).expect("open db");
+    m365sync::store::sqlite::create_organization(&connection, name, None)
+        .expect("create organization")
+        .id
+}
+
+/// `SELECT COUNT(*) FROM <table>` (0 when the database does not exist yet).
+pub fn count_all(db: &Path, table: &str) -> i64 {
+    if !db.exists() {
+        return 0;
+    }
+    let connection = rusqlite::Connection::open(db).expect("open db");
+    connection
+        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })
+        .expect("count")
+}

@@ -60,7 +60,7 @@ pub(crate) struct Ids {
     client_request_id: String,
 }
 
-pub(crate) fn ids(shared: &Shared, req: &Request<Incoming>) -> Ids {
+pub(crate) fn ids<B>(shared: &Shared, req: &Request<B>) -> Ids {
     let request_id = shared.next_guid();
     let client_request_id = req
         .headers()
@@ -81,8 +81,17 @@ pub async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<By
     {
         tokio::time::sleep(latency).await;
     }
-    let ids = ids(shared, &req);
-    match route(shared, &req) {
+    if crate::batch::is_batch(&req) {
+        return crate::batch::handle(shared, req).await;
+    }
+    serve(shared, &req)
+}
+
+/// Answers one Graph request (a request of its own, or one inside a `$batch`
+/// call, which carries no body: the simulator serves GETs only).
+pub(crate) fn serve<B>(shared: &Shared, req: &Request<B>) -> Response<Full<Bytes>> {
+    let ids = ids(shared, req);
+    match route(shared, req) {
         Ok(ok) => ok.into_response(&ids),
         Err(e) => error_response(shared, &e, &ids),
     }
@@ -96,9 +105,9 @@ pub async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<By
 /// request"). 503 and 504 get the standard error body with
 /// `serviceNotAvailable` ("The service is not available. Try the request again
 /// after a delay. There may be a Retry-After header.", concepts/errors.md).
-pub fn throttled(
+pub fn throttled<B>(
     shared: &Shared,
-    req: &Request<Incoming>,
+    req: &Request<B>,
     status: u16,
     retry_after_secs: Option<u32>,
 ) -> Response<Full<Bytes>> {
@@ -178,7 +187,7 @@ pub(crate) enum Reply {
 }
 
 impl Reply {
-    fn into_response(self, ids: &Ids) -> Response<Full<Bytes>> {
+    pub(crate) fn into_response(self, ids: &Ids) -> Response<Full<Bytes>> {
         let mut status = StatusCode::OK;
         let (body, content_type, extra) = match self {
             Reply::Json(b) => (b, ODATA_JSON, Vec::new()),
@@ -214,7 +223,7 @@ fn insert_ids(h: &mut hyper::HeaderMap, ids: &Ids) {
     }
 }
 
-fn error_response(shared: &Shared, e: &GraphError, ids: &Ids) -> Response<Full<Bytes>> {
+pub(crate) fn error_response(shared: &Shared, e: &GraphError, ids: &Ids) -> Response<Full<Bytes>> {
     let date = graph_error_date(shared.now());
     let body = e.body(&date, &ids.request_id, &ids.client_request_id);
     let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -374,7 +383,7 @@ fn segment_not_found(segment: &str) -> GraphError {
     )
 }
 
-fn route(shared: &Shared, req: &Request<Incoming>) -> Result<Reply, GraphError> {
+fn route<B>(shared: &Shared, req: &Request<B>) -> Result<Reply, GraphError> {
     let path = req.uri().path();
     let segments: Vec<String> = path
         .split('/')
@@ -1050,7 +1059,10 @@ fn users_delta(shared: &Shared, q: &Query, prefer: delta::Prefer) -> Result<Repl
             (None, Some(link(&done, "$deltatoken")))
         }
     };
-    let minimal = prefer.minimal && replay;
+    // `SimConfig::minimal_updates`: Graph may send only what changed without
+    // being asked ("*at least* the properties that have been updated",
+    // delta-query-overview.md); only a preference the client sent is echoed.
+    let minimal = (prefer.minimal || shared.config.minimal_updates) && replay;
     let selected: Option<Vec<&str>> = select
         .as_ref()
         .map(|names| names.iter().map(String::as_str).collect());
@@ -1071,7 +1083,7 @@ fn users_delta(shared: &Shared, q: &Query, prefer: delta::Prefer) -> Result<Repl
     if prefer.max_page_size.is_some() {
         applied.push(format!("odata.maxpagesize={page_size}"));
     }
-    if minimal {
+    if prefer.minimal && replay {
         applied.push("return=minimal".to_string());
     }
     let headers = if applied.is_empty() {

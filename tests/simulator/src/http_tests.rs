@@ -165,12 +165,21 @@ async fn token_success_and_graph_call() {
     let at = v["access_token"].as_str().expect("token");
     assert_eq!(at.split('.').count(), 3);
 
-    // The simulator's own Graph URL is an accepted resource too, and a domain
-    // name works as the tenant.
-    let scope = format!("{}/.default", sim.graph_url());
+    // Graph's application id names Graph too, and a domain name works as the
+    // tenant. The simulator's own Graph URL is not Microsoft Graph's resource
+    // of any cloud (concepts/deployments.md): AADSTS70011.
     let domain = sim.tenant().default_domain().to_string();
-    let r = token_reply(&sim, &domain, &c.client_secret, &scope).await;
+    let r = token_reply(
+        &sim,
+        &domain,
+        &c.client_secret,
+        "00000003-0000-0000-c000-000000000000/.default",
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
+    let scope = format!("{}/.default", sim.graph_url());
+    let r = token_reply(&sim, &domain, &c.client_secret, &scope).await;
+    assert_sts_error(&r, 400, "invalid_scope", 70_011);
 
     let auth = format!("Bearer {at}");
     let r = send(
@@ -612,5 +621,7 @@ async fn keep_alive_serves_several_requests_per_connection() {
     sim.shutdown().await;
 }
 
+mod batch;
 mod changes;
+mod clouds;
 mod extended;

@@ -29,9 +29,16 @@
 //! ([`Simulator::inject_fault`]) and token expiry ([`Simulator::expire_tokens`],
 //! [`Simulator::expire_delta_tokens`]) can be switched on at run time.
 //!
+//! `POST /v1.0/$batch` (JSON batching) runs up to 20 GETs through the same
+//! handlers, with its own throttling schedule for the requests inside
+//! ([`Simulator::set_batch_throttle`]) and its own log
+//! ([`Simulator::batched_requests`]). The token endpoint issues tokens for
+//! the Graph resource of one Microsoft cloud ([`SimConfig::cloud`]).
+//!
 //! Behaviour follows Microsoft's documentation; each module cites the pages it
 //! relies on.
 
+mod batch;
 mod delta;
 mod directory;
 mod download;
@@ -77,6 +84,48 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// A Microsoft cloud, which decides the Graph resource the token endpoint
+/// issues tokens for. Each national cloud has its own Graph service root
+/// (microsoftgraph/microsoft-graph-docs-contrib: concepts/deployments.md,
+/// "Microsoft Graph and Graph Explorer service root endpoints"), and "access
+/// tokens acquired for a national cloud deployment are not interchangeable with
+/// those acquired for the global service or any other national cloud".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cloud {
+    /// `https://graph.microsoft.com`, sign-in at login.microsoftonline.com.
+    #[default]
+    Global,
+    /// US Government L4 (GCC High): `https://graph.microsoft.us`.
+    UsGov,
+    /// US Government L5 (DoD): `https://dod-graph.microsoft.us`.
+    UsGovDod,
+    /// Operated by 21Vianet: `https://microsoftgraph.chinacloudapi.cn`.
+    China,
+}
+
+impl Cloud {
+    /// The cloud's Microsoft Graph resource (service root), the application ID
+    /// URI a client-credentials `scope` names: `{resource}/.default`.
+    pub fn graph_resource(self) -> &'static str {
+        match self {
+            Cloud::Global => "https://graph.microsoft.com",
+            Cloud::UsGov => "https://graph.microsoft.us",
+            Cloud::UsGovDod => "https://dod-graph.microsoft.us",
+            Cloud::China => "https://microsoftgraph.chinacloudapi.cn",
+        }
+    }
+
+    /// The cloud's Microsoft Entra ID endpoint (deployments.md, "App
+    /// registration and token service root endpoints").
+    pub fn login_authority(self) -> &'static str {
+        match self {
+            Cloud::Global => "https://login.microsoftonline.com",
+            Cloud::UsGov | Cloud::UsGovDod => "https://login.microsoftonline.us",
+            Cloud::China => "https://login.chinacloudapi.cn",
+        }
+    }
+}
+
 /// How to run the simulator.
 #[derive(Clone)]
 pub struct SimConfig {
@@ -106,6 +155,19 @@ pub struct SimConfig {
     /// concealed user, group, and site names in all reports"; default false):
     /// user principal names and display names become 32 hex characters.
     pub concealed_reports: bool,
+    /// The tenant's cloud (default global): the token endpoint accepts only a
+    /// scope for this cloud's Graph resource (or Graph's application id) and
+    /// answers any other with AADSTS70011 `invalid_scope`; tokens carry the
+    /// resource as `aud`.
+    pub cloud: Cloud,
+    /// When true, a users/delta replay represents an updated user by its id
+    /// and only the properties that changed, as with `Prefer: return=minimal`,
+    /// even when the client did not ask for it (default false: the same
+    /// properties as the initial round, user-delta.md). Graph is allowed to:
+    /// "Updated instances are represented by their id with *at least* the
+    /// properties that have been updated" (concepts/delta-query-overview.md),
+    /// so a client must cope with it.
+    pub minimal_updates: bool,
 }
 
 impl fmt::Debug for SimConfig {
@@ -121,6 +183,8 @@ impl fmt::Debug for SimConfig {
             .field("enforce_roles", &self.enforce_roles)
             .field("premium", &self.premium)
             .field("concealed_reports", &self.concealed_reports)
+            .field("cloud", &self.cloud)
+            .field("minimal_updates", &self.minimal_updates)
             .finish()
     }
 }
@@ -156,6 +220,8 @@ impl SimConfig {
             enforce_roles: true,
             premium: true,
             concealed_reports: false,
+            cloud: Cloud::Global,
+            minimal_updates: false,
         }
     }
 }
@@ -210,6 +276,24 @@ pub struct Fault {
     /// How many requests then fail; `None`: every one until cleared.
     pub count: Option<usize>,
     pub kind: FaultKind,
+}
+
+/// One request inside a `POST /v1.0/$batch`, as the simulator answered it
+/// (see [`Simulator::batched_requests`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchedRequest {
+    /// Which `$batch` call carried it: 1 for the first the simulator answered
+    /// with a `responses` list, 2 for the next, ...
+    pub batch: usize,
+    /// The request's `id` in the batch.
+    pub id: String,
+    pub method: String,
+    /// The path as Graph resolved it (with `/v1.0`, still percent-encoded).
+    pub path: String,
+    /// The raw query string without `?`, or "".
+    pub query: String,
+    /// The status answered inside the batch.
+    pub status: u16,
 }
 
 /// Which of the three listeners received a request.
@@ -441,6 +525,23 @@ impl Simulator {
     /// are counted from now.
     pub fn set_throttle(&self, throttle: Option<Throttle>) {
         self.shared.set_throttle(throttle);
+    }
+
+    /// Sets (or with `None` clears) a throttling schedule for the requests
+    /// inside `POST /v1.0/$batch` calls, counted one by one from now (the
+    /// schedule of [`Simulator::set_throttle`] counts the batch call itself as
+    /// one Graph request). A request due is answered inside the batch with the
+    /// schedule's status and `Retry-After`: "Requests in a batch are evaluated
+    /// individually against throttling limits and if any request exceeds the
+    /// limits, it fails with a `status` of `429`" (concepts/throttling.md,
+    /// "Throttling and batching").
+    pub fn set_batch_throttle(&self, throttle: Option<Throttle>) {
+        self.shared.set_batch_throttle(throttle);
+    }
+
+    /// Every request received inside `$batch` calls, in the order answered.
+    pub fn batched_requests(&self) -> Vec<BatchedRequest> {
+        self.shared.batched_requests()
     }
 
     /// Sets (or with `None` clears) the fault schedule; Graph requests are

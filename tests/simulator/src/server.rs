@@ -26,7 +26,10 @@ use crate::directory::Directory;
 use crate::rng::{guid_from, mix64};
 use crate::tenant::{Generator, Tenant};
 use crate::util::{keyed_hash, split_query, unix_now};
-use crate::{Fault, FaultKind, Host, RecordedRequest, SimConfig, Throttle, download, graph, token};
+use crate::{
+    BatchedRequest, Fault, FaultKind, Host, RecordedRequest, SimConfig, Throttle, download, graph,
+    token,
+};
 
 /// The keys access tokens are signed with: the current one, and those retired
 /// by `Simulator::expire_tokens` (a token signed with one of them is
@@ -43,6 +46,21 @@ pub struct TokenKeys {
 struct Schedules {
     throttle: Option<(Throttle, u64)>,
     fault: Option<(Fault, u64)>,
+    /// Throttling of the requests inside `$batch` calls, counted one by one.
+    batch_throttle: Option<(Throttle, u64)>,
+}
+
+/// Counts one request against a throttling schedule: the status and
+/// `Retry-After` it gets instead of being served, if it is due.
+fn throttle_due(schedule: &mut Option<(Throttle, u64)>) -> Option<(u16, Option<u32>)> {
+    let (t, n) = schedule.as_mut()?;
+    *n += 1;
+    let nth = t.every_nth.is_some_and(|k| k > 0 && *n % k as u64 == 0);
+    let burst = t.burst.is_some_and(|(start, count)| {
+        let (start, count) = (start as u64, count as u64);
+        *n >= start && *n < start.saturating_add(count)
+    });
+    (nth || burst).then_some((t.status, t.retry_after_secs))
 }
 
 /// What happens to a Graph request instead of (or on top of) serving it.
@@ -85,6 +103,10 @@ pub struct Shared {
     counter: AtomicU64,
     schedules: Mutex<Schedules>,
     log: Mutex<Vec<RecordedRequest>>,
+    /// `$batch` calls answered with a `responses` list so far.
+    batches: AtomicU64,
+    /// The requests inside them.
+    batched: Mutex<Vec<BatchedRequest>>,
 }
 
 impl Shared {
@@ -118,6 +140,8 @@ impl Shared {
             counter: AtomicU64::new(0),
             schedules: Mutex::new(Schedules::default()),
             log: Mutex::new(Vec::new()),
+            batches: AtomicU64::new(0),
+            batched: Mutex::new(Vec::new()),
             dir: RwLock::new(dir),
             config,
             tenant,
@@ -210,30 +234,48 @@ impl Shared {
     /// fault due on the same request (both still count it).
     fn intercept(&self) -> Option<Intercept> {
         let mut s = self.schedules.lock().ok()?;
-        let mut out = None;
-        if let Some((t, n)) = &mut s.throttle {
-            *n += 1;
-            let nth = t.every_nth.is_some_and(|k| k > 0 && *n % k as u64 == 0);
-            let burst = t.burst.is_some_and(|(start, count)| {
-                let (start, count) = (start as u64, count as u64);
-                *n >= start && *n < start.saturating_add(count)
+        let out =
+            throttle_due(&mut s.throttle).map(|(status, retry_after_secs)| Intercept::Throttle {
+                status,
+                retry_after_secs,
             });
-            if nth || burst {
-                out = Some(Intercept::Throttle {
-                    status: t.status,
-                    retry_after_secs: t.retry_after_secs,
-                });
-            }
-        }
         if let Some((f, n)) = &mut s.fault {
             *n += 1;
             let after = f.after_graph_requests as u64;
             let due = *n > after && f.count.is_none_or(|c| *n <= after.saturating_add(c as u64));
             if due && out.is_none() {
-                out = Some(Intercept::Fault(f.kind));
+                return Some(Intercept::Fault(f.kind));
             }
         }
         out
+    }
+
+    pub fn set_batch_throttle(&self, throttle: Option<Throttle>) {
+        if let Ok(mut s) = self.schedules.lock() {
+            s.batch_throttle = throttle.map(|t| (t, 0));
+        }
+    }
+
+    /// Counts one request inside a `$batch` call against the batch throttling
+    /// schedule: `Some((status, retry_after_secs))` when it is throttled.
+    pub fn intercept_batched(&self) -> Option<(u16, Option<u32>)> {
+        let mut s = self.schedules.lock().ok()?;
+        throttle_due(&mut s.batch_throttle)
+    }
+
+    /// Numbers a `$batch` call (1, 2, ...) for the batch log.
+    pub fn next_batch(&self) -> usize {
+        self.batches.fetch_add(1, Ordering::SeqCst) as usize + 1
+    }
+
+    pub fn record_batched(&self, entries: Vec<BatchedRequest>) {
+        if let Ok(mut log) = self.batched.lock() {
+            log.extend(entries);
+        }
+    }
+
+    pub fn batched_requests(&self) -> Vec<BatchedRequest> {
+        self.batched.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// A fresh GUID for request ids, trace ids and token ids.

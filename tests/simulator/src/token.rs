@@ -17,6 +17,7 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
+use crate::Cloud;
 use crate::odata::GraphError;
 use crate::rng::{Rng, is_guid};
 use crate::server::Shared;
@@ -53,8 +54,8 @@ fn missing(name: &str) -> StsError {
     )
 }
 
-/// The resource a token is for: Graph, whether asked for by URL, by the Graph
-/// app id, or by the simulator's own Graph URL.
+/// Microsoft Graph's application id: `{GRAPH_APP_ID}/.default` names Graph in
+/// every cloud.
 const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 
 pub async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -140,7 +141,11 @@ fn error_response(
         "timestamp": timestamp,
         "trace_id": trace_id,
         "correlation_id": correlation_id,
-        "error_uri": format!("https://login.microsoftonline.com/error?code={}", e.code),
+        "error_uri": format!(
+            "{}/error?code={}",
+            shared.config.cloud.login_authority(),
+            e.code
+        ),
     });
     json_response(e.status, body, Some(("x-ms-request-id", trace_id.clone())))
 }
@@ -352,6 +357,32 @@ async fn token_request(
     let Some(resource) = resource else {
         return Err(missing("scope"));
     };
+    // Tokens are for the Graph resource of the tenant's cloud: each national
+    // cloud has its own Graph service root, and "access tokens acquired for a
+    // national cloud deployment are not interchangeable with those acquired
+    // for the global service or any other national cloud"
+    // (microsoftgraph/microsoft-graph-docs-contrib: concepts/deployments.md).
+    // Any other resource gets the documented invalid-scope answer: 400
+    // `invalid_scope` AADSTS70011 "The provided value for the input parameter
+    // 'scope' is not valid. The scope … is not valid." (the "Error response"
+    // example of v2-oauth2-client-creds-grant-flow.md; reference-error-codes.md:
+    // "AADSTS70011 InvalidScope - The scope requested by the app is invalid.").
+    let cloud_resource = config.cloud.graph_resource();
+    let requested = resource.trim_end_matches('/');
+    let audience = if requested.eq_ignore_ascii_case(cloud_resource) {
+        cloud_resource
+    } else if requested.eq_ignore_ascii_case(GRAPH_APP_ID) {
+        GRAPH_APP_ID
+    } else {
+        return Err(sts(
+            400,
+            "invalid_scope",
+            70_011,
+            format!(
+                "The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."
+            ),
+        ));
+    };
 
     let Some(secret) = secret.filter(|s| !s.is_empty()) else {
         // AADSTS7000218.
@@ -394,7 +425,7 @@ async fn token_request(
         "token_type": "Bearer",
         "expires_in": lifetime,
         "ext_expires_in": lifetime,
-        "access_token": issue(shared, resource.trim_end_matches('/')),
+        "access_token": issue(shared, audience),
     }))
 }
 
@@ -406,7 +437,11 @@ fn discovery(shared: &Shared) -> Value {
         "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
         "issuer": format!("{login}/{tid}/v2.0"),
         "tenant_region_scope": region(shared),
-        "cloud_instance_name": "microsoftonline.com",
+        "cloud_instance_name": match shared.config.cloud {
+            Cloud::Global => "microsoftonline.com",
+            Cloud::UsGov | Cloud::UsGovDod => "microsoftonline.us",
+            Cloud::China => "partner.microsoftonline.cn",
+        },
         "msgraph_host": shared.graph_url.trim_start_matches("http://"),
         "grant_types_supported": ["client_credentials"],
     })
@@ -540,11 +575,10 @@ pub fn validate_bearer(shared: &Shared, header: Option<&str>) -> Result<Claims, 
             "Lifetime validation failed, the token is not yet valid.",
         ));
     }
+    // Graph takes tokens for its resource in this cloud only (deployments.md).
     let aud = payload["aud"].as_str().unwrap_or("").trim_end_matches('/');
-    let graph = shared.graph_url.trim_end_matches('/');
-    let graph_audience = aud.eq_ignore_ascii_case("https://graph.microsoft.com")
-        || aud.eq_ignore_ascii_case(GRAPH_APP_ID)
-        || aud.eq_ignore_ascii_case(graph);
+    let graph_audience = aud.eq_ignore_ascii_case(shared.config.cloud.graph_resource())
+        || aud.eq_ignore_ascii_case(GRAPH_APP_ID);
     if !graph_audience {
         return Err(unauthenticated(
             "Access token validation failure. Invalid audience.",
@@ -588,8 +622,15 @@ mod tests {
         let t = issue(&s, "https://graph.microsoft.com");
         let claims = validate_bearer(&s, Some(&format!("Bearer {t}"))).expect("valid");
         assert_eq!(claims.roles, vec!["User.Read.All".to_string()]);
-        let t2 = issue(&s, "http://127.0.0.1:2");
+        let t2 = issue(&s, GRAPH_APP_ID);
         assert!(validate_bearer(&s, Some(&format!("bearer {t2}"))).is_ok());
+        // Not a Graph resource of this cloud: the simulator's own URL, or
+        // another cloud's Graph.
+        for aud in ["http://127.0.0.1:2", "https://graph.microsoft.us"] {
+            let t = issue(&s, aud);
+            let e = validate_bearer(&s, Some(&format!("Bearer {t}"))).expect_err(aud);
+            assert!(e.message.contains("audience"), "{}", e.message);
+        }
         let payload: Value = serde_json::from_slice(
             &b64url_decode(t.split('.').nth(1).unwrap_or("")).unwrap_or_default(),
         )
@@ -619,6 +660,24 @@ mod tests {
         let wrong_aud = issue(&s, "https://management.azure.com");
         let e = validate_bearer(&s, Some(&format!("Bearer {wrong_aud}"))).expect_err("aud");
         assert!(e.message.contains("audience"));
+    }
+
+    #[test]
+    fn a_national_cloud_takes_its_own_graph_audience_only() {
+        let mut c = SimConfig::new(TenantSpec::new(5, 10));
+        c.cloud = Cloud::UsGov;
+        let s = Shared::new(
+            c,
+            "http://127.0.0.1:1".into(),
+            "http://127.0.0.1:2".into(),
+            "http://127.0.0.2:3".into(),
+        );
+        let t = issue(&s, "https://graph.microsoft.us");
+        assert!(validate_bearer(&s, Some(&format!("Bearer {t}"))).is_ok());
+        let global = issue(&s, "https://graph.microsoft.com");
+        let e = validate_bearer(&s, Some(&format!("Bearer {global}"))).expect_err("global");
+        assert_eq!(e.status, 401);
+        assert_eq!(discovery(&s)["cloud_instance_name"], "microsoftonline.us");
     }
 
     #[test]

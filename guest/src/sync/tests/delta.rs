@@ -33,6 +33,10 @@ fn saved(w: &mut World, people: &[u32], round: &str) {
     w.store
         .checkpoints
         .insert(USERS_DELTA_SELECT.into(), users::select(false));
+    w.store.checkpoints.insert(
+        USERS_FILTER.into(),
+        crate::fakes::filter_checkpoint(&request().options.filter),
+    );
 }
 
 /// The request prefix of a replay of round `round`'s delta link.
@@ -88,7 +92,13 @@ fn an_initial_round_of_three_pages_saves_the_delta_link_only_in_the_final_batch(
         } else {
             assert_eq!(
                 keys,
-                vec![USERS_DELTA_LINK, USERS_DELTA_SELECT, LAST_FULL_SYNC]
+                vec![
+                    USERS_DELTA_LINK,
+                    USERS_DELTA_SELECT,
+                    USERS_FILTER,
+                    USERS_UNRESOLVED,
+                    LAST_FULL_SYNC
+                ]
             );
             assert_eq!(b.checkpoints[0].value, Some(delta_link("r1")));
             assert_eq!(b.run.as_ref(), Some(&report));
@@ -182,11 +192,25 @@ fn a_replay_applies_creates_partial_updates_and_removals_under_each_policy() {
                 Checkpoint {
                     key: USERS_DELTA_SELECT.into(),
                     value: Some(users::select(false))
+                },
+                Checkpoint {
+                    key: USERS_FILTER.into(),
+                    value: Some(crate::fakes::filter_checkpoint(&request().options.filter))
+                },
+                Checkpoint {
+                    key: USERS_UNRESOLVED.into(),
+                    value: None
                 }
             ]
         );
-        assert_eq!(w.store.list_calls, 0);
-        assert_eq!(w.store.find_calls, 2, "one find-people per page");
+        assert_eq!(
+            w.store.list_calls, 1,
+            "only to see whether the store is empty"
+        );
+        assert_eq!(
+            w.store.find_calls, 3,
+            "one find-people per page, and one by email / UPN for the created user"
+        );
         let log = format!("{:?}", w.log.lines);
         assert!(
             log.contains("1 removals of people never stored ignored"),
@@ -282,7 +306,7 @@ fn a_restored_user_is_active_again() {
 }
 
 #[test]
-fn a_changed_user_not_in_the_store_is_created_when_it_has_a_upn_else_skipped_with_a_warning() {
+fn a_changed_user_not_in_the_store_is_created_when_it_has_a_upn_else_read_whole_by_batch() {
     let mut w = World::new();
     saved(&mut w, &[1], "r0");
     sign_in(&mut w);
@@ -291,7 +315,8 @@ fn a_changed_user_not_in_the_store_is_created_when_it_has_a_upn_else_skipped_wit
         &replay("r0"),
         "r1",
         &[vec![
-            // Created before a failed run, say: only what changed since, no UPN.
+            // Created before a failed run, or let in by the filter since, say: only what
+            // changed since, no UPN.
             serde_json::json!({"id": user_id(20), "department": "Research"}),
             serde_json::json!({"id": user_id(21), "jobTitle": null}),
             // With a UPN: stored with what it has.
@@ -299,16 +324,42 @@ fn a_changed_user_not_in_the_store_is_created_when_it_has_a_upn_else_skipped_wit
                                "department": "Research"}),
         ]],
     );
+    // The two without a UPN are read whole with the round's $select in one JSON batch:
+    // 20 exists, 21 is gone since.
+    w.http.push_ok(
+        "POST https://graph.test/v1.0/$batch",
+        json_response(
+            200,
+            &serde_json::json!({"responses": [
+                {"id": "2", "status": 404, "headers": {},
+                 "body": {"error": {"code": "Request_ResourceNotFound", "message": "gone"}}},
+                {"id": "1", "status": 200, "headers": {}, "body": user_json(20)},
+            ]})
+            .to_string(),
+        ),
+    );
     let report = run(&mut w.env(), &incremental()).unwrap();
-    assert_eq!(counts(&report), (1, 3, 1, 0, 0, 0));
+    assert_eq!(counts(&report), (1, 3, 2, 0, 0, 0));
+    let batch = w
+        .http
+        .sent
+        .iter()
+        .find(|r| r.url.ends_with("/$batch"))
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(batch.body.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        body["requests"][0]["url"],
+        format!("/users/{}?$select={}", user_id(20), users::select(false))
+    );
+    assert_eq!(body["requests"][1]["method"], "GET");
     assert_eq!(codes(&report), vec!["partial-unknown-user"]);
     assert!(
-        report.warnings[0].message.contains("2 changed user(s)")
+        report.warnings[0].message.contains("1 changed user(s)")
             && report.warnings[0].message.contains("next full sync"),
         "{}",
         report.warnings[0].message
     );
-    assert_eq!(status(&w, 20), None);
+    assert_eq!(w.store.people[&user_id(20)].person, person(20));
     assert_eq!(status(&w, 21), None);
     let p = &w.store.people[&user_id(22)].person;
     assert_eq!(p.user_principal_name, "new@contoso.com");

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use m365sync_simulator::{SimConfig, Simulator, TenantSpec};
+use m365sync_simulator::{Cloud, SimConfig, Simulator, TenantSpec};
 
 /// A local Microsoft identity platform token endpoint and Microsoft Graph v1.0
 /// serving a generated tenant.
@@ -37,6 +37,14 @@ struct Args {
     /// Conceal user names in usage reports.
     #[arg(long)]
     concealed_reports: bool,
+    /// The tenant's Microsoft cloud: tokens are issued for its Graph resource
+    /// only.
+    #[arg(long, default_value = "global", value_parser = ["global", "us-gov", "us-gov-dod", "china"])]
+    cloud: String,
+    /// Replays of users/delta carry only the changed properties of updated
+    /// users, as if `Prefer: return=minimal` had been sent.
+    #[arg(long)]
+    minimal_updates: bool,
 }
 
 #[tokio::main]
@@ -54,6 +62,14 @@ async fn main() -> anyhow::Result<()> {
     config.token_lifetime_secs = args.token_lifetime_secs;
     config.premium = !args.no_premium;
     config.concealed_reports = args.concealed_reports;
+    config.cloud = match args.cloud.as_str() {
+        "us-gov" => Cloud::UsGov,
+        "us-gov-dod" => Cloud::UsGovDod,
+        "china" => Cloud::China,
+        _ => Cloud::Global,
+    };
+    config.minimal_updates = args.minimal_updates;
+    let cloud = config.cloud;
     let sim = Simulator::start(config).await?;
     let creds = sim.credentials();
     let tenant = sim.tenant();
@@ -70,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
     println!("tenant id:     {}", creds.tenant_id);
     println!("client id:     {}", creds.client_id);
     println!("client secret: {}", creds.client_secret);
-    println!("scope:         https://graph.microsoft.com/.default");
+    println!("scope:         {}/.default", cloud.graph_resource());
     println!("Serving until Ctrl-C.");
     tokio::signal::ctrl_c().await?;
     println!("Stopping ({} requests served).", sim.request_count());

@@ -1,0 +1,316 @@
+//! Matching accounts to platform records when no record is linked to the account's
+//! object id yet: by normalised email, then by user principal name (or the other way
+//! round, per the tenant's match key). A record of an account that is gone (or never
+//! linked) is taken over (a link); a record another active account holds, or one several
+//! new accounts claim at once, is a conflict: nobody is merged into it and nothing is
+//! created beside it, so a platform never ends up with two records for one person.
+
+use crate::normalize::{email_key, guest_external_email, upn_key};
+use crate::types::{MatchConflict, MatchKey, Person, PersonKey, PersonStatus, StoredPerson};
+
+/// What becomes of one unlinked account.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// No record matches: a new one.
+    Create,
+    /// This record (of a gone or unlinked account) becomes the account's.
+    Link(Box<StoredPerson>),
+    /// Left out; the conflict names the accounts involved.
+    Conflict(MatchConflict),
+}
+
+/// The normalised keys of an account, in the order the match key tries them: email
+/// (`mail`, or a guest's external address) and user principal name.
+pub fn keys(p: &Person, key: MatchKey) -> Vec<PersonKey> {
+    let email = p
+        .mail
+        .as_deref()
+        .and_then(email_key)
+        .or_else(|| guest_external_email(&p.user_principal_name));
+    let upn = upn_key(&p.user_principal_name);
+    let mut out = Vec::with_capacity(2);
+    let (email, upn) = (
+        email.map(PersonKey::Email),
+        upn.map(PersonKey::UserPrincipalName),
+    );
+    match key {
+        MatchKey::Email => out.extend(email.into_iter().chain(upn)),
+        MatchKey::UserPrincipalName => out.extend(upn.into_iter().chain(email)),
+    }
+    out
+}
+
+/// The text of a key, for messages and conflicts.
+pub fn key_text(k: &PersonKey) -> &str {
+    match k {
+        PersonKey::ObjectId(s) | PersonKey::Email(s) | PersonKey::UserPrincipalName(s) => s,
+    }
+}
+
+/// Where an account's keys lead.
+enum Target {
+    /// The first key that finds a record of another account: that record, by that key.
+    Record(Box<StoredPerson>, usize),
+    New,
+}
+
+/// Decides every unlinked account of a page at once. `keys[i]` are account i's keys (from
+/// [`keys`]); `found[i][j]` is the record the store found for `keys[i][j]`.
+pub fn resolve(
+    accounts: &[&Person],
+    keys: &[Vec<PersonKey>],
+    found: Vec<Vec<Option<StoredPerson>>>,
+) -> Vec<Claim> {
+    let targets: Vec<Target> = accounts
+        .iter()
+        .zip(found)
+        .map(|(a, found)| {
+            found
+                .into_iter()
+                .enumerate()
+                .find_map(|(j, r)| {
+                    r.filter(|r| r.person.object_id != a.object_id)
+                        .map(|r| Target::Record(Box::new(r), j))
+                })
+                .unwrap_or(Target::New)
+        })
+        .collect();
+
+    let mut claims = Vec::with_capacity(accounts.len());
+    for (i, target) in targets.iter().enumerate() {
+        let me = accounts[i];
+        let claim = match target {
+            &Target::Record(ref record, j) => {
+                let key = key_text(&keys[i][j]).to_owned();
+                let rivals: Vec<usize> = (0..accounts.len())
+                    .filter(|&o| {
+                        o != i
+                            && matches!(&targets[o], Target::Record(r, _)
+                                if r.person.object_id == record.person.object_id)
+                    })
+                    .collect();
+                if !rivals.is_empty() {
+                    let mut ids = vec![me.object_id.clone()];
+                    ids.extend(rivals.iter().map(|&o| accounts[o].object_id.clone()));
+                    Claim::Conflict(MatchConflict {
+                        message: format!(
+                            "{} accounts ({}) match the record of {} by {key}; none was \
+                             linked to it. Give all but one of them another email and user \
+                             principal name in Entra ID.",
+                            ids.len(),
+                            names(std::iter::once(me).chain(rivals.iter().map(|&o| accounts[o]))),
+                            record_name(record)
+                        ),
+                        key,
+                        object_ids: ids,
+                    })
+                } else if record.status == PersonStatus::Active
+                    && !record.person.object_id.is_empty()
+                {
+                    Claim::Conflict(MatchConflict {
+                        message: format!(
+                            "{} and the active account {} both claim {key}; the platform \
+                             record stays with {} and {} was not imported. Give one of them \
+                             another address in Entra ID (or, when {} was deleted, the next \
+                             sync links its record to {}).",
+                            me.user_principal_name,
+                            record.person.user_principal_name,
+                            record.person.user_principal_name,
+                            me.user_principal_name,
+                            record.person.user_principal_name,
+                            me.user_principal_name
+                        ),
+                        key,
+                        object_ids: vec![record.person.object_id.clone(), me.object_id.clone()],
+                    })
+                } else {
+                    Claim::Link(record.clone())
+                }
+            }
+            Target::New => {
+                // New accounts sharing a key with each other: neither is created.
+                let shared = keys[i].iter().find_map(|k| {
+                    let rivals: Vec<usize> = (0..accounts.len())
+                        .filter(|&o| {
+                            o != i && matches!(targets[o], Target::New) && keys[o].contains(k)
+                        })
+                        .collect();
+                    (!rivals.is_empty()).then_some((k, rivals))
+                });
+                match shared {
+                    Some((k, rivals)) => {
+                        let mut ids = vec![me.object_id.clone()];
+                        ids.extend(rivals.iter().map(|&o| accounts[o].object_id.clone()));
+                        Claim::Conflict(MatchConflict {
+                            message: format!(
+                                "{} new accounts ({}) share {}; none was imported, so that \
+                                 no person gets two records. Give all but one of them \
+                                 another address in Entra ID.",
+                                ids.len(),
+                                names(
+                                    std::iter::once(me).chain(rivals.iter().map(|&o| accounts[o]))
+                                ),
+                                key_text(k)
+                            ),
+                            key: key_text(k).to_owned(),
+                            object_ids: ids,
+                        })
+                    }
+                    None => Claim::Create,
+                }
+            }
+        };
+        claims.push(claim);
+    }
+    claims
+}
+
+fn names<'a>(people: impl Iterator<Item = &'a Person>) -> String {
+    people
+        .map(|p| p.user_principal_name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn record_name(r: &StoredPerson) -> String {
+    if r.person.object_id.is_empty() {
+        format!(
+            "an unlinked platform record ({})",
+            r.person.user_principal_name
+        )
+    } else {
+        format!("the removed account {}", r.person.user_principal_name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::person;
+
+    fn stored(p: Person, status: PersonStatus) -> StoredPerson {
+        StoredPerson {
+            person: p,
+            status,
+            fingerprint: String::new(),
+        }
+    }
+
+    fn account(n: u32, mail: Option<&str>, upn: &str) -> Person {
+        let mut p = person(n);
+        p.mail = mail.map(str::to_owned);
+        p.user_principal_name = upn.into();
+        p
+    }
+
+    #[test]
+    fn keys_follow_the_match_key_and_are_normalised() {
+        let a = account(1, Some(" Jane.Doe@Contoso.COM. "), "JDoe@contoso.com");
+        assert_eq!(
+            keys(&a, MatchKey::Email),
+            [
+                PersonKey::Email("jane.doe@contoso.com".into()),
+                PersonKey::UserPrincipalName("jdoe@contoso.com".into())
+            ]
+        );
+        assert_eq!(
+            keys(&a, MatchKey::UserPrincipalName)[0],
+            PersonKey::UserPrincipalName("jdoe@contoso.com".into())
+        );
+        // A guest without mail is matched by its external address.
+        let g = account(2, None, "ann_fabrikam.com#EXT#@contoso.onmicrosoft.com");
+        assert_eq!(
+            keys(&g, MatchKey::Email)[0],
+            PersonKey::Email("ann@fabrikam.com".into())
+        );
+    }
+
+    #[test]
+    fn unmatched_accounts_are_created_and_gone_records_linked() {
+        let a = account(1, Some("a@x.com"), "a@x.com");
+        let b = account(2, Some("b@x.com"), "b@x.com");
+        let old = stored(
+            account(9, Some("b@x.com"), "old-b@x.com"),
+            PersonStatus::Removed,
+        );
+        let ka = keys(&a, MatchKey::Email);
+        let kb = keys(&b, MatchKey::Email);
+        let claims = resolve(
+            &[&a, &b],
+            &[ka, kb],
+            vec![vec![None, None], vec![Some(old.clone()), None]],
+        );
+        assert_eq!(claims, [Claim::Create, Claim::Link(Box::new(old))]);
+    }
+
+    #[test]
+    fn an_active_record_of_another_account_is_a_conflict() {
+        let a = account(1, Some("same@x.com"), "a@x.com");
+        let other = stored(
+            account(7, Some("same@x.com"), "o@x.com"),
+            PersonStatus::Active,
+        );
+        let claims = resolve(
+            &[&a],
+            &[keys(&a, MatchKey::Email)],
+            vec![vec![Some(other), None]],
+        );
+        let [Claim::Conflict(c)] = &claims[..] else {
+            panic!("{claims:?}")
+        };
+        assert_eq!(c.key, "same@x.com");
+        assert_eq!(c.object_ids, [person(7).object_id, person(1).object_id]);
+        assert!(c.message.contains("o@x.com") && c.message.contains("a@x.com"));
+    }
+
+    #[test]
+    fn a_record_two_accounts_match_links_neither() {
+        let old = stored(
+            account(9, Some("e@x.com"), "u@x.com"),
+            PersonStatus::Flagged,
+        );
+        let b = account(2, Some("e@x.com"), "b@x.com");
+        let c = account(3, None, "U@X.com");
+        let claims = resolve(
+            &[&b, &c],
+            &[keys(&b, MatchKey::Email), keys(&c, MatchKey::Email)],
+            vec![vec![Some(old.clone()), None], vec![Some(old)]],
+        );
+        assert!(
+            claims
+                .iter()
+                .all(|c| matches!(c, Claim::Conflict(m) if m.object_ids.len() == 2))
+        );
+    }
+
+    #[test]
+    fn new_accounts_sharing_an_email_are_both_left_out() {
+        let a = account(1, Some("Dup@x.com"), "a@x.com");
+        let b = account(2, Some("dup@X.com"), "b@x.com");
+        let c = account(3, Some("c@x.com"), "c@x.com");
+        let claims = resolve(
+            &[&a, &b, &c],
+            &[
+                keys(&a, MatchKey::Email),
+                keys(&b, MatchKey::Email),
+                keys(&c, MatchKey::Email),
+            ],
+            vec![vec![None, None], vec![None, None], vec![None, None]],
+        );
+        assert!(matches!(&claims[0], Claim::Conflict(m) if m.key == "dup@x.com"));
+        assert!(matches!(&claims[1], Claim::Conflict(_)));
+        assert_eq!(claims[2], Claim::Create);
+    }
+
+    #[test]
+    fn plus_addresses_are_distinct_people() {
+        let a = account(1, Some("jane+lms@x.com"), "a@x.com");
+        let b = account(2, Some("jane@x.com"), "b@x.com");
+        let claims = resolve(
+            &[&a, &b],
+            &[keys(&a, MatchKey::Email), keys(&b, MatchKey::Email)],
+            vec![vec![None, None], vec![None, None]],
+        );
+        assert_eq!(claims, [Claim::Create, Claim::Create]);
+    }
+}
