@@ -57,6 +57,20 @@ pub struct HostSection {
     pub memory_limit_mib: Option<u64>,
     /// Wall-clock budget of one run, in seconds.
     pub run_timeout_secs: Option<u64>,
+    /// Keep connections alive within a run (default true); false opens a connection per
+    /// request (wasmtime's default sender), to compare.
+    pub http_keep_alive: Option<bool>,
+}
+
+impl HostSection {
+    /// The HTTP sender `http_keep_alive` asks for.
+    pub fn http_sender(&self) -> crate::capabilities::http::HttpSender {
+        use crate::capabilities::http::HttpSender;
+        match self.http_keep_alive {
+            Some(false) => HttpSender::PerRequest,
+            _ => HttpSender::Pooled,
+        }
+    }
 }
 
 /// One tenant.

@@ -1,7 +1,12 @@
 //! `wasi:http/outgoing-handler` with an allowlist: the sandbox reaches only the authorities
 //! derived from its tenant's endpoints. A request to any other authority is refused before
 //! a connection is opened (`HttpRequestDenied`); the component turns that into an error
-//! that names the host.
+//! that names the host. Requests the allowlist lets through go out with the run's
+//! [`HttpSender`]: kept-alive connections pooled per origin, or wasmtime's default sender.
+
+mod body;
+mod connect;
+mod pool;
 
 use std::sync::Arc;
 
@@ -9,6 +14,40 @@ use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::config::Origin;
+use pool::Pool;
+
+/// How a sandbox sends the requests its allowlist lets through.
+///
+/// Both send HTTP/1.1, over TLS for `https` trusting the compiled-in webpki roots only,
+/// honour the request's connect, first-byte and between-bytes timeouts (600 s each when
+/// unset), stream response bodies, and fail with the same `wasi:http` error codes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HttpSender {
+    /// Kept-alive connections, pooled per run and keyed by origin: a run opens one
+    /// connection per host it talks to (more only for requests in flight together), and
+    /// closes them when it ends. Runs never share a connection.
+    #[default]
+    Pooled,
+    /// wasmtime-wasi-http's `default_send_request`: a new TCP connection (and TLS
+    /// handshake) for every request. Kept to measure against.
+    PerRequest,
+}
+
+/// The sender of one run: what [`HttpSender`] chose, with the run's own pool.
+#[derive(Clone)]
+enum RunSender {
+    Pooled(Arc<Pool>),
+    PerRequest,
+}
+
+impl RunSender {
+    fn new(sender: HttpSender) -> Self {
+        match sender {
+            HttpSender::Pooled => RunSender::Pooled(Pool::new()),
+            HttpSender::PerRequest => RunSender::PerRequest,
+        }
+    }
+}
 
 /// Where one tenant's sandbox may send requests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,16 +97,39 @@ impl Allowlist {
     }
 }
 
-/// Allowlist enforcement for one run.
-#[derive(Clone, Default)]
+/// Allowlist enforcement and the sender of one run.
+#[derive(Clone)]
 pub struct AllowlistHooks {
     allowlist: Arc<Allowlist>,
+    sender: RunSender,
+}
+
+impl Default for AllowlistHooks {
+    fn default() -> Self {
+        AllowlistHooks::new(Allowlist::default())
+    }
 }
 
 impl AllowlistHooks {
+    /// Hooks sending over a fresh pool of kept-alive connections.
     pub fn new(allowlist: Allowlist) -> Self {
+        AllowlistHooks::with_sender(allowlist, HttpSender::default())
+    }
+
+    /// Hooks sending with `sender` (a pooled sender gets a fresh pool of its own).
+    pub fn with_sender(allowlist: Allowlist, sender: HttpSender) -> Self {
         AllowlistHooks {
             allowlist: Arc::new(allowlist),
+            sender: RunSender::new(sender),
+        }
+    }
+
+    /// Connections opened so far by this run's pool (0 for the per-request sender, which
+    /// does not count them).
+    pub fn connections_opened(&self) -> usize {
+        match &self.sender {
+            RunSender::Pooled(pool) => pool.opened(),
+            RunSender::PerRequest => 0,
         }
     }
 }
@@ -94,16 +156,32 @@ impl WasiHttpHooks for AllowlistHooks {
         let verdict = self
             .allowlist
             .refusal(request.method(), request.uri(), has_credentials);
+        let sender = self.sender.clone();
         Box::new(async move {
+            // Checked before anything connects: a refused request opens no connection.
             if let Some(refused) = verdict {
                 tracing::warn!(%refused, "refused a request the allowlist does not permit");
                 return Err(Error::HttpRequestDenied);
             }
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
-            ))
+            match sender {
+                RunSender::Pooled(pool) => {
+                    let response = pool.send(request, options).await?;
+                    // The pool drives its connections itself: no I/O task for wasmtime.
+                    Ok((
+                        response,
+                        Box::new(async { Ok(()) })
+                            as Box<dyn Future<Output = Result<(), Error>> + Send>,
+                    ))
+                }
+                RunSender::PerRequest => {
+                    let (response, io) =
+                        wasmtime_wasi_http::default_send_request(request, options).await?;
+                    Ok((
+                        response.map(BodyExt::boxed_unsync),
+                        Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
+                    ))
+                }
+            }
         })
     }
 }

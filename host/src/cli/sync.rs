@@ -70,7 +70,8 @@ pub fn load_runtime(config: &ConfigFile) -> Result<Runtime, Failure> {
     if let Some(secs) = config.host.run_timeout_secs {
         limits.timeout = Duration::from_secs(secs);
     }
-    Runtime::new(limits).map_err(Failure::run)
+    let runtime = Runtime::new(limits).map_err(Failure::run)?;
+    Ok(runtime.with_http_sender(config.host.http_sender()))
 }
 
 /// Sync one tenant into the database at `db`, with progress on the terminal; a failed

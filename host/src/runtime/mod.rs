@@ -4,6 +4,7 @@
 //! calls). A run that breaks its limits is stopped with a clear error; the runtime lives on.
 
 pub mod bindings;
+mod cache;
 mod limits;
 mod state;
 
@@ -18,6 +19,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::capabilities::http::AllowlistHooks;
+pub use crate::capabilities::http::HttpSender;
 use crate::capabilities::log::EventSink;
 use crate::capabilities::secrets::TenantSecrets;
 use crate::capabilities::storage::TenantStore;
@@ -33,6 +35,17 @@ use state::RunState;
 
 /// The component this host was built with (see build.rs).
 pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("M365SYNC_COMPONENT"));
+
+pub use cache::CacheOutcome;
+
+/// The wasmtime engine every runtime uses: the component model, and epoch interruption
+/// for run deadlines.
+fn new_engine() -> Result<Engine, SetupError> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    Engine::new(&config).map_err(|e| SetupError::Engine(e.to_string()))
+}
 
 /// How often the epoch advances; the granularity of run deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -69,6 +82,7 @@ pub struct Runtime {
     engine: Engine,
     pre: SyncEnginePre<RunState>,
     limits: RunLimits,
+    http_sender: HttpSender,
     ticker: Arc<AtomicBool>,
 }
 
@@ -86,12 +100,29 @@ impl Runtime {
 
     /// A runtime for the given component bytes (a `.wasm` component).
     pub fn with_component(component: &[u8], limits: RunLimits) -> Result<Runtime, SetupError> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.epoch_interruption(true);
-        let engine = Engine::new(&config).map_err(|e| SetupError::Engine(e.to_string()))?;
+        let engine = new_engine()?;
         let component = Component::new(&engine, component)
             .map_err(|e| SetupError::Component(format!("{e:#}")))?;
+        Runtime::build(engine, component, limits)
+    }
+
+    /// A runtime for the embedded component, loaded compiled from `cache_dir` when it was
+    /// compiled before by this host version (milliseconds instead of a Cranelift compile),
+    /// else compiled and stored there.
+    pub fn cached(
+        cache_dir: &std::path::Path,
+        limits: RunLimits,
+    ) -> Result<(Runtime, CacheOutcome), SetupError> {
+        let engine = new_engine()?;
+        let (component, outcome) = cache::load(&engine, EMBEDDED_COMPONENT, cache_dir)?;
+        Ok((Runtime::build(engine, component, limits)?, outcome))
+    }
+
+    fn build(
+        engine: Engine,
+        component: Component,
+        limits: RunLimits,
+    ) -> Result<Runtime, SetupError> {
         let mut linker: Linker<RunState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| SetupError::Engine(format!("{e:#}")))?;
@@ -116,12 +147,31 @@ impl Runtime {
             engine,
             pre,
             limits,
+            http_sender: HttpSender::default(),
             ticker,
         })
     }
 
     pub fn limits(&self) -> RunLimits {
         self.limits
+    }
+
+    /// How runs send the requests their allowlist lets through: [`HttpSender::Pooled`]
+    /// (the default: kept-alive connections, one pool per run) or
+    /// [`HttpSender::PerRequest`] (wasmtime's default sender, a connection per request).
+    /// Applies to runs started afterwards.
+    pub fn set_http_sender(&mut self, sender: HttpSender) {
+        self.http_sender = sender;
+    }
+
+    /// This runtime with `sender` for its runs (see [`Runtime::set_http_sender`]).
+    pub fn with_http_sender(mut self, sender: HttpSender) -> Runtime {
+        self.http_sender = sender;
+        self
+    }
+
+    pub fn http_sender(&self) -> HttpSender {
+        self.http_sender
     }
 
     /// The component's versions and implemented features.
@@ -298,7 +348,7 @@ impl Runtime {
             wasi,
             http: WasiHttpCtx::new(),
             table: Default::default(),
-            hooks: AllowlistHooks::new(run.allowlist.clone()),
+            hooks: AllowlistHooks::with_sender(run.allowlist.clone(), self.http_sender),
             limiter: RunLimiter::new(limits.memory_bytes),
             secrets: TenantSecrets::new(run.client_secret.clone()),
             store,

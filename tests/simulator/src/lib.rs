@@ -569,6 +569,20 @@ impl Simulator {
         self.shared.request_count()
     }
 
+    /// TCP connections accepted so far by all three listeners (a client that keeps
+    /// connections alive opens fewer than it sends requests).
+    pub fn connections(&self) -> usize {
+        [Host::Login, Host::Graph, Host::Download]
+            .into_iter()
+            .map(|host| self.shared.connections(host))
+            .sum()
+    }
+
+    /// TCP connections accepted so far by one listener.
+    pub fn connections_to(&self, host: Host) -> usize {
+        self.shared.connections(host)
+    }
+
     /// Stops the listeners and closes open connections.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);

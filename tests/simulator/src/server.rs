@@ -107,6 +107,8 @@ pub struct Shared {
     batches: AtomicU64,
     /// The requests inside them.
     batched: Mutex<Vec<BatchedRequest>>,
+    /// TCP connections accepted, per listener (login, Graph, download).
+    accepted: [AtomicU64; 3],
 }
 
 impl Shared {
@@ -142,6 +144,7 @@ impl Shared {
             log: Mutex::new(Vec::new()),
             batches: AtomicU64::new(0),
             batched: Mutex::new(Vec::new()),
+            accepted: Default::default(),
             dir: RwLock::new(dir),
             config,
             tenant,
@@ -303,6 +306,19 @@ impl Shared {
     pub fn request_count(&self) -> usize {
         self.log.lock().map(|l| l.len()).unwrap_or(0)
     }
+
+    fn accepted(&self, host: Host) -> &AtomicU64 {
+        &self.accepted[match host {
+            Host::Login => 0,
+            Host::Graph => 1,
+            Host::Download => 2,
+        }]
+    }
+
+    /// TCP connections `host`'s listener has accepted so far.
+    pub fn connections(&self, host: Host) -> usize {
+        self.accepted(host).load(Ordering::SeqCst) as usize
+    }
 }
 
 /// The error a connection's service returns to make hyper drop the
@@ -395,6 +411,7 @@ pub fn spawn(
             tokio::select! {
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
+                    shared.accepted(host).fetch_add(1, Ordering::SeqCst);
                     let _ = stream.set_nodelay(true);
                     let shared = shared.clone();
                     connections.spawn(async move {
