@@ -5,6 +5,11 @@
 //! new accounts claim at once, is a conflict: nobody is merged into it and nothing is
 //! created beside it, so a platform never ends up with two records for one person.
 
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use crate::ids::IdHasher;
+
 use crate::normalize::{email_key, guest_external_email, upn_key};
 use crate::types::{MatchConflict, MatchKey, Person, PersonKey, PersonStatus, StoredPerson};
 
@@ -47,6 +52,19 @@ pub fn key_text(k: &PersonKey) -> &str {
     }
 }
 
+/// Accounts by what they claim (deterministic hashing: no `wasi:random` import).
+type Index<K> = HashMap<K, Vec<usize>, BuildHasherDefault<IdHasher>>;
+
+/// A key as a hashable pair: its kind and its text.
+fn tagged(k: &PersonKey) -> (u8, &str) {
+    let tag = match k {
+        PersonKey::ObjectId(_) => 0,
+        PersonKey::Email(_) => 1,
+        PersonKey::UserPrincipalName(_) => 2,
+    };
+    (tag, key_text(k))
+}
+
 /// Where an account's keys lead.
 enum Target {
     /// The first key that finds a record of another account: that record, by that key.
@@ -76,19 +94,32 @@ pub fn resolve(
         })
         .collect();
 
+    // Who claims each record, and which new accounts carry each key: rivals are looked up,
+    // not searched for (a page holds up to 999 accounts).
+    let mut by_record: Index<&str> = Index::default();
+    let mut by_new_key: Index<(u8, &str)> = Index::default();
+    for (i, target) in targets.iter().enumerate() {
+        match target {
+            Target::Record(r, _) => by_record.entry(&r.person.object_id).or_default().push(i),
+            Target::New => {
+                for k in &keys[i] {
+                    by_new_key.entry(tagged(k)).or_default().push(i);
+                }
+            }
+        }
+    }
+    let others = |list: Option<&Vec<usize>>, i: usize| -> Vec<usize> {
+        list.map(|l| l.iter().copied().filter(|&o| o != i).collect())
+            .unwrap_or_default()
+    };
+
     let mut claims = Vec::with_capacity(accounts.len());
     for (i, target) in targets.iter().enumerate() {
         let me = accounts[i];
         let claim = match target {
             &Target::Record(ref record, j) => {
                 let key = key_text(&keys[i][j]).to_owned();
-                let rivals: Vec<usize> = (0..accounts.len())
-                    .filter(|&o| {
-                        o != i
-                            && matches!(&targets[o], Target::Record(r, _)
-                                if r.person.object_id == record.person.object_id)
-                    })
-                    .collect();
+                let rivals = others(by_record.get(record.person.object_id.as_str()), i);
                 if !rivals.is_empty() {
                     let mut ids = vec![me.object_id.clone()];
                     ids.extend(rivals.iter().map(|&o| accounts[o].object_id.clone()));
@@ -130,11 +161,7 @@ pub fn resolve(
             Target::New => {
                 // New accounts sharing a key with each other: neither is created.
                 let shared = keys[i].iter().find_map(|k| {
-                    let rivals: Vec<usize> = (0..accounts.len())
-                        .filter(|&o| {
-                            o != i && matches!(targets[o], Target::New) && keys[o].contains(k)
-                        })
-                        .collect();
+                    let rivals = others(by_new_key.get(&tagged(k)), i);
                     (!rivals.is_empty()).then_some((k, rivals))
                 });
                 match shared {

@@ -54,8 +54,15 @@ impl Fnv {
 
 /// 64-bit FNV-1a of some bytes.
 pub fn fnv(data: &[u8]) -> u64 {
+    fnv_parts(&[data])
+}
+
+/// 64-bit FNV-1a of the concatenation of `parts` (no allocation).
+pub fn fnv_parts(parts: &[&[u8]]) -> u64 {
     let mut h = Fnv(Fnv::OFFSET);
-    h.bytes(data);
+    for p in parts {
+        h.bytes(p);
+    }
     h.0
 }
 

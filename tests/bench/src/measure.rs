@@ -1,0 +1,49 @@
+//! What a scenario measured, and how: wall time, CPU time and peak RSS of this process
+//! (getrusage), so that each scenario runs in a process of its own and is measured alone.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+/// One scenario's figures, printed by the child process as one JSON line.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Figures {
+    pub users: u64,
+    pub wall_s: f64,
+    pub cpu_s: f64,
+    pub peak_rss_kb: u64,
+    pub requests: u64,
+    /// Scenario-specific extras (e.g. instantiate µs), by name.
+    #[serde(default)]
+    pub extra: Vec<(String, f64)>,
+}
+
+/// CPU seconds (user + system) of this process so far, and its peak RSS in KiB.
+pub fn usage() -> (f64, u64) {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(u.ru_utime) + secs(u.ru_stime), u.ru_maxrss as u64)
+}
+
+/// Wall and CPU time of one piece of work.
+pub struct Span {
+    wall: Instant,
+    cpu: f64,
+}
+
+impl Span {
+    pub fn start() -> Span {
+        Span {
+            wall: Instant::now(),
+            cpu: usage().0,
+        }
+    }
+
+    /// (wall seconds, CPU seconds, peak RSS KiB of the process).
+    pub fn stop(self) -> (f64, f64, u64) {
+        let (cpu, rss) = usage();
+        (self.wall.elapsed().as_secs_f64(), cpu - self.cpu, rss)
+    }
+}

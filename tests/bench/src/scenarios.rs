@@ -1,0 +1,211 @@
+//! The measured scenarios, each run as a child process that prints its [`Figures`] as one
+//! JSON line: a sync (component into SQLite or memory, or native into memory), the
+//! sandbox costs, and a fleet of tenants synced concurrently.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use m365sync::runtime::bindings::types::SyncMode;
+use m365sync::{RunLimits, Runtime};
+
+use crate::measure::{Figures, Span, usage};
+use crate::server::Endpoints;
+use crate::{component, native};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    Component,
+    Native,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    Sqlite,
+    Memory,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    Full,
+    /// Replays the delta link a full sync saved in the same database (`--store sqlite`).
+    Incremental,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The simulator's endpoints (JSON, as `serve` prints them).
+    #[arg(long)]
+    pub sim: String,
+    #[arg(long, value_enum)]
+    pub engine: Engine,
+    #[arg(long, value_enum)]
+    pub store: StoreKind,
+    #[arg(long, value_enum)]
+    pub mode: Mode,
+    /// SQLite database (store sqlite).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Compiled-component cache directory.
+    #[arg(long)]
+    pub cache: PathBuf,
+}
+
+fn endpoints(json: &str) -> anyhow::Result<Endpoints> {
+    Ok(serde_json::from_str(json)?)
+}
+
+async fn runtime(cache: &std::path::Path) -> anyhow::Result<Runtime> {
+    Ok(Runtime::cached(cache, RunLimits::default())?.0)
+}
+
+/// One measured sync (the runtime is loaded from the compiled cache first, unmeasured).
+pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let sim = endpoints(&args.sim)?;
+    let figures = match (args.engine, args.store) {
+        (Engine::Component, store) => {
+            let runtime = runtime(&args.cache).await?;
+            let mode = match args.mode {
+                Mode::Full => SyncMode::Full,
+                Mode::Incremental => SyncMode::Incremental,
+            };
+            let run = component::tenant_run(&sim, "bench", mode);
+            let span = Span::start();
+            let report = match store {
+                StoreKind::Sqlite => {
+                    let db = args
+                        .db
+                        .as_deref()
+                        .ok_or_else(|| anyhow::anyhow!("--db is needed with --store sqlite"))?;
+                    component::sync_sqlite(&runtime, &run, db).await?
+                }
+                StoreKind::Memory => component::sync_memory(&runtime, &run).await?,
+            };
+            let (wall_s, cpu_s, peak_rss_kb) = span.stop();
+            Figures {
+                users: report.data_sets.first().map_or(0, |d| d.read),
+                wall_s,
+                cpu_s,
+                peak_rss_kb,
+                requests: u64::from(report.requests),
+                extra: Vec::new(),
+            }
+        }
+        (Engine::Native, _) => {
+            let mut store = native::MemoryStore::default();
+            let span = Span::start();
+            let report = native::sync(&sim, &mut store, m365sync_guest::types::SyncMode::Full)?;
+            let (wall_s, cpu_s, peak_rss_kb) = span.stop();
+            anyhow::ensure!(
+                store.len() as u64 == sim.users,
+                "native run stored {}",
+                store.len()
+            );
+            Figures {
+                users: report.data_sets.first().map_or(0, |d| d.read),
+                wall_s,
+                cpu_s,
+                peak_rss_kb,
+                requests: u64::from(report.requests),
+                extra: Vec::new(),
+            }
+        }
+    };
+    println!("{}", serde_json::to_string(&figures)?);
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    #[arg(long)]
+    pub cache: PathBuf,
+    /// Instances to average over.
+    #[arg(long, default_value_t = 2000)]
+    pub instances: u32,
+}
+
+/// Sandbox costs: a fresh instance (Store, capabilities, limits) from the pre-instantiated
+/// component and one cheap call (`info`), averaged; compiling the component; loading it
+/// compiled from the on-disk cache.
+pub async fn sandbox(args: &SandboxArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir_in(&args.cache)?;
+    let t = Instant::now();
+    let (_, first) = Runtime::cached(dir.path(), RunLimits::default())?;
+    let compile_ms = t.elapsed().as_secs_f64() * 1e3;
+    anyhow::ensure!(first == m365sync::runtime::CacheOutcome::Compiled);
+    let t = Instant::now();
+    let (runtime, second) = Runtime::cached(dir.path(), RunLimits::default())?;
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    anyhow::ensure!(second == m365sync::runtime::CacheOutcome::Loaded);
+    for _ in 0..50 {
+        runtime.info().await?;
+    }
+    let t = Instant::now();
+    for _ in 0..args.instances {
+        runtime.info().await?;
+    }
+    let instance_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(args.instances);
+    let (_, rss) = usage();
+    let figures = Figures {
+        peak_rss_kb: rss,
+        extra: vec![
+            ("instance_us".into(), instance_us),
+            ("compile_ms".into(), compile_ms),
+            ("cache_load_ms".into(), load_ms),
+        ],
+        ..Figures::default()
+    };
+    println!("{}", serde_json::to_string(&figures)?);
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    #[arg(long)]
+    pub sim: String,
+    #[arg(long, default_value_t = 200)]
+    pub tenants: usize,
+    /// Runs at the same time.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    #[arg(long)]
+    pub cache: PathBuf,
+}
+
+/// `tenants` syncs of the simulated tenant, each under its own tenant key into a database
+/// of its own, at most `concurrency` at once, by one shared runtime.
+pub async fn fleet(args: &FleetArgs) -> anyhow::Result<()> {
+    let sim = endpoints(&args.sim)?;
+    let runtime = Arc::new(runtime(&args.cache).await?);
+    let dir = tempfile::tempdir()?;
+    let limit = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
+    let span = Span::start();
+    let mut tasks = Vec::with_capacity(args.tenants);
+    for i in 0..args.tenants {
+        let (runtime, limit) = (runtime.clone(), limit.clone());
+        let run = component::tenant_run(&sim, &format!("tenant-{i:03}"), SyncMode::Full);
+        let db = dir.path().join(format!("tenant-{i:03}.db"));
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire().await?;
+            component::sync_sqlite(&runtime, &run, &db).await
+        }));
+    }
+    let (mut users, mut requests) = (0, 0);
+    for t in tasks {
+        let report = t.await??;
+        users += report.data_sets.first().map_or(0, |d| d.read);
+        requests += u64::from(report.requests);
+    }
+    let (wall_s, cpu_s, peak_rss_kb) = span.stop();
+    let figures = Figures {
+        users,
+        wall_s,
+        cpu_s,
+        peak_rss_kb,
+        requests,
+        extra: vec![("tenants".into(), args.tenants as f64)],
+    };
+    println!("{}", serde_json::to_string(&figures)?);
+    Ok(())
+}
