@@ -22,16 +22,21 @@ import time
 
 _T_START = time.perf_counter()
 
-import argparse  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
-import resource  # noqa: E402
 import sqlite3  # noqa: E402
 import sys  # noqa: E402
 
 import httpx  # noqa: E402
 
-from common import INSERT_PERSON, INSERT_SKU, SCHEMA, SCOPE, cpu_seconds  # noqa: E402
+from common import (  # noqa: E402
+    INSERT_PERSON,
+    INSERT_SKU,
+    SCHEMA,
+    SCOPE,
+    arguments,
+    cpu_seconds,
+    print_figures,
+)
 
 SELECT = (
     "id,userPrincipalName,mail,givenName,surname,displayName,department,jobTitle,"
@@ -141,18 +146,10 @@ def write_page(db: sqlite3.Connection, sql: str, rows: list) -> None:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--login", required=True, help="login base URL, e.g. http://127.0.0.1:PORT")
-    p.add_argument("--graph", required=True, help="Graph base URL (without /v1.0)")
-    p.add_argument("--tenant", required=True, help="tenant id")
-    p.add_argument("--client-id", required=True)
-    p.add_argument("--client-secret-env", required=True, help="name of the env var holding the secret")
-    p.add_argument("--db", required=True, help="SQLite database file (created if missing)")
-    a = p.parse_args()
-    secret = os.environ.get(a.client_secret_env)
-    if not secret:
-        print(f"plain_sync: environment variable {a.client_secret_env} is not set", file=sys.stderr)
+    parsed = arguments("plain_sync", __doc__.splitlines()[0])
+    if parsed is None:
         return 2
+    a, secret = parsed
 
     t0 = time.perf_counter()
     cpu0 = cpu_seconds()
@@ -183,20 +180,7 @@ def main() -> int:
     graph.client.close()
     wall = time.perf_counter() - t0
     cpu = cpu_seconds() - cpu0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(
-        json.dumps(
-            {
-                "users": users,
-                "requests": graph.requests,
-                "wall_s": round(wall, 4),
-                "cpu_s": round(cpu, 4),
-                "peak_rss_kb": rss,
-                "extra": [["startup_s", round(startup_s, 4)], ["startup_cpu_s", round(cpu0, 4)]],
-            }
-        ),
-        flush=True,
-    )
+    print_figures(users, graph.requests, wall, cpu, startup_s, cpu0)
     return 0
 
 

@@ -33,11 +33,8 @@ import time
 
 _T_START = time.perf_counter()
 
-import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
-import resource  # noqa: E402
 import sqlite3  # noqa: E402
 import sys  # noqa: E402
 from typing import Any  # noqa: E402
@@ -61,7 +58,15 @@ from msgraph.generated.users.users_request_builder import UsersRequestBuilder  #
 from msgraph_core import GraphClientFactory  # noqa: E402
 from msgraph_core.tasks.page_iterator import PageIterator  # noqa: E402
 
-from common import INSERT_PERSON, INSERT_SKU, SCHEMA, SCOPE, cpu_seconds  # noqa: E402
+from common import (  # noqa: E402
+    INSERT_PERSON,
+    INSERT_SKU,
+    SCHEMA,
+    SCOPE,
+    arguments,
+    cpu_seconds,
+    print_figures,
+)
 
 SELECT = [
     "id", "userPrincipalName", "mail", "givenName", "surname", "displayName", "department",
@@ -263,18 +268,10 @@ async def sync(a, secret: str) -> tuple[int, int]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--login", required=True, help="login base URL, e.g. http://127.0.0.1:PORT")
-    p.add_argument("--graph", required=True, help="Graph base URL (without /v1.0)")
-    p.add_argument("--tenant", required=True, help="tenant id")
-    p.add_argument("--client-id", required=True)
-    p.add_argument("--client-secret-env", required=True, help="name of the env var holding the secret")
-    p.add_argument("--db", required=True, help="SQLite database file (created if missing)")
-    a = p.parse_args()
-    secret = os.environ.get(a.client_secret_env)
-    if not secret:
-        print(f"sdk_sync: environment variable {a.client_secret_env} is not set", file=sys.stderr)
+    parsed = arguments("sdk_sync", __doc__.splitlines()[0])
+    if parsed is None:
         return 2
+    a, secret = parsed
 
     t0 = time.perf_counter()
     cpu0 = cpu_seconds()
@@ -282,20 +279,7 @@ def main() -> int:
     users, requests = asyncio.run(sync(a, secret))
     wall = time.perf_counter() - t0
     cpu = cpu_seconds() - cpu0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(
-        json.dumps(
-            {
-                "users": users,
-                "requests": requests,
-                "wall_s": round(wall, 4),
-                "cpu_s": round(cpu, 4),
-                "peak_rss_kb": rss,
-                "extra": [["startup_s", round(startup_s, 4)], ["startup_cpu_s", round(cpu0, 4)]],
-            }
-        ),
-        flush=True,
-    )
+    print_figures(users, requests, wall, cpu, startup_s, cpu0)
     return 0
 
 

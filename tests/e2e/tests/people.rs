@@ -20,6 +20,14 @@ fn every_account() -> AccountFilter {
     }
 }
 
+/// An incremental run of every account (delta replays after the first sync).
+fn incremental_run(sim: &m365sync_simulator::Simulator) -> m365sync::config::TenantRun {
+    let mut run = tenant_run(sim);
+    run.options.mode = SyncMode::Incremental;
+    run.options.filter = every_account();
+    run
+}
+
 fn reason(report: &SyncReport, reason: &str) -> u64 {
     users(report)
         .filtered_out
@@ -33,9 +41,7 @@ async fn a_changed_email_updates_the_same_person_and_names_the_field() {
     let sim = simulator_with(60, |_| {}).await;
     let (_dir, db) = database();
     let runtime = Runtime::new(RunLimits::default()).unwrap();
-    let mut run = tenant_run(&sim);
-    run.options.mode = SyncMode::Incremental;
-    run.options.filter = every_account();
+    let run = incremental_run(&sim);
     sync(&runtime, &run, &db).await.unwrap();
     let before = count(&db, "people", "contoso");
 
@@ -62,9 +68,7 @@ async fn accounts_claiming_one_email_are_conflicts_never_duplicates() {
     let sim = simulator_with(60, |_| {}).await;
     let (_dir, db) = database();
     let runtime = Runtime::new(RunLimits::default()).unwrap();
-    let mut run = tenant_run(&sim);
-    run.options.mode = SyncMode::Incremental;
-    run.options.filter = every_account();
+    let run = incremental_run(&sim);
     sync(&runtime, &run, &db).await.unwrap();
     let before = count(&db, "people", "contoso");
 
@@ -221,9 +225,7 @@ async fn a_changed_filter_filters_stored_people_again_and_a_rerun_changes_nothin
     let sim = simulator_with(80, |_| {}).await;
     let (_dir, db) = database();
     let runtime = Runtime::new(RunLimits::default()).unwrap();
-    let mut run = tenant_run(&sim);
-    run.options.mode = SyncMode::Incremental;
-    run.options.filter = every_account();
+    let mut run = incremental_run(&sim);
     sync(&runtime, &run, &db).await.unwrap();
     let all = count(&db, "people", "contoso");
 
@@ -256,9 +258,7 @@ async fn the_upn_match_key_links_by_user_principal_name_first() {
     let sim = simulator_with(30, |_| {}).await;
     let (_dir, db) = database();
     let runtime = Runtime::new(RunLimits::default()).unwrap();
-    let mut run = tenant_run(&sim);
-    run.options.mode = SyncMode::Incremental;
-    run.options.filter = every_account();
+    let mut run = incremental_run(&sim);
     run.options.match_key = MatchKey::UserPrincipalName;
     sync(&runtime, &run, &db).await.unwrap();
 
@@ -285,9 +285,7 @@ async fn a_conflict_is_decided_again_by_the_next_incremental_sync_once_its_cause
     let sim = simulator_with(40, |_| {}).await;
     let (_dir, db) = database();
     let runtime = Runtime::new(RunLimits::default()).unwrap();
-    let mut run = tenant_run(&sim);
-    run.options.mode = SyncMode::Incremental;
-    run.options.filter = every_account();
+    let run = incremental_run(&sim);
     sync(&runtime, &run, &db).await.unwrap();
     let before = count(&db, "people", "contoso");
 
