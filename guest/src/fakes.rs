@@ -335,6 +335,18 @@ pub fn request() -> SyncRequest {
     }
 }
 
+/// The credentials of the test tenant (graph.test, login.test).
+pub fn credentials() -> crate::graph::token::Credentials {
+    crate::graph::token::Credentials {
+        login: "https://login.test".into(),
+        graph: "https://graph.test".into(),
+        cloud: crate::types::Cloud::Global,
+        tenant_id: "tenant-1".into(),
+        client_id: "client-1".into(),
+        secret: "the-client-secret".into(),
+    }
+}
+
 /// The `users.filter` checkpoint a run with this filter saves (no group data).
 pub fn filter_checkpoint(filter: &AccountFilter) -> String {
     crate::filter::Filter::compile(filter, crate::filter::FilterData::default())

@@ -56,7 +56,7 @@ pub fn key_text(k: &PersonKey) -> &str {
 type Index<K> = HashMap<K, Vec<usize>, BuildHasherDefault<IdHasher>>;
 
 /// A key as a hashable pair: its kind and its text.
-fn tagged(k: &PersonKey) -> (u8, &str) {
+pub fn tagged(k: &PersonKey) -> (u8, &str) {
     let tag = match k {
         PersonKey::ObjectId(_) => 0,
         PersonKey::Email(_) => 1,

@@ -430,14 +430,7 @@ mod tests {
     const BATCH: &str = "POST https://graph.test/v1.0/$batch";
 
     fn creds() -> Credentials {
-        Credentials {
-            login: "https://login.test".into(),
-            graph: "https://graph.test".into(),
-            cloud: crate::types::Cloud::Global,
-            tenant_id: "tenant-1".into(),
-            client_id: "client-1".into(),
-            secret: "the-client-secret".into(),
-        }
+        crate::fakes::credentials()
     }
 
     fn paths(n: usize) -> Vec<String> {

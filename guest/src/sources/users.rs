@@ -40,8 +40,9 @@ use serde::{Deserialize, Deserializer};
 
 use crate::graph::client::{BodyError, bad_json};
 use crate::graph::{GraphClient, Need};
-use crate::types::{HttpFailure, Person, SyncError};
-use crate::url::{display_url, path_segment_encode};
+use crate::sources::unusable;
+use crate::types::{Person, SyncError};
+use crate::url::path_segment_encode;
 
 /// The user properties the engine stores.
 pub const SELECT: &str = "id,userPrincipalName,mail,givenName,surname,displayName,department,\
@@ -369,7 +370,7 @@ struct RawPage {
 pub fn parse_page(body: &[u8], url: &str) -> Result<DeltaPage, BodyError> {
     let raw: RawPage = serde_json::from_slice(body)?;
     let Some(value) = raw.value else {
-        return Err(BodyError::Unusable(bad(
+        return Err(BodyError::Unusable(unusable(
             url,
             "the page has no \"value\" list of users".into(),
         )));
@@ -379,7 +380,7 @@ pub fn parse_page(body: &[u8], url: &str) -> Result<DeltaPage, BodyError> {
         let id = match u.id.take() {
             Some(id) if !id.trim().is_empty() => id,
             _ => {
-                return Err(BodyError::Unusable(bad(
+                return Err(BodyError::Unusable(unusable(
                     url,
                     format!("user #{} on the page has no id", i + 1),
                 )));
@@ -454,7 +455,7 @@ pub fn fetch_by_ids(
         let mut user: UserChange =
             serde_json::from_slice(body).map_err(|e| in_batch(bad_json(&url, "user", &e)))?;
         if !user.id().trim().eq_ignore_ascii_case(id.trim()) {
-            return Err(in_batch(bad(
+            return Err(in_batch(unusable(
                 &url,
                 format!("it is the user {:?}, not the one asked for", user.id()),
             )));
@@ -470,7 +471,7 @@ pub fn fetch_by_ids(
                     match manager.id.filter(|m| !m.trim().is_empty()) {
                         Some(m) => ManagerChange::Set(m),
                         None => {
-                            return Err(in_batch(bad(&url, "the manager has no id".into())));
+                            return Err(in_batch(unusable(&url, "the manager has no id".into())));
                         }
                     }
                 }
@@ -491,18 +492,6 @@ fn in_batch(e: SyncError) -> SyncError {
         }
         other => other,
     }
-}
-
-fn bad(url: &str, message: String) -> SyncError {
-    SyncError::BadResponse(HttpFailure {
-        url: display_url(url),
-        status: Some(200),
-        graph_code: None,
-        message: format!(
-            "the answer to GET {} is not usable: {message}",
-            display_url(url)
-        ),
-    })
 }
 
 #[cfg(test)]
@@ -755,14 +744,7 @@ mod tests {
         const BATCH: &str = "POST https://graph.test/v1.0/$batch";
 
         fn creds() -> Credentials {
-            Credentials {
-                login: "https://login.test".into(),
-                graph: "https://graph.test".into(),
-                cloud: crate::types::Cloud::Global,
-                tenant_id: "tenant-1".into(),
-                client_id: "client-1".into(),
-                secret: "s".into(),
-            }
+            crate::fakes::credentials()
         }
 
         fn answer(responses: Vec<serde_json::Value>) -> crate::platform::HttpResponse {

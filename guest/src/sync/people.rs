@@ -607,12 +607,8 @@ fn link_or_create(
 }
 
 fn key_hash(k: &PersonKey) -> u64 {
-    let tag: &[u8] = match k {
-        PersonKey::ObjectId(_) => b"o:",
-        PersonKey::Email(_) => b"e:",
-        PersonKey::UserPrincipalName(_) => b"u:",
-    };
-    crate::merge::fnv_parts(&[tag, matching::key_text(k).as_bytes()])
+    let (tag, text) = matching::tagged(k);
+    crate::merge::fnv_parts(&[&[tag], text.as_bytes()])
 }
 
 /// Applies the removal policy to stored people not seen in Graph.

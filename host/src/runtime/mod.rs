@@ -47,6 +47,14 @@ fn new_engine() -> Result<Engine, SetupError> {
     Engine::new(&config).map_err(|e| SetupError::Engine(e.to_string()))
 }
 
+/// The engine's request for a run of this tenant.
+fn sync_request(run: &TenantRun) -> SyncRequest {
+    SyncRequest {
+        tenant: run.tenant.clone(),
+        options: run.options.clone(),
+    }
+}
+
 /// How often the epoch advances; the granularity of run deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -236,10 +244,7 @@ impl Runtime {
     ) -> Result<SyncReport, RunError> {
         let mut sandbox = self.sandbox_with_limits(run, store, sink, limits)?;
         let instance = sandbox.instantiate(&self.pre).await?;
-        let request = SyncRequest {
-            tenant: run.tenant.clone(),
-            options: run.options.clone(),
-        };
+        let request = sync_request(run);
         let call = instance
             .m365sync_engine_engine()
             .call_sync(&mut sandbox.store, &request);
@@ -257,10 +262,7 @@ impl Runtime {
     ) -> Result<SyncPreview, RunError> {
         let mut sandbox = self.sandbox(run, store, sink)?;
         let instance = sandbox.instantiate(&self.pre).await?;
-        let request = SyncRequest {
-            tenant: run.tenant.clone(),
-            options: run.options.clone(),
-        };
+        let request = sync_request(run);
         let call = instance
             .m365sync_engine_engine()
             .call_preview(&mut sandbox.store, &request);

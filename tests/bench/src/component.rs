@@ -12,6 +12,7 @@ use m365sync::runtime::bindings::types::{
     Batch, Change, Cloud, Endpoints, Features, MatchDecision, PersonKey, PlatformOrganization,
     StoredPerson, SyncMode, SyncReport, Tenant,
 };
+use m365sync::store::sqlite::normalise_key;
 use m365sync::{EventSink, Runtime, SqliteStore, TenantStore};
 
 use crate::server::Endpoints as Sim;
@@ -78,10 +79,6 @@ struct MemoryStore {
     checkpoints: HashMap<String, String>,
 }
 
-fn key(s: &str) -> String {
-    s.trim().to_lowercase()
-}
-
 impl TenantStore for MemoryStore {
     fn get_checkpoint(&mut self, k: &str) -> Result<Option<String>, StorageError> {
         Ok(self.checkpoints.get(k).cloned())
@@ -126,10 +123,11 @@ impl TenantStore for MemoryStore {
                     }
                     let p = u.stored;
                     if let Some(m) = &p.person.mail {
-                        self.by_mail.insert(key(m), p.person.object_id.clone());
+                        self.by_mail
+                            .insert(normalise_key(m), p.person.object_id.clone());
                     }
                     self.by_upn.insert(
-                        key(&p.person.user_principal_name),
+                        normalise_key(&p.person.user_principal_name),
                         p.person.object_id.clone(),
                     );
                     self.people.insert(p.person.object_id.clone(), p);

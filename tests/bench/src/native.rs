@@ -9,6 +9,7 @@ use std::time::Instant;
 use m365sync_guest::bindings::m365sync::engine::log::Level;
 use m365sync_guest::bindings::m365sync::engine::secrets::SecretError;
 use m365sync_guest::bindings::m365sync::engine::storage::StorageError;
+use m365sync_guest::normalize::{email_key, upn_key};
 use m365sync_guest::platform::{HttpRequest, HttpResponse, Method, TransportError};
 use m365sync_guest::types::{
     AccountFilter, Batch, Change, Cloud, DataSet, Endpoints, Features, MatchDecision, MatchKey,
@@ -101,23 +102,19 @@ pub struct MemoryStore {
     checkpoints: HashMap<String, String>,
 }
 
-fn key(s: &str) -> String {
-    s.trim().to_lowercase()
-}
-
 impl MemoryStore {
     pub fn len(&self) -> usize {
         self.people.len()
     }
 
     fn put(&mut self, p: StoredPerson) {
-        if let Some(m) = &p.person.mail {
-            self.by_mail.insert(key(m), p.person.object_id.clone());
+        // Indexed by the engine's own keys, as `find-people` is asked for them.
+        if let Some(m) = p.person.mail.as_deref().and_then(email_key) {
+            self.by_mail.insert(m, p.person.object_id.clone());
         }
-        self.by_upn.insert(
-            key(&p.person.user_principal_name),
-            p.person.object_id.clone(),
-        );
+        if let Some(u) = upn_key(&p.person.user_principal_name) {
+            self.by_upn.insert(u, p.person.object_id.clone());
+        }
         self.people.insert(p.person.object_id.clone(), p);
     }
 }
