@@ -55,10 +55,18 @@ pub fn key_text(k: &PersonKey) -> &str {
 /// Accounts by what they claim (deterministic hashing: no `wasi:random` import).
 type Index<K> = HashMap<K, Vec<usize>, BuildHasherDefault<IdHasher>>;
 
+/// The tag [`tagged`] gives object ids.
+const OBJECT_ID_TAG: u8 = 0;
+
+/// An object id as [`tagged`] pairs it (without building a [`PersonKey`]).
+pub fn tagged_id(id: &str) -> (u8, &str) {
+    (OBJECT_ID_TAG, id)
+}
+
 /// A key as a hashable pair: its kind and its text.
 pub fn tagged(k: &PersonKey) -> (u8, &str) {
     let tag = match k {
-        PersonKey::ObjectId(_) => 0,
+        PersonKey::ObjectId(_) => OBJECT_ID_TAG,
         PersonKey::Email(_) => 1,
         PersonKey::UserPrincipalName(_) => 2,
     };

@@ -54,15 +54,8 @@ impl Fnv {
 
 /// 64-bit FNV-1a of some bytes.
 pub fn fnv(data: &[u8]) -> u64 {
-    fnv_parts(&[data])
-}
-
-/// 64-bit FNV-1a of the concatenation of `parts` (no allocation).
-pub fn fnv_parts(parts: &[&[u8]]) -> u64 {
     let mut h = Fnv(Fnv::OFFSET);
-    for p in parts {
-        h.bytes(p);
-    }
+    h.bytes(data);
     h.0
 }
 
@@ -91,7 +84,17 @@ pub fn fingerprint(p: &Person) -> String {
     h.opt(&p.hire_date);
     h.list(&p.proxy_addresses);
     h.opt(&p.last_sign_in);
-    format!("{:016x}", h.0)
+    hex16(h.0)
+}
+
+/// `format!("{:016x}", v)` without the formatting machinery (once per person read).
+fn hex16(v: u64) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(16);
+    for shift in (0..16).rev() {
+        out.push(char::from(DIGITS[((v >> (shift * 4)) & 0xf) as usize]));
+    }
+    out
 }
 
 /// Create when not stored; update when the fingerprint differs or the stored person is not

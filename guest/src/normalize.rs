@@ -45,13 +45,21 @@ fn address_key(raw: &str) -> Option<String> {
     if let Some(rest) = strip_prefix_ignore_ascii_case(s, "mailto:") {
         s = rest.trim_matches(is_padding);
     }
-    let folded = s.to_lowercase();
-    let (local, domain) = folded.rsplit_once('@')?;
-    let domain = domain.strip_suffix('.').unwrap_or(domain);
-    if local.is_empty() || domain.is_empty() {
+    // Nearly every address is ASCII: one allocation, no Unicode case tables.
+    let mut folded = if s.is_ascii() {
+        s.to_ascii_lowercase()
+    } else {
+        s.to_lowercase()
+    };
+    let at = folded.rfind('@')?;
+    // The last character is in the domain unless it is the `@` itself.
+    if folded.len() > at + 1 && folded.ends_with('.') {
+        folded.pop();
+    }
+    if at == 0 || folded.len() == at + 1 {
         return None;
     }
-    Some(format!("{local}@{domain}"))
+    Some(folded)
 }
 
 fn strip_prefix_ignore_ascii_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {

@@ -60,6 +60,10 @@ pub struct HostSection {
     /// Keep connections alive within a run (default true); false opens a connection per
     /// request (wasmtime's default sender), to compare.
     pub http_keep_alive: Option<bool>,
+    /// Sandboxes that may run at once, from slots of wasmtime's pooling allocator
+    /// reserved up front (default 64; more runs wait for a slot); 0 allocates each
+    /// sandbox on demand instead.
+    pub sandboxes: Option<u32>,
 }
 
 impl HostSection {
@@ -69,6 +73,18 @@ impl HostSection {
         match self.http_keep_alive {
             Some(false) => HttpSender::PerRequest,
             _ => HttpSender::Pooled,
+        }
+    }
+}
+
+impl HostSection {
+    /// How the runtime allocates sandboxes, per `sandboxes`.
+    pub fn sandbox_allocation(&self) -> crate::runtime::SandboxAllocation {
+        use crate::runtime::SandboxAllocation;
+        match self.sandboxes {
+            None => SandboxAllocation::default(),
+            Some(0) => SandboxAllocation::OnDemand,
+            Some(n) => SandboxAllocation::Pooled(n),
         }
     }
 }

@@ -123,12 +123,21 @@ struct Users {
     recheck: Vec<String>,
     /// Stored people this round removed (their records may be linked to a new account).
     removed_now: IdSet,
-    /// Whether the store held no people when the phase began: then an unlinked account
-    /// can only match what this run created, and the store is asked only about keys in
-    /// `claimed` (one lookup per page saved on a tenant's first sync).
+    /// Whether the store held no people when the phase began: then it holds only what
+    /// this phase wrote, and is asked only about keys in `claimed` (on a tenant's first
+    /// sync, no lookups by id, email or UPN at all but for people listed twice).
     started_empty: bool,
-    /// Hashes of the keys of the accounts this run created.
+    /// When `started_empty`: hashes of the keys (object id, email, UPN) of the people
+    /// this phase wrote ([`key_hash`]). A hash collision only costs a lookup.
     claimed: HashSet<u64, BuildHasherDefault<IdHasher>>,
+}
+
+impl Users {
+    /// Whether the store may hold a record under `key`: always, unless it began empty,
+    /// when only what this phase wrote is there.
+    fn may_be_stored(&self, id: &str) -> bool {
+        !self.started_empty || self.claimed.contains(&id_hash(id))
+    }
 }
 
 impl DeltaSet for Users {
@@ -170,17 +179,37 @@ impl DeltaSet for Users {
         entries: Vec<Entry>,
         round: Round,
     ) -> Result<Vec<Change>, SyncError> {
-        let counts = &mut self.counts;
-        let entries = last_occurrences(entries, counts);
+        let entries = last_occurrences(entries, &mut self.counts);
         if entries.is_empty() {
             return Ok(Vec::new());
         }
+        // Only ids the store may hold are looked up: on a first sync, only those this
+        // phase wrote (a store that began empty holds nothing else).
+        let may_be_stored: Vec<bool> = entries.iter().map(|e| self.may_be_stored(e.id())).collect();
         let keys: Vec<PersonKey> = entries
             .iter()
-            .map(|e| PersonKey::ObjectId(e.id().to_owned()))
+            .zip(&may_be_stored)
+            .filter(|&(_, &look)| look)
+            .map(|(e, _)| PersonKey::ObjectId(e.id().to_owned()))
             .collect();
-        let found = run.find(&keys)?;
+        let mut looked_up = if keys.is_empty() {
+            Vec::new()
+        } else {
+            run.find(&keys)?
+        }
+        .into_iter();
         drop(keys);
+        let found: Vec<Option<StoredPerson>> = may_be_stored
+            .iter()
+            .map(|&look| {
+                if look {
+                    looked_up.next().flatten()
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let counts = &mut self.counts;
         let mut changes = Vec::new();
         // Accounts that pass the filter and are not linked to a record yet: matched by
         // email / user principal name together, after the loop.
@@ -234,6 +263,17 @@ impl DeltaSet for Users {
                         }
                     };
                     decide(run, person, stored, counts, &mut changes, &mut unlinked);
+                }
+            }
+        }
+        if self.started_empty {
+            // Updated people (listed twice in this phase) may have new keys.
+            for change in &changes {
+                if let Change::UpsertPerson(u) = change {
+                    let p = &u.stored.person;
+                    self.claimed.insert(id_hash(&p.object_id));
+                    self.claimed
+                        .extend(matching::keys(p, run.match_key).iter().map(key_hash));
                 }
             }
         }
@@ -564,12 +604,13 @@ fn link_or_create(
         .collect();
     let refs: Vec<&Person> = accounts.iter().collect();
     let claims = matching::resolve(&refs, &keys, found);
-    for (person, claim) in accounts.into_iter().zip(claims) {
+    for ((person, claim), keys) in accounts.into_iter().zip(claims).zip(&keys) {
+        if let (Some(set), Claim::Create | Claim::Link(_)) = (claimed.as_deref_mut(), &claim) {
+            set.insert(id_hash(&person.object_id));
+            set.extend(keys.iter().map(key_hash));
+        }
         match claim {
             Claim::Create => {
-                if let Some(set) = claimed.as_deref_mut() {
-                    set.extend(matching::keys(&person, run.match_key).iter().map(key_hash));
-                }
                 counts.created += 1;
                 run.note(&person, PersonOutcome::Create);
                 let fp = merge::fingerprint(&person);
@@ -607,8 +648,16 @@ fn link_or_create(
 }
 
 fn key_hash(k: &PersonKey) -> u64 {
-    let (tag, text) = matching::tagged(k);
-    crate::merge::fnv_parts(&[&[tag], text.as_bytes()])
+    tagged_hash(matching::tagged(k))
+}
+
+/// [`key_hash`] of an object id key.
+fn id_hash(id: &str) -> u64 {
+    tagged_hash(matching::tagged_id(id))
+}
+
+fn tagged_hash((tag, text): (u8, &str)) -> u64 {
+    crate::ids::hash_bytes(u64::from(tag), text.as_bytes())
 }
 
 /// Applies the removal policy to stored people not seen in Graph.

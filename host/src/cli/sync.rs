@@ -70,6 +70,7 @@ pub fn load_runtime(config: &ConfigFile) -> Result<Runtime, Failure> {
     if let Some(secs) = config.host.run_timeout_secs {
         limits.timeout = Duration::from_secs(secs);
     }
+    limits.sandboxes = config.host.sandbox_allocation();
     let runtime = Runtime::new(limits).map_err(Failure::run)?;
     Ok(runtime.with_http_sender(config.host.http_sender()))
 }

@@ -6,6 +6,7 @@
 pub mod bindings;
 mod cache;
 mod limits;
+mod pool;
 mod state;
 
 use std::sync::Arc;
@@ -37,13 +38,15 @@ use state::RunState;
 pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("M365SYNC_COMPONENT"));
 
 pub use cache::CacheOutcome;
+pub use pool::SandboxAllocation;
 
-/// The wasmtime engine every runtime uses: the component model, and epoch interruption
-/// for run deadlines.
-fn new_engine() -> Result<Engine, SetupError> {
+/// The wasmtime engine every runtime uses: the component model, epoch interruption for
+/// run deadlines, and the sandbox allocation `limits` ask for.
+fn new_engine(limits: &RunLimits) -> Result<Engine, SetupError> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
+    pool::configure(&mut config, limits.sandboxes, limits.memory_bytes);
     Engine::new(&config).map_err(|e| SetupError::Engine(e.to_string()))
 }
 
@@ -58,13 +61,17 @@ fn sync_request(run: &TenantRun) -> SyncRequest {
 /// How often the epoch advances; the granularity of run deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Limits applied to every run.
+/// Limits of a runtime's sandboxes.
 #[derive(Debug, Clone, Copy)]
 pub struct RunLimits {
-    /// Linear memory a sandbox may use.
+    /// Linear memory a sandbox may use. With pooled sandboxes this is also the size of a
+    /// pool slot: a run given a larger limit (`sync_with_limits`) still gets at most this.
     pub memory_bytes: usize,
     /// Wall-clock budget of one run.
     pub timeout: Duration,
+    /// How sandboxes are allocated; fixed when the runtime is built (`sync_with_limits`
+    /// ignores it).
+    pub sandboxes: SandboxAllocation,
 }
 
 impl Default for RunLimits {
@@ -72,6 +79,7 @@ impl Default for RunLimits {
         RunLimits {
             memory_bytes: 256 << 20,
             timeout: Duration::from_secs(30 * 60),
+            sandboxes: SandboxAllocation::default(),
         }
     }
 }
@@ -90,6 +98,7 @@ pub struct Runtime {
     engine: Engine,
     pre: SyncEnginePre<RunState>,
     limits: RunLimits,
+    slots: pool::Slots,
     http_sender: HttpSender,
     ticker: Arc<AtomicBool>,
 }
@@ -108,7 +117,7 @@ impl Runtime {
 
     /// A runtime for the given component bytes (a `.wasm` component).
     pub fn with_component(component: &[u8], limits: RunLimits) -> Result<Runtime, SetupError> {
-        let engine = new_engine()?;
+        let engine = new_engine(&limits)?;
         let component = Component::new(&engine, component)
             .map_err(|e| SetupError::Component(format!("{e:#}")))?;
         Runtime::build(engine, component, limits)
@@ -121,7 +130,7 @@ impl Runtime {
         cache_dir: &std::path::Path,
         limits: RunLimits,
     ) -> Result<(Runtime, CacheOutcome), SetupError> {
-        let engine = new_engine()?;
+        let engine = new_engine(&limits)?;
         let (component, outcome) = cache::load(&engine, EMBEDDED_COMPONENT, cache_dir)?;
         Ok((Runtime::build(engine, component, limits)?, outcome))
     }
@@ -155,6 +164,7 @@ impl Runtime {
             engine,
             pre,
             limits,
+            slots: pool::Slots::new(limits.sandboxes),
             http_sender: HttpSender::default(),
             ticker,
         })
@@ -182,9 +192,21 @@ impl Runtime {
         self.http_sender
     }
 
+    /// Makes a sandbox and instantiates the component in it, calling nothing: a service's
+    /// health check (the pool has a slot, the component instantiates), and what every
+    /// run costs before its first call.
+    pub async fn instantiate_check(&self) -> Result<(), RunError> {
+        let mut sandbox = self
+            .sandbox(&TenantRun::nothing(), Box::new(NoStore), no_sink())
+            .await?;
+        sandbox.instantiate(&self.pre).await.map(drop)
+    }
+
     /// The component's versions and implemented features.
     pub async fn info(&self) -> Result<EngineInfo, RunError> {
-        let mut sandbox = self.sandbox(&TenantRun::nothing(), Box::new(NoStore), no_sink())?;
+        let mut sandbox = self
+            .sandbox(&TenantRun::nothing(), Box::new(NoStore), no_sink())
+            .await?;
         let instance = sandbox.instantiate(&self.pre).await?;
         let result = instance
             .m365sync_engine_engine()
@@ -198,7 +220,9 @@ impl Runtime {
         &self,
         features: Features,
     ) -> Result<Vec<Permission>, RunError> {
-        let mut sandbox = self.sandbox(&TenantRun::nothing(), Box::new(NoStore), no_sink())?;
+        let mut sandbox = self
+            .sandbox(&TenantRun::nothing(), Box::new(NoStore), no_sink())
+            .await?;
         let instance = sandbox.instantiate(&self.pre).await?;
         let result = instance
             .m365sync_engine_engine()
@@ -213,7 +237,7 @@ impl Runtime {
         run: &TenantRun,
         sink: Arc<dyn EventSink>,
     ) -> Result<PermissionCheck, RunError> {
-        let mut sandbox = self.sandbox(run, Box::new(NoStore), sink)?;
+        let mut sandbox = self.sandbox(run, Box::new(NoStore), sink).await?;
         let instance = sandbox.instantiate(&self.pre).await?;
         let call = instance.m365sync_engine_engine().call_check_permissions(
             &mut sandbox.store,
@@ -242,7 +266,7 @@ impl Runtime {
         sink: Arc<dyn EventSink>,
         limits: RunLimits,
     ) -> Result<SyncReport, RunError> {
-        let mut sandbox = self.sandbox_with_limits(run, store, sink, limits)?;
+        let mut sandbox = self.sandbox_with_limits(run, store, sink, limits).await?;
         let instance = sandbox.instantiate(&self.pre).await?;
         let request = sync_request(run);
         let call = instance
@@ -260,7 +284,7 @@ impl Runtime {
         store: Box<dyn TenantStore>,
         sink: Arc<dyn EventSink>,
     ) -> Result<SyncPreview, RunError> {
-        let mut sandbox = self.sandbox(run, store, sink)?;
+        let mut sandbox = self.sandbox(run, store, sink).await?;
         let instance = sandbox.instantiate(&self.pre).await?;
         let request = sync_request(run);
         let call = instance
@@ -276,7 +300,9 @@ impl Runtime {
         &self,
         overrides: &[FieldMapping],
     ) -> Result<Vec<FieldMapping>, RunError> {
-        let mut sandbox = self.sandbox(&TenantRun::nothing(), Box::new(NoStore), no_sink())?;
+        let mut sandbox = self
+            .sandbox(&TenantRun::nothing(), Box::new(NoStore), no_sink())
+            .await?;
         let instance = sandbox.instantiate(&self.pre).await?;
         let call = instance
             .m365sync_engine_engine()
@@ -293,7 +319,7 @@ impl Runtime {
         store: Box<dyn TenantStore>,
         sink: Arc<dyn EventSink>,
     ) -> Result<OrganizationMatch, RunError> {
-        let mut sandbox = self.sandbox(run, store, sink)?;
+        let mut sandbox = self.sandbox(run, store, sink).await?;
         let instance = sandbox.instantiate(&self.pre).await?;
         let call = instance
             .m365sync_engine_engine()
@@ -312,7 +338,7 @@ impl Runtime {
         store: Box<dyn TenantStore>,
         sink: Arc<dyn EventSink>,
     ) -> Result<OrganizationMatch, RunError> {
-        let mut sandbox = self.sandbox(run, store, sink)?;
+        let mut sandbox = self.sandbox(run, store, sink).await?;
         let instance = sandbox.instantiate(&self.pre).await?;
         let call = instance.m365sync_engine_engine().call_decide_organization(
             &mut sandbox.store,
@@ -323,22 +349,28 @@ impl Runtime {
         sandbox.finish_engine(result, "decide-organization")
     }
 
-    fn sandbox(
+    async fn sandbox(
         &self,
         run: &TenantRun,
         store: Box<dyn TenantStore>,
         sink: Arc<dyn EventSink>,
     ) -> Result<Sandbox, RunError> {
         self.sandbox_with_limits(run, store, sink, self.limits)
+            .await
     }
 
-    fn sandbox_with_limits(
+    async fn sandbox_with_limits(
         &self,
         run: &TenantRun,
         store: Box<dyn TenantStore>,
         sink: Arc<dyn EventSink>,
-        limits: RunLimits,
+        mut limits: RunLimits,
     ) -> Result<Sandbox, RunError> {
+        if let SandboxAllocation::Pooled(_) = self.limits.sandboxes {
+            // A pool slot holds no larger memory.
+            limits.memory_bytes = limits.memory_bytes.min(self.limits.memory_bytes);
+        }
+        let slot = self.slots.acquire().await;
         // The guest's stderr is kept (bounded) to explain a crash; it never sees a secret it
         // could print, because it logs through the log interface.
         let stderr = MemoryOutputPipe::new(16 * 1024);
@@ -367,6 +399,7 @@ impl Runtime {
             stderr,
             limits,
             tenant: run.tenant.key.clone(),
+            _slot: slot,
         })
     }
 }
@@ -377,6 +410,9 @@ struct Sandbox {
     stderr: MemoryOutputPipe,
     limits: RunLimits,
     tenant: String,
+    /// The pool slot the store's instance occupies; released after the store is dropped
+    /// (fields drop in order).
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl RunLimits {

@@ -146,11 +146,20 @@ pub async fn sandbox(args: &SandboxArgs) -> anyhow::Result<()> {
         runtime.info().await?;
     }
     let instance_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(args.instances);
+    for _ in 0..50 {
+        runtime.instantiate_check().await?;
+    }
+    let t = Instant::now();
+    for _ in 0..args.instances {
+        runtime.instantiate_check().await?;
+    }
+    let instantiate_us = t.elapsed().as_secs_f64() * 1e6 / f64::from(args.instances);
     let (_, rss) = usage();
     let figures = Figures {
         peak_rss_kb: rss,
         extra: vec![
             ("instance_us".into(), instance_us),
+            ("instantiate_us".into(), instantiate_us),
             ("compile_ms".into(), compile_ms),
             ("cache_load_ms".into(), load_ms),
         ],

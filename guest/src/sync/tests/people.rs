@@ -101,8 +101,8 @@ fn two_new_accounts_with_one_email_are_both_left_out_on_a_first_sync() {
     assert_eq!((u.created, u.conflicts), (1, 2));
     assert_eq!(report.conflicts.len(), 1, "one conflict, named once");
     assert_eq!(upsert_kinds(&w), [(user_id(3), UpsertKind::Create)]);
-    // The store began empty: no lookup by email or UPN was needed.
-    assert_eq!(w.store.find_calls, 1);
+    // The store began empty: no lookup by id, email or UPN was needed.
+    assert_eq!(w.store.find_calls, 0);
 }
 
 #[test]
