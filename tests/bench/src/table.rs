@@ -261,6 +261,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
 
     print_table(&rows);
+    print_targets(&rows);
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&rows)?)?;
     }
@@ -278,6 +279,90 @@ fn extra(f: &Figures, name: &str) -> f64 {
         .iter()
         .find(|(n, _)| n == name)
         .map_or(f64::NAN, |(_, v)| *v)
+}
+
+/// Issue 8's targets against this run's figures.
+fn print_targets(rows: &[Row]) {
+    let mut lines: Vec<(String, String, Option<bool>)> = Vec::new();
+    let mut check = |target: &str,
+                     measured: Option<f64>,
+                     shown: &dyn Fn(f64) -> String,
+                     met: &dyn Fn(f64) -> bool| {
+        lines.push(match measured {
+            Some(v) if v.is_finite() => (target.to_owned(), shown(v), Some(met(v))),
+            _ => (target.to_owned(), "not measured".into(), None),
+        });
+    };
+    let full = find(rows, "full 100000: component → SQLite");
+    check(
+        "100k full sync ≤ 0.5 s wall",
+        full.map(|f| f.wall_s),
+        &|v| format!("{v:.2} s"),
+        &|v| v <= 0.5,
+    );
+    check(
+        "100k full sync ≤ 0.7 s CPU",
+        full.map(|f| f.cpu_s),
+        &|v| format!("{v:.2} s"),
+        &|v| v <= 0.7,
+    );
+    check(
+        "100k full sync peak RSS ≤ 100 MB",
+        full.map(|f| f.peak_rss_kb as f64 / 1024.0),
+        &|v| format!("{v:.0} MB"),
+        &|v| v <= 100.0,
+    );
+    check(
+        "1 % incremental (100k) ≤ 0.1 s",
+        find(rows, "incremental 100000").map(|f| f.wall_s),
+        &|v| format!("{v:.3} s"),
+        &|v| v <= 0.1,
+    );
+    for n in [10_000u64, 100_000] {
+        let ratio = match (
+            find(rows, &format!("full {n}: component → memory")),
+            find(rows, &format!("full {n}: native → memory")),
+        ) {
+            (Some(c), Some(nv)) => Some(c.cpu_s / nv.cpu_s),
+            _ => None,
+        };
+        check(
+            &format!("component / native CPU ({n}) ≤ 1.3"),
+            ratio,
+            &|v| format!("{v:.2}"),
+            &|v| v <= 1.3,
+        );
+        check(
+            &format!("requests ({n}) = lower bound"),
+            find(rows, &format!("full {n}: component → SQLite")).map(|f| f.requests as f64),
+            &|v| format!("{v:.0} (bound {})", 2 + n.div_ceil(999)),
+            &|v| v as u64 == 2 + n.div_ceil(999),
+        );
+    }
+    let sandbox = find(rows, "sandbox");
+    check(
+        "one sandbox ≤ 20 µs",
+        sandbox.map(|s| extra(s, "instantiate_us")),
+        &|v| format!("{v:.1} µs"),
+        &|v| v <= 20.0,
+    );
+    check(
+        "cold load from the cache ≤ 5 ms",
+        sandbox.map(|s| extra(s, "cache_load_ms")),
+        &|v| format!("{v:.1} ms"),
+        &|v| v <= 5.0,
+    );
+    println!();
+    println!("| target (issue 8) | measured | met? |");
+    println!("| --- | --- | --- |");
+    for (target, measured, met) in lines {
+        let met = match met {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "—",
+        };
+        println!("| {target} | {measured} | {met} |");
+    }
 }
 
 fn print_table(rows: &[Row]) {
@@ -308,7 +393,8 @@ fn print_table(rows: &[Row]) {
     println!();
     if let Some(s) = find(rows, "sandbox") {
         println!(
-            "sandbox: {:.1} µs per instance (+ info call) from pre-instantiation; compile {:.0} ms; load from the compiled cache {:.1} ms",
+            "sandbox: {:.1} µs per instance from pre-instantiation ({:.1} µs with an info call); compile {:.0} ms; load from the compiled cache {:.1} ms",
+            extra(s, "instantiate_us"),
             extra(s, "instance_us"),
             extra(s, "compile_ms"),
             extra(s, "cache_load_ms")
