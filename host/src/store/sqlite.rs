@@ -71,8 +71,8 @@ FROM runs_v1;
 DROP TABLE runs_v1;
 "#;
 
-/// The people table's columns (every schema version has had these).
-const PEOPLE_TABLE_COLUMNS: &str = r#"
+/// The people table's columns in schemas 1 and 2 (schema 3 adds the key hashes).
+const PEOPLE_V2_COLUMNS: &str = r#"
     tenant TEXT NOT NULL,
     object_id TEXT NOT NULL,
     user_principal_name TEXT NOT NULL,
@@ -97,31 +97,82 @@ const PEOPLE_TABLE_COLUMNS: &str = r#"
     status TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
     mail_key TEXT,
-    upn_key TEXT NOT NULL,
-    PRIMARY KEY (tenant, object_id)
+    upn_key TEXT NOT NULL
 "#;
 
-/// The people table, `name`d, as schema 3 has it: a rowid table. Rows are ~0.5 KB and
-/// keyed by random object ids; as a `WITHOUT ROWID` table (schemas 1 and 2) every page's
-/// inserts landed all over the b-tree of full rows, so each commit rewrote most of the
-/// table into the WAL (perf: three quarters of a 100k-user first sync). In a rowid table
-/// rows are appended; only the small key indexes take random inserts.
+/// The names of [`PEOPLE_V2_COLUMNS`], in order.
+const PEOPLE_V2_NAMES: &str = "tenant, object_id, user_principal_name, mail, given_name, surname,
+    display_name, department, job_title, company_name, country, usage_location,
+    office_location, account_enabled, user_type, licences, created_at, manager_id, hire_date,
+    proxy_addresses, last_sign_in, status, fingerprint, mail_key, upn_key";
+
+/// The people table, `name`d, as schema 3 has it: a rowid table, with [`key_hash`]es of
+/// the email and UPN keys. Rows are ~0.5 KB and keyed by random object ids; as a
+/// `WITHOUT ROWID` table (schemas 1 and 2) every page's inserts landed all over the b-tree
+/// of full rows, so each commit rewrote most of the table into the WAL (perf: three
+/// quarters of a 100k-user first sync). In a rowid table rows are appended; only the key
+/// indexes take random inserts, and indexing 8-byte hashes instead of `(tenant, key
+/// text)` makes those indexes a quarter of the size.
 fn people_table(name: &str) -> String {
-    format!("CREATE TABLE IF NOT EXISTS {name} ({PEOPLE_TABLE_COLUMNS});")
+    format!(
+        "CREATE TABLE IF NOT EXISTS {name} ({PEOPLE_V2_COLUMNS},
+            mail_hash INTEGER,
+            upn_hash INTEGER NOT NULL,
+            PRIMARY KEY (tenant, object_id));"
+    )
 }
 
-/// The indexes the engine's lookups by email and user principal name use.
+/// The indexes the engine's lookups by email and user principal name use: by hash (a
+/// lookup checks the tenant and the key text too).
 const PEOPLE_INDEXES: &str = r#"
-CREATE INDEX IF NOT EXISTS people_mail ON people (tenant, mail_key);
-CREATE INDEX IF NOT EXISTS people_upn ON people (tenant, upn_key);
+CREATE INDEX IF NOT EXISTS people_mail ON people (mail_hash);
+CREATE INDEX IF NOT EXISTS people_upn ON people (upn_hash);
 "#;
 
-/// Schema 2 to 3: people becomes a rowid table (same columns, same rows).
-const MIGRATE_2_TO_3: &str = r#"
-INSERT INTO people_v3 SELECT * FROM people;
-DROP TABLE people;
-ALTER TABLE people_v3 RENAME TO people;
-"#;
+/// The stable hash the key indexes hold: 64-bit FNV-1a of the normalised key's UTF-8, as
+/// SQLite's signed integer. Stored, so it must never change.
+pub fn key_hash(key: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key.as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
+/// Schema 2 to 3: people becomes a rowid table, the same rows plus their key hashes
+/// ([`hash_keys`] fills them in).
+fn migrate_people_2_to_3(connection: &Connection) -> rusqlite::Result<()> {
+    connection
+        .execute_batch("DROP INDEX IF EXISTS people_mail; DROP INDEX IF EXISTS people_upn;")?;
+    connection.execute_batch(&people_table("people_v3"))?;
+    connection.execute_batch(&format!(
+        "INSERT INTO people_v3 ({PEOPLE_V2_NAMES}, upn_hash)
+         SELECT {PEOPLE_V2_NAMES}, 0 FROM people;
+         DROP TABLE people;
+         ALTER TABLE people_v3 RENAME TO people;"
+    ))?;
+    hash_keys(connection)?;
+    connection.execute_batch(PEOPLE_INDEXES)
+}
+
+/// Sets every person's `mail_hash` and `upn_hash` from the stored keys.
+fn hash_keys(connection: &Connection) -> rusqlite::Result<()> {
+    let rows: Vec<(i64, Option<String>, String)> = connection
+        .prepare("SELECT rowid, mail_key, upn_key FROM people")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update =
+        connection.prepare("UPDATE people SET mail_hash = ?2, upn_hash = ?3 WHERE rowid = ?1")?;
+    for (rowid, mail_key, upn_key) in rows {
+        update.execute(params![
+            rowid,
+            mail_key.as_deref().map(key_hash),
+            key_hash(&upn_key)
+        ])?;
+    }
+    Ok(())
+}
 
 /// Every other table.
 const SCHEMA: &str = r#"
@@ -607,9 +658,7 @@ fn migrate(connection: &Connection, shown: &str) -> Result<(), OpenError> {
             renormalise_keys(connection)?;
         }
         if (1..=2).contains(&version) {
-            connection.execute_batch(&people_table("people_v3"))?;
-            connection.execute_batch(MIGRATE_2_TO_3)?;
-            connection.execute_batch(PEOPLE_INDEXES)?;
+            migrate_people_2_to_3(connection)?;
         }
         connection.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         Ok(version)
@@ -1066,10 +1115,12 @@ fn write_person(
     stored: &StoredPerson,
 ) -> rusqlite::Result<()> {
     let p = &stored.person;
+    let mail_key = p.mail.as_deref().map(normalise_key);
+    let upn_key = normalise_key(&p.user_principal_name);
     transaction
         .prepare_cached(
             "INSERT INTO people VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,
-             ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+             ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)
              ON CONFLICT (tenant, object_id) DO UPDATE SET
                user_principal_name = excluded.user_principal_name, mail = excluded.mail,
                given_name = excluded.given_name, surname = excluded.surname,
@@ -1082,7 +1133,8 @@ fn write_person(
                manager_id = excluded.manager_id, hire_date = excluded.hire_date,
                proxy_addresses = excluded.proxy_addresses, last_sign_in = excluded.last_sign_in,
                status = excluded.status, fingerprint = excluded.fingerprint,
-               mail_key = excluded.mail_key, upn_key = excluded.upn_key",
+               mail_key = excluded.mail_key, upn_key = excluded.upn_key,
+               mail_hash = excluded.mail_hash, upn_hash = excluded.upn_hash",
         )?
         .execute(params![
             tenant,
@@ -1108,8 +1160,10 @@ fn write_person(
             p.last_sign_in,
             status_name(stored.status),
             stored.fingerprint,
-            p.mail.as_deref().map(normalise_key),
-            normalise_key(&p.user_principal_name),
+            mail_key,
+            upn_key,
+            mail_key.as_deref().map(key_hash),
+            key_hash(&upn_key),
         ])
         .map(drop)
 }
@@ -1170,32 +1224,39 @@ impl TenantStore for SqliteStore {
     ) -> Result<Vec<Option<StoredPerson>>, StorageError> {
         let by_id =
             format!("SELECT {PERSON_COLUMNS} FROM people WHERE tenant = ?1 AND object_id = ?2");
-        // INDEXED BY: without statistics SQLite prefers scanning the tenant's primary-key
-        // range of this WITHOUT ROWID table over the secondary index, which made every
-        // lookup by email or UPN a scan of the whole tenant.
+        // INDEXED BY: without statistics SQLite may prefer scanning the tenant's range of
+        // the primary key over the hash index, a scan of the whole tenant per lookup.
         let by_mail = format!(
             "SELECT {PERSON_COLUMNS} FROM people INDEXED BY people_mail
-             WHERE tenant = ?1 AND mail_key = ?2 LIMIT 1"
+             WHERE mail_hash = ?3 AND tenant = ?1 AND mail_key = ?2 LIMIT 1"
         );
         let by_upn = format!(
             "SELECT {PERSON_COLUMNS} FROM people INDEXED BY people_upn
-             WHERE tenant = ?1 AND upn_key = ?2 LIMIT 1"
+             WHERE upn_hash = ?3 AND tenant = ?1 AND upn_key = ?2 LIMIT 1"
         );
         let mut found = Vec::with_capacity(keys.len());
         for key in keys {
-            let (sql, value) = match key {
-                PersonKey::ObjectId(id) => (&by_id, id.clone()),
-                PersonKey::Email(mail) => (&by_mail, normalise_key(mail)),
-                PersonKey::UserPrincipalName(upn) => (&by_upn, normalise_key(upn)),
-            };
-            let person = self
-                .connection
-                .prepare_cached(sql)
-                .and_then(|mut s| {
-                    s.query_row(params![self.tenant, value], person_from_row)
-                        .optional()
-                })
-                .map_err(|e| unavailable("looking people up", e))?;
+            let person = match key {
+                PersonKey::ObjectId(id) => {
+                    self.connection.prepare_cached(&by_id).and_then(|mut s| {
+                        s.query_row(params![self.tenant, id], person_from_row)
+                            .optional()
+                    })
+                }
+                PersonKey::Email(text) | PersonKey::UserPrincipalName(text) => {
+                    let sql = match key {
+                        PersonKey::Email(_) => &by_mail,
+                        _ => &by_upn,
+                    };
+                    let normalised = normalise_key(text);
+                    let hash = key_hash(&normalised);
+                    self.connection.prepare_cached(sql).and_then(|mut s| {
+                        s.query_row(params![self.tenant, normalised, hash], person_from_row)
+                            .optional()
+                    })
+                }
+            }
+            .map_err(|e| unavailable("looking people up", e))?;
             found.push(person);
         }
         Ok(found)
@@ -1468,6 +1529,13 @@ mod tests {
     }
 
     #[test]
+    fn key_hash_is_pinned() {
+        // Stored in every row's index columns: a change would break every lookup.
+        assert_eq!(key_hash(""), 0xcbf2_9ce4_8422_2325_u64 as i64);
+        assert_eq!(key_hash("a"), 0xaf63_dc4c_8601_ec8c_u64 as i64);
+    }
+
+    #[test]
     fn normalise_key_equals_the_engines_key() {
         for (raw, key) in [
             ("Jane.Doe@Contoso.COM", "jane.doe@contoso.com"),
@@ -1503,6 +1571,19 @@ mod tests {
         }
     }
 
+    /// The people table and its indexes as schemas 1 and 2 had them.
+    const PEOPLE_V2: &str = "CREATE TABLE people (
+        tenant TEXT NOT NULL, object_id TEXT NOT NULL, user_principal_name TEXT NOT NULL,
+        mail TEXT, given_name TEXT, surname TEXT, display_name TEXT, department TEXT,
+        job_title TEXT, company_name TEXT, country TEXT, usage_location TEXT,
+        office_location TEXT, account_enabled INTEGER NOT NULL, user_type TEXT NOT NULL,
+        licences TEXT NOT NULL, created_at TEXT, manager_id TEXT, hire_date TEXT,
+        proxy_addresses TEXT NOT NULL, last_sign_in TEXT, status TEXT NOT NULL,
+        fingerprint TEXT NOT NULL, mail_key TEXT, upn_key TEXT NOT NULL,
+        PRIMARY KEY (tenant, object_id)) WITHOUT ROWID;
+        CREATE INDEX people_mail ON people (tenant, mail_key);
+        CREATE INDEX people_upn ON people (tenant, upn_key);";
+
     /// The schema of version 1, as m365sync 0.1 created it (people, runs and the rest).
     fn version_1_database(path: &Path) {
         let connection = Connection::open(path).unwrap();
@@ -1513,8 +1594,7 @@ mod tests {
             CREATE INDEX runs_tenant ON runs (tenant, id);";
         connection
             .execute_batch(&format!(
-                "BEGIN; CREATE TABLE people ({PEOPLE_TABLE_COLUMNS}) WITHOUT ROWID;
-                 {PEOPLE_INDEXES} {SCHEMA} {v1_runs} PRAGMA user_version = 1; COMMIT;"
+                "BEGIN; {PEOPLE_V2} {SCHEMA} {v1_runs} PRAGMA user_version = 1; COMMIT;"
             ))
             .unwrap();
         let insert = "INSERT INTO people (tenant, object_id, user_principal_name, mail,
@@ -1609,8 +1689,7 @@ mod tests {
             let connection = Connection::open(&path).unwrap();
             connection
                 .execute_batch(&format!(
-                    "BEGIN; CREATE TABLE people ({PEOPLE_TABLE_COLUMNS}) WITHOUT ROWID;
-                     {PEOPLE_INDEXES} {SCHEMA} {RUNS_TABLE} PRAGMA user_version = 2; COMMIT;"
+                    "BEGIN; {PEOPLE_V2} {SCHEMA} {RUNS_TABLE} PRAGMA user_version = 2; COMMIT;"
                 ))
                 .unwrap();
             connection

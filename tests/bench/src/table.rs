@@ -23,6 +23,10 @@ pub struct Args {
     /// Write the rows as JSON here too.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Runs of each scenario (but the msgraph-sdk's); the table shows the run with the
+    /// median wall time (runs of a few seconds vary by ±25 % on a shared VM).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
 }
 
 impl Default for Args {
@@ -32,6 +36,7 @@ impl Default for Args {
             no_python: false,
             fleet: 200,
             json: None,
+            repeat: 3,
         }
     }
 }
@@ -89,6 +94,22 @@ impl Drop for Simulator {
     }
 }
 
+/// The run with the median wall time.
+fn median(runs: Vec<Figures>) -> anyhow::Result<Figures> {
+    median_by(runs, |f| f.wall_s)
+}
+
+/// The run with the median `key`.
+fn median_by(mut runs: Vec<Figures>, key: impl Fn(&Figures) -> f64) -> anyhow::Result<Figures> {
+    anyhow::ensure!(!runs.is_empty(), "no runs");
+    runs.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    Ok(runs.swap_remove(runs.len() / 2))
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 /// Runs this binary with `args` and reads the [`Figures`] it prints last.
 fn child(args: &[&str]) -> anyhow::Result<Figures> {
     let out = Command::new(std::env::current_exe()?)
@@ -117,6 +138,19 @@ fn python(venv: &Path, script: &str, sim: &Endpoints, db: &Path) -> anyhow::Resu
     let text = String::from_utf8_lossy(&out.stdout);
     let last = text.lines().last().unwrap_or_default();
     serde_json::from_str(last).map_err(|e| anyhow::anyhow!("{script}: {e}: {last:?}"))
+}
+
+/// Deletes a SQLite database and its WAL files, if there.
+fn remove_database(db: &Path) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn setup_python(venv: &Path) -> anyhow::Result<()> {
@@ -157,76 +191,83 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let db_arg = db.to_string_lossy().into_owned();
         let sim_json = sim.json.clone();
         let base = ["run", "--sim", &sim_json, "--cache", &cache_arg];
-        let full = child(
-            &[
-                &base[..],
-                &[
+        let repeat = args.repeat.max(1);
+        let sqlite = |mode: &str| -> Vec<String> {
+            let mut a: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+            a.extend(
+                [
                     "--engine",
                     "component",
                     "--store",
                     "sqlite",
                     "--mode",
-                    "full",
+                    mode,
                     "--db",
-                    &db_arg,
-                ],
-            ]
-            .concat(),
-        )?;
-        push(format!("full {n}: component → SQLite"), full);
+                ]
+                .map(String::from),
+            );
+            a.push(db_arg.clone());
+            a
+        };
+        // Full syncs into a new database each; the last one's is replayed below.
+        let mut fulls = Vec::new();
+        for _ in 0..repeat {
+            remove_database(&db)?;
+            fulls.push(child(&strs(&sqlite("full")))?);
+        }
+        push(format!("full {n}: component → SQLite"), median(fulls)?);
         let churn = (n / 100).max(1);
-        sim.command(&format!("change {churn}"))?;
-        let incr = child(
-            &[
-                &base[..],
-                &[
-                    "--engine",
-                    "component",
-                    "--store",
-                    "sqlite",
-                    "--mode",
-                    "incremental",
-                    "--db",
-                    &db_arg,
-                ],
-            ]
-            .concat(),
-        )?;
+        let mut incrs = Vec::new();
+        for _ in 0..repeat {
+            sim.command(&format!("change {churn}"))?;
+            incrs.push(child(&strs(&sqlite("incremental")))?);
+        }
         push(
             format!("incremental {n} (1% changed): component → SQLite"),
-            incr,
+            median(incrs)?,
         );
-        let mem = child(
-            &[
-                &base[..],
+        // Component and native alternate, so that a slower spell of the machine weighs
+        // on both alike.
+        let (mut mems, mut nats) = (Vec::new(), Vec::new());
+        for _ in 0..repeat {
+            mems.push(child(
                 &[
-                    "--engine",
-                    "component",
-                    "--store",
-                    "memory",
-                    "--mode",
-                    "full",
-                ],
-            ]
-            .concat(),
-        )?;
-        push(format!("full {n}: component → memory"), mem);
-        let nat = child(
-            &[
-                &base[..],
-                &["--engine", "native", "--store", "memory", "--mode", "full"],
-            ]
-            .concat(),
-        )?;
-        push(format!("full {n}: native → memory"), nat);
+                    &base[..],
+                    &[
+                        "--engine",
+                        "component",
+                        "--store",
+                        "memory",
+                        "--mode",
+                        "full",
+                    ],
+                ]
+                .concat(),
+            )?);
+            nats.push(child(
+                &[
+                    &base[..],
+                    &["--engine", "native", "--store", "memory", "--mode", "full"],
+                ]
+                .concat(),
+            )?);
+        }
+        push(format!("full {n}: component → memory"), median(mems)?);
+        push(format!("full {n}: native → memory"), median(nats)?);
         if python_ready {
-            let plain = python(
-                &venv,
-                "plain_sync.py",
-                &sim.endpoints,
-                &work.path().join(format!("plain-{n}.db")),
-            )?;
-            push(format!("full {n}: Python httpx + sqlite3 loop"), plain);
+            let mut plains = Vec::new();
+            for i in 0..repeat {
+                plains.push(python(
+                    &venv,
+                    "plain_sync.py",
+                    &sim.endpoints,
+                    &work.path().join(format!("plain-{n}-{i}.db")),
+                )?);
+            }
+            push(
+                format!("full {n}: Python httpx + sqlite3 loop"),
+                median(plains)?,
+            );
             if n <= 10_000 {
                 let sdk = python(
                     &venv,
@@ -240,8 +281,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         drop(sim);
     }
 
-    let sandbox = child(&["sandbox", "--cache", &cache_arg])?;
-    push("sandbox costs".into(), sandbox);
+    let mut sandboxes = Vec::new();
+    for _ in 0..args.repeat.max(1) {
+        sandboxes.push(child(&["sandbox", "--cache", &cache_arg])?);
+    }
+    push(
+        "sandbox costs".into(),
+        median_by(sandboxes, |s| extra(s, "instantiate_us"))?,
+    );
     if args.fleet > 0 {
         let sim = Simulator::start(1_000)?;
         let tenants = args.fleet.to_string();
