@@ -840,6 +840,28 @@ client_secret_env = "CONTOSO_SECRET"
     }
 
     #[test]
+    fn sandboxes_pick_the_pool_size_or_on_demand() {
+        use crate::runtime::SandboxAllocation;
+        let with = |line: &str| {
+            let text = format!("[host]\n{line}\n{MINIMAL}");
+            ConfigFile::parse(&text, Path::new("t.toml"))
+                .unwrap()
+                .host
+                .sandbox_allocation()
+        };
+        assert_eq!(with(""), SandboxAllocation::Pooled(64));
+        assert_eq!(with("sandboxes = 8"), SandboxAllocation::Pooled(8));
+        assert_eq!(with("sandboxes = 0"), SandboxAllocation::OnDemand);
+        let error = ConfigFile::parse(
+            &format!("[host]\nsandboxes = -1\n{MINIMAL}"),
+            Path::new("t.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("sandboxes"), "{error}");
+    }
+
+    #[test]
     fn unknown_field_is_named() {
         let text = format!("{MINIMAL}colour = \"blue\"\n");
         let error = ConfigFile::parse(&text, Path::new("t.toml"))

@@ -145,6 +145,41 @@ async fn a_run_over_its_memory_limit_is_stopped_and_the_next_sync_runs() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn runs_beyond_the_sandbox_pool_wait_for_a_slot_instead_of_failing() {
+    let sim = simulator(200).await;
+    let limits = RunLimits {
+        sandboxes: m365sync::SandboxAllocation::Pooled(1),
+        ..RunLimits::default()
+    };
+    let runtime = Arc::new(Runtime::new(limits).unwrap());
+    let run = tenant_run(&sim);
+    let dir = tempfile::tempdir().unwrap();
+    // Three tenants' syncs at once through a pool of one slot: one after another.
+    let tasks: Vec<_> = (0..3)
+        .map(|i| {
+            let (runtime, mut run) = (runtime.clone(), run.clone());
+            run.tenant.key = format!("tenant-{i}");
+            let db = dir.path().join(format!("{i}.db"));
+            tokio::spawn(async move { sync(&runtime, &run, &db).await.map(|r| (db, r)) })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let (db, report) = task.await.unwrap().unwrap();
+        assert_eq!(report.data_sets[0].created, 200);
+        assert_eq!(count(&db, "people", &format!("tenant-{i}")), 200);
+    }
+    // On-demand sandboxes run the same.
+    let on_demand = Runtime::new(RunLimits {
+        sandboxes: m365sync::SandboxAllocation::OnDemand,
+        ..RunLimits::default()
+    })
+    .unwrap();
+    let (_dir, db) = database();
+    let report = sync(&on_demand, &run, &db).await.unwrap();
+    assert_eq!(report.data_sets[0].created, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_run_over_its_time_budget_is_stopped_and_the_next_sync_runs() {
     // Each Graph answer takes 200 ms; the budget is 100 ms.
     let sim = simulator_with(2500, |c| c.latency = Some(Duration::from_millis(200))).await;
