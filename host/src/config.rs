@@ -75,9 +75,7 @@ impl HostSection {
             _ => HttpSender::Pooled,
         }
     }
-}
 
-impl HostSection {
     /// How the runtime allocates sandboxes, per `sandboxes`.
     pub fn sandbox_allocation(&self) -> crate::runtime::SandboxAllocation {
         use crate::runtime::SandboxAllocation;

@@ -127,18 +127,13 @@ struct Users {
     /// this phase wrote, and is asked only about keys in `claimed` (on a tenant's first
     /// sync, no lookups by id, email or UPN at all but for people listed twice).
     started_empty: bool,
-    /// When `started_empty`: hashes of the keys (object id, email, UPN) of the people
-    /// this phase wrote ([`key_hash`]). A hash collision only costs a lookup.
-    claimed: HashSet<u64, BuildHasherDefault<IdHasher>>,
+    /// When `started_empty`: what this phase wrote.
+    claimed: Claimed,
 }
 
-impl Users {
-    /// Whether the store may hold a record under `key`: always, unless it began empty,
-    /// when only what this phase wrote is there.
-    fn may_be_stored(&self, id: &str) -> bool {
-        !self.started_empty || self.claimed.contains(&id_hash(id))
-    }
-}
+/// Hashes ([`key_hash`]) of the keys (object id, email, UPN) of the people a phase that
+/// began on an empty store wrote. A hash collision only costs a lookup.
+type Claimed = HashSet<u64, BuildHasherDefault<IdHasher>>;
 
 impl DeltaSet for Users {
     type Entry = Entry;
@@ -183,32 +178,13 @@ impl DeltaSet for Users {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        // Only ids the store may hold are looked up: on a first sync, only those this
-        // phase wrote (a store that began empty holds nothing else).
-        let may_be_stored: Vec<bool> = entries.iter().map(|e| self.may_be_stored(e.id())).collect();
         let keys: Vec<PersonKey> = entries
             .iter()
-            .zip(&may_be_stored)
-            .filter(|&(_, &look)| look)
-            .map(|(e, _)| PersonKey::ObjectId(e.id().to_owned()))
+            .map(|e| PersonKey::ObjectId(e.id().to_owned()))
             .collect();
-        let mut looked_up = if keys.is_empty() {
-            Vec::new()
-        } else {
-            run.find(&keys)?
-        }
-        .into_iter();
+        let claimed = self.started_empty.then_some(&self.claimed);
+        let found = find_claimed(run, &keys.iter().collect::<Vec<_>>(), claimed)?;
         drop(keys);
-        let found: Vec<Option<StoredPerson>> = may_be_stored
-            .iter()
-            .map(|&look| {
-                if look {
-                    looked_up.next().flatten()
-                } else {
-                    None
-                }
-            })
-            .collect();
         let counts = &mut self.counts;
         let mut changes = Vec::new();
         // Accounts that pass the filter and are not linked to a record yet: matched by
@@ -271,9 +247,7 @@ impl DeltaSet for Users {
             for change in &changes {
                 if let Change::UpsertPerson(u) = change {
                     let p = &u.stored.person;
-                    self.claimed.insert(id_hash(&p.object_id));
-                    self.claimed
-                        .extend(matching::keys(p, run.match_key).iter().map(key_hash));
+                    record_claim(&mut self.claimed, p, &matching::keys(p, run.match_key));
                 }
             }
         }
@@ -547,42 +521,18 @@ fn link_or_create(
     accounts: Vec<Person>,
     counts: &mut Counts,
     changes: &mut Vec<Change>,
-    mut claimed: Option<&mut HashSet<u64, BuildHasherDefault<IdHasher>>>,
+    mut claimed: Option<&mut Claimed>,
     removed_now: &IdSet,
 ) -> Result<(), SyncError> {
     let keys: Vec<Vec<PersonKey>> = accounts
         .iter()
         .map(|a| matching::keys(a, run.match_key))
         .collect();
-    let lookup = |k: &PersonKey| match &claimed {
-        Some(set) => set.contains(&key_hash(k)),
-        None => true,
-    };
-    let flat: Vec<PersonKey> = keys
-        .iter()
-        .flatten()
-        .filter(|k| lookup(k))
-        .cloned()
-        .collect();
-    let mut found = if flat.is_empty() {
-        Vec::new()
-    } else {
-        run.find(&flat)?
-    }
-    .into_iter();
+    let flat: Vec<&PersonKey> = keys.iter().flatten().collect();
+    let mut found = find_claimed(run, &flat, claimed.as_deref())?.into_iter();
     let found: Vec<Vec<Option<StoredPerson>>> = keys
         .iter()
-        .map(|ks| {
-            ks.iter()
-                .map(|k| {
-                    if lookup(k) {
-                        found.next().flatten()
-                    } else {
-                        None
-                    }
-                })
-                .collect()
-        })
+        .map(|ks| ks.iter().map(|_| found.next().flatten()).collect())
         .collect();
     // A record this round removed (its batch may not be committed yet) is gone already.
     let found: Vec<Vec<Option<StoredPerson>>> = found
@@ -606,8 +556,7 @@ fn link_or_create(
     let claims = matching::resolve(&refs, &keys, found);
     for ((person, claim), keys) in accounts.into_iter().zip(claims).zip(&keys) {
         if let (Some(set), Claim::Create | Claim::Link(_)) = (claimed.as_deref_mut(), &claim) {
-            set.insert(id_hash(&person.object_id));
-            set.extend(keys.iter().map(key_hash));
+            record_claim(set, &person, keys);
         }
         match claim {
             Claim::Create => {
@@ -645,6 +594,41 @@ fn link_or_create(
         }
     }
     Ok(())
+}
+
+/// Looks `keys` up, in order, asking the store only about those it may hold: with
+/// `claimed` (the store began empty), only keys this phase wrote; the others are `None`.
+fn find_claimed(
+    run: &mut Run<'_>,
+    keys: &[&PersonKey],
+    claimed: Option<&Claimed>,
+) -> Result<Vec<Option<StoredPerson>>, SyncError> {
+    let asked: Vec<bool> = keys
+        .iter()
+        .map(|k| claimed.is_none_or(|set| set.contains(&key_hash(k))))
+        .collect();
+    let wanted: Vec<PersonKey> = keys
+        .iter()
+        .zip(&asked)
+        .filter(|&(_, &ask)| ask)
+        .map(|(k, _)| (*k).clone())
+        .collect();
+    let mut answers = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        run.find(&wanted)?
+    }
+    .into_iter();
+    Ok(asked
+        .iter()
+        .map(|&ask| if ask { answers.next().flatten() } else { None })
+        .collect())
+}
+
+/// Records that the store now holds `person` under its object id and `keys`.
+fn record_claim(set: &mut Claimed, person: &Person, keys: &[PersonKey]) {
+    set.insert(id_hash(&person.object_id));
+    set.extend(keys.iter().map(key_hash));
 }
 
 fn key_hash(k: &PersonKey) -> u64 {

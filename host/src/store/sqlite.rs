@@ -11,7 +11,9 @@
 //!   run has no report and may have no counts), and `people.mail_key`/`upn_key` use the
 //!   engine's key normalisation ([`normalise_key`]); the migration from 1 rebuilds `runs`
 //!   and recomputes every key.
-//! - 3: `people` is a rowid table (was `WITHOUT ROWID`); same columns and indexes.
+//! - 3: `people` is a rowid table (was `WITHOUT ROWID`) with `mail_hash`/`upn_hash`
+//!   ([`key_hash`] of the keys), which its email and UPN indexes hold instead of
+//!   `(tenant, key)`.
 //!
 //! A link (`upsert-person` of kind `link`) re-keys the person's row in place: the row stored
 //! under the previous object id gets the new object id and the new fields, in the batch's
@@ -1236,27 +1238,28 @@ impl TenantStore for SqliteStore {
         );
         let mut found = Vec::with_capacity(keys.len());
         for key in keys {
-            let person = match key {
-                PersonKey::ObjectId(id) => {
-                    self.connection.prepare_cached(&by_id).and_then(|mut s| {
-                        s.query_row(params![self.tenant, id], person_from_row)
-                            .optional()
-                    })
-                }
-                PersonKey::Email(text) | PersonKey::UserPrincipalName(text) => {
-                    let sql = match key {
-                        PersonKey::Email(_) => &by_mail,
-                        _ => &by_upn,
-                    };
-                    let normalised = normalise_key(text);
-                    let hash = key_hash(&normalised);
-                    self.connection.prepare_cached(sql).and_then(|mut s| {
-                        s.query_row(params![self.tenant, normalised, hash], person_from_row)
-                            .optional()
-                    })
-                }
-            }
-            .map_err(|e| unavailable("looking people up", e))?;
+            // The statement, the id or normalised key, and the key's hash.
+            let by_key = |sql, text: &str| {
+                let key = normalise_key(text);
+                let hash = key_hash(&key);
+                (sql, key, Some(hash))
+            };
+            let (sql, value, hash) = match key {
+                PersonKey::ObjectId(id) => (&by_id, id.clone(), None),
+                PersonKey::Email(text) => by_key(&by_mail, text),
+                PersonKey::UserPrincipalName(text) => by_key(&by_upn, text),
+            };
+            let person = self
+                .connection
+                .prepare_cached(sql)
+                .and_then(|mut s| {
+                    match hash {
+                        None => s.query_row(params![self.tenant, value], person_from_row),
+                        Some(h) => s.query_row(params![self.tenant, value, h], person_from_row),
+                    }
+                    .optional()
+                })
+                .map_err(|e| unavailable("looking people up", e))?;
             found.push(person);
         }
         Ok(found)
@@ -1444,6 +1447,18 @@ mod tests {
             UpsertKind::Create,
             None,
         )
+    }
+
+    /// A run that failed signing in.
+    fn failed_run() -> FailedRun {
+        FailedRun {
+            started_at: "2025-01-02T00:00:00Z".into(),
+            mode: "incremental".into(),
+            elapsed_ms: 5,
+            dry_run: false,
+            error_kind: "auth".into(),
+            error: "sign-in failed".into(),
+        }
     }
 
     fn ids(store: &mut SqliteStore) -> Vec<String> {
@@ -1656,16 +1671,7 @@ mod tests {
             .collect();
         assert_eq!(found, [Some("a"), Some("b"), Some("b"), Some("c")]);
         // A failed run can be recorded now, and the index on runs is there.
-        store
-            .record_failed_run(&FailedRun {
-                started_at: "2025-01-02T00:00:00Z".into(),
-                mode: "incremental".into(),
-                elapsed_ms: 5,
-                dry_run: false,
-                error_kind: "auth".into(),
-                error: "sign-in failed".into(),
-            })
-            .unwrap();
+        store.record_failed_run(&failed_run()).unwrap();
         let index: i64 = store
             .connection()
             .query_row(
@@ -1885,16 +1891,7 @@ mod tests {
                 run: Some(report),
             })
             .unwrap();
-        let id = store
-            .record_failed_run(&FailedRun {
-                started_at: "2025-01-02T00:00:00Z".into(),
-                mode: "incremental".into(),
-                elapsed_ms: 5,
-                dry_run: false,
-                error_kind: "auth".into(),
-                error: "sign-in failed".into(),
-            })
-            .unwrap();
+        let id = store.record_failed_run(&failed_run()).unwrap();
         let runs = list_runs(store.connection(), Some("t"), 10).unwrap();
         assert_eq!(runs.len(), 2);
         assert_eq!(runs[0].id, id);

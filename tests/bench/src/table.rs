@@ -106,10 +106,6 @@ fn median_by(mut runs: Vec<Figures>, key: impl Fn(&Figures) -> f64) -> anyhow::R
     Ok(runs.swap_remove(runs.len() / 2))
 }
 
-fn strs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
-
 /// Runs this binary with `args` and reads the [`Figures`] it prints last.
 fn child(args: &[&str]) -> anyhow::Result<Figures> {
     let out = Command::new(std::env::current_exe()?)
@@ -192,10 +188,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let sim_json = sim.json.clone();
         let base = ["run", "--sim", &sim_json, "--cache", &cache_arg];
         let repeat = args.repeat.max(1);
-        let sqlite = |mode: &str| -> Vec<String> {
-            let mut a: Vec<String> = base.iter().map(|s| s.to_string()).collect();
-            a.extend(
-                [
+        let sqlite = |mode: &'static str| {
+            [
+                &base[..],
+                &[
                     "--engine",
                     "component",
                     "--store",
@@ -203,24 +199,23 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                     "--mode",
                     mode,
                     "--db",
-                ]
-                .map(String::from),
-            );
-            a.push(db_arg.clone());
-            a
+                    &db_arg,
+                ],
+            ]
+            .concat()
         };
         // Full syncs into a new database each; the last one's is replayed below.
         let mut fulls = Vec::new();
         for _ in 0..repeat {
             remove_database(&db)?;
-            fulls.push(child(&strs(&sqlite("full")))?);
+            fulls.push(child(&sqlite("full"))?);
         }
         push(format!("full {n}: component → SQLite"), median(fulls)?);
         let churn = (n / 100).max(1);
         let mut incrs = Vec::new();
         for _ in 0..repeat {
             sim.command(&format!("change {churn}"))?;
-            incrs.push(child(&strs(&sqlite("incremental")))?);
+            incrs.push(child(&sqlite("incremental"))?);
         }
         push(
             format!("incremental {n} (1% changed): component → SQLite"),
