@@ -4,6 +4,11 @@
 //! The component is built by a nested cargo in its own target directory
 //! (`<target>/component`), so it never waits on the outer build's lock. Set
 //! `M365SYNC_COMPONENT_PATH` to use a prebuilt component instead.
+//!
+//! rustup does not apply `rust-toolchain.toml`'s `targets` to a toolchain that is already
+//! installed when `RUSTUP_AUTO_INSTALL=0` (many CI images, this project's machines), so a
+//! missing `wasm32-wasip2` standard library is checked for and installed here, before the
+//! nested build, with a line saying so.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -44,6 +49,8 @@ fn main() {
         .unwrap_or_else(|| workspace.join("target"))
         .join("component");
 
+    ensure_wasm_target(workspace);
+
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut command = Command::new(cargo);
     command
@@ -81,6 +88,52 @@ fn main() {
         component.display()
     );
     println!("cargo:rustc-env=M365SYNC_COMPONENT={}", component.display());
+}
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// Installs the wasm target's standard library through rustup when the toolchain lacks it.
+/// Without rustup (a distribution's Rust), says what to install and stops.
+fn ensure_wasm_target(workspace: &Path) {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    let sysroot = Command::new(&rustc)
+        .current_dir(workspace)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    let Some(sysroot) = sysroot else {
+        // No sysroot to look in: let the nested build say what is wrong.
+        return;
+    };
+    let target_lib = sysroot.join("lib/rustlib").join(WASM_TARGET);
+    if target_lib.is_dir() {
+        return;
+    }
+    println!(
+        "cargo:warning=the {WASM_TARGET} target is not installed in {}; \
+         installing it with `rustup target add {WASM_TARGET}`",
+        sysroot.display()
+    );
+    eprintln!("m365sync: installing the {WASM_TARGET} target (rustup target add {WASM_TARGET})");
+    let status = Command::new("rustup")
+        .current_dir(workspace)
+        .args(["target", "add", WASM_TARGET])
+        .status();
+    match status {
+        Ok(status) if status.success() && target_lib.is_dir() => {}
+        Ok(status) => panic!(
+            "`rustup target add {WASM_TARGET}` failed ({status}); the component (guest/) \
+             cannot be built without it. Install it by hand and build again."
+        ),
+        Err(error) => panic!(
+            "the {WASM_TARGET} target is missing from {} and rustup could not be run \
+             ({error}); install the target's standard library for this toolchain and \
+             build again",
+            sysroot.display()
+        ),
+    }
 }
 
 fn exists(path: &Path) -> bool {
