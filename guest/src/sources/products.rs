@@ -1,12 +1,14 @@
 //! Microsoft's product names for licence SKUs, from the published table "Product names
 //! and service plan identifiers for licensing"
 //! (<https://learn.microsoft.com/en-us/entra/identity/users/licensing-service-plan-reference>),
-//! shipped as `guest/data/products.csv` (String_Id, GUID, Product_Display_Name; see its
-//! header for when and how it was compiled).
+//! shipped as `guest/data/products.csv` (String_Id, GUID, Product_Display_Name), which is
+//! generated from that table; its header says from which version and how.
 //!
 //! The file is embedded and read once per instance into a table sorted by GUID: a lookup
-//! by skuId is a binary search on a `u128`; the fallback by part number (for a SKU whose
-//! id Microsoft changed, or a tenant in another cloud) is a scan of the ~140 rows.
+//! by skuId is a binary search on a `u128`. The fallback by part number (for a SKU whose id
+//! Microsoft changed, or a tenant in another cloud) answers only when the part number is
+//! unambiguous: the table lists some String IDs under several GUIDs with different names,
+//! and picking one of them would name a licence after a product it may not be.
 
 use std::sync::OnceLock;
 
@@ -23,29 +25,136 @@ pub struct Product {
     pub name: String,
 }
 
-fn table() -> &'static [Product] {
-    static TABLE: OnceLock<Vec<Product>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut rows: Vec<Product> = csv::ReaderBuilder::new()
-            .comment(Some(b'#'))
-            .from_reader(CSV.as_bytes())
-            .records()
-            .filter_map(|r| r.ok())
-            .filter_map(|r| {
-                Some(Product {
-                    part_number: r.get(0)?.trim().to_owned(),
-                    guid: parse_guid(r.get(1)?.trim())?,
-                    name: r.get(2)?.trim().to_owned(),
-                })
-            })
-            .collect();
-        // The file is kept sorted; sorting again costs nothing and keeps lookups right.
-        rows.sort_by_key(|p| p.guid);
-        rows
-    })
+/// A row of the product file that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RowError {
+    #[error("products.csv line {line}: unreadable CSV: {reason}")]
+    Csv { line: u64, reason: String },
+    #[error(
+        "products.csv line {line}: expected 3 fields (String_Id, GUID, Product_Display_Name), found {found}"
+    )]
+    Fields { line: u64, found: usize },
+    #[error("products.csv line {line}: empty String_Id")]
+    EmptyPartNumber { line: u64 },
+    #[error("products.csv line {line}: GUID {value:?} is not a GUID")]
+    Guid { line: u64, value: String },
+    #[error("products.csv line {line}: empty Product_Display_Name")]
+    EmptyName { line: u64 },
+    #[error("products.csv line {line}: GUID {guid} repeats line {first} with another product")]
+    ConflictingGuid { line: u64, first: u64, guid: String },
 }
 
-/// Microsoft's product name of a SKU, by skuId, else by part number (case-insensitive).
+/// Reads a product file: the usable rows, sorted by GUID with repeats of the same product
+/// dropped, and every row that could not be used. The embedded file has none of the latter
+/// (tested); a lookup never fails for a bad row, it just cannot find that SKU.
+fn parse(text: &str) -> (Vec<Product>, Vec<RowError>) {
+    let mut rows: Vec<(Product, u64)> = Vec::new();
+    let mut errors = Vec::new();
+    let mut reader = csv::ReaderBuilder::new()
+        .comment(Some(b'#'))
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                errors.push(RowError::Csv {
+                    line,
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() != 3 {
+            errors.push(RowError::Fields {
+                line,
+                found: record.len(),
+            });
+            continue;
+        }
+        let (part, guid, name) = (record[0].trim(), record[1].trim(), record[2].trim());
+        if part.is_empty() {
+            errors.push(RowError::EmptyPartNumber { line });
+        } else if name.is_empty() {
+            errors.push(RowError::EmptyName { line });
+        } else if let Some(g) = parse_guid(guid) {
+            rows.push((
+                Product {
+                    guid: g,
+                    part_number: part.to_owned(),
+                    name: name.to_owned(),
+                },
+                line,
+            ));
+        } else {
+            errors.push(RowError::Guid {
+                line,
+                value: guid.to_owned(),
+            });
+        }
+    }
+    rows.sort_by_key(|(p, line)| (p.guid, *line));
+    let mut table: Vec<Product> = Vec::with_capacity(rows.len());
+    let mut first_line = 0;
+    for (p, line) in rows {
+        match table.last() {
+            Some(prev) if prev.guid == p.guid => {
+                if prev.part_number != p.part_number || prev.name != p.name {
+                    errors.push(RowError::ConflictingGuid {
+                        line,
+                        first: first_line,
+                        guid: format_guid(p.guid),
+                    });
+                }
+            }
+            _ => {
+                first_line = line;
+                table.push(p);
+            }
+        }
+    }
+    (table, errors)
+}
+
+/// The canonical lowercase text of a GUID, for messages.
+fn format_guid(g: u128) -> String {
+    let h = format!("{g:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn table() -> &'static [Product] {
+    static TABLE: OnceLock<Vec<Product>> = OnceLock::new();
+    TABLE.get_or_init(|| parse(CSV).0)
+}
+
+/// The product name of `part_number` if every row with that part number (case-insensitive)
+/// gives the same name; `None` if no row has it or the rows disagree.
+fn name_by_part_number<'t>(t: &'t [Product], part: &str) -> Option<&'t str> {
+    let mut found: Option<&str> = None;
+    for p in t
+        .iter()
+        .filter(|p| p.part_number.eq_ignore_ascii_case(part))
+    {
+        match found {
+            None => found = Some(&p.name),
+            Some(name) if name == p.name => {}
+            Some(_) => return None,
+        }
+    }
+    found
+}
+
+/// Microsoft's product name of a SKU, by skuId, else by an unambiguous part number
+/// (case-insensitive).
 pub fn product_name(sku_id: &str, part_number: &str) -> Option<&'static str> {
     let t = table();
     if let Some(guid) = parse_guid(sku_id.trim())
@@ -57,9 +166,7 @@ pub fn product_name(sku_id: &str, part_number: &str) -> Option<&'static str> {
     if part.is_empty() {
         return None;
     }
-    t.iter()
-        .find(|p| p.part_number.eq_ignore_ascii_case(part))
-        .map(|p| p.name.as_str())
+    name_by_part_number(t, part)
 }
 
 /// The number of products in the table.
@@ -71,33 +178,56 @@ pub fn len() -> usize {
 mod tests {
     use super::*;
 
+    /// The number of table rows in the version of Microsoft's page the file was generated
+    /// from (see the file's header); the file may hold fewer only by dropping exact repeats.
+    const DOC_ROWS: usize = 610;
+
     #[test]
-    fn every_row_of_the_file_is_read_and_unique() {
-        let data_rows = CSV
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .count()
-            - 1; // the header
-        assert_eq!(len(), data_rows, "a row failed to parse");
-        assert!(len() >= 100, "{}", len());
-        let t = table();
-        for w in t.windows(2) {
-            assert!(w[0].guid < w[1].guid, "duplicate or unsorted GUID");
+    fn every_row_of_the_embedded_file_parses() {
+        let (rows, errors) = parse(CSV);
+        assert!(errors.is_empty(), "{errors:#?}");
+        let data_lines = csv::ReaderBuilder::new()
+            .comment(Some(b'#'))
+            .from_reader(CSV.as_bytes())
+            .records()
+            .count();
+        assert_eq!(rows.len(), data_lines, "a row was dropped");
+        assert_eq!(len(), rows.len());
+        assert!(len() >= DOC_ROWS, "{} rows, the page has {DOC_ROWS}", len());
+        for p in &rows {
+            assert!(!p.name.is_empty() && !p.part_number.is_empty(), "{p:?}");
+            assert_eq!(p.name.trim(), p.name, "{p:?}");
+            assert!(
+                !p.name.contains('<') && !p.name.contains("&amp;"),
+                "markup left: {p:?}"
+            );
         }
-        let mut parts: Vec<_> = t.iter().map(|p| p.part_number.to_lowercase()).collect();
-        parts.sort();
-        parts.dedup();
-        assert_eq!(parts.len(), t.len(), "duplicate String_Id");
-        assert!(
-            t.iter()
-                .all(|p| !p.name.is_empty() && !p.part_number.is_empty())
-        );
-        // The file lists its rows in GUID order (so that diffs stay readable).
-        let guids: Vec<&str> = CSV
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .skip(1)
-            .filter_map(|l| l.split(',').nth(1))
+        for w in rows.windows(2) {
+            assert!(
+                w[0].guid < w[1].guid,
+                "duplicate GUID {}",
+                format_guid(w[1].guid)
+            );
+        }
+    }
+
+    #[test]
+    fn the_file_names_its_source_and_lists_rows_in_guid_order() {
+        let header: String = CSV.lines().take_while(|l| l.starts_with('#')).collect();
+        for needle in [
+            "https://learn.microsoft.com/en-us/entra/identity/users/licensing-service-plan-reference",
+            "10/29/2025",
+            "067a0c7b0bb2091db6379c757c7aca0bc4f89d4a",
+            "GENERATED",
+        ] {
+            assert!(header.contains(needle), "header lacks {needle}");
+        }
+        // Sorted in the file itself, so that a regenerated file diffs row by row.
+        let guids: Vec<String> = csv::ReaderBuilder::new()
+            .comment(Some(b'#'))
+            .from_reader(CSV.as_bytes())
+            .records()
+            .map(|r| r.unwrap()[1].to_owned())
             .collect();
         let mut sorted = guids.clone();
         sorted.sort();
@@ -105,37 +235,150 @@ mod tests {
     }
 
     #[test]
-    fn looks_up_by_id_then_part_number() {
-        assert_eq!(
-            product_name("05e9a617-0261-4cee-bb44-138d3ef5d965", "whatever"),
-            Some("Microsoft 365 E3")
-        );
-        assert_eq!(
-            product_name("6FD2C87F-B296-42F0-B197-1E91E994B900", ""),
-            Some("Office 365 E3")
-        );
-        // An id the table does not know, a part number it does.
+    fn well_known_skus_have_the_names_microsoft_gives_them() {
+        for (id, part, name) in [
+            (
+                "05e9a617-0261-4cee-bb44-138d3ef5d965",
+                "SPE_E3",
+                "Microsoft 365 E3",
+            ),
+            (
+                "06ebc4ee-1bb5-47dd-8120-11324bc54e06",
+                "SPE_E5",
+                "Microsoft 365 E5",
+            ),
+            (
+                "6fd2c87f-b296-42f0-b197-1e91e994b900",
+                "ENTERPRISEPACK",
+                "Office 365 E3",
+            ),
+            (
+                "c7df2760-2c81-4ef7-b578-5b5392b571df",
+                "ENTERPRISEPREMIUM",
+                "Office 365 E5",
+            ),
+            (
+                "18181a46-0d4e-45cd-891e-60aabd171b4e",
+                "STANDARDPACK",
+                "Office 365 E1",
+            ),
+            (
+                "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46",
+                "SPB",
+                "Microsoft 365 Business Premium",
+            ),
+            (
+                "f8a1db68-be16-40ed-86d5-cb42ce701560",
+                "POWER_BI_PRO",
+                "Power BI Pro",
+            ),
+            (
+                "d17b27af-3f49-4822-99f9-56a661538792",
+                "CRMSTANDARD",
+                "Microsoft Dynamics CRM Online",
+            ),
+            (
+                "078d2b04-f1bd-4111-bbd4-b4b1b354cef4",
+                "AAD_PREMIUM",
+                "Microsoft Entra ID P1",
+            ),
+            (
+                "639dec6b-bb19-468b-871c-c5c441c4b0cb",
+                "Microsoft_365_Copilot",
+                "Copilot for Microsoft 365",
+            ),
+            (
+                "26124093-3d78-432b-b5dc-48bf992543d5",
+                "IDENTITY_THREAT_PROTECTION",
+                "Microsoft Defender Suite",
+            ),
+        ] {
+            assert_eq!(product_name(id, ""), Some(name), "by id {id}");
+            assert_eq!(product_name("", part), Some(name), "by part number {part}");
+            assert_eq!(product_name(&id.to_uppercase(), "ignored"), Some(name));
+        }
+    }
+
+    #[test]
+    fn looks_up_by_id_then_unambiguous_part_number() {
+        // An id the table does not know, a part number it does (any case).
         assert_eq!(
             product_name("00000000-0000-0000-0000-000000000001", "spb"),
             Some("Microsoft 365 Business Premium")
         );
         assert_eq!(
-            product_name("not-a-guid", "POWER_BI_PRO"),
-            Some("Power BI Pro")
+            product_name("not-a-guid", " CRMSTANDARD "),
+            Some("Microsoft Dynamics CRM Online")
+        );
+        // The id wins over the part number.
+        assert_eq!(
+            product_name("05e9a617-0261-4cee-bb44-138d3ef5d965", "SPB"),
+            Some("Microsoft 365 E3")
         );
         assert_eq!(
             product_name("00000000-0000-0000-0000-000000000001", "CONTOSO_SPECIAL"),
             None
         );
         assert_eq!(product_name("", ""), None);
-        // Verified against the published table's text.
+    }
+
+    #[test]
+    fn a_part_number_listed_with_different_names_is_not_guessed() {
+        let t = table();
+        let mut parts: Vec<String> = t.iter().map(|p| p.part_number.to_lowercase()).collect();
+        parts.sort();
+        let mut ambiguous = 0;
+        for w in parts.windows(2).filter(|w| w[0] == w[1]) {
+            let names: Vec<&str> = t
+                .iter()
+                .filter(|p| p.part_number.eq_ignore_ascii_case(&w[0]))
+                .map(|p| p.name.as_str())
+                .collect();
+            let by_part = product_name("", &w[0]);
+            if names.iter().all(|n| *n == names[0]) {
+                assert_eq!(by_part, Some(names[0]), "{}", w[0]);
+            } else {
+                ambiguous += 1;
+                assert_eq!(by_part, None, "{} is listed as {names:?}", w[0]);
+            }
+        }
+        // The page does list such String IDs (e.g. MCOPSTN5); each GUID still has its name.
+        assert!(ambiguous > 0);
+    }
+
+    #[test]
+    fn bad_rows_are_reported_with_their_line_and_reason() {
+        let text = "# comment\nString_Id,GUID,Product_Display_Name\n\
+            A,05e9a617-0261-4cee-bb44-138d3ef5d965,\"Name, with comma\"\n\
+            ,06ebc4ee-1bb5-47dd-8120-11324bc54e06,No part\n\
+            B,not-a-guid,Bad guid\n\
+            C,06ebc4ee-1bb5-47dd-8120-11324bc54e07,\n\
+            D,06ebc4ee-1bb5-47dd-8120-11324bc54e08\n\
+            E,05E9A617-0261-4CEE-BB44-138D3EF5D965,Another name\n\
+            A,05e9a617-0261-4cee-bb44-138d3ef5d965,\"Name, with comma\"\n";
+        let (rows, errors) = parse(text);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].name, "Name, with comma");
         assert_eq!(
-            product_name("078d2b04-f1bd-4111-bbd4-b4b1b354cef4", "AAD_PREMIUM"),
-            Some("Microsoft Entra ID P1")
+            errors,
+            vec![
+                RowError::EmptyPartNumber { line: 4 },
+                RowError::Guid {
+                    line: 5,
+                    value: "not-a-guid".into()
+                },
+                RowError::EmptyName { line: 6 },
+                RowError::Fields { line: 7, found: 2 },
+                RowError::ConflictingGuid {
+                    line: 8,
+                    first: 3,
+                    guid: "05e9a617-0261-4cee-bb44-138d3ef5d965".into()
+                },
+            ]
         );
-        assert_eq!(
-            product_name("639dec6b-bb19-468b-871c-c5c441c4b0cb", ""),
-            Some("Copilot for Microsoft 365")
+        assert!(
+            errors[1].to_string().contains("line 5")
+                && errors[1].to_string().contains("not-a-guid")
         );
     }
 }
