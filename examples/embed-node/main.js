@@ -162,7 +162,8 @@ function parse(argv) {
 /**
  * Run the session in a worker thread. A run that overruns its budget (even one blocked in
  * an HTTP request, or spinning in wasm) is stopped by terminating the worker.
- * Resolves to { reports, failure } where failure is { kind, message } or null.
+ * Resolves to the failure, { kind, message, report? } (report: what a failed sync did until
+ * it failed), or null.
  */
 function supervise(config, onReport) {
   return new Promise((resolve) => {
@@ -202,7 +203,8 @@ function supervise(config, onReport) {
           onReport(message.report);
           break;
         case 'failed':
-          failure = { kind: message.kind, message: message.message };
+          // `report`: what the failed run did until it failed (the sync-failure's report).
+          failure = { kind: message.kind, message: message.message, report: message.report };
           break;
         case 'setup-error':
           failure = { kind: 'setup', message: message.message };
@@ -258,7 +260,13 @@ async function main() {
   if (failure) {
     process.stderr.write(`error: ${failure.message}\n`);
     if (failure.kind !== 'setup') {
-      reports.push({ tenant: args.tenantKey, error: failure.message, error_kind: failure.kind });
+      if (failure.report) {
+        // The failed run's own report, with why it failed.
+        if (!args.json) process.stdout.write(toText(failure.report));
+        reports.push({ ...toJson(failure.report), error: failure.message, error_kind: failure.kind });
+      } else {
+        reports.push({ tenant: args.tenantKey, error: failure.message, error_kind: failure.kind });
+      }
     }
   }
   if (args.json && failure?.kind !== 'setup') process.stdout.write(`${JSON.stringify(reports)}\n`);

@@ -7,7 +7,7 @@ use crate::imports::{WasiClock, WitLog, WitSecrets, WitStore};
 use crate::platform::Env;
 use crate::types::{
     EngineInfo, Features, FieldMapping, OrganizationMatch, Permission, PermissionCheck,
-    ReviewAction, SyncError, SyncPreview, SyncReport, SyncRequest, Tenant,
+    ReviewAction, SyncError, SyncFailure, SyncPreview, SyncReport, SyncRequest, Tenant,
 };
 use crate::wasi_http::WasiHttp;
 
@@ -39,8 +39,8 @@ impl Guest for Component {
         with_env(|env| engine::check_permissions(env, &tenant, features))
     }
 
-    fn sync(request: SyncRequest) -> Result<SyncReport, SyncError> {
-        with_env(|env| engine::sync(env, &request))
+    fn sync(request: SyncRequest) -> Result<SyncReport, SyncFailure> {
+        with_env(|env| engine::sync(env, &request)).map_err(|failure| *failure)
     }
 
     fn preview(request: SyncRequest) -> Result<SyncPreview, SyncError> {

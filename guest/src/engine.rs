@@ -12,12 +12,13 @@ use crate::review;
 use crate::sync::{self, IMPLEMENTED};
 use crate::types::{
     EngineInfo, Features, FieldMapping, HttpFailure, OrganizationMatch, Permission,
-    PermissionCheck, ReviewAction, SyncError, SyncPreview, SyncReport, SyncRequest, Tenant,
+    PermissionCheck, ReviewAction, SyncError, SyncFailure, SyncPreview, SyncReport, SyncRequest,
+    Tenant,
 };
 use crate::url::display_url;
 
 /// The WIT package version this engine was built from.
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.3.0";
 
 pub fn info() -> EngineInfo {
     EngineInfo {
@@ -69,7 +70,7 @@ pub fn check_permissions(
     Ok(check)
 }
 
-pub fn sync(env: &mut Env<'_>, request: &SyncRequest) -> Result<SyncReport, SyncError> {
+pub fn sync(env: &mut Env<'_>, request: &SyncRequest) -> Result<SyncReport, Box<SyncFailure>> {
     sync::run(env, request)
 }
 
@@ -104,7 +105,7 @@ mod tests {
     #[test]
     fn info_names_versions_and_features() {
         let i = info();
-        assert_eq!(i.wit_version, "0.2.0");
+        assert_eq!(i.wit_version, "0.3.0");
         assert_eq!(i.engine_version, env!("CARGO_PKG_VERSION"));
         assert_eq!(i.features, Features::all());
     }

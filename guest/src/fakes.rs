@@ -12,8 +12,9 @@ use crate::platform::{
 };
 use crate::types::{
     AccountFilter, Batch, Change, Cloud, DataSet, Domain, Endpoints, Features, Group, Mailbox,
-    MatchDecision, MatchKey, Organization, Person, PersonKey, PlatformOrganization, RemovalPolicy,
-    StoredPerson, Subscription, SyncMode, SyncOptions, SyncRequest, Tenant, Usage,
+    MatchDecision, MatchKey, Organization, Person, PersonKey, PlatformOrganization, RemovalGuard,
+    RemovalPolicy, ReportScope, StoredPerson, Subscription, SyncMode, SyncOptions, SyncRequest,
+    Tenant, Usage,
 };
 
 pub const SECRET: &str = "S3cr3t~Value+With/Odd=Chars";
@@ -190,6 +191,15 @@ impl Store for FakeStore {
         Ok(range.take(limit as usize).map(|(k, _)| k.clone()).collect())
     }
 
+    fn find_direct_reports(&mut self, manager_id: &str) -> Result<Vec<StoredPerson>, StorageError> {
+        Ok(self
+            .people
+            .values()
+            .filter(|p| p.person.manager_id.as_deref() == Some(manager_id))
+            .cloned()
+            .collect())
+    }
+
     fn commit(&mut self, batch: &Batch) -> Result<(), StorageError> {
         if let Some(e) = &self.fail_commit {
             return Err(e.clone());
@@ -205,6 +215,11 @@ impl Store for FakeStore {
                 }
                 Change::DeletePerson(id) => {
                     self.people.remove(id);
+                    self.mailboxes.remove(id);
+                    self.usage.retain(|(person, _, _), _| person != id);
+                    for members in self.members.values_mut() {
+                        members.remove(id);
+                    }
                 }
                 Change::UpsertGroup(g) => {
                     self.groups.insert(g.object_id.clone(), g.clone());
@@ -237,6 +252,12 @@ impl Store for FakeStore {
                         (u.object_id.clone(), u.workload.clone(), u.period_days),
                         u.clone(),
                     );
+                }
+                Change::ReplaceReport(ReportScope::Mailboxes) => self.mailboxes.clear(),
+                Change::ReplaceReport(ReportScope::Usage(scope)) => {
+                    self.usage.retain(|(_, workload, period), _| {
+                        *workload != scope.workload || *period != scope.period_days
+                    })
                 }
             }
         }
@@ -328,6 +349,13 @@ pub fn request() -> SyncRequest {
             },
             match_key: MatchKey::Email,
             removal: RemovalPolicy::Keep,
+            removal_guard: RemovalGuard {
+                // Any share: the fixtures are small tenants (one removal of five is 20 %);
+                // the guard's own tests set their limits.
+                max_percent: 100,
+                max_count: 500,
+                allow: false,
+            },
             field_map: vec![],
             usage_periods: vec![],
             dry_run: false,

@@ -5,6 +5,14 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
+/// A Graph object id (user, group, member, manager, `@removed` id, SKU id) as the engine
+/// keeps and compares it: trimmed and in lower case. Object ids are GUIDs, which compare
+/// case-insensitively, and Graph does not promise one case; every source reads ids through
+/// this, so that an id sent in upper case by a later answer is the same object.
+pub fn normalize(id: &str) -> String {
+    id.trim().to_ascii_lowercase()
+}
+
 /// Object ids seen in a run.
 #[derive(Default, Clone, Debug)]
 pub struct IdSet {
@@ -158,6 +166,16 @@ mod tests {
             assert_ne!(hash_bytes(1, &text), base, "byte {i}");
             text[i] ^= 1;
         }
+    }
+
+    #[test]
+    fn ids_are_normalised_to_trimmed_lower_case() {
+        assert_eq!(
+            normalize(" 6EA91A8D-E32E-41A1-B7BD-D2D185EED0E0\n"),
+            "6ea91a8d-e32e-41a1-b7bd-d2d185eed0e0"
+        );
+        assert_eq!(normalize("Not-A-Guid"), "not-a-guid");
+        assert_eq!(normalize(""), "");
     }
 
     #[test]

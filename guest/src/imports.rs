@@ -39,6 +39,10 @@ impl Store for WitStore {
         storage::list_people_ids(after, limit)
     }
 
+    fn find_direct_reports(&mut self, manager_id: &str) -> Result<Vec<StoredPerson>, StorageError> {
+        storage::find_direct_reports(manager_id)
+    }
+
     fn commit(&mut self, batch: &Batch) -> Result<(), StorageError> {
         storage::commit(batch)
     }

@@ -47,7 +47,9 @@ pub mod url;
 mod component;
 #[cfg(target_family = "wasm")]
 mod imports;
-#[cfg(target_family = "wasm")]
+// Also built for native tests: its request headers, error mapping and body reading are
+// plain functions tested there.
+#[cfg(any(target_family = "wasm", test))]
 mod wasi_http;
 
 #[cfg(test)]

@@ -3,8 +3,10 @@
 //! removal policy makes to people who are gone (or no longer pass the filter).
 
 use crate::types::{
-    Change, Person, PersonStatus, PersonUpsert, RemovalPolicy, StoredPerson, UpsertKind,
+    Change, Group, Mailbox, Person, PersonStatus, PersonUpsert, RemovalPolicy, StoredPerson,
+    Subscription, UpsertKind, Usage,
 };
+use std::collections::BTreeMap;
 
 /// What to do with one person read from Graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +89,163 @@ pub fn fingerprint(p: &Person) -> String {
     hex16(h.0)
 }
 
+/// How a record read from Graph compares with what the last committed run stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// The fingerprints of a data set whose stored rows the engine cannot read back through
+/// the storage interface (groups, subscriptions, mailboxes, usage): a map from the hash of
+/// a record's key (its object id or SKU id) to the hash of its fields, kept in a checkpoint
+/// committed with the batch that writes the records, so that the next run tells created
+/// (not seen before), updated (hash differs) and unchanged (equal: not written again)
+/// apart. 16 bytes a record, 32 hex digits in the checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fingerprints {
+    map: BTreeMap<u64, u64>,
+}
+
+const FINGERPRINTS_V1: &str = "v1:";
+
+impl Fingerprints {
+    /// Reads a checkpoint value. `None` (never saved, cleared, or not readable): what is
+    /// stored is not known.
+    pub fn parse(value: Option<&str>) -> Option<Fingerprints> {
+        let hex = value?.strip_prefix(FINGERPRINTS_V1)?;
+        if !hex.len().is_multiple_of(32) || !hex.is_ascii() {
+            return None;
+        }
+        let mut map = BTreeMap::new();
+        for i in (0..hex.len()).step_by(32) {
+            let key = u64::from_str_radix(&hex[i..i + 16], 16).ok()?;
+            let value = u64::from_str_radix(&hex[i + 16..i + 32], 16).ok()?;
+            map.insert(key, value);
+        }
+        Some(Fingerprints { map })
+    }
+
+    /// The checkpoint value.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(FINGERPRINTS_V1.len() + self.map.len() * 32);
+        out.push_str(FINGERPRINTS_V1);
+        for (k, v) in &self.map {
+            out.push_str(&hex16(*k));
+            out.push_str(&hex16(*v));
+        }
+        out
+    }
+
+    fn key(id: &str) -> u64 {
+        fnv(id.as_bytes())
+    }
+
+    /// How the record `id` with fields hashed to `hash` compares with this map.
+    pub fn outcome(&self, id: &str, hash: u64) -> Outcome {
+        match self.map.get(&Self::key(id)) {
+            None => Outcome::Created,
+            Some(h) if *h == hash => Outcome::Unchanged,
+            Some(_) => Outcome::Updated,
+        }
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.map.contains_key(&Self::key(id))
+    }
+
+    /// Records `id` with `hash`; false when it was there already (with any hash).
+    pub fn insert(&mut self, id: &str, hash: u64) -> bool {
+        self.map.insert(Self::key(id), hash).is_none()
+    }
+
+    /// Forgets `id`; false when it was not there.
+    pub fn remove(&mut self, id: &str) -> bool {
+        self.map.remove(&Self::key(id)).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Adds the records of `before` that `self` lacks (kept as they were).
+    pub fn keep_missing(&mut self, before: &Fingerprints) {
+        for (k, v) in &before.map {
+            self.map.entry(*k).or_insert(*v);
+        }
+    }
+
+    /// How many records of `self` are not in `now` (gone since).
+    pub fn missing_from(&self, now: &Fingerprints) -> usize {
+        self.map.keys().filter(|k| !now.map.contains_key(k)).count()
+    }
+}
+
+/// The hash of a group's stored fields.
+pub fn group_hash(g: &Group) -> u64 {
+    let mut h = Fnv(Fnv::OFFSET);
+    h.str("m365sync-group-v1");
+    h.str(&g.object_id);
+    h.str(&g.display_name);
+    h.opt(&g.mail);
+    h.str(&g.kind);
+    h.0
+}
+
+/// The hash of a subscribed SKU's stored fields.
+pub fn subscription_hash(s: &Subscription) -> u64 {
+    let mut h = Fnv(Fnv::OFFSET);
+    h.str("m365sync-subscription-v1");
+    h.str(&s.sku_id);
+    h.str(&s.sku_part_number);
+    h.str(&s.product_name);
+    for units in [
+        s.enabled_units,
+        s.suspended_units,
+        s.warning_units,
+        s.consumed_units,
+    ] {
+        h.bytes(&units.to_le_bytes());
+    }
+    h.list(&s.service_plans);
+    h.0
+}
+
+/// The hash of a mailbox row's stored fields.
+pub fn mailbox_hash(m: &Mailbox) -> u64 {
+    let mut h = Fnv(Fnv::OFFSET);
+    h.str("m365sync-mailbox-v1");
+    h.str(&m.object_id);
+    h.bytes(&m.storage_used_bytes.to_le_bytes());
+    h.bytes(&m.item_count.to_le_bytes());
+    h.str(&m.quota_status);
+    h.opt(&m.last_activity);
+    h.str(&m.report_refreshed);
+    h.0
+}
+
+/// The hash of a usage row's stored fields.
+pub fn usage_hash(u: &Usage) -> u64 {
+    let mut h = Fnv(Fnv::OFFSET);
+    h.str("m365sync-usage-v1");
+    h.str(&u.object_id);
+    h.str(&u.workload);
+    h.bytes(&u.period_days.to_le_bytes());
+    h.opt(&u.last_activity);
+    h.bytes(&(u.counts.len() as u64).to_le_bytes());
+    for (name, n) in &u.counts {
+        h.str(name);
+        h.bytes(&n.to_le_bytes());
+    }
+    h.str(&u.report_refreshed);
+    h.0
+}
+
 /// `format!("{:016x}", v)` without the formatting machinery (once per person read).
 fn hex16(v: u64) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -130,7 +289,20 @@ pub fn upsert(
     })
 }
 
-/// A stored person written back with new fields (the sign-in pass), status kept.
+/// A stored person written back with `person`'s fields (the sign-in pass, a deleted
+/// manager cleared): the fingerprint computed again, the status kept.
+pub fn rewrite_person(stored: StoredPerson, person: Person, changed_fields: Vec<String>) -> Change {
+    rewrite(
+        StoredPerson {
+            fingerprint: fingerprint(&person),
+            person,
+            status: stored.status,
+        },
+        changed_fields,
+    )
+}
+
+/// A stored person written back as it is (a status change), status and fingerprint as given.
 pub fn rewrite(stored: StoredPerson, changed_fields: Vec<String>) -> Change {
     Change::UpsertPerson(PersonUpsert {
         stored,
@@ -259,6 +431,31 @@ mod tests {
         a.surname = None;
         b.surname = None;
         assert_ne!(fingerprint(&a), fingerprint(&b));
+    }
+
+    #[test]
+    fn fingerprints_round_trip_and_tell_outcomes_apart() {
+        let mut f = Fingerprints::default();
+        assert!(f.insert("g1", 1));
+        assert!(f.insert("g2", 2));
+        assert!(!f.insert("g2", 3));
+        let back = Fingerprints::parse(Some(&f.encode())).unwrap();
+        assert_eq!(back, f);
+        assert_eq!(back.outcome("g1", 1), Outcome::Unchanged);
+        assert_eq!(back.outcome("g2", 2), Outcome::Updated);
+        assert_eq!(back.outcome("g9", 1), Outcome::Created);
+        let mut now = back.clone();
+        assert!(now.remove("g1"));
+        assert!(!now.remove("g1"));
+        assert_eq!(back.missing_from(&now), 1);
+        assert_eq!(
+            Fingerprints::parse(Some("v1:")),
+            Some(Fingerprints::default())
+        );
+        for bad in ["", "v1:abc", "v2:", "v1:zzzzzzzzzzzzzzzz0000000000000000"] {
+            assert_eq!(Fingerprints::parse(Some(bad)), None, "{bad}");
+        }
+        assert_eq!(Fingerprints::parse(None), None);
     }
 
     #[test]

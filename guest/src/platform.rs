@@ -58,10 +58,27 @@ pub enum TransportError {
     Denied { authority: String },
     #[error("could not connect: {0}")]
     Connect(String),
-    #[error("timed out: {0}")]
+    /// A deadline passed; the text says what was awaited ("the response from … to begin").
+    #[error("timed out waiting for {0}")]
     Timeout(String),
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The body ended before all the bytes its `Content-Length` announced arrived (a
+    /// transfer cut short: worth another try).
+    #[error("short read: {0}")]
+    ShortRead(String),
+    /// The body is, or its `Content-Length` announces it to be, larger than the engine
+    /// reads into memory: refused before it is read (not worth another try).
+    #[error(
+        "the response is too large: {size} bytes {}, more than the {limit} bytes the engine \
+         reads",
+        if *.announced { "announced by its Content-Length" } else { "arrived" }
+    )]
+    TooLarge {
+        size: u64,
+        limit: u64,
+        announced: bool,
+    },
 }
 
 /// Outgoing HTTP.
@@ -86,6 +103,7 @@ pub trait Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<String>, StorageError>;
+    fn find_direct_reports(&mut self, manager_id: &str) -> Result<Vec<StoredPerson>, StorageError>;
     fn commit(&mut self, batch: &Batch) -> Result<(), StorageError>;
     fn list_organizations(&mut self) -> Result<Vec<PlatformOrganization>, StorageError>;
     fn create_organization(&mut self, name: &str) -> Result<PlatformOrganization, StorageError>;

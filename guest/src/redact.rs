@@ -32,6 +32,35 @@ impl Redactor {
         out
     }
 
+    /// At most `max_chars` characters of `text`, masked BEFORE it is cut: cutting first
+    /// could split a secret at the cut and leave its first characters unmasked.
+    pub fn truncated(&self, text: &str, max_chars: usize) -> String {
+        let mut masked = text.to_owned();
+        self.clean(&mut masked);
+        match masked.char_indices().nth(max_chars) {
+            Some((at, _)) => masked[..at].to_owned(),
+            None => masked,
+        }
+    }
+
+    /// The beginning of a body that is not a Graph error (an HTML error page, a proxy's
+    /// text) on one line: at most `max_chars` characters, masked before they are cut. Only
+    /// the first bytes are read, enough for `max_chars` characters plus the longest
+    /// (form-encoded) value, so that a value crossing the cut is still masked whole.
+    pub fn excerpt(&self, body: &[u8], max_chars: usize) -> String {
+        let longest = self.values.first().map_or(0, String::len);
+        // UTF-8 takes up to 4 bytes a character; form encoding up to 3 bytes a byte.
+        let window = max_chars
+            .saturating_mul(4)
+            .saturating_add(longest.saturating_mul(3));
+        let text = String::from_utf8_lossy(&body[..body.len().min(window)]);
+        let one_line: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        self.truncated(&one_line, max_chars).trim().to_owned()
+    }
+
     pub fn clean(&self, text: &mut String) {
         for v in &self.values {
             if text.contains(v.as_str()) {
@@ -59,12 +88,15 @@ impl Redactor {
         match &mut e {
             SyncError::Auth(a) => self.clean(&mut a.message),
             SyncError::Permission(p) => self.clean(&mut p.message),
+            SyncError::MassRemoval(m) => self.clean(&mut m.message),
             SyncError::Http(f) | SyncError::BadResponse(f) => clean_failure(f),
             SyncError::HostDenied(s)
             | SyncError::Secret(s)
             | SyncError::Storage(s)
             | SyncError::InvalidRequest(s)
-            | SyncError::Unsupported(s) => self.clean(s),
+            | SyncError::Unsupported(s)
+            | SyncError::TenantMismatch(s)
+            | SyncError::Cancelled(s) => self.clean(s),
         }
         e
     }
@@ -92,5 +124,27 @@ mod tests {
         let SyncError::Http(f) = e else { panic!() };
         assert_eq!(f.url, "https://x/?k=[redacted]");
         assert_eq!(f.message, "echo [redacted]");
+    }
+
+    #[test]
+    fn masks_before_cutting_a_value_that_straddles_the_cut() {
+        let secret = "0123456789secret-value";
+        let mut r = Redactor::default();
+        r.add(secret);
+        // The secret starts 5 characters before the cut at 20.
+        let text = format!("{}{secret} and more", "x".repeat(15));
+        let cut = r.truncated(&text, 20);
+        assert!(!cut.contains("01234"), "{cut}");
+        assert_eq!(cut, format!("{}[reda", "x".repeat(15)));
+        assert_eq!(r.truncated("short", 20), "short");
+
+        // The same across an excerpt's byte window, in the form-encoded spelling too.
+        let mut r = Redactor::default();
+        r.add("a secret+value/with=odd");
+        let body = format!("{}a+secret%2Bvalue%2Fwith%3Dodd\n tail", "y".repeat(195));
+        let shown = r.excerpt(body.as_bytes(), 200);
+        assert!(!shown.contains("a+sec"), "{shown}");
+        assert!(shown.starts_with(&"y".repeat(195)), "{shown}");
+        assert!(!r.excerpt(b"line one\nline two", 200).contains('\n'));
     }
 }

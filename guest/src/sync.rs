@@ -16,9 +16,12 @@
 //!    people by user principal name.
 //!
 //! Users come first, so that everything after sees today's people. A delta round's
-//! `@odata.deltaLink` is saved ONLY in its final batch, with the last page's changes; a
-//! next link is never saved. A run stopped at any point therefore leaves the previous
-//! delta link, and the next run replays it (or runs the initial round again): people are
+//! `@odata.deltaLink` is saved ONLY in its final batch, with the last page's changes (and
+//! the round's removals, held back to it for the removal guard). A users round also saves
+//! its progress at a bounded interval: a resume checkpoint (its next link and the round
+//! state its end needs, see `round`), with which the next run carries on where it stopped.
+//! A run stopped at any point therefore leaves the previous delta link (and maybe a resume
+//! point), and the next run resumes, replays it or runs the initial round again: people are
 //! keyed by object id and compared by fingerprint, groups are reset and rebuilt by an
 //! initial round, and the other data sets are plain upserts, so nothing is doubled or
 //! lost. The run's sync log rides on the run's last batch, after everything else.
@@ -37,16 +40,16 @@ use crate::bindings::m365sync::engine::secrets::SecretError;
 use crate::bindings::m365sync::engine::storage::StorageError;
 use crate::fieldmap::FieldMap;
 use crate::filter::{Filter, FilterData};
-use crate::graph::token::{Credentials, token_roles};
+use crate::graph::token::{Credentials, token_roles, token_tenant_id};
 use crate::graph::{GraphClient, Stats};
 use crate::permissions::{self, feature_names};
 use crate::platform::{Env, Log, Secrets, Store};
 use crate::redact::Redactor;
 use crate::types::{
-    AccountFilter, Batch, Change, DataSet, DataSetReport, Features, MatchConflict, MatchKey,
-    OrganizationMatch, PermissionDenied, Person, PersonKey, PersonOutcome, PreviewEntry,
-    RemovalPolicy, StoredPerson, SyncError, SyncMode, SyncPreview, SyncReport, SyncRequest, Tenant,
-    Warning,
+    AccountFilter, Batch, Change, Checkpoint, DataSet, DataSetReport, Features, MatchConflict,
+    MatchKey, OrganizationMatch, PermissionDenied, Person, PersonKey, PersonOutcome, PreviewEntry,
+    RemovalGuard, RemovalPolicy, StoredPerson, SyncError, SyncFailure, SyncMode, SyncPreview,
+    SyncReport, SyncRequest, Tenant, Warning,
 };
 use crate::url::AbsoluteUrl;
 
@@ -60,7 +63,8 @@ mod signins;
 
 pub use groups::{GROUPS_DELTA_LINK, GROUPS_DELTA_SELECT};
 pub use people::{
-    LAST_FULL_SYNC, USERS_DELTA_LINK, USERS_DELTA_SELECT, USERS_FILTER, USERS_UNRESOLVED,
+    LAST_FULL_SYNC, USERS_DELTA_LINK, USERS_DELTA_SELECT, USERS_FILTER, USERS_RESUME,
+    USERS_UNRESOLVED,
 };
 use round::Round;
 
@@ -68,6 +72,9 @@ use round::Round;
 pub const IMPLEMENTED: Features = Features::all();
 /// The name of the secret the engine reads.
 pub const CLIENT_SECRET: &str = "client-secret";
+/// Checkpoint: the directory (tenant) id the tenant's stored data belongs to, bound on its
+/// first run that signs in (see `Run::bind_directory`).
+pub const DIRECTORY_ID: &str = "tenant.directory-id";
 /// Usage report periods Graph offers.
 const USAGE_PERIODS: [u16; 4] = [7, 30, 90, 180];
 
@@ -193,6 +200,7 @@ pub fn storage_error(op: &str, e: StorageError) -> SyncError {
     SyncError::Storage(match e {
         StorageError::Unavailable(m) => format!("{op} failed: storage unavailable: {m}"),
         StorageError::Invalid(m) => format!("{op} failed: storage refused the data: {m}"),
+        StorageError::Cancelled(m) => return SyncError::Cancelled(m),
     })
 }
 
@@ -209,6 +217,9 @@ pub fn summary(e: &SyncError) -> String {
         SyncError::Secret(m) | SyncError::Storage(m) => m.clone(),
         SyncError::InvalidRequest(m) => format!("invalid request: {m}"),
         SyncError::Unsupported(m) => format!("unsupported: {m}"),
+        SyncError::MassRemoval(m) => m.message.clone(),
+        SyncError::TenantMismatch(m) => m.clone(),
+        SyncError::Cancelled(m) => format!("cancelled: {m}"),
     }
 }
 
@@ -217,8 +228,9 @@ pub fn log_line(log: &mut dyn Log, r: &Redactor, level: Level, message: &str) {
     log.log(level, &r.text(message));
 }
 
-/// Runs one sync. Errors and log lines never carry the client secret or a token.
-pub fn run(env: &mut Env<'_>, req: &SyncRequest) -> Result<SyncReport, SyncError> {
+/// Runs one sync. Errors and log lines never carry the client secret or a token. A
+/// failure carries the report of what the run did until it failed.
+pub fn run(env: &mut Env<'_>, req: &SyncRequest) -> Result<SyncReport, Box<SyncFailure>> {
     run_with(env, req, false).map(|(report, _)| report)
 }
 
@@ -234,7 +246,7 @@ pub fn preview(env: &mut Env<'_>, req: &SyncRequest) -> Result<SyncPreview, Sync
             "a preview shows the users a sync would import; enable users",
         ));
     }
-    let (report, people) = run_with(env, &req, true)?;
+    let (report, people) = run_with(env, &req, true).map_err(|f| f.error)?;
     Ok(SyncPreview {
         report,
         people: people.unwrap_or_default(),
@@ -245,9 +257,55 @@ fn run_with(
     env: &mut Env<'_>,
     req: &SyncRequest,
     preview: bool,
-) -> Result<(SyncReport, Option<Vec<PreviewEntry>>), SyncError> {
+) -> Result<(SyncReport, Option<Vec<PreviewEntry>>), Box<SyncFailure>> {
     let started_ms = env.clock.now_ms();
     let started_at = env.clock.wall_rfc3339();
+    // Failures before the run starts sent nothing and did nothing: an empty report.
+    let failed_early = |error: SyncError| {
+        Box::new(SyncFailure {
+            report: SyncReport {
+                tenant_key: req.tenant.key.trim().to_owned(),
+                mode: req.options.mode,
+                started_at: started_at.clone(),
+                elapsed_ms: 0,
+                requests: 0,
+                retries: 0,
+                retry_wait_ms: 0,
+                data_sets: Vec::new(),
+                warnings: Vec::new(),
+                conflicts: Vec::new(),
+                organization: None,
+                dry_run: req.options.dry_run,
+            },
+            error,
+        })
+    };
+    prepare_and_run(env, req, preview, started_ms, &started_at).map_err(|e| match e {
+        Prepared::Early(error) => failed_early(error),
+        Prepared::Failed(failure) => failure,
+    })
+}
+
+/// A failure before the run started (nothing sent), or one during it (with its report).
+enum Prepared {
+    Early(SyncError),
+    Failed(Box<SyncFailure>),
+}
+
+impl From<SyncError> for Prepared {
+    fn from(e: SyncError) -> Self {
+        Prepared::Early(e)
+    }
+}
+
+fn prepare_and_run(
+    env: &mut Env<'_>,
+    req: &SyncRequest,
+    preview: bool,
+    started_ms: u64,
+    started_at: &str,
+) -> Result<(SyncReport, Option<Vec<PreviewEntry>>), Prepared> {
+    let started_at = started_at.to_owned();
     let tenant = check_tenant(&req.tenant)?;
     let opts = &req.options;
     check_features(opts.features)?;
@@ -259,7 +317,8 @@ fn run_with(
         return Err(invalid(
             "options.usage-periods",
             format!("{p} is not a report period; use 7, 30, 90 or 180"),
-        ));
+        )
+        .into());
     }
     // Checked before signing in; compiled again with its data once signed in.
     let filter = Filter::compile(&opts.filter, FilterData::default())?;
@@ -285,6 +344,7 @@ fn run_with(
         mode: opts.mode,
         features: opts.features,
         removal: opts.removal,
+        removal_guard: opts.removal_guard,
         dry_run: opts.dry_run,
         periods,
         started_ms,
@@ -295,22 +355,25 @@ fn run_with(
         preview: preview.then(Vec::new),
         data_sets: Vec::new(),
         pending: None,
+        counted: people::Counted::default(),
         mode_run: None,
     };
     let result = run.sync(&mut graph);
     let redactor = graph.redactor().clone();
-    result
-        .map(|report| (report, run.preview.take()))
-        .map_err(|e| {
-            let e = redactor.error(e);
+    match result {
+        Ok(report) => Ok((report, run.preview.take())),
+        Err(e) => {
+            let error = redactor.error(e);
             log_line(
                 run.log,
                 &redactor,
                 Level::Error,
-                &format!("sync of tenant {} failed: {}", tenant.key, summary(&e)),
+                &format!("sync of tenant {} failed: {}", tenant.key, summary(&error)),
             );
-            e
-        })
+            let report = run.run_report(&graph);
+            Err(Prepared::Failed(Box::new(SyncFailure { error, report })))
+        }
+    }
 }
 
 /// Says which page of a delta round a Graph failure happened on.
@@ -352,6 +415,8 @@ struct Run<'r> {
     /// The features to run (those stopped for a missing permission are taken out).
     features: Features,
     removal: RemovalPolicy,
+    /// How many removals the run may commit (see `people::guard`).
+    removal_guard: RemovalGuard,
     dry_run: bool,
     /// Usage report periods asked for, in days, sorted, without duplicates.
     periods: Vec<u16>,
@@ -368,6 +433,8 @@ struct Run<'r> {
     /// The final batch of the last phase, held so that the run's sync log can ride on it
     /// when nothing comes after; committed before any other batch.
     pending: Option<Batch>,
+    /// Whom the users phase counted, so that a later write of a person counts once.
+    counted: people::Counted,
     /// The mode the first delta phase actually ran (users, else groups).
     mode_run: Option<SyncMode>,
 }
@@ -504,6 +571,7 @@ impl Run<'_> {
         graph.sign_in()?;
         let r = graph.redactor().clone();
         self.info(&r, &format!("signed in to tenant {}", self.tenant.key));
+        self.bind_directory(graph, &r)?;
         self.gate(graph, &r)?;
         if self.features.contains(Features::USERS) {
             let data = self.filter_data(graph, self.filter_spec)?;
@@ -590,12 +658,26 @@ impl Run<'_> {
     /// Commits the run's last batch, with the sync log: the held final batch of the last
     /// phase, or an empty one.
     fn finish(&mut self, graph: &GraphClient<'_>) -> Result<SyncReport, SyncError> {
+        let report = self.run_report(graph);
+        let mut batch = self.pending.take().unwrap_or(Batch {
+            changes: Vec::new(),
+            checkpoints: Vec::new(),
+            run: None,
+        });
+        batch.run = Some(report.clone());
+        self.store_commit(&batch)?;
+        Ok(report)
+    }
+
+    /// The run's report so far (taking the phases' counts, warnings and conflicts): the
+    /// sync log of a finished run, or of a failed one up to its failure.
+    fn run_report(&mut self, graph: &GraphClient<'_>) -> SyncReport {
         let Stats {
             requests,
             retries,
             retry_wait_ms,
         } = graph.stats;
-        let report = SyncReport {
+        SyncReport {
             tenant_key: self.tenant.key.clone(),
             mode: self.mode_run.unwrap_or(self.mode),
             started_at: self.started_at.clone(),
@@ -608,15 +690,63 @@ impl Run<'_> {
             conflicts: std::mem::take(&mut self.conflicts),
             organization: self.organization.take(),
             dry_run: self.dry_run,
+        }
+    }
+
+    /// Binds the stored tenant to its directory: the token's `tid` (or, without one, the
+    /// configured tenant id when it is a GUID). The first run that signs in commits it
+    /// ([`DIRECTORY_ID`]) in a batch of its own, before any data; a store that holds data
+    /// but no binding (written before engine 0.3) is bound the same way by its next run.
+    /// A later run whose directory differs fails with `tenant-mismatch` before it reads or
+    /// writes anything else: the tenant's name in the config was reused for another
+    /// directory, and its run would remove (or overwrite) the first directory's people.
+    fn bind_directory(
+        &mut self,
+        graph: &mut GraphClient<'_>,
+        r: &Redactor,
+    ) -> Result<(), SyncError> {
+        let from_token = token_tenant_id(graph.sign_in()?).ok().flatten();
+        let configured = crate::ids::parse_guid(&self.tenant.tenant_id)
+            .is_some()
+            .then(|| self.tenant.tenant_id.clone());
+        let Some(directory) = from_token.or(configured) else {
+            log_line(
+                self.log,
+                r,
+                Level::Debug,
+                &format!(
+                    "tenant {}: the access token names no directory (tid) and the configured \
+                     tenant id is not a GUID, so the store is not bound to a directory",
+                    self.tenant.key
+                ),
+            );
+            return Ok(());
         };
-        let mut batch = self.pending.take().unwrap_or(Batch {
-            changes: Vec::new(),
-            checkpoints: Vec::new(),
-            run: None,
-        });
-        batch.run = Some(report.clone());
-        self.store_commit(&batch)?;
-        Ok(report)
+        let directory = directory.trim().to_ascii_lowercase();
+        let stored = self
+            .store
+            .get_checkpoint(DIRECTORY_ID)
+            .map_err(|e| storage_error("get-checkpoint", e))?;
+        match stored {
+            Some(bound) if bound.trim().eq_ignore_ascii_case(&directory) => Ok(()),
+            Some(bound) => Err(SyncError::TenantMismatch(format!(
+                "tenant {key}: the store holds the data of directory {bound} under this name, \
+                 but this run signed in to directory {directory}; nothing was read or written. \
+                 If the config's tenant {key} now means another directory, use another tenant \
+                 name in the config for the other directory, or reset the stored data with \
+                 `m365sync reset --tenant {key}`.",
+                key = self.tenant.key,
+                bound = bound.trim(),
+            ))),
+            None => self.commit(&Batch {
+                changes: Vec::new(),
+                checkpoints: vec![Checkpoint {
+                    key: DIRECTORY_ID.into(),
+                    value: Some(directory),
+                }],
+                run: None,
+            }),
+        }
     }
 
     /// Compares the token's `roles` with what the enabled features need. A feature whose

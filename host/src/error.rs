@@ -2,14 +2,20 @@
 
 use std::fmt;
 
-use crate::runtime::bindings::types::{AuthFailure, SyncError};
+use crate::runtime::bindings::types::{AuthFailure, SyncError, SyncReport};
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The engine reported a failure (sign-in, Graph, storage, a refused host...).
     #[error("tenant {tenant}: {error}")]
-    Engine { tenant: String, error: EngineError },
+    Engine {
+        tenant: String,
+        error: EngineError,
+        /// What the run did until it failed (requests, retries, the mode that ran, the
+        /// data sets), when the call was a sync.
+        report: Option<Box<SyncReport>>,
+    },
     /// The sandbox asked for more memory than its limit and was stopped.
     #[error(
         "tenant {tenant}: the run was stopped: it exceeded its memory limit of {limit_mib} MiB"
@@ -30,7 +36,8 @@ pub enum RunError {
 impl RunError {
     /// A stable name of the kind of failure, for the sync log and scripts: the engine's
     /// `sync-error` case ("auth", "permission", "host-denied", "http", "bad-response",
-    /// "secret", "storage", "invalid-request", "unsupported"), or "memory-limit",
+    /// "secret", "storage", "invalid-request", "unsupported", "mass-removal",
+    /// "tenant-mismatch", "cancelled"), or "memory-limit",
     /// "deadline", "crashed" when the host stopped the run.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -44,10 +51,21 @@ impl RunError {
                 SyncError::Storage(_) => "storage",
                 SyncError::InvalidRequest(_) => "invalid-request",
                 SyncError::Unsupported(_) => "unsupported",
+                SyncError::MassRemoval(_) => "mass-removal",
+                SyncError::TenantMismatch(_) => "tenant-mismatch",
+                SyncError::Cancelled(_) => "cancelled",
             },
             RunError::MemoryLimit { .. } => "memory-limit",
             RunError::Deadline { .. } => "deadline",
             RunError::Crashed { .. } => "crashed",
+        }
+    }
+
+    /// What a failed sync did until it failed, when the engine reported it.
+    pub fn report(&self) -> Option<&SyncReport> {
+        match self {
+            RunError::Engine { report, .. } => report.as_deref(),
+            _ => None,
         }
     }
 
@@ -115,6 +133,9 @@ impl fmt::Display for EngineError {
             SyncError::Storage(message) => write!(f, "storage failed: {message}"),
             SyncError::InvalidRequest(message) => write!(f, "invalid request: {message}"),
             SyncError::Unsupported(message) => write!(f, "not supported: {message}"),
+            SyncError::MassRemoval(m) => write!(f, "stopped before removing people: {}", m.message),
+            SyncError::TenantMismatch(message) => write!(f, "wrong directory: {message}"),
+            SyncError::Cancelled(message) => write!(f, "the run was stopped: {message}"),
         }
     }
 }

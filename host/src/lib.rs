@@ -18,6 +18,6 @@ pub use capabilities::log::{EventSink, TracingSink};
 pub use capabilities::storage::TenantStore;
 pub use config::{ConfigFile, SecretSource, TenantRun};
 pub use error::{EngineError, RunError};
-pub use runtime::{RunLimits, Runtime, SandboxAllocation};
+pub use runtime::{CancelToken, RunLimits, Runtime, SandboxAllocation};
 pub use store::SqliteStore;
-pub use synclog::{SyncFailure, sync_logged};
+pub use synclog::{SyncFailure, sync_logged, sync_logged_cancellable};

@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 
 use crate::runtime::bindings::types::{
     Change, DataSet, DataSetReport, MatchConflict, MatchState, OrganizationMatch, PersonOutcome,
-    PersonStatus, PreviewEntry, ReviewAction, SyncMode, SyncPreview, SyncReport, UpsertKind,
+    PersonStatus, PreviewEntry, ReportScope, ReviewAction, SyncMode, SyncPreview, SyncReport,
+    UpsertKind,
 };
 
 pub fn mode_name(mode: SyncMode) -> &'static str {
@@ -46,6 +47,11 @@ pub fn change_name(change: &Change) -> String {
         Change::UpsertDomain(d) => format!("domain {}", d.name),
         Change::UpsertMailbox(m) => format!("mailbox of {}", m.object_id),
         Change::UpsertUsage(u) => format!("{} usage of {}", u.workload, u.object_id),
+        Change::ReplaceReport(ReportScope::Mailboxes) => "replacement of the mailbox report".into(),
+        Change::ReplaceReport(ReportScope::Usage(u)) => format!(
+            "replacement of the {} usage report ({} days)",
+            u.workload, u.period_days
+        ),
     }
 }
 

@@ -139,7 +139,7 @@ fn a_bad_config_names_the_file_and_field_and_exits_2() {
     let config = dir.path().join("tenant.toml");
     std::fs::write(
         &config,
-        "[[tenant]]\nname = \"contoso\"\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_env = \"X\"\n\
+        "[[tenant]]\nname = \"contoso\"\ntenant_id = \"contoso.onmicrosoft.com\"\nclient_id = \"c\"\nclient_secret_env = \"X\"\n\
          [tenant.sync]\nremoval = \"shred\"\n",
     )
     .unwrap();
@@ -189,7 +189,7 @@ fn permissions_lists_read_only_permissions_for_the_enabled_features() {
     let config = dir.path().join("tenant.toml");
     std::fs::write(
         &config,
-        "[[tenant]]\nname = \"contoso\"\ntenant_id = \"t\"\nclient_id = \"c\"\nclient_secret_env = \"X\"\n",
+        "[[tenant]]\nname = \"contoso\"\ntenant_id = \"contoso.onmicrosoft.com\"\nclient_id = \"c\"\nclient_secret_env = \"X\"\n",
     )
     .unwrap();
     let output = m365sync()
@@ -330,7 +330,9 @@ fn logs_list_successful_and_failed_runs_newest_first() {
     assert_eq!(runs.len(), 2, "{runs:?}");
     assert_eq!(runs[0]["status"], "failed");
     assert_eq!(runs[0]["error_kind"], "auth");
-    assert!(runs[0]["requests"].is_null());
+    // Counted by the engine's failure report: the one token request that was refused.
+    assert_eq!(runs[0]["requests"], 1, "{runs:?}");
+    assert_eq!(runs[0]["mode"], "full");
     assert!(runs[0]["error"].as_str().unwrap().contains("AADSTS7000215"));
     assert_eq!(runs[1]["status"], "ok");
     assert_eq!(runs[1]["report"]["data_sets"][0]["created"], 40);
@@ -553,4 +555,330 @@ fn the_new_commands_have_help() {
     }
     let output = m365sync().args(["logs", "--run", "x"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
+}
+
+/// A config with one tenant whose Graph and sign-in endpoints are loopback ports where
+/// nothing listens, plus `extra` (a `[host]` table must come first, so it goes in `host`).
+fn offline_config(dir: &std::path::Path, host: &str, tenant: &str) -> std::path::PathBuf {
+    let config = dir.join("tenant.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{host}\n[[tenant]]\nname = \"contoso\"\ntenant_id = \"contoso.onmicrosoft.com\"\n\
+             client_id = \"00000000-0000-0000-0000-000000000000\"\n{tenant}\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn bad_config_values_exit_2_naming_file_line_key_and_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "client_secret_env = \"M365SYNC_CLI_TEST_UNSET\"";
+    for (host, tenant, expected) in [
+        (
+            "[host]\nmemory_limit_mib = 0",
+            secret.to_string(),
+            &["line 2", "host.memory_limit_mib", "16..=4096"][..],
+        ),
+        (
+            "[host]\nmemory_limit_mib = 17592186044416",
+            secret.to_string(),
+            &["line 2", "host.memory_limit_mib", "16..=4096"],
+        ),
+        (
+            "[host]\nsandboxes = 100000",
+            secret.to_string(),
+            &["line 2", "host.sandboxes", "0..=1024"],
+        ),
+        (
+            "[host]\nrun_timeout_secs = 0",
+            secret.to_string(),
+            &["line 2", "host.run_timeout_secs", "1..=86400"],
+        ),
+        (
+            "",
+            format!("{secret}\n[tenant.filter]\ndomains = [\"not a domain!\"]"),
+            &[
+                "line 8",
+                "tenant \"contoso\"",
+                "filter.domains",
+                "not a domain!",
+            ],
+        ),
+        (
+            "",
+            format!("{secret}\n[tenant.sync]\nmax_removal_percent = 150"),
+            &["line 8", "sync.max_removal_percent", "0..=100"],
+        ),
+        (
+            "",
+            format!("{secret}\n[tenant.endpoints]\ngraph = \"https://127.0.0.1:99999\""),
+            &["line 8", "endpoints.graph", "1..=65535"],
+        ),
+        (
+            "",
+            "name2 = 1".to_string(),
+            &["line 6", "tenant \"contoso\"", "name2"],
+        ),
+        (
+            "[host]\nmemory_limit_mib = 256\n",
+            "".to_string(),
+            &["line 4", "tenant \"contoso\"", "client secret"],
+        ),
+    ] {
+        let config = offline_config(dir.path(), host, &tenant);
+        let output = m365sync()
+            .arg("sync")
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{host} {tenant}: {stderr}");
+        assert!(stderr.contains("tenant.toml"), "{stderr}");
+        for part in expected {
+            assert!(stderr.contains(part), "{part:?} missing: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn plain_http_is_refused_for_a_remote_host_and_accepted_for_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = offline_config(
+        dir.path(),
+        "",
+        "client_secret_env = \"X\"\n[tenant.endpoints]\ngraph = \"http://graph.microsoft.com\"",
+    );
+    let output = m365sync()
+        .args(["permissions", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("tenant.toml")
+            && stderr.contains("line 8")
+            && stderr.contains("endpoints.graph")
+            && stderr.contains("not loopback"),
+        "{stderr}"
+    );
+
+    let config = offline_config(
+        dir.path(),
+        "",
+        "client_secret_env = \"X\"\n[tenant.endpoints]\ngraph = \"http://127.0.0.1:9\"",
+    );
+    let output = m365sync()
+        .args(["permissions", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs `m365sync sync` on `config`, failing the test if it has not ended in `limit`.
+fn sync_within(config: &std::path::Path, limit: std::time::Duration) -> (Option<i32>, String) {
+    let mut child = m365sync()
+        .args(["sync", "--config"])
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            return (status.code(), stderr);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("m365sync sync still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn secret_files_that_would_block_or_never_end_fail_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("secret.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let endpoints =
+        "[tenant.endpoints]\nlogin = \"http://127.0.0.1:9\"\ngraph = \"http://127.0.0.1:9\"";
+    for (file, what) in [
+        (fifo.display().to_string(), "FIFO"),
+        ("/dev/zero".to_string(), "character device"),
+    ] {
+        let config = offline_config(
+            dir.path(),
+            "[host]\ndb = \"m.db\"\nrun_timeout_secs = 600",
+            &format!("client_secret_file = \"{file}\"\n{endpoints}"),
+        );
+        let (code, stderr) = sync_within(&config, std::time::Duration::from_secs(60));
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&file) && stderr.contains(what),
+            "{file}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn an_unset_secret_variable_is_named_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = offline_config(
+        dir.path(),
+        "[host]\ndb = \"m.db\"",
+        "client_secret_env = \"M365SYNC_CLI_TEST_UNSET\"\n[tenant.endpoints]\n\
+         login = \"http://127.0.0.1:9\"\ngraph = \"http://127.0.0.1:9\"",
+    );
+    let (code, stderr) = sync_within(&config, std::time::Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "could not be read from environment variable M365SYNC_CLI_TEST_UNSET (not set)"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreadable_config_says_the_os_error_once() {
+    let output = m365sync()
+        .args(["sync", "--config", "/nonexistent/x.toml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_mass_removal_is_stopped_with_its_counts_until_allowed() {
+    let tenant = SimulatedTenant::start(40, "");
+    let first = tenant.run(&["sync"]);
+    assert!(first.status.success(), "{:?}", text_of(&first));
+    let gone: Vec<String> = tenant.tenant().users[..20]
+        .iter()
+        .map(|u| u.id.clone())
+        .collect();
+    tenant.simulator.as_ref().unwrap().delete_users(&gone, true);
+
+    let stopped = tenant.run(&["sync", "--json"]);
+    let (_, stderr) = text_of(&stopped);
+    assert_eq!(stopped.status.code(), Some(1), "{stderr}");
+    assert_eq!(json_of(&stopped)[0]["error_kind"], "mass-removal");
+    assert!(stderr.contains("--allow-mass-removal"), "{stderr}");
+    assert!(stderr.contains("20"), "the count is named: {stderr}");
+
+    let allowed = tenant.run(&["sync", "--json", "--allow-mass-removal"]);
+    assert!(allowed.status.success(), "{:?}", text_of(&allowed));
+    assert_eq!(json_of(&allowed)[0]["data_sets"][0]["removed"], 20);
+    let (help, _) = text_of(&m365sync().args(["sync", "--help"]).output().unwrap());
+    assert!(help.contains("--allow-mass-removal"), "{help}");
+}
+
+#[test]
+fn reset_deletes_a_tenants_data_only_with_yes_and_not_while_it_syncs() {
+    let tenant = SimulatedTenant::start(30, "");
+    let synced = tenant.run(&["sync"]);
+    assert!(synced.status.success(), "{:?}", text_of(&synced));
+    let added = tenant.run(&["organizations", "add", "Contoso Holdings"]);
+    assert!(added.status.success(), "{:?}", text_of(&added));
+    let count = |table: &str| -> i64 {
+        rusqlite::Connection::open(tenant.db())
+            .unwrap()
+            .query_row(
+                &format!("SELECT COUNT(*) FROM {table} WHERE tenant = 'contoso'"),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(count("people"), 30);
+
+    let unconfirmed = tenant.run(&["reset", "--tenant", "contoso"]);
+    let (_, stderr) = text_of(&unconfirmed);
+    assert_eq!(unconfirmed.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--yes"), "{stderr}");
+    assert_eq!(count("people"), 30, "nothing deleted without --yes");
+
+    // A running sync holds the tenant's lock (this process stands in for it).
+    let connection = rusqlite::Connection::open(tenant.db()).unwrap();
+    connection
+        .execute(
+            "INSERT INTO tenant_locks VALUES ('contoso', ?1, ?2, '2026-01-01T00:00:00.000Z', ?3)",
+            rusqlite::params![
+                std::process::id(),
+                m365sync::store::sqlite::host_name(),
+                i64::MAX / 2
+            ],
+        )
+        .unwrap();
+    let locked = tenant.run(&["reset", "--tenant", "contoso", "--yes"]);
+    let (_, stderr) = text_of(&locked);
+    assert_eq!(locked.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "tenant contoso is being synced by another process (pid {}",
+            std::process::id()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(count("people"), 30, "nothing deleted while locked");
+    connection.execute("DELETE FROM tenant_locks", []).unwrap();
+
+    let reset = tenant.run(&["reset", "--tenant", "contoso", "--yes", "--json"]);
+    assert!(reset.status.success(), "{:?}", text_of(&reset));
+    let outcome = json_of(&reset);
+    assert_eq!(outcome["deleted"]["people"], 30, "{outcome}");
+    for table in ["people", "checkpoints", "organizations", "subscriptions"] {
+        assert_eq!(count(table), 0, "{table}");
+    }
+    let organizations: i64 = connection
+        .query_row("SELECT COUNT(*) FROM platform_organizations", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(organizations, 1, "the platform's organizations are kept");
+    let logs = json_of(&tenant.run(&["logs", "--json"]));
+    let logs = logs.as_array().unwrap();
+    assert_eq!(logs.len(), 2, "the sync log is kept: {logs:?}");
+    assert_eq!(logs[0]["status"], "reset");
+    assert!(
+        logs[0]["error"].as_str().unwrap().contains("30 people"),
+        "{}",
+        logs[0]
+    );
+    assert_eq!(logs[1]["status"], "ok");
+    let (listed, _) = text_of(&tenant.run(&["logs"]));
+    assert!(listed.contains("reset: deleted"), "{listed}");
+
+    // The next sync starts the tenant afresh.
+    let again = tenant.run(&["sync", "--json"]);
+    assert!(again.status.success(), "{:?}", text_of(&again));
+    assert_eq!(json_of(&again)[0]["data_sets"][0]["created"], 30);
+    let (help, _) = text_of(&m365sync().args(["reset", "--help"]).output().unwrap());
+    assert!(
+        help.contains("--yes") && help.contains("--tenant"),
+        "{help}"
+    );
 }

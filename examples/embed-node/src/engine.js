@@ -25,11 +25,14 @@ export class RunError extends Error {
    *   "deadline", "crashed"
    * @param {string} message
    * @param {object} [engineError] the WIT `sync-error` value, when the engine returned one
+   * @param {object} [report] the WIT `sync-report` of what a failed sync did until it failed
+   *   (`sync-failure.report`), for the host's sync log
    */
-  constructor(kind, message, engineError) {
+  constructor(kind, message, engineError, report) {
     super(message);
     this.kind = kind;
     this.engineError = engineError;
+    this.report = report;
   }
 }
 
@@ -150,8 +153,13 @@ export class EngineRuntime {
     try {
       return call(sandbox.engine);
     } catch (error) {
-      if (error && Object.prototype.hasOwnProperty.call(error, 'payload') && error.payload?.tag) {
-        throw new RunError(error.payload.tag, `tenant ${sandbox.tenantKey}: ${syncErrorText(error.payload)}`, error.payload);
+      if (error && Object.prototype.hasOwnProperty.call(error, 'payload')) {
+        // `sync` fails with a `sync-failure` ({ error, report }); the other calls with a
+        // plain `sync-error`.
+        const failure = error.payload?.error?.tag ? error.payload : { error: error.payload, report: undefined };
+        if (failure.error?.tag) {
+          throw new RunError(failure.error.tag, `tenant ${sandbox.tenantKey}: ${syncErrorText(failure.error)}`, failure.error, failure.report);
+        }
       }
       if (error instanceof LimitBroken) throw new RunError(error.kind, error.message);
       // A trap (or an exception thrown by an import): this instance is dead; the next call
@@ -226,6 +234,7 @@ function noStorage() {
   return {
     getCheckpoint: refuse,
     findPeople: refuse,
+    findDirectReports: refuse,
     listPeopleIds: refuse,
     commit: refuse,
     listOrganizations: refuse,

@@ -212,6 +212,12 @@ export function syncErrorText(error) {
       return `invalid request: ${v}`;
     case 'unsupported':
       return `not supported: ${v}`;
+    case 'mass-removal':
+      return `stopped by the removal guard: ${v.message} (would remove ${v.wouldRemove} of ${v.stored} stored people; at most ${v.allowed} allowed)`;
+    case 'tenant-mismatch':
+      return `tenant mismatch: ${v}`;
+    case 'cancelled':
+      return `cancelled: ${v}`;
     default:
       return `engine error ${error.tag}: ${JSON.stringify(v)}`;
   }

@@ -8,7 +8,14 @@ import { TenantSecrets } from './secrets.js';
 import { PlatformStore } from './storage.js';
 
 /** The WIT package versions this host was written against (0.x: a new minor breaks). */
-const SUPPORTED_WIT = /^0\.2\.\d+$/;
+const SUPPORTED_WIT = /^0\.3\.\d+$/;
+
+/**
+ * The removal guard every run gets (Microsoft Entra Connect's "prevent accidental deletes"
+ * defaults): a run that would remove more than 10 % of the stored people, or more than 500,
+ * stops before committing those removals and fails with `mass-removal`.
+ */
+export const DEFAULT_REMOVAL_GUARD = Object.freeze({ maxPercent: 10, maxCount: 500, allow: false });
 
 /** Why the session could not start (bad state file, incompatible component...). */
 export class SetupError extends Error {}
@@ -17,7 +24,7 @@ export class SetupError extends Error {}
 export function checkCompatible(info, features) {
   if (!SUPPORTED_WIT.test(info.witVersion)) {
     throw new SetupError(
-      `the component implements m365sync:engine@${info.witVersion}; this host supports 0.2.x only`,
+      `the component implements m365sync:engine@${info.witVersion}; this host supports 0.3.x only`,
     );
   }
   const missing = Object.keys(features).filter((f) => features[f] && !info.features[f]);
@@ -76,6 +83,7 @@ export async function runSession(config, emit) {
       filter: { domains: ['*'], licensedOnly: false, enabledOnly: false, includeGuests: true, attributes: [] },
       matchKey: 'email',
       removal: 'keep',
+      removalGuard: { ...DEFAULT_REMOVAL_GUARD },
       fieldMap: [],
       usagePeriods: new Uint16Array(config.periods),
       dryRun: false,
@@ -95,7 +103,8 @@ export async function runSession(config, emit) {
       emit({ type: 'report', report });
     } catch (error) {
       if (!(error instanceof RunError)) throw error;
-      emit({ type: 'failed', kind: error.kind, message: error.message });
+      // A failed sync still says what it did until then: its report goes to the sync log.
+      emit({ type: 'failed', kind: error.kind, message: error.message, report: error.report });
       return;
     }
   }

@@ -13,6 +13,12 @@
 //   `normaliseKey`, the engine's own normalisation).
 // - A link (`upsert-person` of kind `link`) re-keys the record stored under
 //   `previous-object-id` to the new object id, keeping the record (its platform id here).
+// - `delete-person` deletes the person with everything stored about them: their mailbox,
+//   usage rows and group memberships.
+// - `replace-report` deletes the stored rows of one report (the mailbox report, or one
+//   workload's usage over one period); the upserts that follow in the batch are its new
+//   snapshot.
+// - `find-direct-reports`: the stored people (any status) whose manager is that id.
 //
 // One process at a time may use a state file: there is no lock across processes.
 
@@ -99,6 +105,10 @@ function changeName(change) {
     case 'upsert-domain': return `domain ${v.name}`;
     case 'upsert-mailbox': return `mailbox of ${v.objectId}`;
     case 'upsert-usage': return `${v.workload} usage of ${v.objectId}`;
+    case 'replace-report':
+      return v.tag === 'usage'
+        ? `replacement of the ${v.val.workload} usage report over ${v.val.periodDays} days`
+        : 'replacement of the mailbox report';
     default: return `change ${change.tag}`;
   }
 }
@@ -296,6 +306,13 @@ export class TenantStore {
     return this.#sortedIds;
   }
 
+  findDirectReports(managerId) {
+    const people = this.tenant.people;
+    return this.#ids()
+      .map((id) => people[id].stored)
+      .filter((stored) => stored.person.managerId === managerId);
+  }
+
   listPeopleIds(after, limit) {
     const ids = this.#ids();
     let start = 0;
@@ -380,6 +397,7 @@ export class TenantStore {
     return {
       getCheckpoint: (key) => this.getCheckpoint(key),
       findPeople: (keys) => this.findPeople(keys),
+      findDirectReports: (managerId) => this.findDirectReports(managerId),
       listPeopleIds: (after, limit) => this.listPeopleIds(after, limit),
       commit: (batch) => this.commit(batch),
       listOrganizations: () => this.listOrganizations(),
@@ -408,9 +426,35 @@ function applyChange(undo, t, change) {
       undo.set(t.people, id, { record: existing?.record ?? randomUUID(), stored: plain(v.stored) });
       break;
     }
-    case 'delete-person':
+    case 'delete-person': {
+      // The person and everything stored about them.
       undo.delete(t.people, v);
+      undo.delete(t.mailboxes, v);
+      for (const key of Object.keys(t.usage)) {
+        if (key.startsWith(`${v}|`)) undo.delete(t.usage, key);
+      }
+      for (const [group, members] of Object.entries(t.groupMembers)) {
+        if (Object.prototype.hasOwnProperty.call(members, v)) {
+          const rest = { ...members };
+          delete rest[v];
+          undo.set(t.groupMembers, group, rest);
+        }
+      }
       break;
+    }
+    case 'replace-report': {
+      if (v.tag === 'mailboxes') {
+        for (const key of Object.keys(t.mailboxes)) undo.delete(t.mailboxes, key);
+      } else if (v.tag === 'usage') {
+        const suffix = `|${v.val.workload}|${v.val.periodDays}`;
+        for (const key of Object.keys(t.usage)) {
+          if (key.endsWith(suffix)) undo.delete(t.usage, key);
+        }
+      } else {
+        throw new Error(`unknown report scope ${v.tag}`);
+      }
+      break;
+    }
     case 'upsert-subscription':
       undo.set(t.subscriptions, v.skuId, plain(v));
       break;

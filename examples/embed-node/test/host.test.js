@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { Allowlist } from '../src/allowlist.js';
-import { fixed, toText } from '../src/report.js';
+import { fixed, syncErrorText, toText } from '../src/report.js';
+import { DEFAULT_REMOVAL_GUARD, checkCompatible } from '../src/session.js';
 import { TenantSecrets } from '../src/secrets.js';
 import { PlatformStore, compareBytes, normaliseKey } from '../src/storage.js';
 
@@ -196,4 +197,70 @@ test('the text report has the Rust host\'s layout', () => {
 test('scores are printed as Rust prints them: exact ties to even', () => {
   assert.deepEqual([0.875, 0.125, 0.25, 0.7, 0.005, 1].map((x) => fixed(x, 2)), ['0.88', '0.12', '0.25', '0.70', '0.01', '1.00']);
   assert.equal(fixed(Math.fround(0.835), 2), '0.83'); // f32 0.835 is 0.834999978...
+});
+
+test('WIT 0.3: a deleted person takes their mailbox, usage and memberships along', () => {
+  const store = PlatformStore.open(null).forTenant('a');
+  const usage = (objectId, workload, periodDays) => ({
+    tag: 'upsert-usage',
+    val: { objectId, workload, periodDays, counts: [['send', 1n]], reportRefreshed: '2024-05-01' },
+  });
+  store.commit({
+    changes: [
+      upsert(person('1', 'one@x.com')),
+      upsert(person('2', 'two@x.com')),
+      { tag: 'upsert-mailbox', val: { objectId: '1', storageUsedBytes: 1n, itemCount: 1n, quotaStatus: 'under-limit', reportRefreshed: 'd' } },
+      { tag: 'upsert-mailbox', val: { objectId: '2', storageUsedBytes: 1n, itemCount: 1n, quotaStatus: 'under-limit', reportRefreshed: 'd' } },
+      usage('1', 'teams', 7), usage('1', 'exchange', 7), usage('2', 'teams', 7),
+      { tag: 'upsert-group', val: { objectId: 'g', displayName: 'G', kind: 'security' } },
+      { tag: 'group-members', val: { groupId: 'g', added: ['1', '2'], removed: [] } },
+    ],
+    checkpoints: [],
+  });
+  store.commit({ changes: [{ tag: 'delete-person', val: '1' }], checkpoints: [] });
+  const t = store.tenant;
+  assert.deepEqual(Object.keys(t.people), ['2']);
+  assert.deepEqual(Object.keys(t.mailboxes), ['2']);
+  assert.deepEqual(Object.keys(t.usage), ['2|teams|7']);
+  assert.deepEqual(t.groupMembers.g, { 2: true });
+
+  // A report replaced: only its own scope's rows go, then the new snapshot lands.
+  store.commit({ changes: [usage('2', 'teams', 30), usage('2', 'exchange', 7)], checkpoints: [] });
+  store.commit({
+    changes: [{ tag: 'replace-report', val: { tag: 'usage', val: { workload: 'teams', periodDays: 7 } } }],
+    checkpoints: [],
+  });
+  assert.deepEqual(Object.keys(store.tenant.usage).sort(), ['2|exchange|7', '2|teams|30']);
+  store.commit({ changes: [{ tag: 'replace-report', val: { tag: 'mailboxes' } }], checkpoints: [] });
+  assert.deepEqual(store.tenant.mailboxes, {});
+});
+
+test('WIT 0.3: direct reports are the stored people whose manager is that id', () => {
+  const store = PlatformStore.open(null).forTenant('a');
+  const managed = (id, managerId) => {
+    const p = person(id, `${id}@x.com`);
+    p.person.managerId = managerId;
+    return p;
+  };
+  store.commit({
+    changes: [upsert(managed('1', undefined)), upsert(managed('2', '1')), upsert(managed('3', '1')), upsert(managed('4', '2'))],
+    checkpoints: [],
+  });
+  assert.deepEqual(store.findDirectReports('1').map((s) => s.person.objectId), ['2', '3']);
+  assert.deepEqual(store.findDirectReports('9'), []);
+  assert.equal(typeof store.imports().findDirectReports, 'function');
+});
+
+test('WIT 0.3: only 0.3.x components run, with the default removal guard', () => {
+  const info = (witVersion) => ({ witVersion, features: { users: true } });
+  assert.doesNotThrow(() => checkCompatible(info('0.3.0'), { users: true }));
+  assert.throws(() => checkCompatible(info('0.2.4'), { users: true }), /supports 0\.3\.x only/);
+  assert.deepEqual(DEFAULT_REMOVAL_GUARD, { maxPercent: 10, maxCount: 500, allow: false });
+});
+
+test('WIT 0.3: the new sync errors read as words', () => {
+  assert.match(syncErrorText({ tag: 'mass-removal', val: { wouldRemove: 60n, stored: 100n, allowed: 10n, message: 'too many' } }),
+    /removal guard: too many \(would remove 60 of 100 stored people; at most 10 allowed\)/);
+  assert.equal(syncErrorText({ tag: 'cancelled', val: 'signal' }), 'cancelled: signal');
+  assert.equal(syncErrorText({ tag: 'tenant-mismatch', val: 'other directory' }), 'tenant mismatch: other directory');
 });

@@ -68,6 +68,14 @@ impl TenantStore for MemoryStore {
             .cloned()
             .collect())
     }
+    fn find_direct_reports(&mut self, manager_id: &str) -> Result<Vec<StoredPerson>, StorageError> {
+        Ok(self
+            .people
+            .values()
+            .filter(|p| p.person.manager_id.as_deref() == Some(manager_id))
+            .cloned()
+            .collect())
+    }
     fn commit(&mut self, batch: Batch) -> Result<(), StorageError> {
         // Check first, apply after: a batch is applied whole or not at all.
         if let Some(other) = batch

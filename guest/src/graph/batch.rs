@@ -115,6 +115,7 @@ impl GraphClient<'_> {
                             answer,
                             attempts,
                             need,
+                            self.redactor(),
                         );
                         return Err(in_batch(e));
                     }
@@ -131,6 +132,7 @@ impl GraphClient<'_> {
                     answer,
                     attempts,
                     need,
+                    self.redactor(),
                 );
                 return Err(in_batch(e));
             }
@@ -201,6 +203,7 @@ impl GraphClient<'_> {
                     response,
                     attempts,
                     need,
+                    self.redactor(),
                 ));
             }
             let problem = match client::cut_short(&response) {
@@ -217,6 +220,7 @@ impl GraphClient<'_> {
                             response,
                             attempts,
                             need,
+                            self.redactor(),
                         ));
                     }
                     Ok(BatchAnswer { responses: None }) => {

@@ -237,11 +237,11 @@ impl<'e> GraphClient<'e> {
             self.token = Some(t);
             return Ok(());
         }
-        if let Some(e) = token::map_token_failure(r.status, &r.body, &self.creds) {
+        if let Some(e) = token::map_token_failure(r.status, &r.body, &self.creds, &self.redactor) {
             return Err(e);
         }
         let (code, message) = parse_graph_error(&r.body);
-        Err(status_error(&req, &sent, code, message))
+        Err(status_error(&req, &sent, code, message, &self.redactor))
     }
 
     /// GETs a Graph URL (absolute, on the Graph endpoint) and returns the body of a 2xx.
@@ -404,7 +404,7 @@ impl<'e> GraphClient<'e> {
                 continue;
             }
             let (code, message) = parse_graph_error(&r.body);
-            let detail = message.unwrap_or_else(|| body_excerpt(&r.body));
+            let detail = message.unwrap_or_else(|| self.redactor.excerpt(&r.body, EXCERPT_CHARS));
             let mut text = format!(
                 "the download of the {what} report from {shown} answered HTTP {}",
                 r.status
@@ -487,12 +487,14 @@ impl<'e> GraphClient<'e> {
                 }
                 status if is_resync(status, &sent.response.body) => {
                     let (code, message) = parse_graph_error(&sent.response.body);
-                    let SyncError::Http(f) = status_error(&req, &sent, code, message) else {
+                    let SyncError::Http(f) =
+                        status_error(&req, &sent, code, message, &self.redactor)
+                    else {
                         unreachable!("status_error makes an http error")
                     };
                     return Ok(Reply::Resync(f));
                 }
-                _ => return Err(graph_error(&req, &sent, need)),
+                _ => return Err(graph_error(&req, &sent, need, &self.redactor)),
             }
         }
     }
@@ -507,6 +509,10 @@ impl<'e> GraphClient<'e> {
             let delay = match self.http.send(req) {
                 Err(TransportError::Denied { authority }) => {
                     return Err(SyncError::HostDenied(authority));
+                }
+                // Asking again would get the same body: refused at once.
+                Err(e @ TransportError::TooLarge { .. }) => {
+                    return Err(too_large(req, &e));
                 }
                 Err(e) => {
                     if attempts >= self.policy.max_transport_attempts {
@@ -642,6 +648,17 @@ fn transport_error(req: &HttpRequest, e: &TransportError, attempts: u32) -> Sync
     })
 }
 
+/// A body too large to read, as the bad response it is, naming the URL and the size.
+fn too_large(req: &HttpRequest, e: &TransportError) -> SyncError {
+    let url = display_url(&req.url);
+    SyncError::BadResponse(HttpFailure {
+        message: format!("{} {url}: {e}", req.method.as_str()),
+        url,
+        status: None,
+        graph_code: None,
+    })
+}
+
 #[derive(Deserialize)]
 struct GraphErrorBody {
     error: Option<GraphErrorDetail>,
@@ -731,19 +748,12 @@ fn parse_graph_error(body: &[u8]) -> (Option<String>, Option<String>) {
     }
 }
 
-/// The beginning of a body that is not a Graph error (an HTML error page, a proxy's text).
-fn body_excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(600)]);
-    let one_line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
-        .collect();
-    one_line.trim().to_owned()
-}
+/// Characters of a body that is not a Graph error (an HTML error page, a proxy's text)
+/// an error quotes ([`Redactor::excerpt`]).
+const EXCERPT_CHARS: usize = 200;
 
 /// A non-2xx answer of Graph as a typed error.
-fn graph_error(req: &HttpRequest, sent: &Sent, need: Need) -> SyncError {
+fn graph_error(req: &HttpRequest, sent: &Sent, need: Need, redactor: &Redactor) -> SyncError {
     let (code, message) = parse_graph_error(&sent.response.body);
     if sent.response.status == 403 && code.as_deref() == Some("Authorization_RequestDenied") {
         let detail = message.as_deref().unwrap_or("Insufficient privileges");
@@ -761,7 +771,7 @@ fn graph_error(req: &HttpRequest, sent: &Sent, need: Need) -> SyncError {
             ),
         });
     }
-    status_error(req, sent, code, message)
+    status_error(req, sent, code, message, redactor)
 }
 
 /// Graph's answer `response` to `method url` after `attempts` attempts as the typed error
@@ -772,6 +782,7 @@ pub(crate) fn answer_error(
     response: HttpResponse,
     attempts: u32,
     need: Need,
+    redactor: &Redactor,
 ) -> SyncError {
     let req = HttpRequest {
         method,
@@ -779,7 +790,7 @@ pub(crate) fn answer_error(
         headers: Vec::new(),
         body: None,
     };
-    graph_error(&req, &Sent { response, attempts }, need)
+    graph_error(&req, &Sent { response, attempts }, need, redactor)
 }
 
 /// An HTTP status error, with Graph's error code and message when the body had them.
@@ -788,9 +799,11 @@ fn status_error(
     sent: &Sent,
     graph_code: Option<String>,
     graph_message: Option<String>,
+    redactor: &Redactor,
 ) -> SyncError {
     let status = sent.response.status;
-    let detail = graph_message.unwrap_or_else(|| body_excerpt(&sent.response.body));
+    let detail =
+        graph_message.unwrap_or_else(|| redactor.excerpt(&sent.response.body, EXCERPT_CHARS));
     let url = display_url(&req.url);
     let mut message = format!("{} {url} answered HTTP {status}", req.method.as_str());
     if let Some(c) = &graph_code {
@@ -1048,7 +1061,7 @@ mod tests {
         for _ in 0..3 {
             http.push_err(
                 "POST https://login.test/",
-                TransportError::Timeout("no answer".into()),
+                TransportError::Timeout("the response from login.test to begin".into()),
             );
         }
         let mut c = GraphClient::new(&mut http, &mut clock, creds());
@@ -1056,8 +1069,94 @@ mod tests {
             panic!()
         };
         assert_eq!(f.status, None);
-        assert!(f.message.contains("timed out: no answer"), "{}", f.message);
+        assert!(
+            f.message
+                .contains("timed out waiting for the response from login.test to begin"),
+            "{}",
+            f.message
+        );
         assert!(f.message.contains("after 3 attempts"), "{}", f.message);
+    }
+
+    #[test]
+    fn timeouts_are_retried_with_backoff_then_fail_naming_the_url_and_what_was_awaited() {
+        // One timeout, then an answer: retried after a backoff.
+        let mut http = FakeHttp::new();
+        http.push_ok("POST https://login.test/", token_response("tok", 3600));
+        http.push_err(
+            "GET https://graph.test/a",
+            TransportError::Timeout("more of the response body from graph.test".into()),
+        );
+        http.push_ok("GET https://graph.test/a", json_response(200, "{}"));
+        // Timeouts every time: bounded attempts, then a typed http error.
+        for _ in 0..3 {
+            http.push_err(
+                "GET https://graph.test/b",
+                TransportError::Timeout("the response from graph.test to begin".into()),
+            );
+        }
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        c.get("https://graph.test/a", NEED).unwrap();
+        assert_eq!(c.stats.retries, 1);
+        let SyncError::Http(f) = c
+            .get("https://graph.test/b?$skiptoken=T", NEED)
+            .unwrap_err()
+        else {
+            panic!()
+        };
+        assert_eq!(f.url, "https://graph.test/b?$skiptoken=...");
+        assert_eq!(f.status, None);
+        assert!(
+            f.message.starts_with(
+                "GET https://graph.test/b?$skiptoken=...: timed out waiting for the response \
+                 from graph.test to begin"
+            ),
+            "{}",
+            f.message
+        );
+        assert!(f.message.contains("after 3 attempts"), "{}", f.message);
+        assert_eq!(c.stats.retries, 3);
+        drop(c);
+        http.assert_done();
+        assert_eq!(clock.sleeps.len(), 3, "a backoff before each retry");
+    }
+
+    #[test]
+    fn a_short_read_is_retried_and_a_body_too_large_is_refused_at_once() {
+        let mut http = FakeHttp::new();
+        http.push_ok("POST https://login.test/", token_response("tok", 3600));
+        http.push_err(
+            "GET https://graph.test/a",
+            TransportError::ShortRead("12 of the 7000 bytes".into()),
+        );
+        http.push_ok("GET https://graph.test/a", json_response(200, "{}"));
+        http.push_err(
+            "GET https://graph.test/big",
+            TransportError::TooLarge {
+                size: 255_000_000,
+                limit: 128 << 20,
+                announced: true,
+            },
+        );
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        c.get("https://graph.test/a", NEED).unwrap();
+        assert_eq!(c.stats.retries, 1, "a short read is transient");
+        let SyncError::BadResponse(f) = c.get("https://graph.test/big", NEED).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(f.url, "https://graph.test/big");
+        assert!(
+            f.message.contains("GET https://graph.test/big"),
+            "{}",
+            f.message
+        );
+        assert!(f.message.contains("255000000 bytes"), "{}", f.message);
+        assert!(f.message.contains("announced"), "{}", f.message);
+        assert_eq!(c.stats.retries, 1, "too large is not asked again");
+        drop(c);
+        http.assert_done();
     }
 
     #[test]
@@ -1361,6 +1460,51 @@ mod tests {
                 "Bearer tok-2"
             ]
         );
+    }
+
+    /// The error a run reports: masked by the run's redactor, as `sync` does.
+    fn reported(c: &GraphClient<'_>, e: SyncError) -> String {
+        format!("{:?}", c.redactor().error(e))
+    }
+
+    #[test]
+    fn a_secret_echoed_across_the_cut_of_a_sign_in_error_is_masked_whole() {
+        let secret = creds().secret;
+        // "Sign-in failed ..." quotes at most 400 characters of the description: the
+        // secret starts 5 characters before that cut.
+        let lead = "AADSTS7000215: Invalid client secret provided. Echo: ";
+        let pad = "x".repeat(395 - lead.len());
+        let description = format!("{lead}{pad}{secret} tail\r\nTrace ID: t");
+        let body = serde_json::json!({
+            "error": "invalid_client",
+            "error_description": description,
+            "error_codes": [7000215],
+        })
+        .to_string();
+        let mut http = FakeHttp::new();
+        http.push_ok("POST https://login.test/", json_response(401, &body));
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        let e = c.sign_in().unwrap_err();
+        let shown = reported(&c, e);
+        assert!(shown.contains("Invalid client secret"), "{shown}");
+        assert!(!shown.contains(&secret[..5]), "{shown}");
+    }
+
+    #[test]
+    fn a_secret_echoed_across_the_cut_of_a_body_excerpt_is_masked_whole() {
+        let secret = creds().secret;
+        // A non-Graph error body is quoted up to 200 characters: the secret crosses it.
+        let body = format!("<html>{}{secret}</html>", "y".repeat(190));
+        let mut http = FakeHttp::new();
+        http.push_ok("POST https://login.test/", token_response("tok", 3600));
+        http.push_ok("GET https://graph.test/x", json_response(500, &body));
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, creds());
+        let e = c.get("https://graph.test/x", NEED).unwrap_err();
+        let shown = reported(&c, e);
+        assert!(shown.contains("yyyy"), "{shown}");
+        assert!(!shown.contains(&secret[..4]), "{shown}");
     }
 
     #[test]

@@ -2,25 +2,61 @@
 //! delta round's `@odata.deltaLink`, or a saved one) must stay on the Graph endpoint (same
 //! scheme, host and port): the bearer token goes with every page, so a link to any other
 //! host is refused as a bad response.
+//!
+//! A paging loop fails the round at once instead of running until the run's budget: a
+//! next link to any page already read in the round (A → B → A, not just a page linking to
+//! itself), or more pages than any directory has ([`MAX_PAGES`]: a next link with a
+//! counter that changes on every page never repeats).
+
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use crate::types::{HttpFailure, SyncError};
 use crate::url::{AbsoluteUrl, display_url};
+
+/// The most pages one round may read. Graph pages hold up to 999 objects and 100 or more
+/// by default, so 100,000 pages is ten million objects or more: beyond the directory of
+/// any tenant (Microsoft Entra ID's object quota is in the hundreds of thousands, raised on
+/// request to a few million), while a loop whose link never repeats still ends in
+/// bounded time. The seen links are kept as 8-byte hashes, so 100,000 pages cost 800 KB.
+pub const MAX_PAGES: u32 = 100_000;
 
 /// The position in a paged collection.
 pub struct Pager {
     graph: String,
     next: Option<String>,
     pages: u32,
+    max_pages: u32,
+    /// Hashes of every URL read or to be read in this round (a 64-bit hash: a false
+    /// "seen" is about one in 10^10 at the page cap).
+    seen: HashSet<u64>,
+}
+
+fn link_hash(link: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    link.hash(&mut h);
+    h.finish()
 }
 
 impl Pager {
     /// Starts at `first_url` (built by the engine on the Graph endpoint `graph`).
     pub fn new(graph: &str, first_url: String) -> Self {
+        let mut seen = HashSet::new();
+        seen.insert(link_hash(&first_url));
         Pager {
             graph: graph.to_owned(),
             next: Some(first_url),
             pages: 0,
+            max_pages: MAX_PAGES,
+            seen,
         }
+    }
+
+    /// Reads at most `max_pages` pages (at least one): for a caller that knows the size of
+    /// the collection (a tenant's size hint), a tighter bound than [`MAX_PAGES`].
+    pub fn with_max_pages(mut self, max_pages: u32) -> Self {
+        self.max_pages = max_pages.max(1);
+        self
     }
 
     /// The URL of the next page to read, or `None` after the last.
@@ -49,6 +85,27 @@ impl Pager {
             return Err(refused(
                 current,
                 "its @odata.nextLink points back to the same page (a paging loop)".into(),
+            ));
+        }
+        if !self.seen.insert(link_hash(&link)) {
+            return Err(refused(
+                current,
+                format!(
+                    "its @odata.nextLink {} leads back to a page already read in this round, \
+                     after {} page(s) (a paging loop)",
+                    display_url(&link),
+                    self.pages
+                ),
+            ));
+        }
+        if self.pages >= self.max_pages {
+            return Err(refused(
+                current,
+                format!(
+                    "it is page {} and still has an @odata.nextLink: no collection has that \
+                     many pages, so the next links do not end (a paging loop)",
+                    self.pages
+                ),
             ));
         }
         self.next = Some(link);
@@ -183,6 +240,65 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    fn loop_message(e: SyncError) -> String {
+        let SyncError::BadResponse(f) = e else {
+            panic!("{e:?}")
+        };
+        assert!(f.message.contains("a paging loop"), "{}", f.message);
+        f.message
+    }
+
+    #[test]
+    fn refuses_a_link_back_to_any_page_read_before() {
+        let a = "https://g.test/v1.0/users";
+        let b = "https://g.test/v1.0/users?$skiptoken=B";
+        let c = "https://g.test/v1.0/users?$skiptoken=C";
+        // A → B → A.
+        let mut p = Pager::new("https://g.test", a.into());
+        p.next_url();
+        p.advance(a, Some(b.into())).unwrap();
+        assert_eq!(p.next_url().as_deref(), Some(b));
+        let m = loop_message(p.advance(b, Some(a.into())).unwrap_err());
+        assert!(m.contains("already read"), "{m}");
+        assert!(
+            m.contains("GET https://g.test/v1.0/users?$skiptoken=..."),
+            "{m}"
+        );
+        assert!(p.next_url().is_none());
+        // A → B → C → B.
+        let mut p = Pager::new("https://g.test", a.into());
+        p.next_url();
+        p.advance(a, Some(b.into())).unwrap();
+        p.next_url();
+        p.advance(b, Some(c.into())).unwrap();
+        p.next_url();
+        loop_message(p.advance(c, Some(b.into())).unwrap_err());
+    }
+
+    #[test]
+    fn a_next_link_with_a_changing_counter_stops_at_the_page_bound() {
+        let link = |n: u32| format!("https://g.test/v1.0/users?$skiptoken={n}");
+        let mut p = Pager::new("https://g.test", link(0)).with_max_pages(50);
+        let mut read = 0;
+        let e = loop {
+            let url = p.next_url().expect("a next page");
+            read += 1;
+            if let Err(e) = p.advance(&url, Some(link(read))) {
+                break e;
+            }
+        };
+        assert_eq!(read, 50);
+        let m = loop_message(e);
+        assert!(m.contains("page 50"), "{m}");
+        // The default bound is generous, and a real collection ends well before it.
+        let mut p = Pager::new("https://g.test", link(0));
+        for n in 1..=1000 {
+            let url = p.next_url().unwrap();
+            p.advance(&url, Some(link(n))).unwrap();
+        }
+        assert_eq!(p.pages(), 1000);
     }
 
     #[test]

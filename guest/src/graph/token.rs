@@ -6,6 +6,7 @@
 
 use serde::Deserialize;
 
+use crate::redact::Redactor;
 use crate::types::{AuthError, AuthFailure, Cloud, HttpFailure, SyncError};
 use crate::url::{display_url, form_encode, path_segment_encode};
 
@@ -204,8 +205,15 @@ struct AadError {
 }
 
 /// If the body is an identity-platform error (`{"error": "...", "error_description":
-/// "AADSTS...: ..."}`), the typed `auth` error for it; otherwise `None`.
-pub fn map_token_failure(status: u16, body: &[u8], creds: &Credentials) -> Option<SyncError> {
+/// "AADSTS...: ..."}`), the typed `auth` error for it; otherwise `None`. The description
+/// Microsoft gave is quoted masked by `redactor` (a token endpoint or proxy may echo the
+/// secret), masked before it is cut to length.
+pub fn map_token_failure(
+    status: u16,
+    body: &[u8],
+    creds: &Credentials,
+    redactor: &Redactor,
+) -> Option<SyncError> {
     let (tenant_id, client_id) = (creds.tenant_id.as_str(), creds.client_id.as_str());
     let e: AadError = serde_json::from_slice(body).ok()?;
     let error = e.error?;
@@ -216,14 +224,7 @@ pub fn map_token_failure(status: u16, body: &[u8], creds: &Credentials) -> Optio
         .copied()
         .or_else(|| aadsts_in(&description));
     // The description's first line is Microsoft's explanation; the rest is trace ids.
-    let detail = description
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim()
-        .chars()
-        .take(400)
-        .collect::<String>();
+    let detail = redactor.truncated(description.lines().next().unwrap_or("").trim(), 400);
     let code = aadsts.map(|c| format!("AADSTS{c}")).unwrap_or(error);
     let (failure, advice) = match aadsts {
         Some(7_000_215) => (
@@ -318,20 +319,41 @@ struct Claims {
     /// Absent (or null) when the app holds no application permission.
     #[serde(default)]
     roles: Option<Vec<String>>,
+    /// The directory (tenant) id the token was issued for.
+    #[serde(default)]
+    tid: Option<String>,
 }
 
-/// The application roles (`roles` claim) of a JWT access token. The signature is not
-/// checked: the token came straight from the identity platform, and the roles only decide
-/// what the engine reports. Errors never contain the token.
-pub fn token_roles(token: &str) -> Result<Vec<String>, &'static str> {
+/// The claims of a JWT access token (signature not checked); `what` names the claim
+/// wanted, for the error. Errors never contain the token.
+fn claims(token: &str, what: &'static str) -> Result<Claims, &'static str> {
     let mut parts = token.split('.');
     let (Some(_header), Some(payload), Some(_sig)) = (parts.next(), parts.next(), parts.next())
     else {
         return Err("the access token is not a JWT (header.payload.signature)");
     };
     let bytes = base64url_decode(payload).ok_or("the access token's payload is not base64url")?;
-    let claims: Claims = serde_json::from_slice(&bytes)
-        .map_err(|_| "the access token's payload is not a JSON object with a roles list")?;
+    serde_json::from_slice(&bytes).map_err(|_| what)
+}
+
+/// The directory (tenant) id of a JWT access token (`tid` claim), when it carries one
+/// (access-token-claims-reference: "tid — the tenant the user [or app] is signing in to").
+pub fn token_tenant_id(token: &str) -> Result<Option<String>, &'static str> {
+    let claims = claims(
+        token,
+        "the access token's payload is not a JSON object with a tid",
+    )?;
+    Ok(claims.tid.filter(|t| !t.trim().is_empty()))
+}
+
+/// The application roles (`roles` claim) of a JWT access token. The signature is not
+/// checked: the token came straight from the identity platform, and the roles only decide
+/// what the engine reports. Errors never contain the token.
+pub fn token_roles(token: &str) -> Result<Vec<String>, &'static str> {
+    let claims = claims(
+        token,
+        "the access token's payload is not a JSON object with a roles list",
+    )?;
     Ok(claims.roles.unwrap_or_default())
 }
 
@@ -480,7 +502,7 @@ mod tests {
             client_id: "app-1".into(),
             ..creds()
         };
-        match map_token_failure(401, &body, &creds) {
+        match map_token_failure(401, &body, &creds, &Redactor::default()) {
             Some(SyncError::Auth(a)) => (a.failure, a.aadsts, a.message),
             other => panic!("{other:?}"),
         }
@@ -512,13 +534,14 @@ mod tests {
     #[test]
     fn aadsts_code_from_description_when_codes_are_missing() {
         let body = br#"{"error":"invalid_request","error_description":"AADSTS90002: Tenant 'x' not found."}"#;
-        let Some(SyncError::Auth(a)) = map_token_failure(400, body, &creds()) else {
+        let Some(SyncError::Auth(a)) = map_token_failure(400, body, &creds(), &Redactor::default())
+        else {
             panic!()
         };
         assert_eq!(a.failure, AuthFailure::TenantNotFound);
         assert_eq!(a.aadsts, Some(90_002));
-        assert!(map_token_failure(500, b"<html>", &creds()).is_none());
-        assert!(map_token_failure(500, b"{}", &creds()).is_none());
+        assert!(map_token_failure(500, b"<html>", &creds(), &Redactor::default()).is_none());
+        assert!(map_token_failure(500, b"{}", &creds(), &Redactor::default()).is_none());
     }
 
     #[test]
@@ -567,7 +590,8 @@ mod tests {
         })
         .to_string();
         let body = body.as_bytes();
-        let Some(SyncError::Auth(a)) = map_token_failure(400, body, &creds()) else {
+        let Some(SyncError::Auth(a)) = map_token_failure(400, body, &creds(), &Redactor::default())
+        else {
             panic!()
         };
         assert_eq!(a.failure, AuthFailure::Other);
@@ -587,7 +611,8 @@ mod tests {
             cloud: Cloud::UsGov,
             ..creds()
         };
-        let Some(SyncError::Auth(a)) = map_token_failure(400, body, &us) else {
+        let Some(SyncError::Auth(a)) = map_token_failure(400, body, &us, &Redactor::default())
+        else {
             panic!()
         };
         assert!(

@@ -233,6 +233,45 @@ pub fn url(graph: &str, spec: &Spec, period: u16) -> String {
     u
 }
 
+/// Why Graph does not serve the report `spec` to this tenant, as the `report-unavailable`
+/// warning says it, when `failure` (Graph's answer to the report request) means so; `None`
+/// for any other failure, which fails the run. Graph says so with:
+/// - `404`, `410` or `501`: the function does not exist (any longer), or is not
+///   implemented in the tenant's cloud;
+/// - `400 BadRequest` "Resource not found for the segment '{function}'.": Graph's routing
+///   error for a function it does not have, which it answers for
+///   getSkypeForBusinessActivityUserDetail since Skype for Business Online was retired,
+///   and a national cloud for functions it never offered. Only that message naming this
+///   very function counts: any other 400 (a bad period, say) is an error of ours.
+pub fn unavailable(spec: &Spec, failure: &crate::types::HttpFailure) -> Option<String> {
+    let gone = matches!(failure.status, Some(404 | 410 | 501));
+    let segment =
+        format!("resource not found for the segment '{}", spec.function).to_ascii_lowercase();
+    let unrouted = failure.status == Some(400)
+        && failure
+            .graph_code
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case("BadRequest"))
+        && failure.message.to_ascii_lowercase().contains(&segment);
+    if !(gone || unrouted) {
+        return None;
+    }
+    let why = match spec.function {
+        "getSkypeForBusinessActivityUserDetail" => {
+            "Microsoft retired Skype for Business Online on 31 July 2021, and its report with it"
+        }
+        _ => {
+            "the tenant's Microsoft cloud may not offer this report, or Microsoft may have \
+             retired it"
+        }
+    };
+    Some(format!(
+        "Graph has no {} report for this tenant ({}); it was skipped for every period, and \
+         the other reports were read. {why}.",
+        spec.function, failure.message
+    ))
+}
+
 /// A header in kebab case: lower-case ASCII letters and digits, every other run of
 /// characters one `-` ("Organized Conference Audio/Video Count" →
 /// `organized-conference-audio-video-count`).
@@ -450,6 +489,66 @@ fn parse_flag(v: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::HttpFailure;
+
+    fn spec(function: &str) -> &'static Spec {
+        USAGE.iter().find(|s| s.function == function).unwrap()
+    }
+
+    fn failure(status: u16, code: &str, message: &str) -> HttpFailure {
+        HttpFailure {
+            url: "https://graph.test/v1.0/reports/x".into(),
+            status: Some(status),
+            graph_code: Some(code.into()),
+            message: format!(
+                "GET https://graph.test/v1.0/reports/x answered HTTP {status} {code}: {message}"
+            ),
+        }
+    }
+
+    #[test]
+    fn a_report_graph_does_not_route_is_unavailable_with_its_own_reason() {
+        let skype = spec("getSkypeForBusinessActivityUserDetail");
+        let yammer = spec("getYammerActivityUserDetail");
+        let unrouted = |f: &str| {
+            failure(
+                400,
+                "BadRequest",
+                &format!("Resource not found for the segment '{f}'."),
+            )
+        };
+        let why = unavailable(skype, &unrouted(skype.function)).expect("unavailable");
+        assert!(
+            why.contains("getSkypeForBusinessActivityUserDetail"),
+            "{why}"
+        );
+        assert!(why.contains("Skype for Business Online"), "{why}");
+        let why = unavailable(yammer, &unrouted(yammer.function)).expect("unavailable");
+        assert!(why.contains("getYammerActivityUserDetail"), "{why}");
+        assert!(
+            !why.contains("Skype"),
+            "not the Skype text for every report: {why}"
+        );
+        // 404, 410 and 501 as before.
+        for status in [404, 410, 501] {
+            assert!(unavailable(yammer, &failure(status, "x", "gone")).is_some());
+        }
+        // Any other 400, or the segment of another function, is an error.
+        assert!(unavailable(yammer, &unrouted(skype.function)).is_none());
+        assert!(
+            unavailable(
+                yammer,
+                &failure(
+                    400,
+                    "InvalidArgument",
+                    "Invalid period value specified: D8."
+                )
+            )
+            .is_none()
+        );
+        assert!(unavailable(yammer, &failure(500, "generalException", "x")).is_none());
+        assert!(unavailable(yammer, &failure(403, "Authorization_RequestDenied", "x")).is_none());
+    }
 
     fn rows(body: &[u8], spec: &Spec) -> Result<Vec<Row>, CsvError> {
         let mut t = Table::open(body, spec)?;

@@ -86,7 +86,10 @@ pub fn parse_page(body: &[u8], url: &str) -> Result<Page<SignIn>, BodyError> {
     })?;
     let mut items = Vec::with_capacity(value.len());
     for (i, u) in value.into_iter().enumerate() {
-        let Some(id) = u.id.filter(|id| !id.trim().is_empty()) else {
+        let Some(id) =
+            u.id.filter(|id| !id.trim().is_empty())
+                .map(|id| crate::ids::normalize(&id))
+        else {
             return Err(BodyError::Unusable(unusable(
                 url,
                 format!("user #{} on the page has no id", i + 1),

@@ -2,15 +2,19 @@
 //! organization with its domains (feature `organization`). Each is small: read whole, then
 //! written as one batch. The paging helper is shared with the sign-in pass.
 
-use super::Run;
+use super::{Run, storage_error};
 use crate::graph::client::{BodyError, Reply};
 use crate::graph::paging::Pager;
 use crate::graph::{GraphClient, Need};
+use crate::merge::{self, Fingerprints, Outcome};
 use crate::review;
 use crate::sources::organization::{self, Page};
 use crate::sources::skus;
 use crate::types::{Batch, Change, Checkpoint, DataSet, HttpFailure, SyncError};
 use crate::url::display_url;
+
+/// Checkpoint: the fingerprints of the stored subscriptions ([`Fingerprints`]).
+pub const SUBSCRIPTIONS_FINGERPRINTS: &str = "subscriptions.fingerprints";
 
 impl Run<'_> {
     /// Reads a paged collection from `first`, following `@odata.nextLink` (on the Graph
@@ -81,20 +85,52 @@ impl Run<'_> {
             );
         }
         let n = found.len() as u64;
-        let changes: Vec<Change> = found
-            .into_iter()
-            .map(|s| Change::UpsertSubscription(s.subscription))
-            .collect();
-        self.hold(Batch {
-            changes,
-            checkpoints: Vec::new(),
-            run: None,
-        })?;
+        // Compared with the fingerprints the last run saved: only what differs is written.
+        let saved = Fingerprints::parse(
+            self.store
+                .get_checkpoint(SUBSCRIPTIONS_FINGERPRINTS)
+                .map_err(|e| storage_error("get-checkpoint", e))?
+                .as_deref(),
+        );
+        let mut now = Fingerprints::default();
+        let (mut created, mut updated, mut unchanged) = (0, 0, 0);
+        let mut changes = Vec::new();
+        for s in found {
+            let sub = s.subscription;
+            let hash = merge::subscription_hash(&sub);
+            if !now.insert(&sub.sku_id, hash) {
+                continue; // listed twice: counted once
+            }
+            match saved
+                .as_ref()
+                .map_or(Outcome::Created, |f| f.outcome(&sub.sku_id, hash))
+            {
+                Outcome::Created => created += 1,
+                Outcome::Updated => updated += 1,
+                Outcome::Unchanged => {
+                    unchanged += 1;
+                    continue;
+                }
+            }
+            changes.push(Change::UpsertSubscription(sub));
+        }
+        if !changes.is_empty() || saved.as_ref() != Some(&now) {
+            self.hold(Batch {
+                changes,
+                checkpoints: vec![Checkpoint {
+                    key: SUBSCRIPTIONS_FINGERPRINTS.into(),
+                    value: Some(now.encode()),
+                }],
+                run: None,
+            })?;
+        }
         let d = self.data_set(DataSet::Subscriptions);
         d.pages += pages;
         d.read += n;
-        d.updated += n;
-        d.written += n;
+        d.created += created;
+        d.updated += updated;
+        d.unchanged += unchanged;
+        d.written += created + updated;
         self.info(
             &r,
             &format!(

@@ -14,13 +14,17 @@
 //!
 //! Only user members are stored; other member types (groups, devices, contacts, service
 //! principals) are counted and logged. The store cannot be asked which groups it holds
-//! (the WIT storage interface has no such call), so every upsert counts as `updated`.
+//! (the WIT storage interface has no such call), so the round compares each group with
+//! the fingerprints the last complete round saved ([`GROUPS_FINGERPRINTS`], with the delta
+//! link): created, updated or unchanged; a replay does not write an unchanged group again
+//! (an initial round does, since it resets the group to rebuild its members).
 
-use super::Run;
 use super::round::{DeltaSet, Round, Tally};
+use super::{Run, storage_error};
 use crate::graph::client::BodyError;
 use crate::graph::{GraphClient, Need};
 use crate::ids::IdSet;
+use crate::merge::{self, Fingerprints, Outcome};
 use crate::redact::Redactor;
 use crate::sources::DeltaPage;
 use crate::sources::groups::{self, Entry};
@@ -30,11 +34,16 @@ use crate::types::{Change, Checkpoint, DataSet, MembershipChange, ReasonCount, S
 pub const GROUPS_DELTA_LINK: &str = "groups.delta-link";
 /// Checkpoint: the `$select` that delta link encodes.
 pub const GROUPS_DELTA_SELECT: &str = "groups.delta-select";
+/// Checkpoint: the fingerprints of the stored groups ([`Fingerprints`]), saved with the
+/// delta link.
+pub const GROUPS_FINGERPRINTS: &str = "groups.fingerprints";
 
 #[derive(Default)]
 struct Counts {
     tally: Tally,
-    upserted: u64,
+    created: u64,
+    updated: u64,
+    unchanged: u64,
     deleted: u64,
     members_added: u64,
     members_removed: u64,
@@ -51,6 +60,10 @@ struct Groups {
     /// Groups upserted in the current round (an entry that carries only members cannot
     /// upsert its group: a later one of the same group then does).
     upserted: IdSet,
+    /// The fingerprints the last complete round saved (`None`: not known).
+    saved: Option<Fingerprints>,
+    /// The fingerprints as of this round so far.
+    now: Fingerprints,
 }
 
 impl DeltaSet for Groups {
@@ -78,6 +91,7 @@ impl DeltaSet for Groups {
     fn begin(&mut self, _round: Round) {
         self.seen = IdSet::default();
         self.upserted = IdSet::default();
+        self.now = self.saved.clone().unwrap_or_default();
     }
 
     fn page(
@@ -91,7 +105,9 @@ impl DeltaSet for Groups {
         for entry in entries {
             match entry {
                 Entry::Removed { id } => {
-                    c.deleted += 1;
+                    if self.now.remove(&id) || self.saved.is_none() {
+                        c.deleted += 1;
+                    }
                     changes.push(Change::DeleteGroup(id));
                 }
                 Entry::Group(g) => {
@@ -104,8 +120,21 @@ impl DeltaSet for Groups {
                     if let Some(group) = g.group()
                         && self.upserted.insert(&g.id)
                     {
-                        c.upserted += 1;
-                        changes.push(Change::UpsertGroup(group));
+                        let hash = merge::group_hash(&group);
+                        let outcome = match &self.saved {
+                            Some(_) => self.now.outcome(&g.id, hash),
+                            None => Outcome::Created,
+                        };
+                        match outcome {
+                            Outcome::Created => c.created += 1,
+                            Outcome::Updated => c.updated += 1,
+                            Outcome::Unchanged => c.unchanged += 1,
+                        }
+                        self.now.insert(&g.id, hash);
+                        // An initial round reset the group above: it is written again.
+                        if outcome != Outcome::Unchanged || round == Round::Initial {
+                            changes.push(Change::UpsertGroup(group));
+                        }
                     }
                     if !g.added.is_empty() || !g.removed.is_empty() {
                         c.members_added += g.added.len() as u64;
@@ -133,14 +162,16 @@ impl DeltaSet for Groups {
         run.info(
             r,
             &format!(
-                "groups ({} round): {} read, {} upserted{}, {} deleted; members: {} added, {} \
-                 removed, {} of other types (not users) ignored",
+                "groups ({} round): {} read, {} created, {} updated, {} unchanged{}, {} \
+                 deleted; members: {} added, {} removed, {} of other types (not users) ignored",
                 match round {
                     Round::Initial => "initial",
                     Round::Replay => "delta",
                 },
                 c.tally.read,
-                c.upserted,
+                c.created,
+                c.updated,
+                c.unchanged,
                 if c.reset > 0 {
                     format!(" ({} reset and rebuilt)", c.reset)
                 } else {
@@ -152,7 +183,10 @@ impl DeltaSet for Groups {
                 c.other_members
             ),
         );
-        Ok(Vec::new())
+        Ok(vec![Checkpoint {
+            key: GROUPS_FINGERPRINTS.into(),
+            value: Some(self.now.encode()),
+        }])
     }
 }
 
@@ -160,19 +194,29 @@ impl Run<'_> {
     /// The groups phase: data sets `groups` and `group-members`.
     pub(super) fn groups(&mut self, graph: &mut GraphClient<'_>) -> Result<Round, SyncError> {
         let r = graph.redactor().clone();
+        let saved = Fingerprints::parse(
+            self.store
+                .get_checkpoint(GROUPS_FINGERPRINTS)
+                .map_err(|e| storage_error("get-checkpoint", e))?
+                .as_deref(),
+        );
         let mut set = Groups {
             counts: Counts::default(),
             seen: IdSet::default(),
             upserted: IdSet::default(),
+            now: saved.clone().unwrap_or_default(),
+            saved,
         };
         let round = self.delta(graph, &r, &mut set)?;
         let c = set.counts;
         let groups = self.data_set(DataSet::Groups);
         groups.pages += c.tally.pages;
         groups.read += c.tally.read;
-        groups.updated += c.upserted;
+        groups.created += c.created;
+        groups.updated += c.updated;
+        groups.unchanged += c.unchanged;
         groups.removed += c.deleted;
-        groups.written += c.upserted + c.deleted;
+        groups.written += c.created + c.updated + c.deleted;
         let members = self.data_set(DataSet::GroupMembers);
         members.pages += c.tally.pages;
         members.read += c.members_added + c.members_removed + c.other_members;

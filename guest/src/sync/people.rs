@@ -2,6 +2,13 @@
 //! filtered, merged into the stored people and, after an initial round, the removal
 //! policy applied to stored people the round did not list.
 //!
+//! Removals (people `@removed`, left out by the filter now, or not listed by an initial
+//! round) are held back to the round's end ([`Removals`]): the removal guard
+//! ([`guard`]) counts them all before any is committed, and they go with the final batch.
+//! A resumed round ([`super::round`]) restores the ids an initial round saw, the pending
+//! removals and the round's other end-of-round state from the resume checkpoint
+//! ([`USERS_RESUME`]), so it removes exactly the people the whole round did not list.
+//!
 //! Fields that no users round reads are kept as stored: `last-sign-in` (the sign-in pass
 //! sets it) and, without feature `managers`, `manager-id`.
 
@@ -38,6 +45,8 @@ pub const USERS_FILTER: &str = "users.filter";
 /// reads them whole and decides again: a conflict ends when its cause is gone (say, the
 /// other account was deleted), without waiting for a full sync.
 pub const USERS_UNRESOLVED: &str = "users.unresolved";
+/// Checkpoint: the resume state of an unfinished users round (see [`super::round`]).
+pub const USERS_RESUME: &str = "users.resume";
 /// At most this many unresolved accounts are carried to the next run (a full sync
 /// decides every account again anyway).
 const MAX_UNRESOLVED: usize = 2000;
@@ -66,9 +75,67 @@ pub(super) struct Counts {
     /// Changed users the store does not hold that came without a userPrincipalName and
     /// could not be read whole (gone since).
     partial_unknown: u64,
+    /// Stored people this round would remove, held back to its end.
+    removals: Removals,
     filtered: Vec<(&'static str, u64)>,
     /// Accounts left out for a match conflict in this run.
     unresolved: Vec<String>,
+    /// Whom this phase counted (see [`Counted`]).
+    counted: Counted,
+}
+
+/// Whom the users phase of this run counted and how, so that a later write of the same
+/// person in the run (a deleted manager's reports, the sign-in pass) counts each person once.
+#[derive(Default)]
+pub(super) struct Counted {
+    /// Created, updated, linked or removed (for a filter) by this run.
+    written: IdSet,
+    /// Counted unchanged by this run.
+    unchanged: IdSet,
+}
+
+/// How a later write of a person in the same run counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LaterWrite {
+    /// The run counted the person written already: not counted again.
+    Counted,
+    /// The run counted the person unchanged: now updated instead.
+    WasUnchanged,
+    /// The run had not counted the person: updated.
+    First,
+}
+
+impl Counted {
+    fn wrote(&mut self, id: &str) {
+        self.written.insert(id);
+    }
+
+    fn kept(&mut self, id: &str) {
+        self.unchanged.insert(id);
+    }
+
+    /// Counts a later write of the stored person `id` (once: it is written from now on).
+    pub(super) fn later_write(&mut self, id: &str) -> LaterWrite {
+        if !self.written.insert(id) {
+            LaterWrite::Counted
+        } else if self.unchanged.contains(id) {
+            LaterWrite::WasUnchanged
+        } else {
+            LaterWrite::First
+        }
+    }
+
+    /// Applies a later write to the users phase's own counts.
+    fn recount(&mut self, id: &str, counts_updated: &mut u64, counts_unchanged: &mut u64) {
+        match self.later_write(id) {
+            LaterWrite::Counted => {}
+            LaterWrite::WasUnchanged => {
+                *counts_updated += 1;
+                *counts_unchanged = counts_unchanged.saturating_sub(1);
+            }
+            LaterWrite::First => *counts_updated += 1,
+        }
+    }
 }
 
 impl Counts {
@@ -123,6 +190,17 @@ struct Users {
     recheck: Vec<String>,
     /// Stored people this round removed (their records may be linked to a new account).
     removed_now: IdSet,
+    /// Ids this initial round listed since the last resume chunk ([`Users::progress`]).
+    seen_new: Vec<String>,
+    /// How many of `counts.unresolved` and `deleted_ids` earlier resume chunks hold.
+    saved_unresolved: usize,
+    saved_deleted: usize,
+    /// People this round's pages created (for the guard's count of the people stored
+    /// when the run began).
+    creates: u64,
+    /// Ids this round reported deleted from the directory (`@removed`), stored or not:
+    /// their direct reports lose them as manager ([`clear_removed_managers`]).
+    deleted_ids: Vec<String>,
     /// Whether the store held no people when the phase began: then it holds only what
     /// this phase wrote, and is asked only about keys in `claimed` (on a tenant's first
     /// sync, no lookups by id, email or UPN at all but for people listed twice).
@@ -166,6 +244,53 @@ impl DeltaSet for Users {
         self.counts.unresolved.clear();
         self.to_fetch.clear();
         self.removed_now = IdSet::default();
+        self.deleted_ids.clear();
+        self.counts.removals = Removals::default();
+        self.seen_new.clear();
+        (self.saved_unresolved, self.saved_deleted) = (0, 0);
+        self.creates = 0;
+    }
+
+    const RESUME_KEY: Option<&'static str> = Some(USERS_RESUME);
+
+    fn resume_basis(&self) -> &str {
+        &self.filter
+    }
+
+    fn progress(&mut self) -> String {
+        let chunk = Chunk {
+            seen: std::mem::take(&mut self.seen_new),
+            remove: self.counts.removals.changed_since_saved(),
+            unresolved: self.counts.unresolved[self.saved_unresolved..].to_vec(),
+            deleted: self.deleted_ids[self.saved_deleted..].to_vec(),
+        };
+        self.saved_unresolved = self.counts.unresolved.len();
+        self.saved_deleted = self.deleted_ids.len();
+        // Strings and booleans only: serialising cannot fail.
+        serde_json::to_string(&chunk).unwrap_or_default()
+    }
+
+    fn restore(&mut self, chunk: &str) -> Result<(), String> {
+        let chunk: Chunk = serde_json::from_str(chunk).map_err(|e| e.to_string())?;
+        for id in &chunk.seen {
+            self.seen.insert(id);
+        }
+        for (id, removal) in chunk.remove {
+            match removal {
+                Some(restorable) => {
+                    self.removed_now.insert(&id);
+                    self.counts.removals.pending.insert(id, restorable);
+                }
+                None => {
+                    self.counts.removals.pending.remove(&id);
+                }
+            }
+        }
+        self.counts.unresolved.extend(chunk.unresolved);
+        self.deleted_ids.extend(chunk.deleted);
+        self.saved_unresolved = self.counts.unresolved.len();
+        self.saved_deleted = self.deleted_ids.len();
+        Ok(())
     }
 
     fn page(
@@ -193,24 +318,22 @@ impl DeltaSet for Users {
         for (entry, stored) in entries.into_iter().zip(found) {
             // An initial round accounts for every id it lists, removed ones included, so
             // that the search for the gone does not handle them a second time.
-            if round == Round::Initial && !self.seen.insert(entry.id()) {
-                counts.duplicates += 1;
+            if round == Round::Initial {
+                if !self.seen.insert(entry.id()) {
+                    counts.duplicates += 1;
+                } else if !run.dry_run {
+                    self.seen_new.push(entry.id().to_owned());
+                }
             }
             match entry {
                 Entry::Removed { restorable, .. } => {
+                    self.deleted_ids.push(entry.id().to_owned());
                     let Some(stored) = stored else {
                         counts.unknown_removed += 1;
                         continue;
                     };
                     self.removed_now.insert(&stored.person.object_id);
-                    if let Some(change) = merge::removal_of(stored, run.removal, restorable) {
-                        counts.removed += 1;
-                        if restorable && run.removal == RemovalPolicy::Delete {
-                            counts.kept_restorable += 1;
-                        }
-                        run.note_removal(&change);
-                        changes.push(change);
-                    }
+                    counts.removals.hold(&stored.person.object_id, restorable);
                 }
                 Entry::User(change) => {
                     let person = match (round, &stored) {
@@ -262,6 +385,10 @@ impl DeltaSet for Users {
                 &self.removed_now,
             )?;
         }
+        self.creates += changes
+            .iter()
+            .filter(|c| matches!(c, Change::UpsertPerson(u) if u.kind == UpsertKind::Create))
+            .count() as u64;
         Ok(changes)
     }
 
@@ -315,10 +442,65 @@ impl DeltaSet for Users {
         changes: &mut Vec<Change>,
     ) -> Result<Vec<Checkpoint>, SyncError> {
         // An initial round listed everyone: whoever is stored and was not listed is gone.
-        if round == Round::Initial {
+        let (gone_ids, listed) = if round == Round::Initial {
             let seen = std::mem::take(&mut self.seen);
-            gone(run, &seen, &mut self.counts, changes)?;
+            let (ids, listed) = gone(run, &seen)?;
+            (ids, Some(listed))
+        } else {
+            (Vec::new(), None)
+        };
+        // A record the final batch re-keys (a link) is not the gone account's any more.
+        let relinked: Vec<&str> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::UpsertPerson(u) => u.previous_object_id.as_deref(),
+                _ => None,
+            })
+            .collect();
+        let (taken, ids): (Vec<(String, bool)>, _) =
+            std::mem::take(&mut self.counts.removals.pending)
+                .into_iter()
+                .chain(gone_ids.into_iter().map(|id| (id, false)))
+                .partition(|(id, _)| relinked.contains(&id.as_str()));
+        // Their account is gone all the same (counted removed), but the record lives on
+        // under the new account: no removal change, and nothing for the guard.
+        self.counts.removed += taken.len() as u64;
+        let mut held = Held { ids, found: None };
+        let g = run.removal_guard;
+        // The guard can trip only when it does not allow everything (at 100 % and with no
+        // more removals than its count, it cannot: then the stored people need no count).
+        let would_remove = if g.allow {
+            0
+        } else {
+            count_removals(run, &mut held)?
+        };
+        if would_remove > 0 && (g.max_percent < 100 || would_remove > u64::from(g.max_count)) {
+            // The people stored when the run began: those stored now but for the ones this
+            // round's committed pages created (the final batch is not committed yet).
+            let listed = match listed {
+                Some(n) => n,
+                None => count_people(run)?,
+            };
+            let committed_creates = if run.dry_run {
+                0
+            } else {
+                let final_creates = changes
+                    .iter()
+                    .filter(
+                        |c| matches!(c, Change::UpsertPerson(u) if u.kind == UpsertKind::Create),
+                    )
+                    .count() as u64;
+                self.creates.saturating_sub(final_creates)
+            };
+            guard(
+                run,
+                r,
+                would_remove,
+                listed.saturating_sub(committed_creates),
+            )?;
         }
+        apply_removals(run, &mut held, &mut self.counts, changes)?;
+        clear_removed_managers(run, &self.deleted_ids, &mut self.counts, changes)?;
         let counts = &self.counts;
         if counts.partial_unknown > 0 {
             run.warn(
@@ -446,9 +628,17 @@ impl Run<'_> {
             to_fetch: Vec::new(),
             recheck,
             removed_now: IdSet::default(),
+            deleted_ids: Vec::new(),
+            seen_new: Vec::new(),
+            saved_unresolved: 0,
+            saved_deleted: 0,
+            creates: 0,
         };
-        let round = self.delta(graph, r, &mut set)?;
+        let round = self.delta(graph, r, &mut set);
+        // A failed run's report says what the phase did until then.
         self.data_sets.push(set.counts.report());
+        let round = round?;
+        self.counted = std::mem::take(&mut set.counts.counted);
         Ok(round)
     }
 }
@@ -481,6 +671,8 @@ fn decide(
 ) {
     match filter::decide(&run.filter, &person) {
         Ok(()) => {
+            // Listed again, passing the filter: the later state wins over a held removal.
+            counts.removals.keep(&person.object_id);
             let Some(stored) = stored else {
                 unlinked.push(person);
                 return;
@@ -493,11 +685,13 @@ fn decide(
                         fields.push("status".into());
                     }
                     counts.updated += 1;
+                    counts.counted.wrote(&person.object_id);
                     run.note(&person, PersonOutcome::Update(fields.clone()));
                     changes.push(merge::upsert(person, fp, UpsertKind::Update, fields, None));
                 }
                 Decision::Unchanged => {
                     counts.unchanged += 1;
+                    counts.counted.kept(&person.object_id);
                     run.note(&person, PersonOutcome::Unchanged);
                 }
             }
@@ -505,9 +699,9 @@ fn decide(
         Err(reason) => {
             counts.filtered_out(reason);
             run.note(&person, PersonOutcome::FilteredOut(reason.into()));
-            if let Some(change) = stored.and_then(|s| merge::removal(s, run.removal)) {
-                counts.removed += 1;
-                changes.push(change);
+            // Held back to the round's end (the removal guard counts it first).
+            if stored.is_some() {
+                counts.removals.hold(&person.object_id, false);
             }
         }
     }
@@ -561,6 +755,7 @@ fn link_or_create(
         match claim {
             Claim::Create => {
                 counts.created += 1;
+                counts.counted.wrote(&person.object_id);
                 run.note(&person, PersonOutcome::Create);
                 let fp = merge::fingerprint(&person);
                 changes.push(merge::upsert(
@@ -573,6 +768,7 @@ fn link_or_create(
             }
             Claim::Link(record) => {
                 counts.linked += 1;
+                counts.counted.wrote(&person.object_id);
                 let fields = run.field_map.changed_fields(&record.person, &person);
                 let previous = record.person.object_id;
                 run.note(&person, PersonOutcome::Link(previous.clone()));
@@ -591,6 +787,78 @@ fn link_or_create(
                 run.note(&person, PersonOutcome::Conflict(conflict.message.clone()));
                 run.conflict(conflict);
             }
+        }
+    }
+    Ok(())
+}
+
+/// Clears the manager of the people whose manager this round reported deleted from the
+/// directory (`deleted`, any removal policy: the account is gone). Graph re-sends the
+/// reports without `manager@delta` (or not at all), so the delta alone keeps the old
+/// reference. Runs at the end of the round, into its final batch (`changes`, which saves
+/// the delta link): the earlier pages are committed, so the store's direct reports are
+/// current, and one that got another manager in this round keeps it; a person the final
+/// batch writes already is fixed in that change. Only active people are rewritten: the
+/// kept record of a gone (or filtered-out) account stays as it was stored. Each person is
+/// counted once in the run ([`Counted`]).
+fn clear_removed_managers(
+    run: &mut Run<'_>,
+    deleted: &[String],
+    counts: &mut Counts,
+    changes: &mut Vec<Change>,
+) -> Result<(), SyncError> {
+    if deleted.is_empty() {
+        return Ok(());
+    }
+    let mut gone = IdSet::default();
+    for id in deleted {
+        gone.insert(id);
+    }
+    // The final batch's own people first: what it writes is their state now.
+    let mut in_batch = IdSet::default();
+    for change in changes.iter_mut() {
+        let Change::UpsertPerson(u) = change else {
+            if let Change::DeletePerson(id) = change {
+                in_batch.insert(id);
+            }
+            continue;
+        };
+        in_batch.insert(&u.stored.person.object_id);
+        let p = &u.stored.person;
+        if u.stored.status != PersonStatus::Active
+            || !p.manager_id.as_deref().is_some_and(|m| gone.contains(m))
+        {
+            continue;
+        }
+        let before = p.clone();
+        u.stored.person.manager_id = None;
+        u.stored.fingerprint = merge::fingerprint(&u.stored.person);
+        if u.kind != UpsertKind::Create {
+            for field in run.field_map.changed_fields(&before, &u.stored.person) {
+                if !u.changed_fields.contains(&field) {
+                    u.changed_fields.push(field);
+                }
+            }
+        }
+    }
+    for id in deleted {
+        let reports = run
+            .store
+            .find_direct_reports(id)
+            .map_err(|e| storage_error("find-direct-reports", e))?;
+        for stored in reports {
+            if stored.status != PersonStatus::Active || !in_batch.insert(&stored.person.object_id) {
+                continue;
+            }
+            let mut person = stored.person.clone();
+            person.manager_id = None;
+            let fields = run.field_map.changed_fields(&stored.person, &person);
+            counts.counted.recount(
+                &person.object_id,
+                &mut counts.updated,
+                &mut counts.unchanged,
+            );
+            changes.push(merge::rewrite_person(stored, person, fields));
         }
     }
     Ok(())
@@ -644,14 +912,27 @@ fn tagged_hash((tag, text): (u8, &str)) -> u64 {
     crate::ids::hash_bytes(u64::from(tag), text.as_bytes())
 }
 
-/// Applies the removal policy to stored people not seen in Graph.
-fn gone(
-    run: &mut Run<'_>,
-    seen: &IdSet,
-    counts: &mut Counts,
-    pending: &mut Vec<Change>,
-) -> Result<(), SyncError> {
+/// The stored people an initial round did not list (`seen`), in id order, and how many
+/// people are stored.
+fn gone(run: &mut Run<'_>, seen: &IdSet) -> Result<(Vec<String>, u64), SyncError> {
+    let mut gone = Vec::new();
+    let listed = list_people(run, |id| {
+        if !seen.contains(&id) {
+            gone.push(id);
+        }
+    })?;
+    Ok((gone, listed))
+}
+
+/// How many people are stored (any status).
+fn count_people(run: &mut Run<'_>) -> Result<u64, SyncError> {
+    list_people(run, |_| {})
+}
+
+/// Pages through the stored people's ids, in ascending order; returns how many.
+fn list_people(run: &mut Run<'_>, mut each: impl FnMut(String)) -> Result<u64, SyncError> {
     let mut after: Option<String> = None;
+    let mut listed = 0u64;
     loop {
         let ids = run
             .store
@@ -667,21 +948,137 @@ fn gone(
             )));
         }
         let full_page = ids.len() >= LIST_LIMIT as usize;
-        let keys: Vec<PersonKey> = ids
+        listed += ids.len() as u64;
+        ids.into_iter().for_each(&mut each);
+        if !full_page {
+            break;
+        }
+        after = Some(last);
+    }
+    Ok(listed)
+}
+
+/// Stored people a round would remove, held back to its end: object id → whether Graph
+/// reported the account restorable (`@removed` reason `changed`).
+#[derive(Default)]
+pub(super) struct Removals {
+    pending: std::collections::BTreeMap<String, bool>,
+    /// Ids whose entry changed since the last resume chunk.
+    touched: std::collections::BTreeSet<String>,
+}
+
+impl Removals {
+    fn hold(&mut self, id: &str, restorable: bool) {
+        self.pending.insert(id.to_owned(), restorable);
+        self.touched.insert(id.to_owned());
+    }
+
+    fn keep(&mut self, id: &str) {
+        if self.pending.remove(id).is_some() {
+            self.touched.insert(id.to_owned());
+        }
+    }
+
+    /// The entries changed since the last call: held (restorable or not), or no longer.
+    fn changed_since_saved(&mut self) -> std::collections::BTreeMap<String, Option<bool>> {
+        std::mem::take(&mut self.touched)
             .into_iter()
-            .filter(|id| !seen.contains(id))
-            .map(PersonKey::ObjectId)
-            .collect();
-        if !keys.is_empty() {
-            for stored in run.find(&keys)?.into_iter().flatten() {
-                if let Some(change) = merge::removal(stored, run.removal) {
-                    counts.removed += 1;
-                    run.note_removal(&change);
-                    pending.push(change);
-                }
+            .map(|id| {
+                let held = self.pending.get(&id).copied();
+                (id, held)
+            })
+            .collect()
+    }
+}
+
+/// One chunk of the users round's resume state (see [`super::round`]): what the round
+/// gathered between two progress checkpoints.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Chunk {
+    /// Ids an initial round listed.
+    #[serde(default)]
+    seen: Vec<String>,
+    /// Held removals (id → restorable), or `null`: no longer held.
+    #[serde(default)]
+    remove: std::collections::BTreeMap<String, Option<bool>>,
+    /// Accounts left out for a match conflict.
+    #[serde(default)]
+    unresolved: Vec<String>,
+    /// Ids reported deleted from the directory.
+    #[serde(default)]
+    deleted: Vec<String>,
+}
+
+/// The removals a round held back: (object id, restorable), and their stored records
+/// when they fit in one lookup (looked up once for the guard's count and the changes).
+struct Held {
+    ids: Vec<(String, bool)>,
+    found: Option<Vec<Option<StoredPerson>>>,
+}
+
+/// The removal changes of the `held` people, in lookups of [`LIST_LIMIT`]; `each` gets
+/// every stored person with whether Graph reported them restorable, and their change.
+fn removals_of(
+    run: &mut Run<'_>,
+    held: &mut Held,
+    mut each: impl FnMut(&mut Run<'_>, &StoredPerson, bool, Change) -> Result<(), SyncError>,
+) -> Result<(), SyncError> {
+    let single = held.ids.len() <= LIST_LIMIT as usize;
+    for part in held.ids.chunks(LIST_LIMIT as usize) {
+        let found = match held.found.take() {
+            Some(found) => found,
+            None => {
+                let keys: Vec<PersonKey> = part
+                    .iter()
+                    .map(|(id, _)| PersonKey::ObjectId(id.clone()))
+                    .collect();
+                run.find(&keys)?
+            }
+        };
+        if single {
+            held.found = Some(found.clone());
+        }
+        for ((_, restorable), stored) in part.iter().zip(found) {
+            let Some(stored) = stored else { continue };
+            if let Some(change) = merge::removal_of(stored.clone(), run.removal, *restorable) {
+                each(run, &stored, *restorable, change)?;
             }
         }
-        if pending.len() >= MAX_BATCH_CHANGES {
+    }
+    Ok(())
+}
+
+/// How many of the `held` people the removal guard counts: active ones the policy
+/// changes (deletes, deactivates, flags or marks removed).
+fn count_removals(run: &mut Run<'_>, held: &mut Held) -> Result<u64, SyncError> {
+    let mut n = 0;
+    removals_of(run, held, |_, stored, _, _| {
+        n += u64::from(stored.status == PersonStatus::Active);
+        Ok(())
+    })?;
+    Ok(n)
+}
+
+/// Applies the removal policy to the `held` people, into the final batch (`pending`);
+/// a large one is committed in batches of its own first.
+fn apply_removals(
+    run: &mut Run<'_>,
+    held: &mut Held,
+    counts: &mut Counts,
+    pending: &mut Vec<Change>,
+) -> Result<(), SyncError> {
+    let mut in_batch = 0;
+    removals_of(run, held, |run, stored, restorable, change| {
+        counts.removed += 1;
+        in_batch += 1;
+        if restorable && run.removal == RemovalPolicy::Delete {
+            counts.kept_restorable += 1;
+        }
+        counts.counted.wrote(&stored.person.object_id);
+        run.note_removal(&change);
+        pending.push(change);
+        if in_batch >= MAX_BATCH_CHANGES {
+            in_batch = 0;
             let changes = std::mem::take(pending);
             run.commit(&Batch {
                 changes,
@@ -689,10 +1086,57 @@ fn gone(
                 run: None,
             })?;
         }
-        if !full_page {
-            break;
-        }
-        after = Some(last);
+        Ok(())
+    })
+}
+
+/// The percent rule never allows fewer removals than this: a tenant of five that loses one
+/// person (20 %) is not a mass removal, and stopping its every nightly run for it would only
+/// teach admins to turn the guard off. `max-count` still applies below it.
+pub const PERCENT_FLOOR: u64 = 10;
+
+/// The removal guard ([`crate::types::RemovalGuard`], after Microsoft Entra Connect's
+/// "prevent accidental deletes"): a run that would remove more than `max-count` people,
+/// or more than `max-percent` of the `stored` people, stops before committing any
+/// removal, unless the guard allows it. A dry run commits nothing, so it only warns.
+fn guard(run: &mut Run<'_>, r: &Redactor, would_remove: u64, stored: u64) -> Result<(), SyncError> {
+    let g = run.removal_guard;
+    let by_percent = (u64::from(g.max_percent).saturating_mul(stored) / 100).max(PERCENT_FLOOR);
+    let allowed = by_percent.min(u64::from(g.max_count));
+    if g.allow || would_remove <= allowed {
+        return Ok(());
     }
-    Ok(())
+    let policy = match run.removal {
+        RemovalPolicy::Keep => "keep: marked removed",
+        RemovalPolicy::Flag => "flag: flagged for review",
+        RemovalPolicy::Deactivate => "deactivate: made inactive",
+        RemovalPolicy::Delete => "delete: deleted",
+    };
+    let why = format!(
+        "This run would remove {would_remove} of the {stored} people stored for tenant {} \
+         (removal policy {policy}), more than the removal guard allows: {allowed} (at most \
+         {}% of the stored people but never fewer than {PERCENT_FLOOR}, and at most {} \
+         people).",
+        run.tenant.key, g.max_percent, g.max_count
+    );
+    if run.dry_run {
+        run.warn(
+            r,
+            "mass-removal",
+            format!("{why} A real run would stop before removing anyone."),
+        );
+        return Ok(());
+    }
+    Err(SyncError::MassRemoval(crate::types::MassRemoval {
+        would_remove,
+        stored,
+        allowed,
+        message: format!(
+            "{why} It stopped before removing anyone; the other changes were saved and the \
+             delta link was kept, so the next run meets these removals again. If they are \
+             expected (say, the account filter was narrowed on purpose), raise [tenant.sync] \
+             max_removal_percent / max_removals or run with --allow-mass-removal; if not, \
+             check the filter and the tenant's directory."
+        ),
+    }))
 }

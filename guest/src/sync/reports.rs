@@ -19,18 +19,31 @@
 //! (`reports-concealed`) with the setting to change; otherwise they count as `unmatched`,
 //! like rows of people the store does not hold. Rows of deleted users count as `deleted`.
 //! Reports lag behind: when the oldest `Report Refresh Date` is more than three days before
-//! the run, the run warns once (`reports-lag`). A report Graph says does not exist (404,
-//! 410 or 501, e.g. a retired workload's) is skipped with a `report-unavailable` warning.
+//! the run, the run warns once (`reports-lag`). A report Graph says does not exist
+//! ([`reports::unavailable`]: 404, 410, 501, or 400 "Resource not found for the segment",
+//! e.g. a retired workload's) is skipped with a `report-unavailable` warning.
+//!
+//! Reports are snapshots, and the store cannot be read back: each report's rows are
+//! compared with the fingerprints the last run saved ([`Fingerprints`], a checkpoint per
+//! report and period), so a row counts as created, updated or unchanged, and only the
+//! rows that differ are written. When someone dropped out of a report (or the fingerprints
+//! are not known: a first sync, a run stopped part-way), the stored rows of that report are
+//! replaced (`replace-report`, then every row), in batches of [`CHUNK`] rows: the first
+//! batch clears the fingerprints, the last one saves the new ones (see [`ReportWriter`]).
+//! The whole report is read and joined before anything is written, so a report that
+//! cannot be downloaded or read (unavailable, 403, bad CSV) leaves the stored rows as they
+//! were.
 
-use super::Run;
+use super::{Run, storage_error};
 use crate::graph::GraphClient;
 use crate::graph::Need;
 use crate::graph::client::ReportAnswer;
+use crate::merge::{self, Fingerprints, Outcome};
 use crate::redact::Redactor;
 use crate::sources::reports::{self, CsvError, Row, Spec, Table};
 use crate::types::{
-    Batch, Change, DataSet, Features, HttpFailure, Mailbox, PersonKey, ReasonCount, SyncError,
-    Usage,
+    Batch, Change, Checkpoint, DataSet, Features, HttpFailure, Mailbox, PersonKey, ReasonCount,
+    ReportScope, SyncError, Usage, UsageScope,
 };
 use crate::url::display_url;
 
@@ -62,6 +75,12 @@ struct Seen {
 #[derive(Default)]
 struct Counts {
     rows: u64,
+    created: u64,
+    updated: u64,
+    unchanged: u64,
+    /// Stored rows of people who dropped out of the report (replaced).
+    removed: u64,
+    /// Rows written.
     written: u64,
     unmatched: u64,
     /// Rows whose name looks concealed (never joined).
@@ -143,20 +162,14 @@ impl Run<'_> {
         let need = if mailbox { MAILBOX_NEED } else { USAGE_NEED };
         let answer = match graph.get_report(&url, need) {
             Ok(answer) => answer,
-            Err(SyncError::Http(f)) if matches!(f.status, Some(404 | 410 | 501)) => {
-                seen.unavailable.push(spec.function);
-                self.warn(
-                    r,
-                    "report-unavailable",
-                    format!(
-                        "Graph has no {} report for this tenant ({}); it was skipped for every \
-                         period. Microsoft retires reports with their workloads (Skype for \
-                         Business Online was retired in 2021).",
-                        spec.function, f.message
-                    ),
-                );
-                return Ok(());
-            }
+            Err(SyncError::Http(f)) => match reports::unavailable(spec, &f) {
+                Some(why) => {
+                    seen.unavailable.push(spec.function);
+                    self.warn(r, "report-unavailable", why);
+                    return Ok(());
+                }
+                None => return Err(SyncError::Http(f)),
+            },
             Err(e) => return Err(e),
         };
         let body = match answer {
@@ -174,8 +187,19 @@ impl Run<'_> {
                 ),
             })
         };
+        let key = fingerprints_key(spec, period);
+        let prev = Fingerprints::parse(
+            self.store
+                .get_checkpoint(&key)
+                .map_err(|e| storage_error("get-checkpoint", e))?
+                .as_deref(),
+        );
+        // Pass 1: join every row to a person and compare it with the stored snapshot
+        // (nothing is written yet, so a report that cannot be read changes nothing).
         let mut table = Table::open(&body, spec).map_err(bad)?;
         let mut c = Counts::default();
+        let mut joined: Vec<Option<String>> = Vec::new();
+        let mut now = Fingerprints::default();
         let mut chunk: Vec<Row> = Vec::with_capacity(CHUNK.min(1024));
         loop {
             let row = match table.next_row() {
@@ -196,22 +220,29 @@ impl Run<'_> {
             }
             if chunk.len() >= CHUNK || (end && !chunk.is_empty()) {
                 let rows = std::mem::take(&mut chunk);
-                self.join(spec, period, rows, &mut c)?;
-                self.log.progress(
-                    if mailbox {
-                        DataSet::Mailboxes
-                    } else {
-                        DataSet::Usage
-                    },
-                    c.rows,
-                    None,
-                );
+                let ids = self.join(&rows, &mut c)?;
+                for (row, id) in rows.into_iter().zip(&ids) {
+                    let Some(id) = id else { continue };
+                    let hash = record_hash(&record(spec, period, id.clone(), row));
+                    // A person listed twice is counted once (the last row is stored).
+                    if now.insert(id, hash) {
+                        match prev
+                            .as_ref()
+                            .map_or(Outcome::Created, |p| p.outcome(id, hash))
+                        {
+                            Outcome::Created => c.created += 1,
+                            Outcome::Updated => c.updated += 1,
+                            Outcome::Unchanged => c.unchanged += 1,
+                        }
+                    }
+                }
+                joined.extend(ids);
+                self.log.progress(data_set(spec), c.rows, None);
             }
             if end {
                 break;
             }
         }
-        drop(body);
         let considered = c.rows - c.deleted;
         let concealed = c.concealed_like > 0 && c.concealed_like * 2 > considered;
         if concealed {
@@ -219,26 +250,66 @@ impl Run<'_> {
         } else {
             c.unmatched += c.concealed_like;
         }
+        // A report is a snapshot: when someone dropped out of it (or what is stored is not
+        // known), its stored rows are replaced. A report whose names are concealed tells
+        // nothing about who dropped out: its joined rows are upserted, the others kept.
+        let replace = !concealed && prev.as_ref().is_none_or(|p| p.missing_from(&now) > 0);
+        if replace {
+            c.removed = prev.as_ref().map_or(0, |p| p.missing_from(&now) as u64);
+        } else if let Some(p) = &prev {
+            now.keep_missing(p);
+        }
+        // Pass 2: write the rows that differ from the stored ones (all of them when
+        // replacing), CHUNK a batch.
+        let mut table = Table::open(&body, spec).map_err(bad)?;
+        let mut writer = ReportWriter::new(spec, period, replace, &key);
+        let mut i = 0usize;
+        while let Some(row) = table.next_row() {
+            let row = row.map_err(bad)?;
+            let id = joined.get(i).cloned().flatten();
+            i += 1;
+            let Some(id) = id else { continue };
+            let change = record(spec, period, id, row);
+            let differs = replace
+                || prev.as_ref().is_none_or(|p| {
+                    p.outcome(record_id(&change), record_hash(&change)) != Outcome::Unchanged
+                });
+            if differs {
+                writer.push(self, change)?;
+            }
+        }
+        drop(body);
+        let unchanged_snapshot = !replace && prev.as_ref() == Some(&now);
+        c.written = writer.finish(self, (!unchanged_snapshot).then_some(&now))?;
         self.info(
             r,
             &format!(
-                "{what}: {} row(s), {} written, {} unmatched, {} concealed, {} of deleted users",
+                "{what}: {} row(s), {} created, {} updated, {} unchanged, {} removed ({} \
+                 written{}), {} unmatched, {} concealed, {} of deleted users",
                 c.rows,
+                c.created,
+                c.updated,
+                c.unchanged,
+                c.removed,
                 c.written,
+                if replace {
+                    ", the stored report replaced"
+                } else {
+                    ""
+                },
                 c.unmatched,
                 if concealed { c.concealed_like } else { 0 },
                 c.deleted
             ),
         );
-        let d = self.data_set(if mailbox {
-            DataSet::Mailboxes
-        } else {
-            DataSet::Usage
-        });
+        let d = self.data_set(data_set(spec));
         d.pages += 1;
         d.read += c.rows;
-        d.updated += c.written;
-        d.written += c.written;
+        d.created += c.created;
+        d.updated += c.updated;
+        d.unchanged += c.unchanged;
+        d.removed += c.removed;
+        d.written += c.created + c.updated + c.removed;
         for (reason, n) in [
             ("concealed", if concealed { c.concealed_like } else { 0 }),
             ("deleted", c.deleted),
@@ -260,21 +331,15 @@ impl Run<'_> {
     }
 
     /// Joins a chunk of rows to the stored people by user principal name (one find-people
-    /// call) and commits their records as one batch.
-    fn join(
-        &mut self,
-        spec: &Spec,
-        period: u16,
-        rows: Vec<Row>,
-        c: &mut Counts,
-    ) -> Result<(), SyncError> {
+    /// call): the object id each row joins, or `None` (counted for why).
+    fn join(&mut self, rows: &[Row], c: &mut Counts) -> Result<Vec<Option<String>>, SyncError> {
         let mut keys: Vec<String> = Vec::with_capacity(rows.len());
         // A BTreeMap: std's HashMap would seed itself from wasi:random, an import the
         // component does not otherwise need.
         let mut index: std::collections::BTreeMap<String, usize> =
             std::collections::BTreeMap::new();
         let mut wanted: Vec<Option<usize>> = Vec::with_capacity(rows.len());
-        for row in &rows {
+        for row in rows {
             let upn = row.upn.trim();
             if row.deleted {
                 c.deleted += 1;
@@ -298,43 +363,163 @@ impl Run<'_> {
         }
         drop(index);
         if keys.is_empty() {
-            return Ok(());
+            return Ok(vec![None; rows.len()]);
         }
         let person_keys: Vec<PersonKey> =
             keys.into_iter().map(PersonKey::UserPrincipalName).collect();
         let found = self.find(&person_keys)?;
         drop(person_keys);
-        let mailbox = spec.workload == reports::MAILBOX.workload;
-        let mut changes = Vec::new();
-        for (row, want) in rows.into_iter().zip(wanted) {
-            let Some(i) = want else { continue };
-            let Some(person) = &found[i] else {
-                c.unmatched += 1;
-                continue;
-            };
-            let object_id = person.person.object_id.clone();
-            changes.push(if mailbox {
-                Change::UpsertMailbox(mailbox_record(object_id, row))
+        Ok(wanted
+            .into_iter()
+            .map(|want| {
+                let i = want?;
+                match &found[i] {
+                    Some(person) => Some(person.person.object_id.clone()),
+                    None => {
+                        c.unmatched += 1;
+                        None
+                    }
+                }
+            })
+            .collect())
+    }
+}
+
+/// The checkpoint that holds the fingerprints of a report's stored rows.
+fn fingerprints_key(spec: &Spec, period: u16) -> String {
+    if is_mailbox(spec) {
+        "reports.mailboxes.fingerprints".into()
+    } else {
+        format!("reports.usage.{}.D{period}.fingerprints", spec.workload)
+    }
+}
+
+fn is_mailbox(spec: &Spec) -> bool {
+    spec.workload == reports::MAILBOX.workload
+}
+
+fn data_set(spec: &Spec) -> DataSet {
+    if is_mailbox(spec) {
+        DataSet::Mailboxes
+    } else {
+        DataSet::Usage
+    }
+}
+
+/// The stored row of a joined report row.
+fn record(spec: &Spec, period: u16, object_id: String, row: Row) -> Change {
+    if is_mailbox(spec) {
+        Change::UpsertMailbox(mailbox_record(object_id, row))
+    } else {
+        Change::UpsertUsage(Usage {
+            object_id,
+            workload: spec.workload.into(),
+            period_days: period,
+            last_activity: row.last_activity,
+            counts: row.values,
+            report_refreshed: row.refreshed,
+        })
+    }
+}
+
+fn record_id(change: &Change) -> &str {
+    match change {
+        Change::UpsertMailbox(m) => &m.object_id,
+        Change::UpsertUsage(u) => &u.object_id,
+        _ => "",
+    }
+}
+
+fn record_hash(change: &Change) -> u64 {
+    match change {
+        Change::UpsertMailbox(m) => merge::mailbox_hash(m),
+        Change::UpsertUsage(u) => merge::usage_hash(u),
+        _ => 0,
+    }
+}
+
+/// Writes one report's rows in batches of [`CHUNK`]. Replacing: the first batch starts
+/// with `replace-report` and clears the report's fingerprints checkpoint, so that a run
+/// stopped part-way leaves "not known" behind (the next run replaces again) rather than
+/// fingerprints of rows the replacement deleted; the last batch saves the new
+/// fingerprints. So every batch of a report holds a checkpoint change only at its ends,
+/// and a report's rows never stand half-replaced under a checkpoint that says otherwise.
+struct ReportWriter {
+    scope: Option<ReportScope>,
+    key: String,
+    changes: Vec<Change>,
+    written: u64,
+    batches: u32,
+}
+
+impl ReportWriter {
+    fn new(spec: &Spec, period: u16, replace: bool, key: &str) -> Self {
+        let scope = replace.then(|| {
+            if is_mailbox(spec) {
+                ReportScope::Mailboxes
             } else {
-                Change::UpsertUsage(Usage {
-                    object_id,
+                ReportScope::Usage(UsageScope {
                     workload: spec.workload.into(),
                     period_days: period,
-                    last_activity: row.last_activity,
-                    counts: row.values,
-                    report_refreshed: row.refreshed,
                 })
-            });
+            }
+        });
+        ReportWriter {
+            scope,
+            key: key.to_owned(),
+            changes: Vec::new(),
+            written: 0,
+            batches: 0,
         }
-        c.written += changes.len() as u64;
-        if !changes.is_empty() {
-            self.commit(&Batch {
-                changes,
-                checkpoints: Vec::new(),
-                run: None,
-            })?;
+    }
+
+    fn push(&mut self, run: &mut Run<'_>, change: Change) -> Result<(), SyncError> {
+        self.changes.push(change);
+        if self.changes.len() >= CHUNK {
+            self.commit(run, None)?;
         }
         Ok(())
+    }
+
+    /// Commits the rows gathered so far; `last` carries the new fingerprints.
+    fn commit(&mut self, run: &mut Run<'_>, last: Option<String>) -> Result<(), SyncError> {
+        let rows = std::mem::take(&mut self.changes);
+        self.written += rows.len() as u64;
+        let mut changes = Vec::with_capacity(rows.len() + 1);
+        let first = self.batches == 0;
+        if first && let Some(scope) = self.scope.clone() {
+            changes.push(Change::ReplaceReport(scope));
+        }
+        changes.extend(rows);
+        let value = match last {
+            Some(v) => Some(Some(v)),
+            None if first && self.scope.is_some() => Some(None),
+            None => None,
+        };
+        let checkpoints = value
+            .map(|value| Checkpoint {
+                key: self.key.clone(),
+                value,
+            })
+            .into_iter()
+            .collect();
+        self.batches += 1;
+        run.commit(&Batch {
+            changes,
+            checkpoints,
+            run: None,
+        })
+    }
+
+    /// Commits the last batch with the new fingerprints (`None`: nothing changed, and
+    /// nothing is committed); returns the rows written.
+    fn finish(mut self, run: &mut Run<'_>, now: Option<&Fingerprints>) -> Result<u64, SyncError> {
+        match now {
+            Some(now) => self.commit(run, Some(now.encode()))?,
+            None if !self.changes.is_empty() => self.commit(run, None)?,
+            None => {}
+        }
+        Ok(self.written)
     }
 }
 

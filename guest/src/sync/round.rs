@@ -4,6 +4,16 @@
 //! it encodes), and the fall-back to an initial round when Graph answers a replay with its
 //! "resync" error (see `crate::graph::client::is_resync`).
 //!
+//! Progress: a round of a resumable set (`DeltaSet::RESUME_KEY`, the users) commits, every
+//! [`PROGRESS_PAGES`] pages or [`PROGRESS_MS`], whichever comes first, its page together
+//! with a resume checkpoint: the round's kind, its next link, the `$select` and basis it
+//! was read with, and the set's round state gathered since the last one as a numbered chunk
+//! (`<key>.1`, `<key>.2`, …, each written once, so a round writes its state once in all).
+//! A run that finds one resumes the round at that next link with the restored state; when
+//! Graph refuses the link (400/404/410, or its resync error: the skip token expired), it
+//! warns `resume-refused` and runs a fresh round. The final batch (with the delta link)
+//! clears the resume checkpoint and its chunks.
+//!
 //! concepts/delta-query-overview.md: "State tokens ... encode and include other query
 //! parameters (such as `$select`) specified in the initial delta query", so a saved link
 //! keeps the `$select` of the round that issued it. When the engine now asks for other
@@ -17,8 +27,52 @@ use crate::graph::paging::{self, Pager};
 use crate::graph::{GraphClient, Need};
 use crate::redact::Redactor;
 use crate::sources::DeltaPage;
-use crate::types::{Batch, Change, Checkpoint, DataSet, HttpFailure, SyncError};
+use crate::types::{Batch, Change, Checkpoint, DataSet, HttpFailure, SyncError, SyncMode};
 use crate::url::display_url;
+use serde::{Deserialize, Serialize};
+
+/// A resumable round commits its progress after this many pages at most: with Graph's
+/// 999 users a page, a crash loses at most ~20,000 users' worth of reading, while a
+/// checkpoint (one more transaction on the host) every 20 pages costs nothing measurable.
+pub(super) const PROGRESS_PAGES: u32 = 20;
+/// ... or after this long at most: on a slow or throttled tenant (a 20,000-user first sync
+/// took 65 s) 20 pages are a minute, and a crash should cost seconds of work, not minutes.
+pub(super) const PROGRESS_MS: u64 = 5_000;
+
+/// The resume checkpoint of an interrupted round (JSON, under `DeltaSet::RESUME_KEY`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct ResumeHead {
+    /// "initial" or "replay".
+    round: String,
+    /// The round's next link: where the next run carries on.
+    next: String,
+    /// The `$select` the round reads (its skip tokens encode it).
+    select: String,
+    /// `DeltaSet::resume_basis` of the round.
+    basis: String,
+    /// How many state chunks (`<key>.1` … `<key>.<chunks>`) the round wrote.
+    chunks: u32,
+}
+
+/// The checkpoint key of chunk `n` of a resume state.
+fn chunk_key(key: &str, n: u32) -> String {
+    format!("{key}.{n}")
+}
+
+/// Checkpoints clearing a resume state of `chunks` chunks.
+fn clear_resume(key: &str, chunks: u32) -> Vec<Checkpoint> {
+    std::iter::once(key.to_owned())
+        .chain((1..=chunks).map(|n| chunk_key(key, n)))
+        .map(|key| Checkpoint { key, value: None })
+        .collect()
+}
+
+/// A saved round to resume: its head and its state chunks, in order.
+pub(super) struct Resume {
+    head: ResumeHead,
+    round: Round,
+    chunks: Vec<String>,
+}
 
 /// The two kinds of delta round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,8 +140,27 @@ pub(super) trait DeltaSet {
     ) -> Result<Vec<Change>, SyncError> {
         Ok(Vec::new())
     }
+    /// Checkpoint key of the resume state of an interrupted round; `None`: rounds of this set
+    /// are not resumed (they commit no progress checkpoints).
+    const RESUME_KEY: Option<&'static str> = None;
+    /// What the round's decisions depend on besides `$select` (the users' account filter):
+    /// a resume state saved under another basis is not resumed.
+    fn resume_basis(&self) -> &str {
+        ""
+    }
+    /// The round state gathered since the last call (one chunk of the resume state).
+    fn progress(&mut self) -> String {
+        String::new()
+    }
+    /// Restores one chunk of a resume state, after [`Self::begin`]; chunks come in order.
+    /// An error says why the chunk is unusable.
+    fn restore(&mut self, _chunk: &str) -> Result<(), String> {
+        Ok(())
+    }
     /// The round's last page was read: adds the final batch's further changes (committing
     /// large ones in batches of their own before it) and returns its further checkpoints.
+    /// `SyncError::MassRemoval` stops the round: the final batch's changes are committed
+    /// without the delta link (the next run meets the removals again).
     fn finish(
         &mut self,
         run: &mut Run<'_>,
@@ -102,6 +175,17 @@ enum RoundEnd {
     Done,
     /// Graph answered the replay with its resync error: run an initial round instead.
     Resync(HttpFailure),
+    /// A resumed round cannot go on (Graph refused its next link, or its saved state is
+    /// unusable; says why): run a fresh round.
+    ResumeRefused(String),
+}
+
+/// "HTTP 410 syncStateNotFound": a refusal in a few words.
+fn answer(f: &HttpFailure) -> String {
+    match &f.graph_code {
+        Some(code) => format!("HTTP {} {code}", f.status.unwrap_or(0)),
+        None => format!("HTTP {}", f.status.unwrap_or(0)),
+    }
 }
 
 impl Run<'_> {
@@ -114,16 +198,36 @@ impl Run<'_> {
         r: &Redactor,
         set: &mut S,
     ) -> Result<Round, SyncError> {
-        let (mut round, mut url) = self.start(graph, r, set)?;
+        // The first delta phase of the run decides the mode the report names, as soon as
+        // its round's kind is known (a run that fails mid-round says what it ran).
+        let first_phase = self.mode_run.is_none();
+        let mut resume = self.saved_round(graph, r, set)?;
+        let (mut round, mut url) = match &resume {
+            Some(saved) => (saved.round, saved.head.next.clone()),
+            None => self.start(graph, r, set)?,
+        };
         loop {
-            match self.round(graph, r, set, round, url)? {
+            if first_phase {
+                self.mode_run = Some(round.mode());
+            }
+            match self.round(graph, r, set, round, url, resume.take())? {
                 RoundEnd::Done => return Ok(round),
+                RoundEnd::ResumeRefused(why) => {
+                    self.warn(
+                        r,
+                        "resume-refused",
+                        format!(
+                            "The {} round an earlier run left unfinished could not be resumed \
+                             ({why}); a fresh round ran instead. Nothing is doubled: people \
+                             are matched by object id.",
+                            S::NAME
+                        ),
+                    );
+                    (round, url) = self.start(graph, r, set)?;
+                }
                 RoundEnd::Resync(f) => {
                     // Only a replay ends this way, so this happens at most once a run.
-                    let answer = match &f.graph_code {
-                        Some(code) => format!("HTTP {} {code}", f.status.unwrap_or(0)),
-                        None => format!("HTTP {}", f.status.unwrap_or(0)),
-                    };
+                    let answer = answer(&f);
                     self.warn(
                         r,
                         "delta-expired",
@@ -149,6 +253,104 @@ impl Run<'_> {
                     url = set.first_url(graph.graph());
                 }
             }
+        }
+    }
+
+    /// The round an earlier run of this set left unfinished, when it can be resumed: same
+    /// `$select` and basis, and a full sync resumes only an initial round. One that cannot
+    /// is cleared (its state would mislead a later run).
+    fn saved_round<S: DeltaSet>(
+        &mut self,
+        graph: &GraphClient<'_>,
+        r: &Redactor,
+        set: &S,
+    ) -> Result<Option<Resume>, SyncError> {
+        let Some(key) = S::RESUME_KEY else {
+            return Ok(None);
+        };
+        let Some(text) = self
+            .store
+            .get_checkpoint(key)
+            .map_err(|e| storage_error("get-checkpoint", e))?
+        else {
+            return Ok(None);
+        };
+        let head: Option<ResumeHead> = serde_json::from_str(&text).ok();
+        let round = match head.as_ref().map(|h| h.round.as_str()) {
+            Some("initial") => Some(Round::Initial),
+            Some("replay") => Some(Round::Replay),
+            _ => None,
+        };
+        let why = match (&head, round) {
+            (None, _) | (_, None) => Some("its checkpoint is damaged".to_owned()),
+            (Some(h), Some(round)) => {
+                if h.select != set.select() {
+                    Some("the properties read changed since".to_owned())
+                } else if h.basis != set.resume_basis() {
+                    Some("the account filter changed since".to_owned())
+                } else if round == Round::Replay && self.mode == SyncMode::Full {
+                    Some("it was an incremental round and a full sync was asked for".to_owned())
+                } else if let Err(why) = paging::on_graph(graph.graph(), &h.next) {
+                    Some(format!("its next link {why}"))
+                } else {
+                    None
+                }
+            }
+        };
+        let chunks = head.as_ref().map_or(0, |h| h.chunks);
+        if let Some(why) = why {
+            self.info(
+                r,
+                &format!(
+                    "not resuming the unfinished {} round of an earlier run: {why}",
+                    S::NAME
+                ),
+            );
+            self.commit(&Batch {
+                changes: Vec::new(),
+                checkpoints: clear_resume(key, chunks),
+                run: None,
+            })?;
+            return Ok(None);
+        }
+        let (Some(head), Some(round)) = (head, round) else {
+            return Ok(None);
+        };
+        let mut texts = Vec::with_capacity(chunks as usize);
+        for n in 1..=chunks {
+            let chunk = self
+                .store
+                .get_checkpoint(&chunk_key(key, n))
+                .map_err(|e| storage_error("get-checkpoint", e))?;
+            texts.push(chunk.unwrap_or_default());
+        }
+        self.info(
+            r,
+            &format!(
+                "resuming the {} {} round an earlier run left unfinished",
+                S::NAME,
+                match round {
+                    Round::Initial => "initial",
+                    Round::Replay => "delta",
+                }
+            ),
+        );
+        Ok(Some(Resume {
+            head,
+            round,
+            chunks: texts,
+        }))
+    }
+
+    /// Clears the resume state of a round that will not go on (`chunks` of it written).
+    fn forget<S: DeltaSet>(&mut self, chunks: u32) -> Result<(), SyncError> {
+        match S::RESUME_KEY {
+            Some(key) if chunks > 0 => self.commit(&Batch {
+                changes: Vec::new(),
+                checkpoints: clear_resume(key, chunks),
+                run: None,
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -216,8 +418,10 @@ impl Run<'_> {
         Ok((Round::Replay, link))
     }
 
-    /// Runs one delta round from `url` to its `@odata.deltaLink`, committing a batch per
-    /// page and holding the final one, with the delta link and the select.
+    /// Runs one delta round from `url` (or, `resume`d, from a saved next link) to its
+    /// `@odata.deltaLink`, committing a batch per page (with a resume checkpoint at most
+    /// every [`PROGRESS_PAGES`] pages or [`PROGRESS_MS`]) and holding the final one, with
+    /// the delta link and the select.
     fn round<S: DeltaSet>(
         &mut self,
         graph: &mut GraphClient<'_>,
@@ -225,21 +429,64 @@ impl Run<'_> {
         set: &mut S,
         round: Round,
         url: String,
+        resume: Option<Resume>,
     ) -> Result<RoundEnd, SyncError> {
         set.begin(round);
+        let resumable = S::RESUME_KEY.filter(|_| !self.dry_run);
+        // Chunks of this round's resume state written so far (by this run or the one it
+        // resumes), and whether the first request probes a saved next link.
+        let mut chunks = 0;
+        let mut probing = false;
+        if let Some(saved) = resume {
+            chunks = saved.head.chunks;
+            for (i, chunk) in saved.chunks.iter().enumerate() {
+                if let Err(why) = set.restore(chunk) {
+                    self.forget::<S>(chunks)?;
+                    return Ok(RoundEnd::ResumeRefused(format!(
+                        "its saved state (chunk {}) is unusable: {why}",
+                        i + 1
+                    )));
+                }
+            }
+            probing = true;
+        }
+        let mut since_pages = 0u32;
+        let mut since_ms = graph.clock().now_ms();
         let mut pager = Pager::new(graph.graph(), url);
         let mut held: Vec<Change> = Vec::new();
         let mut delta_link: Option<String> = None;
         while let Some(url) = pager.next_url() {
-            let reply = graph
-                .get_json(&url, S::NEED, &[S::PREFER], S::WHAT, |b| S::parse(b, &url))
-                .map_err(|e| at_page(e, S::NAME, set.tally().pages + 1))?;
+            let reply = graph.get_json(&url, S::NEED, &[S::PREFER], S::WHAT, |b| S::parse(b, &url));
+            let reply = match reply {
+                // Graph refuses a skip token it no longer knows (or that expired) with a
+                // 400 or 410; then the saved round cannot go on, a fresh one can.
+                Err(SyncError::Http(f)) if probing && matches!(f.status, Some(400 | 404 | 410)) => {
+                    self.forget::<S>(chunks)?;
+                    return Ok(RoundEnd::ResumeRefused(format!(
+                        "Graph refused its saved next link: {}",
+                        answer(&f)
+                    )));
+                }
+                other => other.map_err(|e| at_page(e, S::NAME, set.tally().pages + 1))?,
+            };
             let page = match reply {
                 Reply::Ok(page) => page,
-                Reply::Resync(f) if round == Round::Replay => return Ok(RoundEnd::Resync(f)),
+                Reply::Resync(f) if probing => {
+                    self.forget::<S>(chunks)?;
+                    return Ok(RoundEnd::ResumeRefused(format!(
+                        "Graph refused its saved next link: {}",
+                        answer(&f)
+                    )));
+                }
+                Reply::Resync(f) if round == Round::Replay => {
+                    self.forget::<S>(chunks)?;
+                    return Ok(RoundEnd::Resync(f));
+                }
                 // An initial round has no state to reset: a resync answer is an error.
                 Reply::Resync(f) => return Err(SyncError::Http(f)),
             };
+            probing = false;
+            let next_link = page.next_link.clone();
             pager.advance(&url, page.next_link)?;
             set.tally().pages += 1;
             let last = pager.is_done();
@@ -267,8 +514,43 @@ impl Run<'_> {
                 set.complete_page(self, graph, round, last)
                     .map_err(|e| at_page(e, S::NAME, page_no))?,
             );
+            since_pages += 1;
+            let now = graph.clock().now_ms();
+            let due = since_pages >= PROGRESS_PAGES || now.saturating_sub(since_ms) >= PROGRESS_MS;
             if last {
                 held = changes;
+            } else if let (Some(key), Some(next), true) = (resumable, next_link, due) {
+                chunks += 1;
+                let head = ResumeHead {
+                    round: match round {
+                        Round::Initial => "initial",
+                        Round::Replay => "replay",
+                    }
+                    .into(),
+                    next,
+                    select: set.select().to_owned(),
+                    basis: set.resume_basis().to_owned(),
+                    chunks,
+                };
+                let head = serde_json::to_string(&head).map_err(|e| {
+                    SyncError::Storage(format!("the {} resume checkpoint: {e}", S::NAME))
+                })?;
+                self.commit(&Batch {
+                    changes,
+                    checkpoints: vec![
+                        Checkpoint {
+                            key: chunk_key(key, chunks),
+                            value: Some(set.progress()),
+                        },
+                        Checkpoint {
+                            key: key.to_owned(),
+                            value: Some(head),
+                        },
+                    ],
+                    run: None,
+                })?;
+                since_pages = 0;
+                since_ms = now;
             } else if !changes.is_empty() {
                 self.commit(&Batch {
                     changes,
@@ -292,7 +574,25 @@ impl Run<'_> {
             })
         })?;
         let mut changes = held;
-        let extra = set.finish(self, r, round, &mut changes)?;
+        // The round's resume state goes with its final batch (none written: nothing to clear).
+        let cleared = match S::RESUME_KEY {
+            Some(key) if chunks > 0 => clear_resume(key, chunks),
+            _ => Vec::new(),
+        };
+        let extra = match set.finish(self, r, round, &mut changes) {
+            Ok(extra) => extra,
+            Err(stop @ SyncError::MassRemoval(_)) => {
+                // The round's other changes stand; its delta link (and the rest of its
+                // checkpoints) does not advance, so the next run meets the removals again.
+                self.commit(&Batch {
+                    changes,
+                    checkpoints: cleared,
+                    run: None,
+                })?;
+                return Err(stop);
+            }
+            Err(e) => return Err(e),
+        };
         let mut checkpoints = vec![
             Checkpoint {
                 key: S::LINK_KEY.into(),
@@ -304,6 +604,7 @@ impl Run<'_> {
             },
         ];
         checkpoints.extend(extra);
+        checkpoints.extend(cleared);
         self.hold(Batch {
             changes,
             checkpoints,

@@ -8,18 +8,26 @@
 //! (`Authentication_RequestFromNonPremiumTenantOrB2CTenant`, see
 //! [`crate::sources::signins`]): one `sign-in-activity-unavailable` warning, and the run
 //! goes on. The counts join the users data-set report (the WIT has no data set of its own
-//! for sign-ins): pages and updates.
+//! for sign-ins): pages and updates, each person counted once in the run (one the users
+//! phase created or updated is not counted again; one it counted unchanged moves to
+//! updated).
 
 use super::Run;
+use super::people::LaterWrite;
 use crate::graph::GraphClient;
 use crate::merge;
 use crate::sources::signins;
-use crate::types::{Batch, DataSet, PersonKey, StoredPerson, SyncError};
+use crate::types::{Batch, DataSet, PersonKey, SyncError};
 
 #[derive(Default)]
 struct Counts {
     read: u64,
+    /// Last sign-ins written.
+    written: u64,
+    /// People counted updated by this pass (not counted by the users phase as written).
     updated: u64,
+    /// Of those, people the users phase counted unchanged.
+    was_unchanged: u64,
     unchanged: u64,
     not_stored: u64,
 }
@@ -54,15 +62,22 @@ impl Run<'_> {
                         c.unchanged += 1;
                         continue;
                     }
-                    let mut person = stored.person;
+                    let mut person = stored.person.clone();
                     person.last_sign_in = signin.last_sign_in;
-                    c.updated += 1;
-                    changes.push(merge::rewrite(
-                        StoredPerson {
-                            fingerprint: merge::fingerprint(&person),
-                            person,
-                            status: stored.status,
-                        },
+                    // Counted once: a person the users phase wrote in this run is counted
+                    // there already (a first sync creates, then sets the last sign-in).
+                    match run.counted.later_write(&person.object_id) {
+                        LaterWrite::Counted => {}
+                        LaterWrite::WasUnchanged => {
+                            c.updated += 1;
+                            c.was_unchanged += 1;
+                        }
+                        LaterWrite::First => c.updated += 1,
+                    }
+                    c.written += 1;
+                    changes.push(merge::rewrite_person(
+                        stored,
+                        person,
                         vec!["signInActivity".into()],
                     ));
                 }
@@ -96,13 +111,14 @@ impl Run<'_> {
             &r,
             &format!(
                 "sign-in activity: {} user(s) read in {pages} page(s), {} last sign-in(s) \
-                 updated, {} unchanged, {} not stored",
-                c.read, c.updated, c.unchanged, c.not_stored
+                 written, {} unchanged, {} not stored",
+                c.read, c.written, c.unchanged, c.not_stored
             ),
         );
         let users = self.data_set(DataSet::Users);
         users.pages += pages;
         users.updated += c.updated;
+        users.unchanged = users.unchanged.saturating_sub(c.was_unchanged);
         users.written += c.updated;
         Ok(())
     }

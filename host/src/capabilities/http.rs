@@ -9,18 +9,21 @@ mod connect;
 mod pool;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::config::Origin;
-use pool::Pool;
+use pool::{Pool, Timeouts};
 
 /// How a sandbox sends the requests its allowlist lets through.
 ///
 /// Both send HTTP/1.1, over TLS for `https` trusting the compiled-in webpki roots only,
-/// honour the request's connect, first-byte and between-bytes timeouts (600 s each when
-/// unset), stream response bodies, and fail with the same `wasi:http` error codes.
+/// honour the request's connect, first-byte and between-bytes timeouts (the host's defaults
+/// when unset: 10 s, 60 s, 30 s; each clamped to the run's remaining budget), stream
+/// response bodies, and fail with the same `wasi:http` error codes. The pooled sender also
+/// bounds a whole response body (a server trickling a byte at a time cannot hold a run).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum HttpSender {
     /// Kept-alive connections, pooled per run and keyed by origin: a run opens one
@@ -41,9 +44,9 @@ enum RunSender {
 }
 
 impl RunSender {
-    fn new(sender: HttpSender) -> Self {
+    fn new(sender: HttpSender, deadline: Option<Instant>) -> Self {
         match sender {
-            HttpSender::Pooled => RunSender::Pooled(Pool::new()),
+            HttpSender::Pooled => RunSender::Pooled(Pool::with_deadline(deadline)),
             HttpSender::PerRequest => RunSender::PerRequest,
         }
     }
@@ -102,6 +105,9 @@ impl Allowlist {
 pub struct AllowlistHooks {
     allowlist: Arc<Allowlist>,
     sender: RunSender,
+    kind: HttpSender,
+    /// When the run's budget ends: no request waits past it.
+    deadline: Option<Instant>,
 }
 
 impl Default for AllowlistHooks {
@@ -120,8 +126,18 @@ impl AllowlistHooks {
     pub fn with_sender(allowlist: Allowlist, sender: HttpSender) -> Self {
         AllowlistHooks {
             allowlist: Arc::new(allowlist),
-            sender: RunSender::new(sender),
+            sender: RunSender::new(sender, None),
+            kind: sender,
+            deadline: None,
         }
+    }
+
+    /// These hooks for a run whose budget ends at `deadline`: every timeout of a request is
+    /// clamped to the time left (a fresh pool, for a run that has sent nothing yet).
+    pub fn with_deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self.sender = RunSender::new(self.kind, self.deadline);
+        self
     }
 
     /// Connections opened so far by this run's pool (0 for the per-request sender, which
@@ -157,6 +173,7 @@ impl WasiHttpHooks for AllowlistHooks {
             .allowlist
             .refusal(request.method(), request.uri(), has_credentials);
         let sender = self.sender.clone();
+        let deadline = self.deadline;
         Box::new(async move {
             // Checked before anything connects: a refused request opens no connection.
             if let Some(refused) = verdict {
@@ -174,8 +191,10 @@ impl WasiHttpHooks for AllowlistHooks {
                     ))
                 }
                 RunSender::PerRequest => {
+                    // wasmtime's sender with the host's defaults and the run's budget.
+                    let options = Timeouts::of(options, deadline).options();
                     let (response, io) =
-                        wasmtime_wasi_http::default_send_request(request, options).await?;
+                        wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
                     Ok((
                         response.map(BodyExt::boxed_unsync),
                         Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,

@@ -24,6 +24,8 @@ pub trait TenantStore: Send {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<String>, StorageError>;
+    /// The stored people whose manager is `manager_id`.
+    fn find_direct_reports(&mut self, manager_id: &str) -> Result<Vec<StoredPerson>, StorageError>;
     fn commit(&mut self, batch: Batch) -> Result<(), StorageError>;
     fn list_organizations(&mut self) -> Result<Vec<PlatformOrganization>, StorageError>;
     /// Create a platform organization with this name and a fresh id (review action

@@ -72,7 +72,7 @@ pub async fn run(args: DemoArgs, output: Output) -> Result<(), Failure> {
     // ports, so saved delta links would point at a simulator that is gone).
     remove_database(&args.db).map_err(Failure::usage)?;
     seed_organizations(&args.db, &simulator.tenant().name).map_err(Failure::run)?;
-    let first = super::sync::sync_tenant(&runtime, &run, &args.db)
+    let first = super::sync::sync_tenant(&runtime, &run, &args.db, &m365sync::CancelToken::new())
         .await
         .map_err(Failure::run)?;
 
@@ -90,7 +90,7 @@ pub async fn run(args: DemoArgs, output: Output) -> Result<(), Failure> {
     });
     simulator.delete_users(&ids[ids.len().saturating_sub(2)..], true);
     run.options.mode = SyncMode::Incremental;
-    let second = super::sync::sync_tenant(&runtime, &run, &args.db)
+    let second = super::sync::sync_tenant(&runtime, &run, &args.db, &m365sync::CancelToken::new())
         .await
         .map_err(Failure::run)?;
     simulator.shutdown().await;

@@ -1,7 +1,9 @@
 //! `m365sync logs`: the sync log, newest first — when each run started, its tenant, mode,
 //! status, duration, requests and retries, per data set what it read, created, updated,
 //! left unchanged, linked, removed, found in conflict and left out (by filter), its
-//! warnings, and a failed run's error. `--run ID` shows one run whole.
+//! warnings, and a failed run's error. Runs stopped by a signal are INTERRUPTED, runs refused
+//! because another process was syncing the tenant REFUSED, and a `m365sync reset` of the
+//! tenant is listed as reset. `--run ID` shows one run whole.
 
 use std::fmt::Write;
 
@@ -19,6 +21,8 @@ pub async fn run(args: LogsArgs, output: Output) -> Result<(), Failure> {
     };
     let db = super::database_path(args.db.as_ref(), config.as_ref());
     super::existing_database(&db)?;
+    // Refused runs still waiting in the spool join the log first.
+    m365sync::synclog::record_spooled_runs(&db);
     let connection = open_database(&db).map_err(Failure::run)?;
     let read =
         |e: rusqlite::Error| Failure::run(anyhow!("reading the sync log of {}: {e}", db.display()));
@@ -78,6 +82,14 @@ pub(super) fn record_json(record: &RunRecord) -> Value {
     })
 }
 
+/// A run's status as the list shows it: what did not succeed stands out.
+fn status_text(status: &str) -> String {
+    match status {
+        "ok" | "reset" => status.to_string(),
+        other => other.to_uppercase(),
+    }
+}
+
 fn count(value: &Value, key: &str) -> u64 {
     value.get(key).and_then(Value::as_u64).unwrap_or(0)
 }
@@ -107,20 +119,23 @@ pub(super) fn run_text(record: &RunRecord, whole: bool) -> String {
         record.tenant,
         record.mode,
         if record.dry_run { " (dry run)" } else { "" },
-        if record.status == "ok" {
-            "ok"
-        } else {
-            "FAILED"
-        },
+        status_text(&record.status),
         unknown(record.requests),
         unknown(record.retries),
     );
-    if let Some(error) = &record.error {
-        let kind = record.error_kind.as_deref().unwrap_or("error");
-        let _ = writeln!(out, "       error ({kind}): {error}");
+    match (&record.error, record.status.as_str()) {
+        (Some(note), "reset") => {
+            let _ = writeln!(out, "       reset: {note}");
+            return out;
+        }
+        (Some(error), _) => {
+            let kind = record.error_kind.as_deref().unwrap_or("error");
+            let _ = writeln!(out, "       error ({kind}): {error}");
+        }
+        (None, _) => {}
     }
     let Some(report) = &record.report else {
-        if record.status != "ok" {
+        if record.status == "failed" || record.status == "interrupted" {
             let _ = writeln!(
                 out,
                 "       no counts: batches committed before the failure stand, and the next run carries on from them"

@@ -1,6 +1,7 @@
 //! The `m365sync` command line: argument parsing and dispatch to one module per command.
 //! Library errors become `anyhow` errors here, at the edge, and exit codes: 0 success,
-//! 1 a run failed, 2 bad arguments or config.
+//! 1 a run failed (or was refused: another process is syncing the tenant), 2 bad arguments
+//! or config, 130/143 a sync stopped by SIGINT/SIGTERM.
 
 /// `print!` to stdout that does not panic when the reader has gone (`| head`): output to a
 /// closed pipe is dropped.
@@ -27,7 +28,9 @@ mod organizations;
 mod permissions;
 mod preview;
 mod progress;
+mod reset;
 mod review;
+mod signals;
 mod summary;
 mod sync;
 
@@ -72,6 +75,28 @@ enum Command {
     Review(ReviewArgs),
     /// The platform's organizations that tenants are matched to: list, add, import.
     Organizations(OrganizationsArgs),
+    /// Delete everything the store holds for one tenant, to start it afresh (keeps the
+    /// sync log and the platform's organizations).
+    Reset(ResetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// The tenant whose data is deleted (its name in the config / the store).
+    #[arg(long)]
+    tenant: String,
+    /// Tenant config file (TOML): its host.db is the database.
+    #[arg(long, short, conflicts_with = "db")]
+    config: Option<PathBuf>,
+    /// SQLite database (default: ./m365sync.db).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Really delete: people, groups and members, subscriptions, the organization, domains,
+    /// mailboxes, usage, checkpoints (the next sync is a full one, and binds the tenant's
+    /// directory afresh) and the organization-match decision. Refused without it, and while
+    /// a sync of the tenant runs.
+    #[arg(long)]
+    yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -188,6 +213,11 @@ pub struct SyncArgs {
     /// Decide and report, but write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Commit the run's removals however many there are. Without it, a run that would
+    /// remove more people than the removal guard allows (the config's max_removal_percent
+    /// and max_removals) stops before removing anyone and says how many.
+    #[arg(long)]
+    allow_mass_removal: bool,
 }
 
 #[derive(Debug, Args)]
@@ -331,6 +361,7 @@ pub fn main() -> ExitCode {
             Command::Preview(args) => preview::run(args, output).await,
             Command::Review(args) => review::run(args, output).await,
             Command::Organizations(args) => organizations::run(args, output).await,
+            Command::Reset(args) => reset::run(args, output).await,
         }
     });
     match result {

@@ -18,7 +18,9 @@ use m365sync::store::sqlite::{
 fn storage_failure(error: StorageError) -> Failure {
     match error {
         StorageError::Invalid(message) => Failure::usage(anyhow!(message)),
-        StorageError::Unavailable(message) => Failure::run(anyhow!(message)),
+        StorageError::Unavailable(message) | StorageError::Cancelled(message) => {
+            Failure::run(anyhow!(message))
+        }
     }
 }
 

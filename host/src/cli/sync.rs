@@ -1,6 +1,8 @@
 //! `m365sync sync`: sync the tenants of a config file now, one sandbox per tenant. Every
 //! run lands in the sync log (`m365sync logs`): the engine records a successful run with
-//! its last batch, and a failed one is recorded here.
+//! its last batch, and a failed, interrupted or refused one is recorded by the host
+//! library (`sync_logged_cancellable`). SIGINT/SIGTERM stop the run at its next batch
+//! boundary (see signals.rs); the tenants not reached yet are not started.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,27 +11,37 @@ use std::time::Duration;
 use anyhow::anyhow;
 
 use super::progress::TerminalProgress;
+use super::signals::Signals;
 use super::{Failure, Output, SyncArgs};
 use m365sync::config::{ConfigError, ConfigFile, TenantConfig};
 use m365sync::runtime::bindings::types::{FieldMapping, SyncError, SyncMode, SyncReport};
-use m365sync::{RunLimits, Runtime, SyncFailure, TenantRun, report, sync_logged};
+use m365sync::{
+    CancelToken, RunLimits, Runtime, SyncFailure, TenantRun, report, sync_logged_cancellable,
+};
 
 pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
     let config = ConfigFile::load(&args.config).map_err(Failure::usage)?;
     let tenants = super::selected_tenants(&config, args.tenant.as_deref())?;
     let db = super::database_path(args.db.as_ref(), Some(&config));
     let runtime = load_runtime(&config)?;
+    let cancel = CancelToken::new();
+    let signals = Signals::watch(cancel.clone())
+        .map_err(|e| Failure::run(anyhow!("cannot watch for SIGINT/SIGTERM: {e}")))?;
 
     let mut reports = Vec::new();
     let mut failures = 0;
     for tenant in tenants {
+        if cancel.is_cancelled() {
+            break;
+        }
         let mut run = config.resolve(tenant);
         effective_field_map(&runtime, &args.config, tenant, &run).await?;
         if args.full {
             run.options.mode = SyncMode::Full;
         }
         run.options.dry_run = args.dry_run;
-        match sync_tenant(&runtime, &run, &db).await {
+        run.allow_mass_removal(args.allow_mass_removal);
+        match sync_tenant(&runtime, &run, &db, &cancel).await {
             Ok(report) => {
                 if !output.json {
                     out!("{}", report::to_text(&report));
@@ -38,16 +50,14 @@ pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
             }
             Err(error) => {
                 failures += 1;
-                eprintln!("error: {error:#}");
-                let run_id = match &error {
-                    SyncFailure::Run { run_id, .. } => *run_id,
-                    SyncFailure::Open { .. } => None,
-                };
+                let message = failure_text(&error);
+                eprintln!("error: {message}");
                 reports.push(serde_json::json!({
                     "tenant": run.tenant.key,
-                    "error": format!("{error:#}"),
-                    "error_kind": error.run_error().map(|e| e.kind()),
-                    "log_run_id": run_id,
+                    "status": failure_status(&error),
+                    "error": message,
+                    "error_kind": error.kind(),
+                    "log_run_id": error.run_id(),
                 }));
             }
         }
@@ -55,9 +65,41 @@ pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
     if output.json {
         outln!("{}", serde_json::Value::Array(reports));
     }
+    if let Some(signal) = signals.received() {
+        return Err(Failure {
+            code: signal.exit_code(),
+            error: anyhow!(
+                "interrupted by {}: the run stopped at a batch boundary; what it committed stands and the next sync carries on from it",
+                signal.name()
+            ),
+        });
+    }
     match failures {
         0 => Ok(()),
         n => Err(Failure::run(anyhow!("{n} of the tenants' syncs failed"))),
+    }
+}
+
+/// How a run that did not succeed is logged: "interrupted", "refused" or "failed".
+fn failure_status(error: &SyncFailure) -> &'static str {
+    if error.interrupted() {
+        "interrupted"
+    } else if error.kind() == "locked" {
+        "refused"
+    } else {
+        "failed"
+    }
+}
+
+/// A failure in words; a run the removal guard stopped also says how to let it through.
+fn failure_text(error: &SyncFailure) -> String {
+    let text = format!("{error:#}");
+    match error.run_error().and_then(|e| e.engine_error()) {
+        Some(SyncError::MassRemoval(m)) if !text.contains("--allow-mass-removal") => format!(
+            "{text} ({} of {} stored people would be removed, at most {} allowed; if the removals are intended, run again with --allow-mass-removal)",
+            m.would_remove, m.stored, m.allowed
+        ),
+        _ => text,
     }
 }
 
@@ -75,15 +117,16 @@ pub fn load_runtime(config: &ConfigFile) -> Result<Runtime, Failure> {
     Ok(runtime.with_http_sender(config.host.http_sender()))
 }
 
-/// Sync one tenant into the database at `db`, with progress on the terminal; a failed
-/// run is recorded in the sync log.
+/// Sync one tenant into the database at `db`, with progress on the terminal, until
+/// `cancel` stops it; a run that does not succeed is recorded in the sync log.
 pub async fn sync_tenant(
     runtime: &Runtime,
     run: &TenantRun,
     db: &Path,
+    cancel: &CancelToken,
 ) -> Result<SyncReport, SyncFailure> {
     let progress = Arc::new(TerminalProgress::new());
-    let result = sync_logged(runtime, run, db, progress.clone()).await;
+    let result = sync_logged_cancellable(runtime, run, db, progress.clone(), cancel).await;
     progress.finish();
     result
 }

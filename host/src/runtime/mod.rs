@@ -5,16 +5,17 @@
 
 pub mod bindings;
 mod cache;
+mod cancel;
 mod limits;
 mod pool;
 mod state;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi_http::WasiHttpCtx;
@@ -38,6 +39,7 @@ use state::RunState;
 pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("M365SYNC_COMPONENT"));
 
 pub use cache::CacheOutcome;
+pub use cancel::{CancelToken, DEFAULT_CANCEL_GRACE};
 pub use pool::SandboxAllocation;
 
 /// The wasmtime engine every runtime uses: the component model, epoch interruption for
@@ -60,6 +62,9 @@ fn sync_request(run: &TenantRun) -> SyncRequest {
 
 /// How often the epoch advances; the granularity of run deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How many epoch ticks running guest code goes between checks of its deadline and of its
+/// cancellation (100 ms: a cancelled run past its grace period stops within that).
+const DEADLINE_CHECK_TICKS: u64 = 10;
 
 /// Limits of a runtime's sandboxes.
 #[derive(Debug, Clone, Copy)]
@@ -266,14 +271,41 @@ impl Runtime {
         sink: Arc<dyn EventSink>,
         limits: RunLimits,
     ) -> Result<SyncReport, RunError> {
-        let mut sandbox = self.sandbox_with_limits(run, store, sink, limits).await?;
+        self.sync_cancellable(run, store, sink, limits, &CancelToken::new())
+            .await
+    }
+
+    /// Run one sync that `cancel` can stop (see [`CancelToken`]): once it is cancelled the
+    /// next `commit` is refused with `storage-error.cancelled`, the engine stops and fails
+    /// with `sync-error.cancelled` (and the report of what it did); a run that reaches no
+    /// batch boundary within the token's grace period is stopped and fails with
+    /// `cancelled` too, without a report.
+    pub async fn sync_cancellable(
+        &self,
+        run: &TenantRun,
+        store: Box<dyn TenantStore>,
+        sink: Arc<dyn EventSink>,
+        limits: RunLimits,
+        cancel: &CancelToken,
+    ) -> Result<SyncReport, RunError> {
+        let mut sandbox = self
+            .sandbox_with(run, store, sink, limits, cancel.clone())
+            .await?;
         let instance = sandbox.instantiate(&self.pre).await?;
         let request = sync_request(run);
         let call = instance
             .m365sync_engine_engine()
             .call_sync(&mut sandbox.store, &request);
-        let result = sandbox.limits.timeout_call(call).await;
-        sandbox.finish_engine(result, "sync")
+        let timed = sandbox.limits.timeout_call(call);
+        // A call waiting in the host (an HTTP response) is not interrupted by epochs: past
+        // the grace period it is dropped, which stops the sandbox.
+        let result = tokio::select! {
+            result = timed => result,
+            () = cancel.grace_over() => Err(wasmtime::Error::new(Trap::Interrupt)),
+        };
+        // A failure carries the report of what the run did until then.
+        let result = result.map(|r| r.map_err(|f| (f.error, Some(Box::new(f.report)))));
+        sandbox.finish_failure(result, "sync")
     }
 
     /// What a sync of the tenant would do, account by account, committing nothing (the
@@ -364,13 +396,27 @@ impl Runtime {
         run: &TenantRun,
         store: Box<dyn TenantStore>,
         sink: Arc<dyn EventSink>,
+        limits: RunLimits,
+    ) -> Result<Sandbox, RunError> {
+        self.sandbox_with(run, store, sink, limits, CancelToken::new())
+            .await
+    }
+
+    async fn sandbox_with(
+        &self,
+        run: &TenantRun,
+        store: Box<dyn TenantStore>,
+        sink: Arc<dyn EventSink>,
         mut limits: RunLimits,
+        cancel: CancelToken,
     ) -> Result<Sandbox, RunError> {
         if let SandboxAllocation::Pooled(_) = self.limits.sandboxes {
             // A pool slot holds no larger memory.
             limits.memory_bytes = limits.memory_bytes.min(self.limits.memory_bytes);
         }
         let slot = self.slots.acquire().await;
+        // The budget runs from here: waiting for a pool slot is not the run's time.
+        let deadline = Instant::now() + limits.timeout;
         // The guest's stderr is kept (bounded) to explain a crash; it never sees a secret it
         // could print, because it logs through the log interface.
         let stderr = MemoryOutputPipe::new(16 * 1024);
@@ -382,23 +428,34 @@ impl Runtime {
             wasi,
             http: WasiHttpCtx::new(),
             table: Default::default(),
-            hooks: AllowlistHooks::with_sender(run.allowlist.clone(), self.http_sender),
+            hooks: AllowlistHooks::with_sender(run.allowlist.clone(), self.http_sender)
+                .with_deadline(deadline),
             limiter: RunLimiter::new(limits.memory_bytes),
             secrets: TenantSecrets::new(run.client_secret.clone()),
             store,
             sink,
             tenant_key: run.tenant.key.clone(),
+            cancel: cancel.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        let ticks = (limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        // Running guest code is checked every few ticks: past its budget, or past the grace
+        // period of a cancellation, it traps.
+        let checked = cancel.clone();
+        store.set_epoch_deadline(ticks_until(deadline).clamp(1, DEADLINE_CHECK_TICKS));
+        store.epoch_deadline_callback(move |_| {
+            let left = ticks_until(deadline);
+            if left == 0 || checked.grace_expired() {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::Continue(left.min(DEADLINE_CHECK_TICKS)))
+        });
         Ok(Sandbox {
             store,
             stderr,
             limits,
             tenant: run.tenant.key.clone(),
+            cancel,
             _slot: slot,
         })
     }
@@ -410,6 +467,7 @@ struct Sandbox {
     stderr: MemoryOutputPipe,
     limits: RunLimits,
     tenant: String,
+    cancel: CancelToken,
     /// The pool slot the store's instance occupies; released after the store is dropped
     /// (fields drop in order).
     _slot: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -444,11 +502,22 @@ impl Sandbox {
         result: wasmtime::Result<Result<T, bindings::types::SyncError>>,
         call: &str,
     ) -> Result<T, RunError> {
+        self.finish_failure(result.map(|r| r.map_err(|e| (e, None))), call)
+    }
+
+    /// An engine call's outcome: its value, the engine's error (with the report of what
+    /// the run did, for `sync`), or how the host stopped it.
+    fn finish_failure<T>(
+        &mut self,
+        result: wasmtime::Result<Result<T, EngineFailure>>,
+        call: &str,
+    ) -> Result<T, RunError> {
         match self.finish(result, call)? {
             Ok(value) => Ok(value),
-            Err(error) => Err(RunError::Engine {
+            Err((error, report)) => Err(RunError::Engine {
                 tenant: self.tenant.clone(),
                 error: EngineError(error),
+                report,
             }),
         }
     }
@@ -459,6 +528,17 @@ impl Sandbox {
             return RunError::MemoryLimit {
                 tenant,
                 limit_mib: self.limits.memory_bytes >> 20,
+            };
+        }
+        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) && self.cancel.grace_expired() {
+            let reason = self.cancel.reason().unwrap_or_default();
+            return RunError::Engine {
+                tenant,
+                error: EngineError(bindings::types::SyncError::Cancelled(format!(
+                    "{reason}; the run reached no batch boundary within {} s and was stopped",
+                    self.cancel.grace().as_secs_f64()
+                ))),
+                report: None,
             };
         }
         if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
@@ -483,6 +563,12 @@ impl Sandbox {
     }
 }
 
+/// Epoch ticks from now until `deadline` (0 once it has passed).
+fn ticks_until(deadline: Instant) -> u64 {
+    let left = deadline.saturating_duration_since(Instant::now());
+    (left.as_millis() / EPOCH_TICK.as_millis()) as u64
+}
+
 fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) {
     std::thread::Builder::new()
         .name("m365sync-epoch".into())
@@ -498,6 +584,9 @@ fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) {
 fn no_sink() -> Arc<dyn EventSink> {
     Arc::new(crate::capabilities::log::TracingSink)
 }
+
+/// The engine's error, with the report of what the run did when the call was a sync.
+type EngineFailure = (bindings::types::SyncError, Option<Box<SyncReport>>);
 
 /// Storage for calls that need none (info, permissions): every call is refused.
 struct NoStore;
@@ -520,6 +609,12 @@ impl TenantStore for NoStore {
         _: Option<&str>,
         _: u32,
     ) -> Result<Vec<String>, bindings::storage::StorageError> {
+        Err(no_storage())
+    }
+    fn find_direct_reports(
+        &mut self,
+        _: &str,
+    ) -> Result<Vec<bindings::types::StoredPerson>, bindings::storage::StorageError> {
         Err(no_storage())
     }
     fn commit(&mut self, _: bindings::types::Batch) -> Result<(), bindings::storage::StorageError> {

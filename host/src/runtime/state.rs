@@ -9,6 +9,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::{log, secrets, storage, types};
+use super::cancel::CancelToken;
 use super::limits::RunLimiter;
 use crate::capabilities::http::AllowlistHooks;
 use crate::capabilities::log::EventSink;
@@ -25,6 +26,8 @@ pub struct RunState {
     pub(crate) store: Box<dyn TenantStore>,
     pub(crate) sink: Arc<dyn EventSink>,
     pub(crate) tenant_key: String,
+    /// Once cancelled, the next batch is refused (the run's batch boundary).
+    pub(crate) cancel: CancelToken,
 }
 
 impl WasiView for RunState {
@@ -77,10 +80,22 @@ impl storage::Host for RunState {
         Ok(self.store.list_people_ids(after.as_deref(), limit))
     }
 
+    fn find_direct_reports(
+        &mut self,
+        manager_id: String,
+    ) -> wasmtime::Result<Result<Vec<types::StoredPerson>, storage::StorageError>> {
+        Ok(self.store.find_direct_reports(&manager_id))
+    }
+
     fn commit(
         &mut self,
         batch: types::Batch,
     ) -> wasmtime::Result<Result<(), storage::StorageError>> {
+        // A cancelled run stops here, between two batches: this one is not applied, the
+        // ones before stand, and the next run carries on from their checkpoints.
+        if let Some(reason) = self.cancel.reason() {
+            return Ok(Err(storage::StorageError::Cancelled(reason)));
+        }
         Ok(self.store.commit(batch))
     }
 

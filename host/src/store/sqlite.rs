@@ -14,6 +14,9 @@
 //! - 3: `people` is a rowid table (was `WITHOUT ROWID`) with `mail_hash`/`upn_hash`
 //!   ([`key_hash`] of the keys), which its email and UPN indexes hold instead of
 //!   `(tenant, key)`.
+//! - 4: `runs.status` may also be `interrupted` (stopped by a signal), `refused` (another
+//!   process was syncing the tenant) and `reset` (`m365sync reset` emptied the tenant);
+//!   `tenant_locks` holds the per-tenant lock of a running sync ([`lock_tenant`]).
 //!
 //! A link (`upsert-person` of kind `link`) re-keys the person's row in place: the row stored
 //! under the previous object id gets the new object id and the new fields, in the batch's
@@ -32,20 +35,21 @@ use crate::report;
 use crate::runtime::bindings::storage::StorageError;
 use crate::runtime::bindings::types::{
     Batch, Change, MatchDecision, Person, PersonKey, PersonStatus, PersonUpsert,
-    PlatformOrganization, ReviewAction, StoredPerson, SyncReport, UpsertKind,
+    PlatformOrganization, ReportScope, ReviewAction, StoredPerson, SyncReport, UpsertKind,
 };
 
 /// Schema version, in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
-/// The sync log's table (schema 2): one row per run, successful or failed.
+/// The sync log's table (schema 4): one row per run, whatever its outcome (see
+/// [`RunStatus`]), and per reset of a tenant.
 const RUNS_TABLE: &str = r#"
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     tenant TEXT NOT NULL,
     started_at TEXT NOT NULL,
     mode TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'interrupted', 'refused', 'reset')),
     elapsed_ms INTEGER,
     requests INTEGER,
     retries INTEGER,
@@ -56,6 +60,32 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_tenant ON runs (tenant, id);
 "#;
+
+/// The per-tenant lock of a running sync (schema 4): one row while a process syncs the
+/// tenant (see [`lock_tenant`]). `heartbeat` is Unix seconds.
+const TENANT_LOCKS_TABLE: &str = r#"
+CREATE TABLE IF NOT EXISTS tenant_locks (
+    tenant TEXT NOT NULL PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    since TEXT NOT NULL,
+    heartbeat INTEGER NOT NULL
+) WITHOUT ROWID;
+"#;
+
+/// Schema 3 to 4, the sync log's part: `runs` is rebuilt for its new statuses (SQLite
+/// cannot change a CHECK constraint in place) and `tenant_locks` is created. Its index
+/// is dropped first: renamed with the table, it would survive as the old table's and
+/// vanish with it.
+fn migrate_runs_and_locks_3_to_4(connection: &Connection) -> rusqlite::Result<()> {
+    connection
+        .execute_batch("ALTER TABLE runs RENAME TO runs_v3; DROP INDEX IF EXISTS runs_tenant;")?;
+    connection.execute_batch(RUNS_TABLE)?;
+    connection.execute_batch(&format!(
+        "INSERT INTO runs ({RUN_COLUMNS}) SELECT {RUN_COLUMNS} FROM runs_v3; DROP TABLE runs_v3;"
+    ))?;
+    connection.execute_batch(TENANT_LOCKS_TABLE)
+}
 
 /// Schema 1 to 2: rebuild `runs` (its counts and report become optional, a status and
 /// the error are added); existing runs were all successful. Keys are recomputed in Rust.
@@ -125,10 +155,12 @@ fn people_table(name: &str) -> String {
 }
 
 /// The indexes the engine's lookups by email and user principal name use: by hash (a
-/// lookup checks the tenant and the key text too).
+/// lookup checks the tenant and the key text too); and (schema 4) the one
+/// `find-direct-reports` uses, by tenant and manager.
 const PEOPLE_INDEXES: &str = r#"
 CREATE INDEX IF NOT EXISTS people_mail ON people (mail_hash);
 CREATE INDEX IF NOT EXISTS people_upn ON people (upn_hash);
+CREATE INDEX IF NOT EXISTS people_manager ON people (tenant, manager_id);
 "#;
 
 /// The stable hash the key indexes hold: 64-bit FNV-1a of the normalised key's UTF-8, as
@@ -353,25 +385,30 @@ impl SqliteStore {
         })
     }
 
-    /// Record a run that failed: the engine commits no report for it, so the host does.
-    /// Returns the run's id in the sync log.
+    /// Record a run that failed, was interrupted or refused: the engine commits no report
+    /// for it, so the host does. Returns the run's id in the sync log.
     pub fn record_failed_run(&mut self, failed: &FailedRun) -> Result<i64, StorageError> {
         self.flush()?;
         self.connection
             .prepare_cached(
                 "INSERT INTO runs (tenant, started_at, mode, status, elapsed_ms, requests, retries,
                                    dry_run, error_kind, error, report)
-                 VALUES (?1, ?2, ?3, 'failed', ?4, NULL, NULL, ?5, ?6, ?7, NULL)",
+                 VALUES (?1, ?2, ?3, ?11, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .and_then(|mut s| {
+                let partial = failed.report.as_ref();
                 s.execute(params![
                     self.tenant,
                     failed.started_at,
                     failed.mode,
                     failed.elapsed_ms as i64,
+                    partial.map(|r| r.requests),
+                    partial.map(|r| r.retries),
                     failed.dry_run,
                     failed.error_kind,
                     failed.error,
+                    partial.map(|r| report::to_json(r).to_string()),
+                    failed.status.name(),
                 ])
             })
             .map(|_| self.connection.last_insert_rowid())
@@ -404,9 +441,29 @@ impl SqliteStore {
 fn apply(transaction: &Connection, tenant: &str, change: &Change) -> rusqlite::Result<()> {
     match change {
         Change::UpsertPerson(upsert) => upsert_person(transaction, tenant, upsert),
-        Change::DeletePerson(object_id) => transaction
-            .prepare_cached("DELETE FROM people WHERE tenant = ?1 AND object_id = ?2")?
-            .execute(params![tenant, object_id])
+        // A deleted person takes everything stored about them along.
+        Change::DeletePerson(object_id) => {
+            for sql in [
+                "DELETE FROM mailboxes WHERE tenant = ?1 AND object_id = ?2",
+                "DELETE FROM usage WHERE tenant = ?1 AND object_id = ?2",
+                "DELETE FROM group_members WHERE tenant = ?1 AND member_id = ?2",
+                "DELETE FROM people WHERE tenant = ?1 AND object_id = ?2",
+            ] {
+                transaction
+                    .prepare_cached(sql)?
+                    .execute(params![tenant, object_id])?;
+            }
+            Ok(())
+        }
+        Change::ReplaceReport(ReportScope::Mailboxes) => transaction
+            .prepare_cached("DELETE FROM mailboxes WHERE tenant = ?1")?
+            .execute(params![tenant])
+            .map(drop),
+        Change::ReplaceReport(ReportScope::Usage(scope)) => transaction
+            .prepare_cached(
+                "DELETE FROM usage WHERE tenant = ?1 AND workload = ?2 AND period_days = ?3",
+            )?
+            .execute(params![tenant, scope.workload, scope.period_days])
             .map(drop),
         Change::UpsertSubscription(s) => transaction
             .prepare_cached(
@@ -652,6 +709,7 @@ fn migrate(connection: &Connection, shown: &str) -> Result<(), OpenError> {
             connection.execute_batch(PEOPLE_INDEXES)?;
             connection.execute_batch(SCHEMA)?;
             connection.execute_batch(RUNS_TABLE)?;
+            connection.execute_batch(TENANT_LOCKS_TABLE)?;
         }
         if version == 1 {
             connection.execute_batch(MIGRATE_1_TO_2)?;
@@ -661,6 +719,18 @@ fn migrate(connection: &Connection, shown: &str) -> Result<(), OpenError> {
         }
         if (1..=2).contains(&version) {
             migrate_people_2_to_3(connection)?;
+        }
+        if version == 1 {
+            // `runs` was just created with schema 4's statuses.
+            connection.execute_batch(TENANT_LOCKS_TABLE)?;
+        }
+        if (2..=3).contains(&version) {
+            migrate_runs_and_locks_3_to_4(connection)?;
+        }
+        if version == 3 {
+            // Schema 4's index for direct reports (earlier versions got it with people's
+            // indexes when their people table was rebuilt).
+            connection.execute_batch(PEOPLE_INDEXES)?;
         }
         connection.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         Ok(version)
@@ -724,14 +794,42 @@ fn renormalise_keys(connection: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// A failed run, as the host records it in the sync log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a run the host records ended (a successful run is recorded by the engine, `ok`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunStatus {
+    /// The run failed (sign-in, Graph, storage, a limit...).
+    #[default]
+    Failed,
+    /// A signal stopped the run at a batch boundary (or after the grace period).
+    Interrupted,
+    /// The run never started: another process was syncing the tenant.
+    Refused,
+}
+
+impl RunStatus {
+    /// The name in `runs.status`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Refused => "refused",
+        }
+    }
+}
+
+/// A run that did not succeed, as the host records it in the sync log.
+#[derive(Debug, Clone)]
 pub struct FailedRun {
+    /// How it ended.
+    pub status: RunStatus,
     /// When the run started, RFC 3339 UTC.
     pub started_at: String,
-    /// The mode that was asked for ("full" or "incremental").
+    /// The mode that ran ("full" or "incremental"): the report's, else the one asked for.
     pub mode: String,
     pub elapsed_ms: u64,
+    /// What the run did until it failed, when the engine said (requests, retries, data
+    /// sets, warnings); stored as the run's report.
+    pub report: Option<SyncReport>,
     pub dry_run: bool,
     /// What kind of failure (see [`crate::error::RunError::kind`]).
     pub error_kind: String,
@@ -746,7 +844,7 @@ pub struct RunRecord {
     pub tenant: String,
     pub started_at: String,
     pub mode: String,
-    /// "ok" or "failed".
+    /// "ok", or a [`RunStatus`] name ("failed", "interrupted", "refused"), or "reset".
     pub status: String,
     pub elapsed_ms: Option<u64>,
     /// Unknown (None) for a failed run.
@@ -755,7 +853,8 @@ pub struct RunRecord {
     pub dry_run: bool,
     pub error_kind: Option<String>,
     pub error: Option<String>,
-    /// The run's report as [`report::to_json`] wrote it (None for a failed run).
+    /// The run's report as [`report::to_json`] wrote it: of a failed run, what it did until
+    /// it failed (None when the host stopped it, or for runs logged before schema 4).
     pub report: Option<serde_json::Value>,
 }
 
@@ -947,6 +1046,7 @@ pub fn import_organizations(
             StorageError::Unavailable(m) => {
                 StorageError::Unavailable(format!("{}: {m}", row.origin))
             }
+            cancelled @ StorageError::Cancelled(_) => cancelled,
         };
         let name = check_organization_name(&row.name).map_err(at)?;
         match &row.id {
@@ -1281,6 +1381,18 @@ impl TenantStore for SqliteStore {
             .map_err(|e| unavailable("listing people", e))
     }
 
+    fn find_direct_reports(&mut self, manager_id: &str) -> Result<Vec<StoredPerson>, StorageError> {
+        let sql =
+            format!("SELECT {PERSON_COLUMNS} FROM people WHERE tenant = ?1 AND manager_id = ?2");
+        self.connection
+            .prepare_cached(&sql)
+            .and_then(|mut s| {
+                s.query_map(params![self.tenant, manager_id], person_from_row)?
+                    .collect()
+            })
+            .map_err(|e| unavailable("looking up direct reports", e))
+    }
+
     fn commit(&mut self, batch: Batch) -> Result<(), StorageError> {
         let deferred = match self.deferred {
             Some(n) => n,
@@ -1379,6 +1491,384 @@ impl TenantStore for SqliteStore {
     }
 }
 
+// ---- The per-tenant lock of a running sync, and resetting a tenant ----
+
+/// How long taking or releasing a tenant lock (or recording a refused run) waits for
+/// another connection's write transaction: a sync commits its batches in transactions that
+/// can stay open across a few pages, and a second process must be told at once rather than
+/// after SQLite's usual 30 s.
+pub const LOCK_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the holder of a tenant lock refreshes its heartbeat.
+pub const LOCK_HEARTBEAT: Duration = Duration::from_secs(30);
+/// A lock held from another host whose heartbeat is older than this is stale: its holder
+/// is presumed gone (crashed, or its machine is down) and the lock may be taken over. A
+/// holder on this host is judged by its pid instead: stale exactly when no such process
+/// lives (its heartbeat may lag while its own write transaction is open).
+pub const LOCK_STALE_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// Who holds a tenant's lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockHolder {
+    pub pid: u32,
+    pub host: String,
+    /// When the holder took the lock, RFC 3339 UTC.
+    pub since: String,
+    /// Its last heartbeat, Unix seconds.
+    pub heartbeat: i64,
+}
+
+impl LockHolder {
+    /// This process, as a lock holder.
+    fn this_process() -> LockHolder {
+        LockHolder {
+            pid: std::process::id(),
+            host: host_name(),
+            since: crate::synclog::now_rfc3339(),
+            heartbeat: unix_now(),
+        }
+    }
+
+    /// Whether the holder is presumed gone (see [`LOCK_STALE_AFTER`]).
+    pub fn is_stale(&self) -> bool {
+        if self.host == host_name() {
+            return !process_alive(self.pid);
+        }
+        unix_now().saturating_sub(self.heartbeat) > LOCK_STALE_AFTER.as_secs() as i64
+    }
+}
+
+/// Why a tenant lock could not be taken (or a tenant reset).
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "tenant {tenant} is being synced by another process (pid {} on {}) since {}; wait for it to finish or, if that process is gone, {}",
+        holder.pid, holder.host, holder.since, takeover_hint(holder)
+    )]
+    Held { tenant: String, holder: LockHolder },
+    #[error("cannot take the lock of tenant {tenant} in {path}: {source}")]
+    Database {
+        tenant: String,
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("tenant {tenant}: {source}")]
+    Open { tenant: String, source: OpenError },
+}
+
+fn takeover_hint(holder: &LockHolder) -> String {
+    if holder.host == host_name() {
+        format!(
+            "its lock is taken over as soon as no process {} runs here (stop it with `kill {}`)",
+            holder.pid, holder.pid
+        )
+    } else {
+        format!(
+            "its lock is taken over {} minutes after its last heartbeat (it had one {} s ago)",
+            LOCK_STALE_AFTER.as_secs() / 60,
+            unix_now().saturating_sub(holder.heartbeat)
+        )
+    }
+}
+
+/// The live holder of `tenant`'s lock, if any (a stale lock counts as none).
+pub fn live_lock_holder(
+    connection: &Connection,
+    tenant: &str,
+) -> rusqlite::Result<Option<LockHolder>> {
+    let holder = connection
+        .query_row(
+            "SELECT pid, host, since, heartbeat FROM tenant_locks WHERE tenant = ?1",
+            params![tenant],
+            |row| {
+                Ok(LockHolder {
+                    pid: row.get::<_, i64>(0)?.clamp(0, u32::MAX as i64) as u32,
+                    host: row.get(1)?,
+                    since: row.get(2)?,
+                    heartbeat: row.get(3)?,
+                })
+            },
+        )
+        .optional()?;
+    Ok(holder.filter(|h| !h.is_stale()))
+}
+
+/// A tenant's lock, held by this process while a sync of the tenant runs: a heartbeat
+/// thread refreshes it, and it is released when dropped. A process that dies holding it
+/// leaves it stale ([`LockHolder::is_stale`]), and the next run takes it over.
+pub struct TenantLock {
+    path: std::path::PathBuf,
+    tenant: String,
+    holder: LockHolder,
+    /// Dropping it stops the heartbeat thread.
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    heartbeat: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A connection for lock work: short waits for other writers.
+fn lock_connection(path: &Path, tenant: &str) -> Result<Connection, LockError> {
+    let connection = open_database(path).map_err(|source| LockError::Open {
+        tenant: tenant.to_string(),
+        source,
+    })?;
+    connection
+        .busy_timeout(LOCK_BUSY_TIMEOUT)
+        .map_err(|source| LockError::Database {
+            tenant: tenant.to_string(),
+            path: path.display().to_string(),
+            source,
+        })?;
+    Ok(connection)
+}
+
+/// Take `tenant`'s lock in the database at `path`, or say who holds it. The holder is read
+/// first, without a write lock, so a second run is refused at once even while the first
+/// has a write transaction open; the lock row is then written in a short transaction.
+pub fn lock_tenant(path: &Path, tenant: &str) -> Result<TenantLock, LockError> {
+    let connection = lock_connection(path, tenant)?;
+    let failed = |source| LockError::Database {
+        tenant: tenant.to_string(),
+        path: path.display().to_string(),
+        source,
+    };
+    let held = |holder| LockError::Held {
+        tenant: tenant.to_string(),
+        holder,
+    };
+    if let Some(holder) = live_lock_holder(&connection, tenant).map_err(failed)? {
+        return Err(held(holder));
+    }
+    let holder = LockHolder::this_process();
+    connection
+        .execute_batch("BEGIN IMMEDIATE")
+        .map_err(failed)?;
+    let taken = (|| {
+        if let Some(other) = live_lock_holder(&connection, tenant)? {
+            return Ok(Err(other));
+        }
+        connection.execute(
+            "INSERT OR REPLACE INTO tenant_locks (tenant, pid, host, since, heartbeat)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                tenant,
+                holder.pid,
+                holder.host,
+                holder.since,
+                holder.heartbeat
+            ],
+        )?;
+        Ok(Ok(()))
+    })();
+    match taken {
+        Ok(Ok(())) => connection.execute_batch("COMMIT").map_err(failed)?,
+        Ok(Err(other)) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            return Err(held(other));
+        }
+        Err(error) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            return Err(failed(error));
+        }
+    }
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let beat = (path.to_path_buf(), tenant.to_string(), holder.clone());
+    let heartbeat = std::thread::Builder::new()
+        .name("m365sync-lock".into())
+        .spawn(move || {
+            let (path, tenant, holder) = beat;
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(LOCK_HEARTBEAT)
+            {
+                // A beat that finds the database busy is skipped: the next one follows.
+                let _ = lock_connection(&path, &tenant).map(|c| {
+                    c.execute(
+                        "UPDATE tenant_locks SET heartbeat = ?4
+                         WHERE tenant = ?1 AND pid = ?2 AND host = ?3",
+                        params![tenant, holder.pid, holder.host, unix_now()],
+                    )
+                });
+            }
+        })
+        .ok();
+    Ok(TenantLock {
+        path: path.to_path_buf(),
+        tenant: tenant.to_string(),
+        holder,
+        stop: Some(stop),
+        heartbeat,
+    })
+}
+
+impl TenantLock {
+    pub fn holder(&self) -> &LockHolder {
+        &self.holder
+    }
+}
+
+impl Drop for TenantLock {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.heartbeat.take() {
+            let _ = thread.join();
+        }
+        // Only this holder's row: a lock taken over meanwhile is the new holder's.
+        let _ = lock_connection(&self.path, &self.tenant).map(|c| {
+            c.execute(
+                "DELETE FROM tenant_locks WHERE tenant = ?1 AND pid = ?2 AND host = ?3 AND since = ?4",
+                params![self.tenant, self.holder.pid, self.holder.host, self.holder.since],
+            )
+        });
+    }
+}
+
+/// This machine's name (`uname -n`), to tell lock holders on this host from others.
+pub fn host_name() -> String {
+    #[cfg(unix)]
+    {
+        let mut buffer = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it
+        // on success (and we stop at the first NUL or the end anyway).
+        let result = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+        if result == 0 {
+            let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+            let name = String::from_utf8_lossy(&buffer[..end]).trim().to_string();
+            if !name.is_empty() {
+                return name;
+            }
+        }
+    }
+    std::env::var("HOSTNAME")
+        .or_else(|_| std::env::var("COMPUTERNAME"))
+        .unwrap_or_else(|_| "localhost".to_string())
+}
+
+/// Whether a process with this pid lives on this host.
+fn process_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        if pid <= 0 {
+            return false;
+        }
+        // SAFETY: signal 0 sends nothing; it only checks that the process exists.
+        let result = unsafe { libc::kill(pid, 0) };
+        result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        // Without a way to ask, a holder on this host is judged by its heartbeat.
+        let _ = pid;
+        true
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// What a reset deleted: rows per table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetOutcome {
+    pub deleted: Vec<(String, u64)>,
+    /// The reset's entry in the sync log.
+    pub run_id: i64,
+}
+
+/// Tables never emptied by a reset: the sync log (the reset is noted in it), the locks,
+/// and the platform's organizations, shared by every tenant.
+const KEPT_BY_RESET: &[&str] = &["runs", "tenant_locks", "platform_organizations"];
+
+/// Delete everything the database holds for `tenant` (every table with a `tenant`
+/// column: people, groups and members, subscriptions, organization, domains, mailboxes,
+/// usage, checkpoints with the directory binding, the match decision), in one
+/// transaction, and note the reset in the sync log (status `reset`). Refused while a sync
+/// holds the tenant's lock.
+pub fn reset_tenant(path: &Path, tenant: &str) -> Result<ResetOutcome, LockError> {
+    let connection = lock_connection(path, tenant)?;
+    let failed = |source| LockError::Database {
+        tenant: tenant.to_string(),
+        path: path.display().to_string(),
+        source,
+    };
+    // Read first, without a write lock: a running sync may hold a write transaction.
+    if let Some(holder) = live_lock_holder(&connection, tenant).map_err(failed)? {
+        return Err(LockError::Held {
+            tenant: tenant.to_string(),
+            holder,
+        });
+    }
+    connection
+        .execute_batch("BEGIN IMMEDIATE")
+        .map_err(failed)?;
+    let result = (|| {
+        if let Some(holder) = live_lock_holder(&connection, tenant)? {
+            return Ok(Err(holder));
+        }
+        let tables: Vec<String> = connection
+            .prepare(
+                "SELECT m.name FROM sqlite_master m
+                 WHERE m.type = 'table'
+                   AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) c WHERE c.name = 'tenant')
+                 ORDER BY m.name",
+            )?
+            .query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut deleted = Vec::new();
+        for table in tables
+            .iter()
+            .filter(|t| !KEPT_BY_RESET.contains(&t.as_str()))
+        {
+            let n = connection.execute(
+                &format!("DELETE FROM \"{table}\" WHERE tenant = ?1"),
+                params![tenant],
+            )?;
+            deleted.push((table.clone(), n as u64));
+        }
+        let summary: Vec<String> = deleted
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(table, n)| format!("{n} {table}"))
+            .collect();
+        let note = if summary.is_empty() {
+            "the store held nothing for the tenant".to_string()
+        } else {
+            format!(
+                "deleted {}; the next sync reads the tenant in full",
+                summary.join(", ")
+            )
+        };
+        connection.execute(
+            "INSERT INTO runs (tenant, started_at, mode, status, dry_run, error_kind, error)
+             VALUES (?1, ?2, 'reset', 'reset', 0, 'reset', ?3)",
+            params![tenant, crate::synclog::now_rfc3339(), note],
+        )?;
+        Ok(Ok(ResetOutcome {
+            deleted,
+            run_id: connection.last_insert_rowid(),
+        }))
+    })();
+    match result {
+        Ok(Ok(outcome)) => {
+            connection.execute_batch("COMMIT").map_err(failed)?;
+            Ok(outcome)
+        }
+        Ok(Err(holder)) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(LockError::Held {
+                tenant: tenant.to_string(),
+                holder,
+            })
+        }
+        Err(error) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(failed(error))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1452,12 +1942,14 @@ mod tests {
     /// A run that failed signing in.
     fn failed_run() -> FailedRun {
         FailedRun {
+            status: RunStatus::Failed,
             started_at: "2025-01-02T00:00:00Z".into(),
             mode: "incremental".into(),
             elapsed_ms: 5,
             dry_run: false,
             error_kind: "auth".into(),
             error: "sign-in failed".into(),
+            report: None,
         }
     }
 
@@ -1585,6 +2077,10 @@ mod tests {
             assert_eq!(normalise_key(raw), key, "{raw:?}");
         }
     }
+
+    /// The people table's indexes as schema 3 had them.
+    const PEOPLE_INDEXES_V3: &str = "CREATE INDEX people_mail ON people (mail_hash);
+        CREATE INDEX people_upn ON people (upn_hash);";
 
     /// The people table and its indexes as schemas 1 and 2 had them.
     const PEOPLE_V2: &str = "CREATE TABLE people (
@@ -1718,7 +2214,7 @@ mod tests {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, SCHEMA_VERSION);
         assert!(!sql.to_uppercase().contains("WITHOUT ROWID"), "{sql}");
         let found = store
             .find_people(&[
@@ -1741,6 +2237,69 @@ mod tests {
             )
             .unwrap();
         assert_eq!(indexes, 2);
+    }
+
+    /// Whether the people table has an index of this name, and the plan of a direct-reports
+    /// lookup.
+    fn manager_index_and_plan(store: &SqliteStore) -> (bool, String) {
+        let c = store.connection();
+        let found: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'people'
+                 AND name = 'people_manager'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let plan: Vec<String> = c
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT object_id FROM people WHERE tenant = 't' AND \
+                 manager_id = 'm'",
+            )
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        (found == 1, plan.join("; "))
+    }
+
+    #[test]
+    fn direct_reports_are_found_by_an_index_on_manager_id_in_new_and_migrated_databases() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = SqliteStore::open(&dir.path().join("new.db"), "t").unwrap();
+        let (found, plan) = manager_index_and_plan(&fresh);
+        assert!(found, "a new database has people_manager");
+        assert!(plan.contains("people_manager"), "{plan}");
+
+        // A schema-3 database (people with its key-hash indexes, no manager index).
+        let path = dir.path().join("v3.db");
+        {
+            let connection = Connection::open(&path).unwrap();
+            connection
+                .execute_batch(&format!(
+                    "BEGIN; {} {PEOPLE_INDEXES_V3} {SCHEMA} {RUNS_TABLE} \
+                     PRAGMA user_version = 3; COMMIT;",
+                    people_table("people")
+                ))
+                .unwrap();
+            connection
+                .execute(
+                    "INSERT INTO people (tenant, object_id, user_principal_name, account_enabled,
+                     user_type, licences, proxy_addresses, status, fingerprint, upn_key,
+                     upn_hash, manager_id) VALUES ('t', 'a', 'a@x.com', 1, 'Member', '[]', '[]',
+                     'active', 'f', 'a@x.com', 0, 'm')",
+                    [],
+                )
+                .unwrap();
+        }
+        let mut store = SqliteStore::open(&path, "t").unwrap();
+        let (found, plan) = manager_index_and_plan(&store);
+        assert!(found, "schema 3 to 4 adds people_manager");
+        assert!(plan.contains("people_manager"), "{plan}");
+        let reports = store.find_direct_reports("m").unwrap();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].person.object_id, "a");
     }
 
     #[test]
@@ -2009,5 +2568,163 @@ mod tests {
         assert_eq!(ids(&mut read_only), ["a"]);
         let missing = SqliteStore::open_read_only(&dir.path().join("none.db"), "t");
         assert!(missing.is_err());
+    }
+
+    /// A schema-3 database with one logged run, as m365sync made it before schema 4.
+    fn version_3_database(path: &Path) {
+        let v3_runs = RUNS_TABLE.replace(
+            "'ok', 'failed', 'interrupted', 'refused', 'reset'",
+            "'ok', 'failed'",
+        );
+        let connection = Connection::open(path).unwrap();
+        connection
+            .execute_batch(&format!(
+                "BEGIN; {} {PEOPLE_INDEXES} {SCHEMA} {v3_runs} PRAGMA user_version = 3; COMMIT;",
+                people_table("people")
+            ))
+            .unwrap();
+        connection
+            .execute(
+                "INSERT INTO runs (tenant, started_at, mode, status, dry_run, error_kind, error)
+                 VALUES ('t', '2025-01-01T00:00:00Z', 'full', 'failed', 0, 'auth', 'no')",
+                [],
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn version_3_runs_take_the_new_statuses_and_keep_their_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        version_3_database(&path);
+        let mut store = SqliteStore::open(&path, "t").unwrap();
+        let runs = list_runs(store.connection(), Some("t"), 10).unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].error_kind.as_deref(), Some("auth"));
+        for status in [RunStatus::Interrupted, RunStatus::Refused] {
+            let id = store
+                .record_failed_run(&FailedRun {
+                    status,
+                    ..failed_run()
+                })
+                .unwrap();
+            let run = get_run(store.connection(), id).unwrap().unwrap();
+            assert_eq!(run.status, status.name());
+        }
+        let index: i64 = store
+            .connection()
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'runs_tenant'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 1, "the sync log keeps its index");
+        assert!(live_lock_holder(store.connection(), "t").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_tenant_lock_refuses_a_second_holder_until_it_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock.db");
+        let first = lock_tenant(&path, "t").unwrap();
+        assert_eq!(first.holder().pid, std::process::id());
+        let LockError::Held { holder, .. } = lock_tenant(&path, "t").err().unwrap() else {
+            panic!("a second lock of t is refused");
+        };
+        assert_eq!(&holder, first.holder());
+        let message = LockError::Held {
+            tenant: "t".into(),
+            holder: holder.clone(),
+        }
+        .to_string();
+        assert!(
+            message.starts_with(&format!(
+                "tenant t is being synced by another process (pid {} on {}) since {}",
+                holder.pid, holder.host, holder.since
+            )),
+            "{message}"
+        );
+        // Other tenants are not held up, and a reset of t is refused meanwhile.
+        drop(lock_tenant(&path, "u").unwrap());
+        assert!(matches!(
+            reset_tenant(&path, "t"),
+            Err(LockError::Held { .. })
+        ));
+        drop(first);
+        drop(lock_tenant(&path, "t").expect("released on drop"));
+    }
+
+    #[test]
+    fn a_lock_whose_holder_is_gone_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stale.db");
+        let connection = open_database(&path).unwrap();
+        // A pid no process has on this host (beyond Linux's pid_max), and a holder on
+        // another host silent for longer than LOCK_STALE_AFTER.
+        let stale = LOCK_STALE_AFTER.as_secs() as i64 + 60;
+        connection
+            .execute_batch(&format!(
+                "INSERT INTO tenant_locks VALUES ('t', 2147483646, '{}', 'then', {});
+                 INSERT INTO tenant_locks VALUES ('u', 1, 'elsewhere.example', 'then', {});
+                 INSERT INTO tenant_locks VALUES ('v', 1, 'elsewhere.example', 'now', {});",
+                host_name(),
+                unix_now(),
+                unix_now() - stale,
+                unix_now()
+            ))
+            .unwrap();
+        let t = lock_tenant(&path, "t").expect("a dead holder on this host");
+        let u = lock_tenant(&path, "u").expect("a silent holder elsewhere");
+        assert_eq!(t.holder().pid, std::process::id());
+        assert_eq!(u.holder().pid, std::process::id());
+        let Err(LockError::Held { holder, .. }) = lock_tenant(&path, "v") else {
+            panic!("a live holder elsewhere keeps its lock");
+        };
+        assert_eq!(holder.host, "elsewhere.example");
+    }
+
+    #[test]
+    fn a_reset_empties_the_tenants_tables_and_notes_it_in_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reset.db");
+        let mut store = SqliteStore::open(&path, "t").unwrap();
+        store.commit(saved(vec![create("a"), create("b")])).unwrap();
+        store.record_failed_run(&failed_run()).unwrap();
+        store.create_organization("Contoso").unwrap();
+        let mut other = SqliteStore::open(&path, "u").unwrap();
+        other.commit(saved(vec![create("c")])).unwrap();
+        drop((store, other));
+
+        let outcome = reset_tenant(&path, "t").unwrap();
+        let deleted: std::collections::HashMap<_, _> = outcome.deleted.iter().cloned().collect();
+        assert_eq!(deleted["people"], 2);
+        assert!(deleted["checkpoints"] >= 1, "{deleted:?}");
+        for kept in KEPT_BY_RESET {
+            assert!(!deleted.contains_key(*kept), "{kept} is kept");
+        }
+        let connection = open_database(&path).unwrap();
+        for table in deleted.keys() {
+            let left: i64 = connection
+                .query_row(
+                    &format!("SELECT COUNT(*) FROM \"{table}\" WHERE tenant = 't'"),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(left, 0, "{table}");
+        }
+        let runs = list_runs(&connection, Some("t"), 10).unwrap();
+        assert_eq!(runs.len(), 2, "the log is kept, with the reset");
+        assert_eq!(runs[0].id, outcome.run_id);
+        assert_eq!(runs[0].status, "reset");
+        assert!(runs[0].error.as_deref().unwrap().contains("2 people"));
+        assert_eq!(list_organizations(&connection).unwrap().len(), 1);
+        let u_people: i64 = connection
+            .query_row("SELECT COUNT(*) FROM people WHERE tenant = 'u'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(u_people, 1, "other tenants are untouched");
     }
 }

@@ -114,6 +114,14 @@ impl TenantStore for MemoryStore {
             .map(|(id, _)| id.clone())
             .collect())
     }
+    fn find_direct_reports(&mut self, manager_id: &str) -> Result<Vec<StoredPerson>, StorageError> {
+        Ok(self
+            .people
+            .values()
+            .filter(|p| p.person.manager_id.as_deref() == Some(manager_id))
+            .cloned()
+            .collect())
+    }
     fn commit(&mut self, batch: Batch) -> Result<(), StorageError> {
         for c in batch.changes {
             match c {

@@ -13,8 +13,8 @@ use m365sync_guest::normalize::{email_key, upn_key};
 use m365sync_guest::platform::{HttpRequest, HttpResponse, Method, TransportError};
 use m365sync_guest::types::{
     AccountFilter, Batch, Change, Cloud, DataSet, Endpoints, Features, MatchDecision, MatchKey,
-    PersonKey, PlatformOrganization, RemovalPolicy, StoredPerson, SyncMode, SyncOptions,
-    SyncReport, SyncRequest, Tenant,
+    PersonKey, PlatformOrganization, RemovalGuard, RemovalPolicy, StoredPerson, SyncMode,
+    SyncOptions, SyncReport, SyncRequest, Tenant,
 };
 use m365sync_guest::{Clock, Env, Http, Log, Secrets, Store};
 
@@ -154,6 +154,14 @@ impl Store for MemoryStore {
             .map(|(id, _)| id.clone())
             .collect())
     }
+    fn find_direct_reports(&mut self, manager_id: &str) -> Result<Vec<StoredPerson>, StorageError> {
+        Ok(self
+            .people
+            .values()
+            .filter(|p| p.person.manager_id.as_deref() == Some(manager_id))
+            .cloned()
+            .collect())
+    }
     fn commit(&mut self, batch: &Batch) -> Result<(), StorageError> {
         for c in &batch.changes {
             match c {
@@ -236,6 +244,12 @@ pub fn sync(sim: &Sim, store: &mut MemoryStore, mode: SyncMode) -> anyhow::Resul
             },
             match_key: MatchKey::Email,
             removal: RemovalPolicy::Keep,
+            // A benchmark's first sync removes nobody; its guard is the config default.
+            removal_guard: RemovalGuard {
+                max_percent: 10,
+                max_count: 500,
+                allow: false,
+            },
             field_map: vec![],
             usage_periods: vec![],
             dry_run: false,

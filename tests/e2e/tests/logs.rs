@@ -60,8 +60,14 @@ async fn successful_and_failed_runs_are_logged_with_their_counts_and_errors() {
         message.contains("tenant contoso") && message.contains("/v1.0/users/delta"),
         "{message}"
     );
-    assert_eq!((bad.requests, bad.retries), (None, None));
-    assert!(bad.report.is_none());
+    // What the failed run did until it failed: a token request and page 1, then page 2
+    // tried three times (the fault persists), as the engine's failure report counts them.
+    assert_eq!((bad.requests, bad.retries), (Some(5), Some(2)));
+    let partial = bad
+        .report
+        .as_ref()
+        .expect("a failed run keeps its partial report");
+    assert_eq!(partial["requests"], 5, "{partial}");
     assert!(bad.elapsed_ms.is_some());
 
     assert_eq!(ok.status, "ok");

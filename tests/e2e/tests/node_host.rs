@@ -383,6 +383,43 @@ async fn the_node_host_refuses_hosts_off_the_allowlist_and_prints_the_text_repor
     sim.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_run_prints_what_it_did_until_it_failed() {
+    if !node_ready("a_failed_run_prints_what_it_did_until_it_failed") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (generated, _) = transpile(dir.path());
+    let state = dir.path().join("state.json");
+    let sim = full_simulator(50, |_| {}).await;
+    // The users phase commits; the usage reports then fail (their download host is not
+    // allowlisted): the sync-failure's report says what the run did.
+    let failed = run_node(
+        &sim,
+        &generated,
+        &state,
+        &[
+            "--features",
+            "users,usage-reports",
+            "--mode",
+            "full",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(failed.output.status.code(), Some(1), "{}", failed.stderr());
+    let reports: Value = serde_json::from_str(failed.stdout().trim())
+        .unwrap_or_else(|e| panic!("--json output is not JSON ({e}): {}", failed.stdout()));
+    let report = &reports[0];
+    assert_eq!(report["error_kind"], "host-denied", "{report}");
+    assert_eq!(report["tenant"], "contoso", "{report}");
+    assert_eq!(report["mode"], "full", "{report}");
+    assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
+    let u = users(report);
+    assert_eq!(counts(u, &["read", "created"]), [50, 50], "{u}");
+    sim.shutdown().await;
+}
+
 #[test]
 fn the_node_host_s_own_unit_tests_pass() {
     if !node_ready("the_node_host_s_own_unit_tests_pass") {

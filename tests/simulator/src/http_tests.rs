@@ -625,3 +625,4 @@ mod batch;
 mod changes;
 mod clouds;
 mod extended;
+mod interop;

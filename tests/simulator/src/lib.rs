@@ -168,6 +168,15 @@ pub struct SimConfig {
     /// properties that have been updated" (concepts/delta-query-overview.md),
     /// so a client must cope with it.
     pub minimal_updates: bool,
+    /// When true, request bodies sent chunked (without `Content-Length`) reach
+    /// the endpoints empty, as through a server or proxy that reads only
+    /// Content-Length bodies (default false). The token endpoint then answers
+    /// AADSTS900144 for the missing `grant_type`.
+    pub content_length_bodies_only: bool,
+    /// Report functions (e.g. "getSkypeForBusinessActivityUserDetail") the
+    /// tenant's cloud no longer serves: Graph answers them `400 BadRequest`
+    /// "Resource not found for the segment '{function}'." (default none).
+    pub unserved_reports: Vec<String>,
 }
 
 impl fmt::Debug for SimConfig {
@@ -185,6 +194,11 @@ impl fmt::Debug for SimConfig {
             .field("concealed_reports", &self.concealed_reports)
             .field("cloud", &self.cloud)
             .field("minimal_updates", &self.minimal_updates)
+            .field(
+                "content_length_bodies_only",
+                &self.content_length_bodies_only,
+            )
+            .field("unserved_reports", &self.unserved_reports)
             .finish()
     }
 }
@@ -222,6 +236,8 @@ impl SimConfig {
             concealed_reports: false,
             cloud: Cloud::Global,
             minimal_updates: false,
+            content_length_bodies_only: false,
+            unserved_reports: Vec::new(),
         }
     }
 }
@@ -265,6 +281,13 @@ pub enum FaultKind {
     TruncatedBody,
     /// A 200 with a syntactically broken JSON body.
     InvalidJson,
+    /// A paging loop: the first answer due that has an `@odata.nextLink` is
+    /// served as it is, and every later one links back to that first page
+    /// (A → B → A …), as a faulty server or proxy might.
+    PagingLoop,
+    /// A 200 whose `Content-Length` announces 255,000,000 bytes, of which 12
+    /// are sent before the connection closes.
+    LyingContentLength,
 }
 
 /// A fault schedule for Graph requests (see [`Simulator::inject_fault`]).

@@ -977,6 +977,34 @@ pub(crate) fn rows<'u>(
 }
 
 /// Parses `D7`, `D30`, `D90` or `D180`.
+/// Graph's answer to a report function the tenant's cloud does not serve
+/// (`SimConfig::unserved_reports`), for a request to `path` (still
+/// percent-encoded): `400 BadRequest` "Resource not found for the segment
+/// '{function}'.", the routing error Graph gives for a function it does not
+/// have (observed for getSkypeForBusinessActivityUserDetail after the Skype
+/// for Business Online retirement; concepts/errors.md lists 400 for requests
+/// the service cannot process).
+pub(crate) fn unserved(config: &crate::SimConfig, path: &str) -> Option<crate::odata::GraphError> {
+    if config.unserved_reports.is_empty() {
+        return None;
+    }
+    let rest = path.strip_prefix("/v1.0/reports/")?;
+    let segment = crate::util::percent_decode(rest, false)?;
+    let name = segment.split(['(', '/']).next().unwrap_or("");
+    let name = name.strip_prefix("microsoft.graph.").unwrap_or(name);
+    config
+        .unserved_reports
+        .iter()
+        .any(|f| f.eq_ignore_ascii_case(name))
+        .then(|| {
+            crate::odata::GraphError::new(
+                400,
+                "BadRequest",
+                format!("Resource not found for the segment '{name}'."),
+            )
+        })
+}
+
 pub(crate) fn parse_period(value: &str) -> Option<u16> {
     let n: u16 = value.strip_prefix('D')?.parse().ok()?;
     PERIODS.contains(&n).then_some(n)

@@ -48,6 +48,8 @@ struct Schedules {
     fault: Option<(Fault, u64)>,
     /// Throttling of the requests inside `$batch` calls, counted one by one.
     batch_throttle: Option<(Throttle, u64)>,
+    /// `FaultKind::PagingLoop`: the page every later next link points back to.
+    loop_start: Option<String>,
 }
 
 /// Counts one request against a throttling schedule: the status and
@@ -229,6 +231,7 @@ impl Shared {
     pub fn set_fault(&self, fault: Option<Fault>) {
         if let Ok(mut s) = self.schedules.lock() {
             s.fault = fault.map(|f| (f, 0));
+            s.loop_start = None;
         }
     }
 
@@ -251,6 +254,24 @@ impl Shared {
             }
         }
         out
+    }
+
+    /// `FaultKind::PagingLoop`: the next link to put in the answer to
+    /// `url`, which links to `next`: `next` itself for the loop's first page
+    /// (the first `url` asked, remembered), that first page for any other, so
+    /// the pages go A → B → A → B … and no page links to itself.
+    fn loop_link(&self, url: &str, next: &str) -> String {
+        let Ok(mut s) = self.schedules.lock() else {
+            return next.to_string();
+        };
+        match &s.loop_start {
+            Some(start) if start == url => next.to_string(),
+            Some(start) => start.clone(),
+            None => {
+                s.loop_start = Some(url.to_string());
+                next.to_string()
+            }
+        }
     }
 
     pub fn set_batch_throttle(&self, throttle: Option<Throttle>) {
@@ -459,7 +480,13 @@ async fn handle(
     let result: Result<Response<SimBody>, ResetConnection> = match (host, intercept) {
         (Host::Login, _) => Ok(token::handle(&shared, req).await.map(SimBody::from)),
         (Host::Download, _) => Ok(download::handle(&shared, req).await.map(SimBody::from)),
-        (Host::Graph, None) => Ok(graph::handle(&shared, req).await.map(SimBody::from)),
+        (Host::Graph, None) => match crate::reports::unserved(&shared.config, &path) {
+            Some(e) => {
+                let ids = graph::ids(&shared, &req);
+                Ok(graph::error_response(&shared, &e, &ids).map(SimBody::from))
+            }
+            None => Ok(graph::handle(&shared, req).await.map(SimBody::from)),
+        },
         (
             Host::Graph,
             Some(Intercept::Throttle {
@@ -471,7 +498,7 @@ async fn handle(
             FaultKind::ServerError => Ok(graph::server_error(&shared, &req).map(SimBody::from)),
             FaultKind::ResetConnection => Err(ResetConnection),
             FaultKind::InvalidJson => Ok(graph::invalid_json(&shared, &req).map(SimBody::from)),
-            FaultKind::TruncatedBody => {
+            FaultKind::TruncatedBody | FaultKind::LyingContentLength => {
                 let served = graph::handle(&shared, req).await;
                 let (mut parts, body) = served.into_parts();
                 let bytes = body
@@ -481,8 +508,12 @@ async fn handle(
                     .unwrap_or_default();
                 parts.status = hyper::StatusCode::OK;
                 parts.headers.remove(hyper::header::CONTENT_LENGTH);
-                let promised = (bytes.len() as u64).max(2) + 64;
-                let sent = bytes.slice(..bytes.len() / 2);
+                let (promised, sent) = if kind == FaultKind::TruncatedBody {
+                    let promised = (bytes.len() as u64).max(2) + 64;
+                    (promised, bytes.slice(..bytes.len() / 2))
+                } else {
+                    (LYING_CONTENT_LENGTH, bytes.slice(..bytes.len().min(12)))
+                };
                 Ok(Response::from_parts(
                     parts,
                     SimBody::Truncated {
@@ -491,6 +522,18 @@ async fn handle(
                         pause: None,
                     },
                 ))
+            }
+            FaultKind::PagingLoop => {
+                let url = format!(
+                    "{}{}",
+                    shared.graph_url,
+                    req.uri()
+                        .path_and_query()
+                        .map(|p| p.as_str())
+                        .unwrap_or("/")
+                );
+                let served = graph::handle(&shared, req).await;
+                Ok(paging_loop(&shared, &url, served).await)
             }
         },
     };
@@ -503,6 +546,40 @@ async fn handle(
         authorization,
     });
     result
+}
+
+/// What `FaultKind::LyingContentLength` announces (255 MB) before it sends 12
+/// bytes and closes the connection.
+const LYING_CONTENT_LENGTH: u64 = 255_000_000;
+
+/// `FaultKind::PagingLoop`: the answer `served` to `url` with its
+/// `@odata.nextLink` pointing back to the loop's first page.
+async fn paging_loop(
+    shared: &Shared,
+    url: &str,
+    served: Response<Full<Bytes>>,
+) -> Response<SimBody> {
+    let (mut parts, body) = served.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let mut page: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(_) => return Response::from_parts(parts, SimBody::from(Full::new(bytes))),
+    };
+    let Some(next) = page
+        .get("@odata.nextLink")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+    else {
+        return Response::from_parts(parts, SimBody::from(Full::new(bytes)));
+    };
+    page["@odata.nextLink"] = serde_json::Value::String(shared.loop_link(url, &next));
+    parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    let body = serde_json::to_vec(&page).unwrap_or_default();
+    Response::from_parts(parts, SimBody::from(Full::new(Bytes::from(body))))
 }
 
 /// Replaces the value of any `client_secret` (or `client_assertion`) query

@@ -13,7 +13,7 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -248,6 +248,13 @@ async fn token_request(
                 .starts_with("application/x-www-form-urlencoded")
         });
     let basic = basic_credentials(&req);
+    if shared.config.content_length_bodies_only && !req.headers().contains_key(CONTENT_LENGTH) {
+        // As through a server or proxy that reads only Content-Length bodies: a chunked
+        // body is never read, so the form is empty and `grant_type` is missing — the
+        // AADSTS900144 Microsoft answers (reference-error-codes.md: "InvalidRequest -
+        // The request body must contain the following parameter: '{name}'").
+        return Err(missing("grant_type"));
+    }
     let body = Limited::new(req.into_body(), 64 * 1024)
         .collect()
         .await

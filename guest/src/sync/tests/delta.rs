@@ -208,8 +208,9 @@ fn a_replay_applies_creates_partial_updates_and_removals_under_each_policy() {
             "only to see whether the store is empty"
         );
         assert_eq!(
-            w.store.find_calls, 3,
-            "one find-people per page, and one by email / UPN for the created user"
+            w.store.find_calls, 4,
+            "one find-people per page, one by email / UPN for the created user, and one for \
+             the removals held to the round's end"
         );
         let log = format!("{:?}", w.log.lines);
         assert!(

@@ -1,7 +1,10 @@
 //! A response body read from a pooled connection: streamed frame by frame (reports can be
-//! several MB) with the request's between-bytes timeout, and a hook that runs once the body
-//! has been read to its end, which is when the connection may carry the next request.
+//! several MB) with the request's between-bytes timeout and a deadline for the whole body
+//! (a server trickling a byte every few seconds resets the between-bytes timer forever),
+//! and a hook that runs once the body has been read to its end, which is when the
+//! connection may carry the next request.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -16,11 +19,17 @@ pub type OnEnd = Box<dyn FnOnce() + Send>;
 pub struct ResponseBody {
     incoming: Incoming,
     between_bytes: tokio::time::Interval,
+    whole_body: Pin<Box<tokio::time::Sleep>>,
     on_end: Option<OnEnd>,
 }
 
 impl ResponseBody {
-    pub fn new(incoming: Incoming, between_bytes_timeout: Duration, on_end: OnEnd) -> Self {
+    pub fn new(
+        incoming: Incoming,
+        between_bytes_timeout: Duration,
+        body_timeout: Duration,
+        on_end: OnEnd,
+    ) -> Self {
         // Tokio panics on a zero interval; 1 ns is effectively zero (as in wasmtime).
         let period = between_bytes_timeout.max(Duration::from_nanos(1));
         let mut between_bytes = tokio::time::interval(period);
@@ -28,6 +37,7 @@ impl ResponseBody {
         ResponseBody {
             incoming,
             between_bytes,
+            whole_body: Box::pin(tokio::time::sleep(body_timeout)),
             on_end: Some(on_end),
         }
     }
@@ -48,6 +58,10 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let this = &mut *self;
+        if this.whole_body.as_mut().poll(cx).is_ready() {
+            this.on_end = None;
+            return Poll::Ready(Some(Err(Error::ConnectionReadTimeout)));
+        }
         match Pin::new(&mut this.incoming).poll_frame(cx) {
             Poll::Ready(None) => {
                 this.ended();

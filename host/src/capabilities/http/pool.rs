@@ -24,14 +24,30 @@ const MAX_IDLE_PER_ORIGIN: usize = 4;
 /// An idle connection older than this is closed rather than reused: servers drop idle
 /// connections after a while, and a request racing such a close would fail.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// wasmtime's default for each timeout a request does not set.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// The host's timeouts for a request that sets none (wasmtime's default is 600 s each,
+/// which let one silent server hold a run for ten minutes per attempt).
+///
+/// Connect (TCP and TLS handshakes): Microsoft's endpoints complete them in well under a
+/// second; 10 s covers a slow network without waiting on a black-holed address.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// First byte of the response: Graph answers a page in seconds; a `$batch` of twenty or a
+/// usage report may take tens of seconds server-side. A server silent for a minute after
+/// the request is treated as gone (the engine retries).
+const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Between two reads of a body: a stream stalled for 30 s is dead.
+const DEFAULT_BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
+/// A whole response body may take this many first-byte timeouts (300 s by default): a
+/// server trickling a byte every few seconds never trips the between-bytes timeout, and a
+/// multi-MB usage report still downloads at a few hundred kB/s.
+const BODY_DEADLINE_FACTOR: u32 = 5;
 
 /// One run's connections.
 #[derive(Default)]
 pub struct Pool {
     idle: Mutex<HashMap<Target, Vec<Idle>>>,
     opened: AtomicUsize,
+    /// The end of the run's budget: no timeout of a request reaches past it.
+    deadline: Option<Instant>,
 }
 
 struct Idle {
@@ -45,28 +61,60 @@ impl Idle {
     }
 }
 
-/// The timeouts of one request, as `default_send_request` reads them.
-#[derive(Debug, Clone, Copy)]
-struct Timeouts {
-    connect: Duration,
-    first_byte: Duration,
-    between_bytes: Duration,
+/// The timeouts of one request: what it asked for, else the host's defaults, each clamped
+/// to the time left of the run's budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub between_bytes: Duration,
+    /// The whole response body, from the response's headers to its end.
+    pub body: Duration,
 }
 
 impl Timeouts {
-    fn of(options: Option<RequestOptions>) -> Timeouts {
+    pub fn of(options: Option<RequestOptions>, deadline: Option<Instant>) -> Timeouts {
         let options = options.unwrap_or_default();
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let clamp = |timeout: Duration| left.map_or(timeout, |left| timeout.min(left));
+        let first_byte = options
+            .first_byte_timeout
+            .unwrap_or(DEFAULT_FIRST_BYTE_TIMEOUT);
         Timeouts {
-            connect: options.connect_timeout.unwrap_or(DEFAULT_TIMEOUT),
-            first_byte: options.first_byte_timeout.unwrap_or(DEFAULT_TIMEOUT),
-            between_bytes: options.between_bytes_timeout.unwrap_or(DEFAULT_TIMEOUT),
+            connect: clamp(options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)),
+            first_byte: clamp(first_byte),
+            between_bytes: clamp(
+                options
+                    .between_bytes_timeout
+                    .unwrap_or(DEFAULT_BETWEEN_BYTES_TIMEOUT),
+            ),
+            body: clamp(first_byte.saturating_mul(BODY_DEADLINE_FACTOR)),
+        }
+    }
+
+    /// As wasi:http request options (for wasmtime's sender, which has no body deadline).
+    pub fn options(&self) -> RequestOptions {
+        RequestOptions {
+            connect_timeout: Some(self.connect),
+            first_byte_timeout: Some(self.first_byte),
+            between_bytes_timeout: Some(self.between_bytes),
         }
     }
 }
 
 impl Pool {
+    /// A pool without a run deadline (the tests' pools).
+    #[cfg(test)]
     pub fn new() -> Arc<Pool> {
-        Arc::new(Pool::default())
+        Pool::with_deadline(None)
+    }
+
+    /// A pool whose requests never wait past `deadline` (the end of the run's budget).
+    pub fn with_deadline(deadline: Option<Instant>) -> Arc<Pool> {
+        Arc::new(Pool {
+            deadline,
+            ..Pool::default()
+        })
     }
 
     /// Connections this pool has opened so far.
@@ -82,7 +130,7 @@ impl Pool {
         options: Option<RequestOptions>,
     ) -> Result<http::Response<WasiBody>, Error> {
         let target = Target::of(request.uri())?;
-        let timeouts = Timeouts::of(options);
+        let timeouts = Timeouts::of(options, self.deadline);
         // On the wire the request line carries only the path (no proxy here).
         *request.uri_mut() = origin_form(request.uri());
 
@@ -129,7 +177,8 @@ impl Pool {
             }
         });
         response.map(|incoming| {
-            ResponseBody::new(incoming, timeouts.between_bytes, on_end).boxed_unsync()
+            ResponseBody::new(incoming, timeouts.between_bytes, timeouts.body, on_end)
+                .boxed_unsync()
         })
     }
 

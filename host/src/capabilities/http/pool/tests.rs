@@ -253,3 +253,125 @@ async fn failures_are_the_default_senders_errors() {
     );
     assert_eq!(pooled, default, "an unknown host name");
 }
+
+#[test]
+fn requests_that_set_no_timeouts_get_the_hosts_defaults() {
+    let timeouts = super::Timeouts::of(None, None);
+    assert_eq!(timeouts.connect, Duration::from_secs(10));
+    assert_eq!(timeouts.first_byte, Duration::from_secs(60));
+    assert_eq!(timeouts.between_bytes, Duration::from_secs(30));
+    assert_eq!(timeouts.body, Duration::from_secs(300));
+    // What a request sets is kept; the body deadline follows its first-byte timeout.
+    let asked = RequestOptions {
+        connect_timeout: Some(Duration::from_secs(3)),
+        first_byte_timeout: Some(Duration::from_secs(20)),
+        between_bytes_timeout: None,
+    };
+    let timeouts = super::Timeouts::of(Some(asked), None);
+    assert_eq!(timeouts.connect, Duration::from_secs(3));
+    assert_eq!(timeouts.first_byte, Duration::from_secs(20));
+    assert_eq!(timeouts.between_bytes, Duration::from_secs(30));
+    assert_eq!(timeouts.body, Duration::from_secs(100));
+}
+
+#[test]
+fn every_timeout_is_clamped_to_the_time_left_of_the_run() {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let timeouts = super::Timeouts::of(None, Some(deadline));
+    for timeout in [
+        timeouts.connect,
+        timeouts.first_byte,
+        timeouts.between_bytes,
+        timeouts.body,
+    ] {
+        assert!(timeout <= Duration::from_secs(2), "{timeouts:?}");
+    }
+    let past = super::Timeouts::of(None, Some(std::time::Instant::now()));
+    assert_eq!(past.first_byte, Duration::ZERO);
+}
+
+/// A TCP server that answers each connection with `head`, then trickles one byte of body
+/// every `every` (for a minute at most).
+async fn trickling_server(head: &'static [u8], every: Duration) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if stream.write_all(head).await.is_err() {
+                    return;
+                }
+                let started = std::time::Instant::now();
+                while started.elapsed() < Duration::from_secs(60) {
+                    tokio::time::sleep(every).await;
+                    if stream.write_all(b"x").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test]
+async fn a_body_trickling_a_byte_at_a_time_is_bounded_by_the_body_deadline() {
+    // 1000 bytes at a byte every 50 ms would take 50 s; every byte arrives well within
+    // the between-bytes timeout.
+    let trickle = trickling_server(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n",
+        Duration::from_millis(50),
+    )
+    .await;
+    let options = RequestOptions {
+        connect_timeout: Some(Duration::from_secs(5)),
+        first_byte_timeout: Some(Duration::from_millis(200)),
+        between_bytes_timeout: Some(Duration::from_millis(500)),
+    };
+    let started = std::time::Instant::now();
+    let response = Pool::new()
+        .send(
+            request("GET", &format!("http://{trickle}/"), b""),
+            Some(options),
+        )
+        .await
+        .expect("the headers arrive at once");
+    let read = tokio::time::timeout(Duration::from_secs(10), response.into_body().collect())
+        .await
+        .expect("the body deadline (5 × 200 ms) ends the read, not the test's 10 s");
+    let error = read.expect_err("a trickled body fails");
+    assert_eq!(kind(&error), "ConnectionReadTimeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_silent_server_is_given_no_more_than_the_runs_remaining_budget() {
+    let silent = raw_server(b"").await;
+    let headers_then_silence =
+        raw_server(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello").await;
+    for (address, what) in [
+        (silent, "no answer"),
+        (headers_then_silence, "a stalled body"),
+    ] {
+        let deadline = std::time::Instant::now() + Duration::from_millis(300);
+        let pool = Pool::with_deadline(Some(deadline));
+        // No options: the host's defaults (60 s first byte, 30 s between bytes) apply,
+        // clamped to the 300 ms left.
+        let outcome = tokio::time::timeout(Duration::from_secs(10), async {
+            match pool
+                .send(request("GET", &format!("http://{address}/"), b""), None)
+                .await
+            {
+                Err(error) => kind(&error),
+                Ok(response) => kind(&response.into_body().collect().await.unwrap_err()),
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{what}: still waiting after 10 s"));
+        assert_eq!(outcome, "ConnectionReadTimeout", "{what}");
+    }
+}

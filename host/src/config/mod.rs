@@ -1,6 +1,11 @@
 //! Tenant configuration (TOML): which tenants to sync, how to reach them, where their
-//! secrets live, and what to import. Validated up front with errors that name the file,
-//! the tenant and the field.
+//! secrets live, and what to import. Validated at load: each value by its rule as it is
+//! read (`rules`), the values that depend on each other afterwards; every error names the
+//! file, the line and the key (`located`), and what is allowed.
+
+mod located;
+mod rules;
+mod urls;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -11,19 +16,42 @@ use crate::capabilities::http::Allowlist;
 use crate::cloud::Cloud;
 use crate::runtime::bindings::types::{
     AccountFilter, Attribute, AttributeFilter, Endpoints, Features, FieldMapping, MatchKey,
-    RemovalPolicy, SyncMode, SyncOptions, Tenant,
+    RemovalGuard, RemovalPolicy, SyncMode, SyncOptions, Tenant,
 };
+use located::{Document, KeyPath, line_of_offset};
+
+pub use rules::{
+    MAX_REMOVAL_PERCENT, MAX_REMOVALS, MEMORY_LIMIT_MIB, RUN_TIMEOUT_SECS, Range, SANDBOXES,
+};
+pub use urls::{Origin, allowlist, base_url, is_loopback};
 
 /// A config file's problems. Every variant names where.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}")]
     Read {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
-    #[error("config {path} is not valid: {message}")]
-    Parse { path: PathBuf, message: String },
+    #[error("config {path}, line {line}: not valid TOML: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// A value (or a missing one) at a key of the file.
+    #[error("config {path}{}: {message}", place(*.line, .tenant.as_deref(), .key))]
+    Key {
+        path: PathBuf,
+        /// The line of the key, or of its table when the file leaves the key out.
+        line: Option<usize>,
+        /// The `[[tenant]]` the key is in, by name (or `#N` when it has none).
+        tenant: Option<String>,
+        /// The key inside the tenant (`sync.removal`), or from the top (`host.sandboxes`).
+        key: String,
+        message: String,
+    },
     #[error("config {path}, tenant {tenant:?}: {message}")]
     Tenant {
         path: PathBuf,
@@ -32,6 +60,21 @@ pub enum ConfigError {
     },
     #[error("config {path}: {message}")]
     File { path: PathBuf, message: String },
+}
+
+/// ", line 7, tenant \"contoso\", sync.removal" for [`ConfigError::Key`].
+fn place(line: Option<usize>, tenant: Option<&str>, key: &str) -> String {
+    let mut place = String::new();
+    if let Some(line) = line {
+        place += &format!(", line {line}");
+    }
+    if let Some(tenant) = tenant {
+        place += &format!(", tenant {tenant:?}");
+    }
+    if !key.is_empty() {
+        place += &format!(", {key}");
+    }
+    place
 }
 
 /// A whole config file.
@@ -52,17 +95,21 @@ pub struct HostSection {
     pub db: Option<PathBuf>,
     /// When set, the only authorities ("host" or "host:port") any tenant's sandbox may reach,
     /// whatever the tenant's endpoints say.
+    #[serde(default, deserialize_with = "rules::allowed_hosts")]
     pub allowed_hosts: Option<Vec<String>>,
-    /// Memory limit of one sandbox, in MiB.
+    /// Memory limit of one sandbox, in MiB ([`MEMORY_LIMIT_MIB`]).
+    #[serde(default, deserialize_with = "rules::memory_limit_mib")]
     pub memory_limit_mib: Option<u64>,
-    /// Wall-clock budget of one run, in seconds.
+    /// Wall-clock budget of one run, in seconds ([`RUN_TIMEOUT_SECS`]).
+    #[serde(default, deserialize_with = "rules::run_timeout_secs")]
     pub run_timeout_secs: Option<u64>,
     /// Keep connections alive within a run (default true); false opens a connection per
     /// request (wasmtime's default sender), to compare.
     pub http_keep_alive: Option<bool>,
     /// Sandboxes that may run at once, from slots of wasmtime's pooling allocator
     /// reserved up front (default 64; more runs wait for a slot); 0 allocates each
-    /// sandbox on demand instead.
+    /// sandbox on demand instead ([`SANDBOXES`]).
+    #[serde(default, deserialize_with = "rules::sandboxes")]
     pub sandboxes: Option<u32>,
 }
 
@@ -93,7 +140,8 @@ impl HostSection {
 pub struct TenantConfig {
     /// The host's name for the tenant; unique in the file.
     pub name: String,
-    /// Directory (tenant) id or a verified domain.
+    /// Directory (tenant) id (a GUID) or a verified domain.
+    #[serde(deserialize_with = "rules::tenant_id")]
     pub tenant_id: String,
     /// Application (client) id.
     pub client_id: String,
@@ -115,12 +163,16 @@ pub struct TenantConfig {
     pub field_map: BTreeMap<String, String>,
 }
 
+/// `[tenant.endpoints]`: every key takes base URLs (see [`base_url`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointOverrides {
+    #[serde(default, deserialize_with = "rules::base_url")]
     pub login: Option<String>,
+    #[serde(default, deserialize_with = "rules::base_url")]
     pub graph: Option<String>,
     /// Base URLs of the hosts Graph redirects report downloads to.
+    #[serde(default, deserialize_with = "rules::base_urls")]
     pub reports: Option<Vec<String>>,
 }
 
@@ -178,6 +230,11 @@ impl FeatureName {
     }
 }
 
+/// The removal guard's defaults: Microsoft Entra Connect's 500, and 10 % of the stored
+/// people.
+pub const DEFAULT_MAX_REMOVAL_PERCENT: u8 = 10;
+pub const DEFAULT_MAX_REMOVALS: u32 = 500;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncSection {
@@ -193,8 +250,21 @@ pub struct SyncSection {
     /// is preferred (set one of the two).
     #[serde(default)]
     pub field_map: BTreeMap<String, String>,
-    #[serde(default = "default_periods")]
+    #[serde(default = "default_periods", deserialize_with = "rules::usage_periods")]
     pub usage_periods: Vec<u16>,
+    /// A run that would remove more than this percent of the stored people stops before
+    /// it commits a removal ([`MAX_REMOVAL_PERCENT`]).
+    #[serde(
+        default = "default_max_removal_percent",
+        deserialize_with = "rules::max_removal_percent"
+    )]
+    pub max_removal_percent: u8,
+    /// ... or more than this many people ([`MAX_REMOVALS`]).
+    #[serde(
+        default = "default_max_removals",
+        deserialize_with = "rules::max_removals"
+    )]
+    pub max_removals: u32,
 }
 
 impl Default for SyncSection {
@@ -206,6 +276,8 @@ impl Default for SyncSection {
             match_key: MatchKeyName::default(),
             field_map: Default::default(),
             usage_periods: default_periods(),
+            max_removal_percent: DEFAULT_MAX_REMOVAL_PERCENT,
+            max_removals: DEFAULT_MAX_REMOVALS,
         }
     }
 }
@@ -218,10 +290,18 @@ fn default_periods() -> Vec<u16> {
     vec![30]
 }
 
+fn default_max_removal_percent() -> u8 {
+    DEFAULT_MAX_REMOVAL_PERCENT
+}
+
+fn default_max_removals() -> u32 {
+    DEFAULT_MAX_REMOVALS
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterSection {
-    #[serde(default = "all_domains")]
+    #[serde(default = "all_domains", deserialize_with = "rules::domains")]
     pub domains: Vec<String>,
     #[serde(default)]
     pub licensed_only: bool,
@@ -271,9 +351,9 @@ pub enum AttributeName {
 #[serde(deny_unknown_fields)]
 pub struct AttributeSection {
     pub attribute: AttributeName,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "rules::include_values")]
     pub include: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "rules::exclude_values")]
     pub exclude: Vec<String>,
 }
 
@@ -342,6 +422,12 @@ impl TenantRun {
             client_secret: SecretSource::Value(String::new()),
         }
     }
+
+    /// Let this run commit its removals whatever their number (`--allow-mass-removal`):
+    /// the config's guard limits are never lifted by the config itself.
+    pub fn allow_mass_removal(&mut self, allow: bool) {
+        self.options.removal_guard.allow = allow;
+    }
 }
 
 impl TenantConfig {
@@ -377,39 +463,20 @@ impl ConfigFile {
             path: path.to_path_buf(),
             source,
         })?;
-        let config = ConfigFile::parse(&text, path)?;
-        Ok(config)
+        ConfigFile::parse(&text, path)
     }
 
     /// Parse and validate config text; `path` is used in errors and to resolve relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
+        let document = Document::parse(text).map_err(|error| ConfigError::Parse {
+            path: path.to_path_buf(),
+            line: line_of_offset(text, error.span().map_or(0, |span| span.start)),
+            message: error.message().trim_end().to_string(),
+        })?;
         let mut config: ConfigFile = toml::from_str(text).map_err(|error| {
-            let parse = || ConfigError::Parse {
-                path: path.to_path_buf(),
-                message: describe_toml_error(text, &error),
-            };
-            // A value the file's syntax allows but its meaning does not: name the tenant.
-            let Ok(table) = toml::from_str::<toml::Table>(text) else {
-                return parse();
-            };
-            let Some(toml::Value::Array(tenants)) = table.get("tenant") else {
-                return parse();
-            };
-            for (index, tenant) in tenants.iter().enumerate() {
-                if TenantConfig::deserialize(tenant.clone()).is_err() {
-                    let name = tenant
-                        .get("name")
-                        .and_then(toml::Value::as_str)
-                        .map(str::to_string)
-                        .unwrap_or_else(|| format!("#{}", index + 1));
-                    return ConfigError::Tenant {
-                        path: path.to_path_buf(),
-                        tenant: name,
-                        message: describe_toml_error(text, &error),
-                    };
-                }
-            }
-            parse()
+            let at = error.span().map(|span| span.start);
+            let key = at.map(|at| document.path_at(at)).unwrap_or_default();
+            key_error(path, &document, &key, at, error.message().trim_end())
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         if let Some(db) = &config.host.db
@@ -424,90 +491,81 @@ impl ConfigFile {
                 tenant.client_secret_file = Some(base.join(file));
             }
         }
-        config.validate(path)?;
+        config.validate(path, &document)?;
         Ok(config)
     }
 
-    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+    /// The rules between values (each value's own rule ran as it was read).
+    fn validate(&self, path: &Path, document: &Document<'_>) -> Result<(), ConfigError> {
         if self.tenants.is_empty() {
             return Err(ConfigError::File {
                 path: path.to_path_buf(),
                 message: "no [[tenant]] is configured".to_string(),
             });
         }
-        if let Some(hosts) = &self.host.allowed_hosts {
-            for host in hosts {
-                if host.is_empty() || host.contains('/') {
-                    return Err(ConfigError::File {
-                        path: path.to_path_buf(),
-                        message: format!(
-                            "host.allowed_hosts: {host:?} is not an authority (\"host\" or \"host:port\")"
-                        ),
-                    });
-                }
-            }
-        }
         let mut names = HashSet::new();
-        for tenant in &self.tenants {
-            let fail = |message: String| ConfigError::Tenant {
-                path: path.to_path_buf(),
-                tenant: tenant.name.clone(),
-                message,
+        for (index, tenant) in self.tenants.iter().enumerate() {
+            let at = KeyPath::tenant(index);
+            let fail = |key: &str, message: &str| {
+                let key = if key.is_empty() {
+                    at.clone()
+                } else {
+                    at.key(key)
+                };
+                key_error(path, document, &key, None, message)
             };
             if tenant.name.trim().is_empty() {
-                return Err(fail("name is empty".into()));
+                return Err(fail("name", "name is empty"));
             }
             if !names.insert(tenant.name.as_str()) {
-                return Err(fail("name is used by another tenant in this file".into()));
-            }
-            if tenant.tenant_id.trim().is_empty() {
-                return Err(fail("tenant_id is empty".into()));
+                return Err(fail("name", "name is used by another tenant in this file"));
             }
             if tenant.client_id.trim().is_empty() {
-                return Err(fail("client_id is empty".into()));
+                return Err(fail("client_id", "client_id is empty"));
             }
             match (&tenant.client_secret_env, &tenant.client_secret_file) {
                 (None, None) => {
                     return Err(fail(
-                        "no client secret source: set client_secret_env or client_secret_file"
-                            .into(),
+                        "",
+                        "no client secret source: set client_secret_env or client_secret_file",
                     ));
                 }
                 (Some(_), Some(_)) => {
                     return Err(fail(
-                        "client_secret_env and client_secret_file are both set: choose one".into(),
+                        "client_secret_file",
+                        "client_secret_env and client_secret_file are both set: choose one",
                     ));
                 }
-                (Some(var), None) if var.trim().is_empty() => {
-                    return Err(fail("client_secret_env is empty".into()));
+                (Some(var), None) if var.trim().is_empty() || var.contains(['=', '\0']) => {
+                    return Err(fail(
+                        "client_secret_env",
+                        &format!("{var:?} is not an environment variable name"),
+                    ));
                 }
                 _ => {}
             }
-            if let Some(overrides) = &tenant.endpoints {
-                for (field, value) in [
-                    ("endpoints.login", &overrides.login),
-                    ("endpoints.graph", &overrides.graph),
-                ] {
-                    if let Some(url) = value {
-                        base_url(url).map_err(|message| fail(format!("{field}: {message}")))?;
-                    }
-                }
-                for url in overrides.reports.iter().flatten() {
-                    base_url(url)
-                        .map_err(|message| fail(format!("endpoints.reports: {message}")))?;
-                }
-            }
             if tenant.sync.features.is_empty() {
                 return Err(fail(
-                    "sync.features is empty: enable at least \"users\"".into(),
+                    "sync.features",
+                    "the list is empty: enable at least \"users\"",
                 ));
             }
-            validate_field_map(tenant).map_err(fail)?;
-            for period in &tenant.sync.usage_periods {
-                if ![7, 30, 90, 180].contains(period) {
-                    return Err(fail(format!(
-                        "sync.usage_periods: {period} is not one of 7, 30, 90, 180"
-                    )));
+            let map_key = if tenant.field_map.is_empty() {
+                "sync.field_map"
+            } else {
+                "field_map"
+            };
+            validate_field_map(tenant).map_err(|message| fail(map_key, &message))?;
+            for (i, rule) in tenant.filter.attributes.iter().enumerate() {
+                if rule.include.is_empty() && rule.exclude.is_empty() {
+                    let key = at.key("filter").key("attributes").index(i);
+                    return Err(key_error(
+                        path,
+                        document,
+                        &key,
+                        None,
+                        "neither include nor exclude is set: the filter would do nothing",
+                    ));
                 }
             }
         }
@@ -567,133 +625,37 @@ impl ConfigFile {
     }
 }
 
-/// What a tenant's sandbox may reach: the origins of its endpoints, and its report
-/// download hosts for credential-free GETs, each restricted to the operator's pinned
-/// `allowed_hosts` when set.
-pub fn allowlist(
-    endpoints: &Endpoints,
-    downloads: &[String],
-    pinned: Option<&[String]>,
-) -> Allowlist {
-    let permitted = |url: &String| {
-        let origin = base_url(url).ok()?;
-        match pinned {
-            Some(pins) if !pins.iter().any(|pin| origin.matches_pin(pin)) => None,
-            _ => Some(origin.normalized),
-        }
+/// The error for `key` of the file: its line (at byte `at` when toml gave a span, else
+/// where `key` is), its tenant by name, and the key inside the tenant.
+fn key_error(
+    path: &Path,
+    document: &Document<'_>,
+    key: &KeyPath,
+    at: Option<usize>,
+    message: &str,
+) -> ConfigError {
+    let line = match at {
+        Some(at) => Some(document.line(at)),
+        None => document.line_of(key),
     };
-    let mut allowlist = Allowlist::default();
-    for origin in [&endpoints.login, &endpoints.graph]
-        .into_iter()
-        .filter_map(permitted)
-    {
-        if !allowlist.api.contains(&origin) {
-            allowlist.api.push(origin);
-        }
-    }
-    for origin in downloads.iter().filter_map(permitted) {
-        if !allowlist.downloads.contains(&origin) && !allowlist.api.contains(&origin) {
-            allowlist.downloads.push(origin);
-        }
-    }
-    allowlist
-}
-
-/// A parsed base URL's origin.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    pub host: String,
-    pub port: u16,
-    /// `scheme://host:port`, lower case.
-    pub normalized: String,
-}
-
-impl Origin {
-    pub fn new(scheme: &str, host: &str, port: Option<u16>) -> Origin {
-        let scheme = scheme.to_ascii_lowercase();
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let port = port.unwrap_or(if scheme == "http" { 80 } else { 443 });
-        let normalized = format!("{scheme}://{host}:{port}");
-        Origin {
-            host,
-            port,
-            normalized,
-        }
-    }
-
-    fn matches_pin(&self, pin: &str) -> bool {
-        let pin = pin.to_ascii_lowercase();
-        match pin.rsplit_once(':') {
-            Some((host, port)) if port.parse::<u16>().is_ok() => {
-                host == self.host && port.parse::<u16>().ok() == Some(self.port)
-            }
-            _ => pin.trim_end_matches('.') == self.host,
-        }
-    }
-}
-
-/// Check that `url` is an absolute http(s) base URL with no path beyond "/".
-pub fn base_url(url: &str) -> Result<Origin, String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|error| format!("{url:?} is not a URL ({error})"))?;
-    let scheme = uri
-        .scheme_str()
-        .ok_or_else(|| format!("{url:?} has no scheme"))?;
-    if scheme != "https" && scheme != "http" {
-        return Err(format!(
-            "{url:?} must use https (or http for a local simulator)"
-        ));
-    }
-    let host = uri.host().ok_or_else(|| format!("{url:?} has no host"))?;
-    let path = uri.path();
-    if !(path.is_empty() || path == "/") || uri.query().is_some() {
-        return Err(format!(
-            "{url:?} must be a base URL without a path or query"
-        ));
-    }
-    Ok(Origin::new(scheme, host, uri.port_u16()))
-}
-
-/// A TOML error as "key: what is wrong (line N)", the key as its table path inside the
-/// tenant (e.g. `sync.removal`), so the error names the file (by its caller), the tenant and
-/// the key.
-fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
-    let message = error.message().trim_end();
-    let Some(span) = error.span() else {
-        return message.to_string();
+    let (tenant, key) = match key.split_tenant() {
+        Some((index, rest)) => (
+            Some(
+                document
+                    .tenant_name(index)
+                    .unwrap_or_else(|| format!("#{}", index + 1)),
+            ),
+            rest.to_string(),
+        ),
+        None => (None, key.to_string()),
     };
-    let start = span.start.min(text.len());
-    let line_start = text[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let line_number = text[..start].matches('\n').count() + 1;
-    let line_end = text[start..]
-        .find('\n')
-        .map(|i| start + i)
-        .unwrap_or(text.len());
-    let line = &text[line_start..line_end];
-    let key = line
-        .split_once('=')
-        .map(|(key, _)| key.trim().trim_matches('"').to_string())
-        .filter(|key| !key.is_empty() && !key.starts_with('['));
-    let section = text[..line_start]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|header| {
-            let name = header.trim_start_matches('[').trim_end_matches(']').trim();
-            name.strip_prefix("tenant.")
-                .or_else(|| (name == "tenant").then_some(""))
-                .unwrap_or(name)
-                .to_string()
-        });
-    let path = match (section, key) {
-        (Some(section), Some(key)) if !section.is_empty() => format!("{section}.{key}"),
-        (_, Some(key)) => key,
-        (Some(section), None) if !section.is_empty() => section,
-        _ => return format!("{message} (line {line_number})"),
-    };
-    format!("{path}: {message} (line {line_number})")
+    ConfigError::Key {
+        path: path.to_path_buf(),
+        line,
+        tenant,
+        key,
+        message: message.to_string(),
+    }
 }
 
 /// The longest platform field name accepted in a field map.
@@ -795,6 +757,13 @@ fn sync_options(tenant: &TenantConfig) -> SyncOptions {
             RemovalName::Flag => RemovalPolicy::Flag,
             RemovalName::Deactivate => RemovalPolicy::Deactivate,
             RemovalName::Delete => RemovalPolicy::Delete,
+        },
+        // The config sets the limits; only the operator's flag for one run lifts them
+        // (`TenantRun::allow_mass_removal`).
+        removal_guard: RemovalGuard {
+            max_percent: sync.max_removal_percent,
+            max_count: sync.max_removals,
+            allow: false,
         },
         field_map: tenant
             .field_map()
@@ -972,7 +941,7 @@ client_secret_env = "CONTOSO_SECRET"
 
     #[test]
     fn the_example_config_parses_with_and_without_its_commented_options() {
-        let example = include_str!("../../examples/tenant.toml");
+        let example = include_str!("../../../examples/tenant.toml");
         let config = ConfigFile::parse(example, Path::new("examples/tenant.toml")).unwrap();
         assert!(config.tenants[0].field_map().is_empty());
         let uncommented: String = example
@@ -984,6 +953,8 @@ client_secret_env = "CONTOSO_SECRET"
                     "# jobTitle =",
                     "# companyName =",
                     "# officeLocation =",
+                    "# max_removal_percent =",
+                    "# max_removals =",
                 ] {
                     if line.starts_with(option) {
                         return line.trim_start_matches("# ").to_string() + "\n";
@@ -996,6 +967,13 @@ client_secret_env = "CONTOSO_SECRET"
         let run = config.resolve(&config.tenants[0]);
         assert_eq!(run.options.match_key, MatchKey::Email);
         assert_eq!(run.options.field_map.len(), 3);
+        assert_eq!(
+            (
+                run.options.removal_guard.max_percent,
+                run.options.removal_guard.max_count
+            ),
+            (10, 500)
+        );
     }
 
     #[test]
@@ -1027,5 +1005,233 @@ client_secret_env = "CONTOSO_SECRET"
             run.tenant.endpoints.login,
             "https://login.microsoftonline.us"
         );
+    }
+
+    /// The error of `text`, as the CLI prints it.
+    fn error_of(text: &str) -> String {
+        ConfigFile::parse(text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    fn assert_names(error: &str, parts: &[&str]) {
+        for part in parts {
+            assert!(error.contains(part), "{part:?} missing from: {error}");
+        }
+    }
+
+    #[test]
+    fn invalid_domains_are_refused_naming_file_line_tenant_key_and_value() {
+        let text =
+            format!("{MINIMAL}[tenant.filter]\ndomains = [\"contoso.com\", \"not a domain!\"]\n");
+        let error = error_of(&text);
+        assert_names(
+            &error,
+            &[
+                "t.toml",
+                "line 8",
+                "tenant \"contoso\"",
+                "filter.domains: item 2",
+                "\"not a domain!\"",
+            ],
+        );
+        for bad in ["contoso", "", "con*so.com", "a..b"] {
+            let text = format!("{MINIMAL}[tenant.filter]\ndomains = [\"{bad}\"]\n");
+            assert_names(&error_of(&text), &["filter.domains: item 1"]);
+        }
+        let mixed = format!("{MINIMAL}[tenant.filter]\ndomains = [\"*\", \"contoso.com\"]\n");
+        assert_names(&error_of(&mixed), &["filter.domains", "alone"]);
+        let fine = format!(
+            "{MINIMAL}[tenant.filter]\ndomains = [\"contoso.com\", \"*.fabrikam.com\", \"münchen.de\"]\n"
+        );
+        let config = ConfigFile::parse(&fine, Path::new("t.toml")).unwrap();
+        assert_eq!(
+            config
+                .resolve(&config.tenants[0])
+                .options
+                .filter
+                .domains
+                .len(),
+            3
+        );
+    }
+
+    #[test]
+    fn attribute_filter_values_are_checked() {
+        let with = |rule: &str| {
+            format!("{MINIMAL}[[tenant.filter.attributes]]\nattribute = \"department\"\n{rule}\n")
+        };
+        for (rule, key) in [
+            (
+                "include = [\"Sales\", \"\"]",
+                "filter.attributes[0].include: item 2",
+            ),
+            (
+                "include = [\"a\\u0001b\"]",
+                "filter.attributes[0].include: item 1",
+            ),
+            ("exclude = [\"*\"]", "filter.attributes[0].exclude: item 1"),
+            ("", "filter.attributes[0]"),
+        ] {
+            let error = error_of(&with(rule));
+            assert_names(&error, &["t.toml", "line ", "tenant \"contoso\"", key]);
+        }
+        let config = ConfigFile::parse(
+            &with("include = [\"Sales*\"]\nexclude = [\"Sales Ops\"]"),
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.tenants[0].filter.attributes[0].include, ["Sales*"]);
+    }
+
+    #[test]
+    fn usage_periods_are_graphs_periods() {
+        let text = format!("{MINIMAL}[tenant.sync]\nusage_periods = [30, 31]\n");
+        assert_names(
+            &error_of(&text),
+            &["line 8", "sync.usage_periods", "31", "7, 30, 90, 180"],
+        );
+        let text = format!("{MINIMAL}[tenant.sync]\nusage_periods = [30, 30]\n");
+        assert_names(&error_of(&text), &["sync.usage_periods", "twice"]);
+    }
+
+    #[test]
+    fn removal_guard_keys_reach_the_options_and_are_range_checked() {
+        let config = ConfigFile::parse(MINIMAL, Path::new("t.toml")).unwrap();
+        let guard = config.resolve(&config.tenants[0]).options.removal_guard;
+        assert_eq!(
+            (guard.max_percent, guard.max_count, guard.allow),
+            (10, 500, false)
+        );
+        let text = format!("{MINIMAL}[tenant.sync]\nmax_removal_percent = 25\nmax_removals = 0\n");
+        let config = ConfigFile::parse(&text, Path::new("t.toml")).unwrap();
+        let mut run = config.resolve(&config.tenants[0]);
+        let guard = run.options.removal_guard;
+        assert_eq!(
+            (guard.max_percent, guard.max_count, guard.allow),
+            (25, 0, false)
+        );
+        run.allow_mass_removal(true);
+        assert!(run.options.removal_guard.allow);
+        for (line, range) in [
+            ("max_removal_percent = 101", "0..=100"),
+            ("max_removal_percent = -1", "0..=100"),
+            ("max_removals = -5", "0..=4294967295"),
+            ("max_removals = 4294967296", "0..=4294967295"),
+        ] {
+            let text = format!("{MINIMAL}[tenant.sync]\n{line}\n");
+            let key = line.split(' ').next().unwrap();
+            assert_names(&error_of(&text), &["line 8", &format!("sync.{key}"), range]);
+        }
+    }
+
+    #[test]
+    fn plain_http_is_refused_except_to_loopback_for_every_url_key() {
+        for (key, value) in [
+            ("graph", "\"http://graph.microsoft.com\""),
+            ("login", "\"http://login.microsoftonline.com\""),
+            ("reports", "[\"http://reports.office.com\"]"),
+        ] {
+            let text = format!("{MINIMAL}[tenant.endpoints]\n{key} = {value}\n");
+            assert_names(
+                &error_of(&text),
+                &[
+                    "t.toml",
+                    "line 8",
+                    &format!("endpoints.{key}"),
+                    "not loopback",
+                ],
+            );
+        }
+        let text = format!(
+            "{MINIMAL}[tenant.endpoints]\nlogin = \"http://127.0.0.1:4001\"\n\
+             graph = \"http://localhost:4002\"\nreports = [\"http://[::1]:4003\"]\n"
+        );
+        let config = ConfigFile::parse(&text, Path::new("t.toml")).unwrap();
+        let run = config.resolve(&config.tenants[0]);
+        assert_eq!(run.tenant.endpoints.login, "http://127.0.0.1:4001");
+        assert_eq!(run.allowlist.downloads, ["http://[::1]:4003"]);
+    }
+
+    #[test]
+    fn ports_and_user_info_in_urls_are_refused_at_load() {
+        let text = format!("{MINIMAL}[tenant.endpoints]\ngraph = \"http://127.0.0.1:99999\"\n");
+        assert_names(
+            &error_of(&text),
+            &["line 8", "endpoints.graph", "99999", "1..=65535"],
+        );
+        let text = format!(
+            "{MINIMAL}[tenant.endpoints]\nlogin = \"https://admin:hunter2@login.microsoftonline.com\"\n"
+        );
+        let error = error_of(&text);
+        assert_names(&error, &["endpoints.login", "user info"]);
+        assert!(!error.contains("hunter2"), "{error}");
+        let text = format!("[host]\nallowed_hosts = [\"graph.microsoft.com:99999\"]\n{MINIMAL}");
+        assert_names(
+            &error_of(&text),
+            &["line 2", "host.allowed_hosts: item 1", "1..=65535"],
+        );
+    }
+
+    #[test]
+    fn host_limits_out_of_range_name_line_key_and_range() {
+        for (line, key, range) in [
+            ("memory_limit_mib = 0", "host.memory_limit_mib", "16..=4096"),
+            ("memory_limit_mib = 1", "host.memory_limit_mib", "16..=4096"),
+            (
+                "memory_limit_mib = 17592186044416",
+                "host.memory_limit_mib",
+                "16..=4096",
+            ),
+            (
+                "memory_limit_mib = 1000000",
+                "host.memory_limit_mib",
+                "16..=4096",
+            ),
+            ("sandboxes = 100000", "host.sandboxes", "0..=1024"),
+            ("run_timeout_secs = 0", "host.run_timeout_secs", "1..=86400"),
+        ] {
+            let text = format!("[host]\n{line}\n{MINIMAL}");
+            assert_names(&error_of(&text), &["t.toml", "line 2", key, range]);
+        }
+        let text = format!("[host]\nmemory_limit_mib = 4096\nrun_timeout_secs = 1\n{MINIMAL}");
+        let config = ConfigFile::parse(&text, Path::new("t.toml")).unwrap();
+        assert_eq!(config.host.memory_limit_mib, Some(4096));
+    }
+
+    #[test]
+    fn tenant_ids_must_be_guids_or_domains() {
+        let text = MINIMAL.replace("contoso.onmicrosoft.com", "not a tenant");
+        assert_names(
+            &error_of(&text),
+            &["line 4", "tenant \"contoso\"", "tenant_id", "GUID"],
+        );
+        let text = MINIMAL.replace(
+            "contoso.onmicrosoft.com",
+            "11111111-2222-3333-4444-555555555555",
+        );
+        assert!(ConfigFile::parse(&text, Path::new("t.toml")).is_ok());
+    }
+
+    #[test]
+    fn a_missing_field_names_its_tenant_not_the_section_above() {
+        let text = "[host]\nmemory_limit_mib = 256\n\n[[tenant]]\nname = \"a\"\ntenant_id = \"contoso.com\"\n\
+                    client_secret_env = \"X\"\n";
+        let error = error_of(text);
+        assert_names(&error, &["t.toml", "line 4", "tenant \"a\"", "client_id"]);
+        assert!(!error.contains("host"), "{error}");
+        // A syntax error names its line too.
+        assert_names(
+            &error_of("[[tenant]\nname = 1\n"),
+            &["t.toml", "line 1", "TOML"],
+        );
+    }
+
+    #[test]
+    fn an_unreadable_config_says_the_os_error_once() {
+        let error = ConfigFile::load(Path::new("/nonexistent/x.toml")).unwrap_err();
+        let chain = format!("{:#}", anyhow::Error::from(error));
+        assert!(chain.contains("/nonexistent/x.toml"), "{chain}");
+        assert_eq!(chain.matches("os error").count(), 1, "{chain}");
     }
 }

@@ -1,0 +1,62 @@
+//! `m365sync reset --tenant NAME --yes`: delete everything the store holds for one tenant
+//! (its people, groups, licences, organization, domains, mailboxes, usage, checkpoints
+//! including the directory binding, and its organization-match decision), so that the next
+//! sync starts it afresh, e.g. after the tenant's key was pointed at another directory
+//! (the engine's `tenant-mismatch`). The sync log is kept, with the reset noted in it, and
+//! so are the platform's organizations, which all tenants share. Refused without `--yes`,
+//! and while a sync of the tenant holds its lock.
+
+use anyhow::anyhow;
+
+use super::{Failure, Output, ResetArgs};
+use m365sync::config::ConfigFile;
+use m365sync::store::sqlite::{LockError, reset_tenant};
+
+pub async fn run(args: ResetArgs, output: Output) -> Result<(), Failure> {
+    let config = match &args.config {
+        Some(path) => Some(ConfigFile::load(path).map_err(Failure::usage)?),
+        None => None,
+    };
+    let db = super::database_path(args.db.as_ref(), config.as_ref());
+    super::existing_database(&db)?;
+    if !args.yes {
+        return Err(Failure::usage(anyhow!(
+            "`m365sync reset` deletes everything {} holds for tenant {} (people, groups, licences, usage, checkpoints, its organization decision); run it again with --yes to do so",
+            db.display(),
+            args.tenant
+        )));
+    }
+    let outcome = reset_tenant(&db, &args.tenant).map_err(|error| match error {
+        held @ LockError::Held { .. } => Failure::run(anyhow!("{held}; nothing was deleted")),
+        other => Failure::run(other),
+    })?;
+    if output.json {
+        outln!(
+            "{}",
+            serde_json::json!({
+                "tenant": args.tenant,
+                "deleted": outcome
+                    .deleted
+                    .iter()
+                    .map(|(table, n)| (table.clone(), serde_json::json!(n)))
+                    .collect::<serde_json::Map<_, _>>(),
+                "log_run_id": outcome.run_id,
+            })
+        );
+        return Ok(());
+    }
+    let total: u64 = outcome.deleted.iter().map(|(_, n)| n).sum();
+    outln!(
+        "Reset tenant {} in {}: {total} rows deleted.",
+        args.tenant,
+        db.display()
+    );
+    for (table, n) in outcome.deleted.iter().filter(|(_, n)| *n > 0) {
+        outln!("  {table:<16} {n}");
+    }
+    outln!(
+        "The sync log is kept (the reset is run #{}); the next sync reads the tenant in full.",
+        outcome.run_id
+    );
+    Ok(())
+}
