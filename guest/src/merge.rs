@@ -3,8 +3,8 @@
 //! removal policy makes to people who are gone (or no longer pass the filter).
 
 use crate::types::{
-    Change, Group, Mailbox, Person, PersonStatus, PersonUpsert, RemovalPolicy, StoredPerson,
-    Subscription, UpsertKind, Usage,
+    Change, Domain, Group, Mailbox, Organization, Person, PersonStatus, PersonUpsert,
+    RemovalPolicy, StoredPerson, Subscription, UpsertKind, Usage,
 };
 use std::collections::BTreeMap;
 
@@ -194,6 +194,31 @@ pub fn group_hash(g: &Group) -> u64 {
     h.str(&g.display_name);
     h.opt(&g.mail);
     h.str(&g.kind);
+    h.0
+}
+
+/// The hash of the organization record's stored fields.
+pub fn organization_hash(o: &Organization) -> u64 {
+    let mut h = Fnv(Fnv::OFFSET);
+    h.str("m365sync-organization-v1");
+    h.str(&o.tenant_id);
+    h.str(&o.display_name);
+    h.opt(&o.country);
+    h.opt(&o.default_domain);
+    h.list(&o.verified_domains);
+    h.0
+}
+
+/// The hash of a domain's stored fields.
+pub fn domain_hash(d: &Domain) -> u64 {
+    let mut h = Fnv(Fnv::OFFSET);
+    h.str("m365sync-domain-v1");
+    h.str(&d.name);
+    h.bytes(&[
+        u8::from(d.is_default),
+        u8::from(d.is_initial),
+        u8::from(d.is_verified),
+    ]);
     h.0
 }
 

@@ -1,6 +1,8 @@
 //! Plain (not delta) collections: subscribed SKUs (feature `licences`), and the
 //! organization with its domains (feature `organization`). Each is small: read whole, then
-//! written as one batch. The paging helper is shared with the sign-in pass.
+//! compared with the fingerprints the last run saved ([`Fingerprints`]), so that a record
+//! counts once as created, updated or unchanged and only what differs is written, in one
+//! batch with the new fingerprints. The paging helper is shared with the sign-in pass.
 
 use super::{Run, storage_error};
 use crate::graph::client::{BodyError, Reply};
@@ -15,6 +17,21 @@ use crate::url::display_url;
 
 /// Checkpoint: the fingerprints of the stored subscriptions ([`Fingerprints`]).
 pub const SUBSCRIPTIONS_FINGERPRINTS: &str = "subscriptions.fingerprints";
+/// Checkpoint: the fingerprint of the stored organization record.
+pub const ORGANIZATION_FINGERPRINTS: &str = "organization.fingerprints";
+/// Checkpoint: the fingerprints of the stored domains.
+pub const DOMAINS_FINGERPRINTS: &str = "domains.fingerprints";
+
+/// A data set read whole, compared with what the last run saved.
+struct Compared {
+    /// The records that are new or differ.
+    changes: Vec<Change>,
+    /// The new fingerprints, when they differ from the saved ones.
+    checkpoint: Option<Checkpoint>,
+    created: u64,
+    updated: u64,
+    unchanged: u64,
+}
 
 impl Run<'_> {
     /// Reads a paged collection from `first`, following `@odata.nextLink` (on the Graph
@@ -85,52 +102,27 @@ impl Run<'_> {
             );
         }
         let n = found.len() as u64;
-        // Compared with the fingerprints the last run saved: only what differs is written.
-        let saved = Fingerprints::parse(
-            self.store
-                .get_checkpoint(SUBSCRIPTIONS_FINGERPRINTS)
-                .map_err(|e| storage_error("get-checkpoint", e))?
-                .as_deref(),
-        );
-        let mut now = Fingerprints::default();
-        let (mut created, mut updated, mut unchanged) = (0, 0, 0);
-        let mut changes = Vec::new();
-        for s in found {
-            let sub = s.subscription;
-            let hash = merge::subscription_hash(&sub);
-            if !now.insert(&sub.sku_id, hash) {
-                continue; // listed twice: counted once
-            }
-            match saved
-                .as_ref()
-                .map_or(Outcome::Created, |f| f.outcome(&sub.sku_id, hash))
-            {
-                Outcome::Created => created += 1,
-                Outcome::Updated => updated += 1,
-                Outcome::Unchanged => {
-                    unchanged += 1;
-                    continue;
-                }
-            }
-            changes.push(Change::UpsertSubscription(sub));
-        }
-        if !changes.is_empty() || saved.as_ref() != Some(&now) {
+        let compared = self.compare(
+            SUBSCRIPTIONS_FINGERPRINTS,
+            found.into_iter().map(|s| {
+                let sub = s.subscription;
+                let hash = merge::subscription_hash(&sub);
+                (sub.sku_id.clone(), hash, Change::UpsertSubscription(sub))
+            }),
+        )?;
+        self.count(DataSet::Subscriptions, pages, n, &compared);
+        let Compared {
+            changes,
+            checkpoint,
+            ..
+        } = compared;
+        if !changes.is_empty() || checkpoint.is_some() {
             self.hold(Batch {
                 changes,
-                checkpoints: vec![Checkpoint {
-                    key: SUBSCRIPTIONS_FINGERPRINTS.into(),
-                    value: Some(now.encode()),
-                }],
+                checkpoints: checkpoint.into_iter().collect(),
                 run: None,
             })?;
         }
-        let d = self.data_set(DataSet::Subscriptions);
-        d.pages += pages;
-        d.read += n;
-        d.created += created;
-        d.updated += updated;
-        d.unchanged += unchanged;
-        d.written += created + updated;
         self.info(
             &r,
             &format!(
@@ -198,27 +190,97 @@ impl Run<'_> {
         }
         self.organization = Some(found);
         let name = org.display_name.clone();
-        let mut changes = Vec::with_capacity(domains.len() + 1);
-        changes.push(Change::UpsertOrganization(org));
-        changes.extend(domains.into_iter().map(Change::UpsertDomain));
+        let org_hash = merge::organization_hash(&org);
+        let orgs = self.compare(
+            ORGANIZATION_FINGERPRINTS,
+            [(
+                org.tenant_id.clone(),
+                org_hash,
+                Change::UpsertOrganization(org),
+            )],
+        )?;
+        let domains = self.compare(
+            DOMAINS_FINGERPRINTS,
+            domains.into_iter().map(|d| {
+                let hash = merge::domain_hash(&d);
+                (d.name.clone(), hash, Change::UpsertDomain(d))
+            }),
+        )?;
+        self.count(DataSet::Organization, org_pages, 1, &orgs);
+        self.count(DataSet::Domains, domain_pages, n, &domains);
+        let mut changes = orgs.changes;
+        changes.extend(domains.changes);
+        let mut checkpoints = vec![Checkpoint {
+            key: review::ORGANIZATION_NAME.into(),
+            value: Some(name),
+        }];
+        checkpoints.extend(orgs.checkpoint);
+        checkpoints.extend(domains.checkpoint);
         self.hold(Batch {
             changes,
-            checkpoints: vec![Checkpoint {
-                key: review::ORGANIZATION_NAME.into(),
-                value: Some(name),
-            }],
+            checkpoints,
             run: None,
         })?;
-        let o = self.data_set(DataSet::Organization);
-        o.pages += org_pages;
-        o.read += 1;
-        o.updated += 1;
-        o.written += 1;
-        let d = self.data_set(DataSet::Domains);
-        d.pages += domain_pages;
-        d.read += n;
-        d.updated += n;
-        d.written += n;
         Ok(())
+    }
+
+    /// Compares a data set read whole with the fingerprints saved under `key`: records
+    /// (id, fields hash, change) listed twice count once; unchanged ones are not written.
+    /// Records stored before and not listed now are forgotten by the new fingerprints (the
+    /// stored rows stay: these data sets have no delete).
+    fn compare(
+        &mut self,
+        key: &str,
+        records: impl IntoIterator<Item = (String, u64, Change)>,
+    ) -> Result<Compared, SyncError> {
+        let saved = Fingerprints::parse(
+            self.store
+                .get_checkpoint(key)
+                .map_err(|e| storage_error("get-checkpoint", e))?
+                .as_deref(),
+        );
+        let mut now = Fingerprints::default();
+        let mut compared = Compared {
+            changes: Vec::new(),
+            checkpoint: None,
+            created: 0,
+            updated: 0,
+            unchanged: 0,
+        };
+        for (id, hash, change) in records {
+            if !now.insert(&id, hash) {
+                continue;
+            }
+            match saved
+                .as_ref()
+                .map_or(Outcome::Created, |f| f.outcome(&id, hash))
+            {
+                Outcome::Created => compared.created += 1,
+                Outcome::Updated => compared.updated += 1,
+                Outcome::Unchanged => {
+                    compared.unchanged += 1;
+                    continue;
+                }
+            }
+            compared.changes.push(change);
+        }
+        if saved.as_ref() != Some(&now) {
+            compared.checkpoint = Some(Checkpoint {
+                key: key.into(),
+                value: Some(now.encode()),
+            });
+        }
+        Ok(compared)
+    }
+
+    /// Adds a compared data set's pages and counts to its report.
+    fn count(&mut self, set: DataSet, pages: u32, read: u64, c: &Compared) {
+        let d = self.data_set(set);
+        d.pages += pages;
+        d.read += read;
+        d.created += c.created;
+        d.updated += c.updated;
+        d.unchanged += c.unchanged;
+        d.written += c.created + c.updated;
     }
 }

@@ -406,3 +406,60 @@ fn subscriptions_count_created_then_unchanged_without_writes_then_updated() {
             .contains_key("05e9a617-0261-4cee-bb44-138d3ef5d965")
     );
 }
+
+#[test]
+fn organization_and_domains_count_created_then_unchanged_without_writes_then_updated() {
+    let mut w = World::new();
+    let organization = |name: &str| {
+        json_response(
+            200,
+            &serde_json::json!({"value": [{"id": "tenant-guid", "displayName": name,
+                "verifiedDomains": [{"name": "contoso.com", "isDefault": true,
+                                      "isInitial": false, "type": "Managed"}]}]})
+            .to_string(),
+        )
+    };
+    let domains = |verified: bool| {
+        json_response(
+            200,
+            &serde_json::json!({"value": [
+                {"id": "contoso.com", "isDefault": true, "isInitial": false, "isVerified": true},
+                {"id": "new.contoso.com", "isDefault": false, "isInitial": false,
+                 "isVerified": verified}]})
+            .to_string(),
+        )
+    };
+    let writes = |w: &World| {
+        w.store
+            .changes()
+            .filter(|c| matches!(c, Change::UpsertOrganization(_) | Change::UpsertDomain(_)))
+            .count()
+    };
+    let req = with_features(Features::ORGANIZATION);
+    // (name, verified) → (organization counts, domain counts, writes so far)
+    for (name, verified, org, dom, total) in [
+        ("Contoso", false, (1, 0, 0, 1), (2, 0, 0, 2), 3),
+        ("Contoso", false, (0, 0, 1, 0), (0, 0, 2, 0), 3),
+        ("Contoso Ltd", true, (0, 1, 0, 1), (0, 1, 1, 1), 5),
+    ] {
+        sign_in_with(&mut w, &["Organization.Read.All", "Domain.Read.All"]);
+        w.http.push_ok(
+            "GET https://graph.test/v1.0/organization",
+            organization(name),
+        );
+        w.http
+            .push_ok("GET https://graph.test/v1.0/domains", domains(verified));
+        let report = run(&mut w.env(), &req).unwrap();
+        assert_eq!(set_counts(&report, DataSet::Organization), org, "{name}");
+        assert_eq!(set_counts(&report, DataSet::Domains), dom, "{name}");
+        assert_eq!(writes(&w), total, "{name}");
+    }
+    w.http.assert_done();
+    assert_eq!(
+        w.store
+            .organization
+            .as_ref()
+            .map(|o| o.display_name.as_str()),
+        Some("Contoso Ltd")
+    );
+}
