@@ -35,30 +35,41 @@ impl Redactor {
     /// At most `max_chars` characters of `text`, masked BEFORE it is cut: cutting first
     /// could split a secret at the cut and leave its first characters unmasked.
     pub fn truncated(&self, text: &str, max_chars: usize) -> String {
-        let mut masked = text.to_owned();
-        self.clean(&mut masked);
-        match masked.char_indices().nth(max_chars) {
-            Some((at, _)) => masked[..at].to_owned(),
-            None => masked,
-        }
+        first_chars(self.text(text), max_chars)
     }
 
     /// The beginning of a body that is not a Graph error (an HTML error page, a proxy's
-    /// text) on one line: at most `max_chars` characters, masked before they are cut. Only
-    /// the first bytes are read, enough for `max_chars` characters plus the longest
-    /// (form-encoded) value, so that a value crossing the cut is still masked whole.
+    /// text) on one line: at most `max_chars` characters, masked before they are cut.
+    /// Only the first bytes are read; a value the end of those bytes cuts in two is not
+    /// recognised, so of a body read in part only what comes before its last
+    /// [`Self::unsafe_tail`] characters is quoted.
     pub fn excerpt(&self, body: &[u8], max_chars: usize) -> String {
-        let longest = self.values.first().map_or(0, String::len);
-        // UTF-8 takes up to 4 bytes a character; form encoding up to 3 bytes a byte.
+        let tail = self.unsafe_tail();
+        // UTF-8 takes up to 4 bytes a character; room for the tail, and for as much again
+        // that masked copies of a value may have taken out of the text.
         let window = max_chars
             .saturating_mul(4)
-            .saturating_add(longest.saturating_mul(3));
-        let text = String::from_utf8_lossy(&body[..body.len().min(window)]);
-        let one_line: String = text
+            .saturating_add(tail.saturating_mul(3));
+        let read = &body[..body.len().min(window)];
+        let one_line: String = String::from_utf8_lossy(read)
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
-        self.truncated(&one_line, max_chars).trim().to_owned()
+        let masked = self.text(&one_line);
+        let quotable = if read.len() == body.len() {
+            max_chars
+        } else {
+            max_chars.min(masked.chars().count().saturating_sub(2 * tail))
+        };
+        first_chars(masked, quotable).trim().to_owned()
+    }
+
+    /// Bytes at the end of a cut text that may hold the beginning of a value, in its
+    /// form-encoded spelling (up to 3 bytes a byte). Masking can make them longer (a
+    /// value of [`MIN_LEN`] bytes becomes the 10 of [`MASK`]): twice this many
+    /// characters cover them.
+    fn unsafe_tail(&self) -> usize {
+        self.values.first().map_or(0, |v| v.len().saturating_mul(3))
     }
 
     pub fn clean(&self, text: &mut String) {
@@ -100,6 +111,14 @@ impl Redactor {
         }
         e
     }
+}
+
+/// The first `max_chars` characters of `text`.
+fn first_chars(mut text: String, max_chars: usize) -> String {
+    if let Some((at, _)) = text.char_indices().nth(max_chars) {
+        text.truncate(at);
+    }
+    text
 }
 
 #[cfg(test)]
@@ -146,5 +165,21 @@ mod tests {
         assert!(!shown.contains("a+sec"), "{shown}");
         assert!(shown.starts_with(&"y".repeat(195)), "{shown}");
         assert!(!r.excerpt(b"line one\nline two", 200).contains('\n'));
+    }
+
+    #[test]
+    fn an_excerpt_never_ends_in_a_value_cut_by_its_byte_window() {
+        // A body echoing the value again and again: each copy masked shrinks the text, so
+        // the excerpt's characters come from further into the body, up to where the bytes
+        // read stop, in the middle of a copy that is then no longer recognised.
+        let secret = "S".repeat(50) + &"t".repeat(50);
+        let mut r = Redactor::default();
+        r.add(&secret);
+        let body = format!("ab{}", secret.repeat(40));
+        let shown = r.excerpt(body.as_bytes(), 200);
+        assert!(!shown.contains("SSSSSS"), "{shown}");
+        // An ordinary long page still gives its full excerpt.
+        let page = format!("<html>{}</html>", "z".repeat(20_000));
+        assert_eq!(r.excerpt(page.as_bytes(), 200).chars().count(), 200);
     }
 }

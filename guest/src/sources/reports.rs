@@ -321,6 +321,9 @@ pub enum CsvError {
     Syntax(String),
 }
 
+/// The longest bad value an error quotes.
+const QUOTED_VALUE_CHARS: usize = 40;
+
 impl std::fmt::Display for CsvError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -331,11 +334,16 @@ impl std::fmt::Display for CsvError {
                 value,
                 expected,
             } => {
-                let shown: String = value.chars().take(40).collect();
-                write!(
-                    f,
-                    "row {row}, column \"{column}\": {shown:?} is not {expected}"
-                )
+                write!(f, "row {row}, column \"{column}\": ")?;
+                // Only a short value is quoted, and whole: the beginning of a long one
+                // could end inside a secret it echoes, which the run's redactor (applied
+                // to the whole message later) would then no longer recognise.
+                let length = value.chars().count();
+                if length <= QUOTED_VALUE_CHARS {
+                    write!(f, "{value:?} is not {expected}")
+                } else {
+                    write!(f, "a value of {length} characters is not {expected}")
+                }
             }
             CsvError::Empty { row, column } => {
                 write!(f, "row {row}, column \"{column}\" is empty")
@@ -548,6 +556,24 @@ mod tests {
         );
         assert!(unavailable(yammer, &failure(500, "generalException", "x")).is_none());
         assert!(unavailable(yammer, &failure(403, "Authorization_RequestDenied", "x")).is_none());
+    }
+
+    #[test]
+    fn a_secret_echoed_in_a_long_bad_value_is_masked_whole() {
+        // A report cell echoing the access token (or any secret) past the point an error
+        // would cut its quote: the run's redactor, applied to the message, must see it all.
+        let token = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.payload-of-the-token.sig";
+        let mut redactor = crate::redact::Redactor::default();
+        redactor.add(token);
+        let body = format!(
+            "Report Refresh Date,User Principal Name,Send Count\n2024-05-01,a@b.c,{}{token}\n",
+            "9".repeat(30)
+        );
+        let e = rows(body.as_bytes(), &USAGE[0]).unwrap_err();
+        let shown = redactor.text(&e.to_string());
+        assert!(!shown.contains(&token[..8]), "{shown}");
+        assert!(shown.contains("row 1, column \"Send Count\""), "{shown}");
+        assert!(shown.contains("is not a whole number"), "{shown}");
     }
 
     fn rows(body: &[u8], spec: &Spec) -> Result<Vec<Row>, CsvError> {

@@ -168,10 +168,10 @@ pub struct SimConfig {
     /// properties that have been updated" (concepts/delta-query-overview.md),
     /// so a client must cope with it.
     pub minimal_updates: bool,
-    /// When true, request bodies sent chunked (without `Content-Length`) reach
-    /// the endpoints empty, as through a server or proxy that reads only
-    /// Content-Length bodies (default false). The token endpoint then answers
-    /// AADSTS900144 for the missing `grant_type`.
+    /// When true, a token request body sent chunked (without `Content-Length`)
+    /// reaches the token endpoint empty, as through a server or proxy that
+    /// reads only Content-Length bodies (default false): it answers
+    /// AADSTS900144 for the missing `grant_type`. (`$batch` is not affected.)
     pub content_length_bodies_only: bool,
     /// Report functions (e.g. "getSkypeForBusinessActivityUserDetail") the
     /// tenant's cloud no longer serves: Graph answers them `400 BadRequest`

@@ -976,14 +976,16 @@ pub(crate) fn rows<'u>(
     out
 }
 
-/// Parses `D7`, `D30`, `D90` or `D180`.
 /// Graph's answer to a report function the tenant's cloud does not serve
 /// (`SimConfig::unserved_reports`), for a request to `path` (still
 /// percent-encoded): `400 BadRequest` "Resource not found for the segment
 /// '{function}'.", the routing error Graph gives for a function it does not
-/// have (observed for getSkypeForBusinessActivityUserDetail after the Skype
-/// for Business Online retirement; concepts/errors.md lists 400 for requests
-/// the service cannot process).
+/// have. concepts/errors.md gives the status ("400 Bad Request: Cannot
+/// process the request because it is malformed or incorrect") and the body's
+/// shape (`{"error": {"code", "message"}}`, OData v4 errors); the message is
+/// not quoted in Microsoft's docs: it is the OData router's, as observed for
+/// getSkypeForBusinessActivityUserDetail after the Skype for Business Online
+/// retirement, and answered before the token is checked (routing first).
 pub(crate) fn unserved(config: &crate::SimConfig, path: &str) -> Option<crate::odata::GraphError> {
     if config.unserved_reports.is_empty() {
         return None;
@@ -1005,6 +1007,7 @@ pub(crate) fn unserved(config: &crate::SimConfig, path: &str) -> Option<crate::o
         })
 }
 
+/// Parses `D7`, `D30`, `D90` or `D180`.
 pub(crate) fn parse_period(value: &str) -> Option<u16> {
     let n: u16 = value.strip_prefix('D')?.parse().ok()?;
     PERIODS.contains(&n).then_some(n)
