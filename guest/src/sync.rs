@@ -527,6 +527,20 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// The tenant's checkpoint `key`, if saved.
+    fn checkpoint(&mut self, key: &str) -> Result<Option<String>, SyncError> {
+        self.store
+            .get_checkpoint(key)
+            .map_err(|e| storage_error("get-checkpoint", e))
+    }
+
+    /// The fingerprints saved under `key` (`None`: what is stored is not known).
+    fn fingerprints(&mut self, key: &str) -> Result<Option<crate::merge::Fingerprints>, SyncError> {
+        Ok(crate::merge::Fingerprints::parse(
+            self.checkpoint(key)?.as_deref(),
+        ))
+    }
+
     fn find(&mut self, keys: &[PersonKey]) -> Result<Vec<Option<StoredPerson>>, SyncError> {
         let found = self
             .store
@@ -723,10 +737,7 @@ impl Run<'_> {
             return Ok(());
         };
         let directory = directory.trim().to_ascii_lowercase();
-        let stored = self
-            .store
-            .get_checkpoint(DIRECTORY_ID)
-            .map_err(|e| storage_error("get-checkpoint", e))?;
+        let stored = self.checkpoint(DIRECTORY_ID)?;
         match stored {
             Some(bound) if bound.trim().eq_ignore_ascii_case(&directory) => Ok(()),
             Some(bound) => Err(SyncError::TenantMismatch(format!(

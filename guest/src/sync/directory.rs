@@ -4,7 +4,7 @@
 //! counts once as created, updated or unchanged and only what differs is written, in one
 //! batch with the new fingerprints. The paging helper is shared with the sign-in pass.
 
-use super::{Run, storage_error};
+use super::Run;
 use crate::graph::client::{BodyError, Reply};
 use crate::graph::paging::Pager;
 use crate::graph::{GraphClient, Need};
@@ -233,12 +233,7 @@ impl Run<'_> {
         key: &str,
         records: impl IntoIterator<Item = (String, u64, Change)>,
     ) -> Result<Compared, SyncError> {
-        let saved = Fingerprints::parse(
-            self.store
-                .get_checkpoint(key)
-                .map_err(|e| storage_error("get-checkpoint", e))?
-                .as_deref(),
-        );
+        let saved = self.fingerprints(key)?;
         let mut now = Fingerprints::default();
         let mut compared = Compared {
             changes: Vec::new(),

@@ -19,8 +19,8 @@
 //! link): created, updated or unchanged; a replay does not write an unchanged group again
 //! (an initial round does, since it resets the group to rebuild its members).
 
+use super::Run;
 use super::round::{DeltaSet, Round, Tally};
-use super::{Run, storage_error};
 use crate::graph::client::BodyError;
 use crate::graph::{GraphClient, Need};
 use crate::ids::IdSet;
@@ -194,12 +194,7 @@ impl Run<'_> {
     /// The groups phase: data sets `groups` and `group-members`.
     pub(super) fn groups(&mut self, graph: &mut GraphClient<'_>) -> Result<Round, SyncError> {
         let r = graph.redactor().clone();
-        let saved = Fingerprints::parse(
-            self.store
-                .get_checkpoint(GROUPS_FINGERPRINTS)
-                .map_err(|e| storage_error("get-checkpoint", e))?
-                .as_deref(),
-        );
+        let saved = self.fingerprints(GROUPS_FINGERPRINTS)?;
         let mut set = Groups {
             counts: Counts::default(),
             seen: IdSet::default(),

@@ -173,6 +173,7 @@ impl Counts {
 }
 
 /// The users delta data set of one run.
+#[derive(Default)]
 struct Users {
     select: String,
     managers: bool,
@@ -277,14 +278,14 @@ impl DeltaSet for Users {
         }
         for (id, removal) in chunk.remove {
             match removal {
-                Some(restorable) => {
-                    self.removed_now.insert(&id);
-                    self.counts.removals.pending.insert(id, restorable);
-                }
-                None => {
-                    self.counts.removals.pending.remove(&id);
-                }
-            }
+                Some(restorable) => self.counts.removals.pending.insert(id, restorable),
+                None => self.counts.removals.pending.remove(&id),
+            };
+        }
+        // As `page` marks them: the ids reported deleted (a person only filtered out is
+        // still in the directory, and its record is no one else's to link).
+        for id in &chunk.deleted {
+            self.removed_now.insert(id);
         }
         self.counts.unresolved.extend(chunk.unresolved);
         self.deleted_ids.extend(chunk.deleted);
@@ -590,14 +591,9 @@ impl Run<'_> {
     ) -> Result<Round, SyncError> {
         let managers = self.features.contains(Features::MANAGERS);
         let filter = self.filter.fingerprint(self.filter_spec);
-        let saved = self
-            .store
-            .get_checkpoint(USERS_FILTER)
-            .map_err(|e| storage_error("get-checkpoint", e))?;
+        let saved = self.checkpoint(USERS_FILTER)?;
         let recheck: Vec<String> = self
-            .store
-            .get_checkpoint(USERS_UNRESOLVED)
-            .map_err(|e| storage_error("get-checkpoint", e))?
+            .checkpoint(USERS_UNRESOLVED)?
             .map(|ids| {
                 ids.split(',')
                     .map(str::trim)
@@ -622,17 +618,8 @@ impl Run<'_> {
                 .list_people_ids(None, 1)
                 .map_err(|e| storage_error("list-people-ids", e))?
                 .is_empty(),
-            claimed: HashSet::default(),
-            counts: Counts::default(),
-            seen: IdSet::default(),
-            to_fetch: Vec::new(),
             recheck,
-            removed_now: IdSet::default(),
-            deleted_ids: Vec::new(),
-            seen_new: Vec::new(),
-            saved_unresolved: 0,
-            saved_deleted: 0,
-            creates: 0,
+            ..Users::default()
         };
         let round = self.delta(graph, r, &mut set);
         // A failed run's report says what the phase did until then.
@@ -1139,4 +1126,36 @@ fn guard(run: &mut Run<'_>, r: &Redactor, would_remove: u64, stored: u64) -> Res
              check the filter and the tenant's directory."
         ),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A resumed round restores what the interrupted one knew: a person `@removed` from
+    /// the directory is gone (its record may be linked to a new account), one only
+    /// filtered out is not.
+    #[test]
+    fn a_resume_chunk_restores_whom_the_round_removed_from_the_directory() {
+        let mut before = Users::default();
+        before.counts.removals.hold("deleted", false);
+        before.removed_now.insert("deleted");
+        before.deleted_ids.push("deleted".into());
+        before.counts.removals.hold("filtered-out", false);
+        let chunk = before.progress();
+
+        let mut after = Users::default();
+        after.begin(Round::Replay);
+        after.restore(&chunk).unwrap();
+        assert_eq!(
+            after.counts.removals.pending,
+            before.counts.removals.pending
+        );
+        assert_eq!(after.deleted_ids, before.deleted_ids);
+        assert!(after.removed_now.contains("deleted"));
+        assert!(
+            !after.removed_now.contains("filtered-out"),
+            "a filtered-out person is still in the directory"
+        );
+    }
 }

@@ -34,7 +34,7 @@
 //! cannot be downloaded or read (unavailable, 403, bad CSV) leaves the stored rows as they
 //! were.
 
-use super::{Run, storage_error};
+use super::Run;
 use crate::graph::GraphClient;
 use crate::graph::Need;
 use crate::graph::client::ReportAnswer;
@@ -188,12 +188,7 @@ impl Run<'_> {
             })
         };
         let key = fingerprints_key(spec, period);
-        let prev = Fingerprints::parse(
-            self.store
-                .get_checkpoint(&key)
-                .map_err(|e| storage_error("get-checkpoint", e))?
-                .as_deref(),
-        );
+        let prev = self.fingerprints(&key)?;
         // Pass 1: join every row to a person and compare it with the stored snapshot
         // (nothing is written yet, so a report that cannot be read changes nothing).
         let mut table = Table::open(&body, spec).map_err(bad)?;

@@ -21,7 +21,7 @@
 //! link would never return them: the select is saved beside the link, and a different one
 //! runs an initial round.
 
-use super::{Run, at_page, storage_error};
+use super::{Run, at_page};
 use crate::graph::client::{BodyError, Reply};
 use crate::graph::paging::{self, Pager};
 use crate::graph::{GraphClient, Need};
@@ -38,6 +38,21 @@ pub(super) const PROGRESS_PAGES: u32 = 20;
 /// ... or after this long at most: on a slow or throttled tenant (a 20,000-user first sync
 /// took 65 s) 20 pages are a minute, and a crash should cost seconds of work, not minutes.
 pub(super) const PROGRESS_MS: u64 = 5_000;
+
+/// The fewest pages a delta round may take whatever the size hint says (a first sync has
+/// none): 2,000 full pages are two million objects, more than almost any directory holds.
+pub(super) const MIN_ROUND_PAGES: u32 = 2_000;
+/// Graph fills delta pages up to `odata.maxpagesize` (999) but may send fewer; an average
+/// below this many entries a page over a whole round is not a directory, it is a loop.
+const ENTRIES_PER_PAGE_FLOOR: u64 = 10;
+
+/// The most pages a round of a collection of `size_hint` entries can plausibly take: a
+/// next link that changes on every page (a counter) escapes the repeated-link check, and
+/// would otherwise run until the run's budget.
+pub(super) fn plausible_pages(size_hint: u64) -> u32 {
+    let pages = u64::from(MIN_ROUND_PAGES) + size_hint / ENTRIES_PER_PAGE_FLOOR;
+    pages.min(u64::from(paging::MAX_PAGES)) as u32
+}
 
 /// The resume checkpoint of an interrupted round (JSON, under `DeltaSet::RESUME_KEY`).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -67,11 +82,11 @@ fn clear_resume(key: &str, chunks: u32) -> Vec<Checkpoint> {
         .collect()
 }
 
-/// A saved round to resume: its head and its state chunks, in order.
+/// A saved round to resume: its head (its state chunks are read one at a time when the
+/// round restores them, so that a large tenant's ids are never held twice).
 pub(super) struct Resume {
     head: ResumeHead,
     round: Round,
-    chunks: Vec<String>,
 }
 
 /// The two kinds of delta round.
@@ -109,6 +124,11 @@ pub(super) trait DeltaSet {
     /// Why the saved delta link must not be replayed this run, if it must not.
     fn replay_blocked(&self) -> Option<&str> {
         None
+    }
+    /// Checkpoint: how many entries the last initial round listed, the size hint that
+    /// bounds the pages of later rounds ([`plausible_pages`]).
+    fn size_key() -> String {
+        format!("{}.size", Self::NAME)
     }
     fn first_url(&self, graph: &str) -> String {
         format!(
@@ -268,11 +288,7 @@ impl Run<'_> {
         let Some(key) = S::RESUME_KEY else {
             return Ok(None);
         };
-        let Some(text) = self
-            .store
-            .get_checkpoint(key)
-            .map_err(|e| storage_error("get-checkpoint", e))?
-        else {
+        let Some(text) = self.checkpoint(key)? else {
             return Ok(None);
         };
         let head: Option<ResumeHead> = serde_json::from_str(&text).ok();
@@ -316,14 +332,6 @@ impl Run<'_> {
         let (Some(head), Some(round)) = (head, round) else {
             return Ok(None);
         };
-        let mut texts = Vec::with_capacity(chunks as usize);
-        for n in 1..=chunks {
-            let chunk = self
-                .store
-                .get_checkpoint(&chunk_key(key, n))
-                .map_err(|e| storage_error("get-checkpoint", e))?;
-            texts.push(chunk.unwrap_or_default());
-        }
         self.info(
             r,
             &format!(
@@ -335,11 +343,7 @@ impl Run<'_> {
                 }
             ),
         );
-        Ok(Some(Resume {
-            head,
-            round,
-            chunks: texts,
-        }))
+        Ok(Some(Resume { head, round }))
     }
 
     /// Clears the resume state of a round that will not go on (`chunks` of it written).
@@ -365,12 +369,7 @@ impl Run<'_> {
         if self.mode == crate::types::SyncMode::Full {
             return Ok((Round::Initial, first));
         }
-        let checkpoint = |run: &mut Self, key: &str| {
-            run.store
-                .get_checkpoint(key)
-                .map_err(|e| storage_error("get-checkpoint", e))
-        };
-        let Some(link) = checkpoint(self, S::LINK_KEY)? else {
+        let Some(link) = self.checkpoint(S::LINK_KEY)? else {
             self.info(
                 r,
                 &format!(
@@ -396,7 +395,7 @@ impl Run<'_> {
             );
             return Ok((Round::Initial, first));
         }
-        let saved = checkpoint(self, S::SELECT_KEY)?;
+        let saved = self.checkpoint(S::SELECT_KEY)?;
         if saved.as_deref() != Some(set.select()) {
             self.info(
                 r,
@@ -437,14 +436,17 @@ impl Run<'_> {
         // resumes), and whether the first request probes a saved next link.
         let mut chunks = 0;
         let mut probing = false;
-        if let Some(saved) = resume {
+        if let (Some(saved), Some(key)) = (resume, S::RESUME_KEY) {
             chunks = saved.head.chunks;
-            for (i, chunk) in saved.chunks.iter().enumerate() {
-                if let Err(why) = set.restore(chunk) {
+            for n in 1..=chunks {
+                let restored = match self.checkpoint(&chunk_key(key, n))? {
+                    Some(chunk) => set.restore(&chunk),
+                    None => Err("it is missing".to_owned()),
+                };
+                if let Err(why) = restored {
                     self.forget::<S>(chunks)?;
                     return Ok(RoundEnd::ResumeRefused(format!(
-                        "its saved state (chunk {}) is unusable: {why}",
-                        i + 1
+                        "its saved state (chunk {n}) is unusable: {why}"
                     )));
                 }
             }
@@ -452,7 +454,11 @@ impl Run<'_> {
         }
         let mut since_pages = 0u32;
         let mut since_ms = graph.clock().now_ms();
-        let mut pager = Pager::new(graph.graph(), url);
+        let size_hint = self
+            .checkpoint(&S::size_key())?
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let mut pager = Pager::new(graph.graph(), url).with_max_pages(plausible_pages(size_hint));
         let mut held: Vec<Change> = Vec::new();
         let mut delta_link: Option<String> = None;
         while let Some(url) = pager.next_url() {
@@ -603,6 +609,14 @@ impl Run<'_> {
                 value: Some(set.select().to_owned()),
             },
         ];
+        if round == Round::Initial {
+            // A resumed round counted only what this run read: never shrink the hint by it.
+            let size = set.tally().read.max(size_hint);
+            checkpoints.push(Checkpoint {
+                key: S::size_key(),
+                value: Some(size.to_string()),
+            });
+        }
         checkpoints.extend(extra);
         checkpoints.extend(cleared);
         self.hold(Batch {

@@ -98,6 +98,11 @@ fn three_pages_make_three_batches_and_a_complete_report() {
                 key: "users.delta-select".into(),
                 value: Some(crate::sources::users::select(false))
             },
+            // The round's size, the hint that bounds later rounds' pages.
+            Checkpoint {
+                key: "users.size".into(),
+                value: Some("6".into())
+            },
             Checkpoint {
                 key: "users.filter".into(),
                 value: Some(crate::fakes::filter_checkpoint(&request().options.filter))

@@ -95,6 +95,7 @@ fn an_initial_round_of_three_pages_saves_the_delta_link_only_in_the_final_batch(
                 vec![
                     USERS_DELTA_LINK,
                     USERS_DELTA_SELECT,
+                    "users.size",
                     USERS_FILTER,
                     USERS_UNRESOLVED,
                     LAST_FULL_SYNC
@@ -1033,4 +1034,40 @@ fn secret_token_and_delta_token_appear_in_no_error_or_log_on_the_delta_paths() {
             assert!(!stored.contains(n), "scenario {i} stored {n}");
         }
     }
+}
+
+#[test]
+fn a_next_link_with_a_changing_counter_stops_at_the_plausible_bound() {
+    use crate::sync::round::{MIN_ROUND_PAGES, plausible_pages};
+    // A 1,000-person tenant (the size hint its last initial round saved): 2,100 pages at
+    // most, whatever the links say.
+    assert_eq!(plausible_pages(1_000), MIN_ROUND_PAGES + 100);
+    let mut w = World::new();
+    w.store
+        .checkpoints
+        .insert("users.size".into(), "1000".into());
+    w.http.push_ok(
+        "POST https://login.test/",
+        token_response(&fake_jwt(&["User.Read.All"]), 3600),
+    );
+    // Every page links to a new counter value: no link repeats, the round never ends.
+    let bound = plausible_pages(1_000) as usize;
+    for page in 1..=bound {
+        let expect = if page == 1 {
+            DELTA_FIRST.to_owned()
+        } else {
+            format!("GET {}", delta_next("loop", page))
+        };
+        let next = delta_next("loop", page + 1);
+        w.http.push_ok(
+            &expect,
+            json_response(200, &delta_body(&[], Some(&next), None)),
+        );
+    }
+    let Err(SyncError::BadResponse(f)) = run(&mut w.env(), &request()) else {
+        panic!("a counter loop must fail the round");
+    };
+    w.http.assert_done();
+    assert!(f.message.contains("paging loop"), "{}", f.message);
+    assert!(f.message.contains(&bound.to_string()), "{}", f.message);
 }

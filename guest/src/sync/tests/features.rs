@@ -585,6 +585,7 @@ fn an_initial_groups_round_resets_each_group_once_and_merges_members_over_pages(
         vec![
             GROUPS_DELTA_LINK,
             GROUPS_DELTA_SELECT,
+            "groups.size",
             crate::sync::groups::GROUPS_FINGERPRINTS
         ]
     );
