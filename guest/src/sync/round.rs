@@ -285,7 +285,9 @@ impl Run<'_> {
         r: &Redactor,
         set: &S,
     ) -> Result<Option<Resume>, SyncError> {
-        let Some(key) = S::RESUME_KEY else {
+        // A dry run (a preview) shows every account, so it reads whole rounds; it commits
+        // nothing, so the resume point stays for the next real run.
+        let Some(key) = S::RESUME_KEY.filter(|_| !self.dry_run) else {
             return Ok(None);
         };
         let Some(text) = self.checkpoint(key)? else {

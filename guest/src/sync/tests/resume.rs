@@ -304,3 +304,32 @@ fn a_resume_state_of_another_filter_is_not_resumed() {
     w.http.assert_done();
     assert!(!w.store.checkpoints.contains_key(USERS_RESUME));
 }
+
+#[test]
+fn a_preview_reads_the_whole_round_and_leaves_a_saved_resume_point_alone() {
+    let mut w = World::new();
+    let req = request();
+    sign_in(&mut w);
+    for p in 1..FAILING {
+        push_page(&mut w, DELTA_FIRST, "a", p, PAGES, &[]);
+    }
+    w.http.push_ok(
+        &format!("GET {}", delta_next("a", FAILING)),
+        refused(400, "badRequest"),
+    );
+    super::super::run(&mut w.env(), &req).unwrap_err();
+    let saved = w.store.checkpoints[USERS_RESUME].clone();
+
+    // A preview shows every account, so it reads the round from its first page.
+    sign_in(&mut w);
+    for p in 1..=PAGES {
+        push_page(&mut w, DELTA_FIRST, "b", p, PAGES, &[]);
+    }
+    let preview = crate::sync::preview(&mut w.env(), &req).unwrap();
+    w.http.assert_done();
+    assert_eq!(preview.people.len(), PAGES);
+    assert_eq!(
+        w.store.checkpoints[USERS_RESUME], saved,
+        "the resume point stands"
+    );
+}
