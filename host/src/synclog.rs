@@ -86,6 +86,18 @@ impl SyncFailure {
         }
     }
 
+    /// How the run is logged: interrupted, refused (the tenant's lock is held) or failed.
+    pub fn status(&self) -> RunStatus {
+        match self {
+            SyncFailure::Locked {
+                error: LockError::Held { .. },
+                ..
+            } => RunStatus::Refused,
+            _ if self.interrupted() => RunStatus::Interrupted,
+            _ => RunStatus::Failed,
+        }
+    }
+
     /// True when the run was stopped by its cancellation (a signal).
     pub fn interrupted(&self) -> bool {
         matches!(
@@ -119,7 +131,7 @@ pub async fn sync_logged_cancellable(
     let started_at = now_rfc3339();
     let clock = Instant::now();
     let tenant = run.tenant.key.clone();
-    let _lock = if run.options.dry_run {
+    let lock = if run.options.dry_run {
         None
     } else {
         match lock_tenant(db, &tenant) {
@@ -155,10 +167,13 @@ pub async fn sync_logged_cancellable(
         }
     };
     record_spooled_runs(db);
-    let store = SqliteStore::open(db, &tenant).map_err(|error| SyncFailure::Open {
+    let mut store = SqliteStore::open(db, &tenant).map_err(|error| SyncFailure::Open {
         tenant: tenant.clone(),
         error,
     })?;
+    if let Some(lock) = &lock {
+        store.write_under(lock);
+    }
     let limits = runtime.limits();
     let result = runtime
         .sync_cancellable(run, Box::new(store), sink, limits, cancel)

@@ -54,7 +54,7 @@ pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
                 eprintln!("error: {message}");
                 reports.push(serde_json::json!({
                     "tenant": run.tenant.key,
-                    "status": failure_status(&error),
+                    "status": error.status().name(),
                     "error": message,
                     "error_kind": error.kind(),
                     "log_run_id": error.run_id(),
@@ -77,17 +77,6 @@ pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
     match failures {
         0 => Ok(()),
         n => Err(Failure::run(anyhow!("{n} of the tenants' syncs failed"))),
-    }
-}
-
-/// How a run that did not succeed is logged: "interrupted", "refused" or "failed".
-fn failure_status(error: &SyncFailure) -> &'static str {
-    if error.interrupted() {
-        "interrupted"
-    } else if error.kind() == "locked" {
-        "refused"
-    } else {
-        "failed"
     }
 }
 

@@ -6,6 +6,7 @@
 //! boundary within the token's grace period is stopped anyway (the epoch deadline traps
 //! running guest code; a call waiting in the host is dropped).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,9 @@ pub struct CancelToken {
 #[derive(Debug)]
 struct Inner {
     grace: Duration,
+    /// Set (after `state`) on cancellation: the storage capability asks on every batch,
+    /// and an atomic load is all that costs until the token is cancelled.
+    cancelled: AtomicBool,
     state: Mutex<Option<Cancelled>>,
     notify: Notify,
 }
@@ -52,6 +56,7 @@ impl CancelToken {
         CancelToken {
             inner: Arc::new(Inner {
                 grace,
+                cancelled: AtomicBool::new(false),
                 state: Mutex::new(None),
                 notify: Notify::new(),
             }),
@@ -67,6 +72,7 @@ impl CancelToken {
                 reason: reason.into(),
                 at: Instant::now(),
             });
+            self.inner.cancelled.store(true, Ordering::Release);
             self.inner.notify.notify_waiters();
         }
     }
@@ -77,7 +83,7 @@ impl CancelToken {
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.state().is_some()
+        self.inner.cancelled.load(Ordering::Acquire)
     }
 
     pub fn grace(&self) -> Duration {
@@ -111,6 +117,9 @@ impl CancelToken {
     }
 
     fn state(&self) -> Option<Cancelled> {
+        if !self.is_cancelled() {
+            return None;
+        }
         self.inner
             .state
             .lock()

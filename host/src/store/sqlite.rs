@@ -26,6 +26,8 @@
 //! removes a gone member by that id), and the new account's rows arrive under the new id.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -342,6 +344,8 @@ pub struct SqliteStore {
     tenant: String,
     /// Changes applied in the open write transaction, if one is open.
     deferred: Option<usize>,
+    /// The tenant lock this store's writes are made under ([`SqliteStore::write_under`]).
+    lock: Option<Arc<LockBeat>>,
 }
 
 /// At most this many changes wait in the open transaction (a bound on the WAL's growth).
@@ -355,6 +359,7 @@ impl SqliteStore {
             connection,
             tenant: tenant.to_string(),
             deferred: None,
+            lock: None,
         })
     }
 
@@ -367,6 +372,7 @@ impl SqliteStore {
             connection,
             tenant: tenant.to_string(),
             deferred: None,
+            lock: None,
         })
     }
 
@@ -382,6 +388,7 @@ impl SqliteStore {
             connection,
             tenant: tenant.to_string(),
             deferred: None,
+            lock: None,
         })
     }
 
@@ -421,10 +428,40 @@ impl SqliteStore {
         if self.deferred.take().is_none() {
             return Ok(());
         }
+        if let Err(error) = self.beat_in_transaction() {
+            let _ = self.connection.execute_batch("ROLLBACK");
+            return Err(error);
+        }
         self.connection.execute_batch("COMMIT").map_err(|e| {
             let _ = self.connection.execute_batch("ROLLBACK");
             unavailable("committing", e)
         })
+    }
+
+    /// Make this store's writes under `lock`: its heartbeat, when the lock's own thread
+    /// could not write it (this store's write transaction was open), is written with the
+    /// next commit, which is refused if the lock has been taken over meanwhile.
+    pub fn write_under(&mut self, lock: &TenantLock) {
+        self.lock = Some(lock.beat.clone());
+    }
+
+    /// The heartbeat a commit carries when one is due (an atomic load otherwise).
+    fn beat_in_transaction(&self) -> Result<(), StorageError> {
+        let Some(beat) = self.lock.as_ref() else {
+            return Ok(());
+        };
+        if !beat.due.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        match beat.write(&self.connection) {
+            Ok(1) => Ok(()),
+            Ok(_) => Err(StorageError::Unavailable(format!(
+                "the lock of tenant {} was taken over by another process: this run's \
+                 changes since its last checkpoint are not committed",
+                beat.tenant
+            ))),
+            Err(e) => Err(unavailable("refreshing the tenant's lock", e)),
+        }
     }
 
     /// The tenant this store is scoped to.
@@ -1595,13 +1632,44 @@ pub fn live_lock_holder(
 /// A tenant's lock, held by this process while a sync of the tenant runs: a heartbeat
 /// thread refreshes it, and it is released when dropped. A process that dies holding it
 /// leaves it stale ([`LockHolder::is_stale`]), and the next run takes it over.
+///
+/// The thread cannot write while the run's store has its write transaction open (a delta
+/// round's pages wait in it until the round's link, which can take minutes), and a lock
+/// whose heartbeat stops looks stale to another host: a beat the thread could not write
+/// is left due, and the store's next commit writes it ([`SqliteStore::write_under`]), in
+/// the same transaction as the run's changes and only if the row is still this
+/// holder's. A run whose lock was taken over therefore commits nothing more.
 pub struct TenantLock {
     path: std::path::PathBuf,
-    tenant: String,
-    holder: LockHolder,
+    beat: Arc<LockBeat>,
     /// Dropping it stops the heartbeat thread.
     stop: Option<std::sync::mpsc::Sender<()>>,
     heartbeat: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The lock row a heartbeat refreshes, and whether a beat is due for the store to write.
+struct LockBeat {
+    tenant: String,
+    holder: LockHolder,
+    due: AtomicBool,
+}
+
+impl LockBeat {
+    /// Refresh this holder's heartbeat; the rows changed (0 once the lock is another's).
+    fn write(&self, connection: &Connection) -> rusqlite::Result<usize> {
+        connection
+            .prepare_cached(
+                "UPDATE tenant_locks SET heartbeat = ?5
+                 WHERE tenant = ?1 AND pid = ?2 AND host = ?3 AND since = ?4",
+            )?
+            .execute(params![
+                self.tenant,
+                self.holder.pid,
+                self.holder.host,
+                self.holder.since,
+                unix_now()
+            ])
+    }
 }
 
 /// A connection for lock work: short waits for other writers.
@@ -1669,30 +1737,34 @@ pub fn lock_tenant(path: &Path, tenant: &str) -> Result<TenantLock, LockError> {
             return Err(failed(error));
         }
     }
+    let beat = Arc::new(LockBeat {
+        tenant: tenant.to_string(),
+        holder,
+        due: AtomicBool::new(false),
+    });
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    let beat = (path.to_path_buf(), tenant.to_string(), holder.clone());
     let heartbeat = std::thread::Builder::new()
         .name("m365sync-lock".into())
-        .spawn(move || {
-            let (path, tenant, holder) = beat;
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                stopped.recv_timeout(LOCK_HEARTBEAT)
-            {
-                // A beat that finds the database busy is skipped: the next one follows.
-                let _ = lock_connection(&path, &tenant).map(|c| {
-                    c.execute(
-                        "UPDATE tenant_locks SET heartbeat = ?4
-                         WHERE tenant = ?1 AND pid = ?2 AND host = ?3",
-                        params![tenant, holder.pid, holder.host, unix_now()],
-                    )
-                });
+        .spawn({
+            let (path, beat) = (path.to_path_buf(), beat.clone());
+            move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(LOCK_HEARTBEAT)
+                {
+                    // A beat that finds the database busy is left to the store's commit.
+                    let written = lock_connection(&path, &beat.tenant)
+                        .ok()
+                        .and_then(|c| beat.write(&c).ok());
+                    if written != Some(1) {
+                        beat.due.store(true, Ordering::Release);
+                    }
+                }
             }
         })
         .ok();
     Ok(TenantLock {
         path: path.to_path_buf(),
-        tenant: tenant.to_string(),
-        holder,
+        beat,
         stop: Some(stop),
         heartbeat,
     })
@@ -1700,7 +1772,7 @@ pub fn lock_tenant(path: &Path, tenant: &str) -> Result<TenantLock, LockError> {
 
 impl TenantLock {
     pub fn holder(&self) -> &LockHolder {
-        &self.holder
+        &self.beat.holder
     }
 }
 
@@ -1711,10 +1783,11 @@ impl Drop for TenantLock {
             let _ = thread.join();
         }
         // Only this holder's row: a lock taken over meanwhile is the new holder's.
-        let _ = lock_connection(&self.path, &self.tenant).map(|c| {
+        let beat = &self.beat;
+        let _ = lock_connection(&self.path, &beat.tenant).map(|c| {
             c.execute(
                 "DELETE FROM tenant_locks WHERE tenant = ?1 AND pid = ?2 AND host = ?3 AND since = ?4",
-                params![self.tenant, self.holder.pid, self.holder.host, self.holder.since],
+                params![beat.tenant, beat.holder.pid, beat.holder.host, beat.holder.since],
             )
         });
     }
@@ -2653,6 +2726,89 @@ mod tests {
         ));
         drop(first);
         drop(lock_tenant(&path, "t").expect("released on drop"));
+    }
+
+    fn heartbeat_of(path: &Path, tenant: &str) -> Option<i64> {
+        open_database(path)
+            .unwrap()
+            .query_row(
+                "SELECT heartbeat FROM tenant_locks WHERE tenant = ?1",
+                params![tenant],
+                |r| r.get(0),
+            )
+            .optional()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_heartbeat_missed_during_the_runs_write_transaction_rides_on_its_next_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("beat.db");
+        let lock = lock_tenant(&path, "t").unwrap();
+        let mut store = SqliteStore::open(&path, "t").unwrap();
+        store.write_under(&lock);
+        // The run's write transaction is open (a round's pages wait for its link) and the
+        // heartbeat it shuts out grows old: another host would soon take the lock over.
+        store.commit(batch(vec![create("a")])).unwrap();
+        let old = unix_now() - LOCK_STALE_AFTER.as_secs() as i64 + 5;
+        let other = Connection::open(&path).unwrap();
+        other.busy_timeout(Duration::from_millis(50)).unwrap();
+        let busy = other.execute(
+            "UPDATE tenant_locks SET heartbeat = ?1 WHERE tenant = 't'",
+            params![old],
+        );
+        assert!(
+            busy.is_err(),
+            "the open transaction shuts other writers out"
+        );
+        // Its beat is left due, as the thread leaves it; make the row old meanwhile.
+        store.flush().unwrap();
+        other
+            .execute(
+                "UPDATE tenant_locks SET heartbeat = ?1 WHERE tenant = 't'",
+                params![old],
+            )
+            .unwrap();
+        lock.beat.due.store(true, Ordering::Release);
+        store.commit(saved(vec![create("b")])).unwrap();
+        let beat = heartbeat_of(&path, "t").unwrap();
+        assert!(
+            beat >= unix_now() - 5,
+            "the commit wrote the heartbeat: {beat}"
+        );
+        assert!(!lock.beat.due.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn a_run_whose_lock_was_taken_over_commits_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("taken.db");
+        let lock = lock_tenant(&path, "t").unwrap();
+        let mut store = SqliteStore::open(&path, "t").unwrap();
+        store.write_under(&lock);
+        store.commit(saved(vec![create("a")])).unwrap();
+        // Another host took the lock over (this one's heartbeat looked stale to it).
+        open_database(&path)
+            .unwrap()
+            .execute(
+                "UPDATE tenant_locks SET pid = 1, host = 'elsewhere.example', since = 'later'
+                 WHERE tenant = 't'",
+                [],
+            )
+            .unwrap();
+        lock.beat.due.store(true, Ordering::Release);
+        let Err(StorageError::Unavailable(message)) = store.commit(saved(vec![create("b")])) else {
+            panic!("the commit is refused");
+        };
+        assert!(message.contains("taken over"), "{message}");
+        let people = store.list_people_ids(None, 10).unwrap();
+        assert_eq!(people, vec!["a".to_string()], "b is not committed");
+        drop(store);
+        drop(lock);
+        let holder = live_lock_holder(&open_database(&path).unwrap(), "t")
+            .unwrap()
+            .expect("the new holder keeps its lock");
+        assert_eq!(holder.host, "elsewhere.example");
     }
 
     #[test]
