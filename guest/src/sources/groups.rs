@@ -166,7 +166,7 @@ pub fn parse_page(body: &[u8], url: &str) -> Result<DeltaPage<Entry>, BodyError>
     let mut entries = Vec::with_capacity(value.len());
     for (i, g) in value.into_iter().enumerate() {
         let id = match g.id {
-            Some(id) if !id.trim().is_empty() => crate::ids::normalize(&id),
+            Some(id) if !id.trim().is_empty() => crate::ids::normalize(id),
             _ => {
                 return Err(BodyError::Unusable(unusable(
                     url,
@@ -192,7 +192,7 @@ pub fn parse_page(body: &[u8], url: &str) -> Result<DeltaPage<Entry>, BodyError>
         for m in g.members.unwrap_or_default() {
             let Some(member) =
                 m.id.filter(|id| !id.trim().is_empty())
-                    .map(|id| crate::ids::normalize(&id))
+                    .map(crate::ids::normalize)
             else {
                 return Err(BodyError::Unusable(unusable(
                     url,

@@ -61,7 +61,7 @@ pub fn parse_page(body: &[u8], url: &str) -> Result<Page<Object>, BodyError> {
         .ok_or_else(|| BodyError::Unusable(unusable(url, "it has no \"value\" list".into())))?;
     let mut items = Vec::with_capacity(value.len());
     for (i, o) in value.into_iter().enumerate() {
-        let id = o.id.map(|v| crate::ids::normalize(&v)).unwrap_or_default();
+        let id = o.id.map(crate::ids::normalize).unwrap_or_default();
         if id.is_empty() {
             return Err(BodyError::Unusable(unusable(
                 url,

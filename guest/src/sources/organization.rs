@@ -83,7 +83,7 @@ pub fn parse_organizations(body: &[u8], url: &str) -> Result<Page<Organization>,
         .ok_or_else(|| BodyError::Unusable(unusable(url, "it has no \"value\" list".into())))?;
     let mut items = Vec::with_capacity(value.len());
     for (i, o) in value.into_iter().enumerate() {
-        let Some(tenant_id) = non_empty(o.id).map(|id| crate::ids::normalize(&id)) else {
+        let Some(tenant_id) = non_empty(o.id).map(crate::ids::normalize) else {
             return Err(BodyError::Unusable(unusable(
                 url,
                 format!("organization #{} has no id", i + 1),

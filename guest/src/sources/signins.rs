@@ -88,7 +88,7 @@ pub fn parse_page(body: &[u8], url: &str) -> Result<Page<SignIn>, BodyError> {
     for (i, u) in value.into_iter().enumerate() {
         let Some(id) =
             u.id.filter(|id| !id.trim().is_empty())
-                .map(|id| crate::ids::normalize(&id))
+                .map(crate::ids::normalize)
         else {
             return Err(BodyError::Unusable(unusable(
                 url,

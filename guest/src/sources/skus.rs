@@ -72,10 +72,7 @@ pub fn parse_page(body: &[u8], url: &str) -> Result<Page<Sku>, BodyError> {
     })?;
     let mut items = Vec::with_capacity(value.len());
     for (i, s) in value.into_iter().enumerate() {
-        let sku_id = s
-            .sku_id
-            .map(|v| crate::ids::normalize(&v))
-            .unwrap_or_default();
+        let sku_id = s.sku_id.map(crate::ids::normalize).unwrap_or_default();
         if sku_id.is_empty() {
             return Err(BodyError::Unusable(unusable(
                 url,

@@ -195,7 +195,7 @@ fn manager_delta<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ManagerChange
         .filter(|r| r.removed.is_none())
         .filter_map(|r| r.id.filter(|id| !id.trim().is_empty()))
         .next_back()
-        .map(|id| crate::ids::normalize(&id));
+        .map(crate::ids::normalize);
     Ok(Some(match current {
         Some(id) => ManagerChange::Set(id),
         None => ManagerChange::Clear,
@@ -238,7 +238,7 @@ fn present_skus<'de, D: Deserializer<'de>>(d: D) -> Result<Field<Vec<String>>, D
         let mut ids: Vec<String> = list
             .into_iter()
             .filter_map(|l| l.sku_id)
-            .map(|id| crate::ids::normalize(&id))
+            .map(crate::ids::normalize)
             .filter(|id| !id.is_empty())
             .collect();
         ids.sort_unstable();
@@ -384,7 +384,7 @@ pub fn parse_page(body: &[u8], url: &str) -> Result<DeltaPage, BodyError> {
     let mut entries = Vec::with_capacity(value.len());
     for (i, mut u) in value.into_iter().enumerate() {
         let id = match u.id.take() {
-            Some(id) if !id.trim().is_empty() => crate::ids::normalize(&id),
+            Some(id) if !id.trim().is_empty() => crate::ids::normalize(id),
             _ => {
                 return Err(BodyError::Unusable(unusable(
                     url,
@@ -466,7 +466,7 @@ pub fn fetch_by_ids(
                 format!("it is the user {:?}, not the one asked for", user.id()),
             )));
         }
-        user.id = Some(crate::ids::normalize(user.id()));
+        user.id = user.id.take().map(crate::ids::normalize);
         // A user read is the user's whole current state: no annotations apply.
         user.removed = None;
         if managers {
@@ -476,7 +476,7 @@ pub fn fetch_by_ids(
                     let manager: DirectoryRef = serde_json::from_slice(body)
                         .map_err(|e| in_batch(bad_json(&url, "manager", &e)))?;
                     match manager.id.filter(|m| !m.trim().is_empty()) {
-                        Some(m) => ManagerChange::Set(crate::ids::normalize(&m)),
+                        Some(m) => ManagerChange::Set(crate::ids::normalize(m)),
                         None => {
                             return Err(in_batch(unusable(&url, "the manager has no id".into())));
                         }
