@@ -18,7 +18,7 @@ use crate::types::{
 use crate::url::display_url;
 
 /// The WIT package version this engine was built from.
-pub const WIT_VERSION: &str = "0.3.0";
+pub const WIT_VERSION: &str = "0.4.0";
 
 pub fn info() -> EngineInfo {
     EngineInfo {
@@ -105,9 +105,17 @@ mod tests {
     #[test]
     fn info_names_versions_and_features() {
         let i = info();
-        assert_eq!(i.wit_version, "0.3.0");
+        assert_eq!(i.wit_version, "0.4.0");
         assert_eq!(i.engine_version, env!("CARGO_PKG_VERSION"));
         assert_eq!(i.features, Features::all());
+    }
+
+    /// `WIT_VERSION` is a copy of the package line of the WIT the bindings came from.
+    #[test]
+    fn wit_version_is_the_packages() {
+        let wit = include_str!("../../wit/engine.wit");
+        let package = format!("\npackage m365sync:engine@{WIT_VERSION};\n");
+        assert!(wit.contains(&package), "wit/engine.wit lacks {package:?}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::bindings::m365sync::engine::log::Level;
 use crate::bindings::m365sync::engine::secrets::SecretError;
 use crate::bindings::m365sync::engine::storage::StorageError;
 use crate::graph::token::base64url_encode;
+use crate::matching::MatchKeys;
 use crate::platform::{
     Clock, Env, Http, HttpRequest, HttpResponse, Log, Secrets, Store, TransportError,
 };
@@ -115,10 +116,16 @@ impl Log for FakeLog {
     }
 }
 
-/// An in-memory store that applies batches like the host must (all of a batch).
+/// An in-memory store that applies batches like the host must (all of a batch), and finds
+/// people by email and UPN as a host must: by the keys their upserts carried, never
+/// normalising anything itself.
 #[derive(Default)]
 pub struct FakeStore {
+    /// Written by commits or [`FakeStore::put`] (which also keep `keys`); a test may change
+    /// a stored person's other fields in place.
     pub people: BTreeMap<String, StoredPerson>,
+    /// The match keys each stored person came with (object id → keys).
+    pub keys: BTreeMap<String, MatchKeys>,
     pub checkpoints: BTreeMap<String, String>,
     pub commits: Vec<Batch>,
     pub find_calls: usize,
@@ -146,6 +153,19 @@ impl FakeStore {
     pub fn changes(&self) -> impl Iterator<Item = &Change> {
         self.commits.iter().flat_map(|b| b.changes.iter())
     }
+
+    /// Stores a person as if the engine had written it: with the keys its upserts carry.
+    pub fn put(&mut self, stored: StoredPerson) {
+        let id = stored.person.object_id.clone();
+        self.keys.insert(id.clone(), MatchKeys::of(&stored.person));
+        self.people.insert(id, stored);
+    }
+
+    /// The stored person whose carried keys satisfy `f` (the lowest object id).
+    fn find_by_key(&self, f: impl Fn(&MatchKeys) -> bool) -> Option<StoredPerson> {
+        let (id, _) = self.keys.iter().find(|(_, k)| f(k))?;
+        self.people.get(id).cloned()
+    }
 }
 
 impl Store for FakeStore {
@@ -159,20 +179,14 @@ impl Store for FakeStore {
     ) -> Result<Vec<Option<StoredPerson>>, StorageError> {
         self.find_calls += 1;
         self.find_sizes.push(keys.len());
-        let by = |f: &dyn Fn(&StoredPerson) -> bool| self.people.values().find(|p| f(p)).cloned();
         Ok(keys
             .iter()
             .map(|k| match k {
                 PersonKey::ObjectId(id) => self.people.get(id).cloned(),
                 PersonKey::UserPrincipalName(upn) => {
-                    by(&|p| p.person.user_principal_name.trim().to_lowercase() == *upn)
+                    self.find_by_key(|k| k.upn.as_ref() == Some(upn))
                 }
-                PersonKey::Email(mail) => by(&|p| {
-                    p.person
-                        .mail
-                        .as_deref()
-                        .is_some_and(|m| m.trim().to_lowercase() == *mail)
-                }),
+                PersonKey::Email(mail) => self.find_by_key(|k| k.email.as_ref() == Some(mail)),
             })
             .collect())
     }
@@ -209,12 +223,15 @@ impl Store for FakeStore {
                 Change::UpsertPerson(u) => {
                     if let Some(previous) = &u.previous_object_id {
                         self.people.remove(previous);
+                        self.keys.remove(previous);
                     }
-                    self.people
-                        .insert(u.stored.person.object_id.clone(), u.stored.clone());
+                    let id = &u.stored.person.object_id;
+                    self.keys.insert(id.clone(), MatchKeys::carried(u));
+                    self.people.insert(id.clone(), u.stored.clone());
                 }
                 Change::DeletePerson(id) => {
                     self.people.remove(id);
+                    self.keys.remove(id);
                     self.mailboxes.remove(id);
                     self.usage.retain(|(person, _, _), _| person != id);
                     for members in self.members.values_mut() {

@@ -1,5 +1,6 @@
 //! m365sync-guest: the m365sync sync engine, built as a WebAssembly component
-//! (`wasm32-wasip2`) that exports `m365sync:engine/engine@0.2.0`.
+//! (`wasm32-wasip2`) that exports `m365sync:engine/engine` (of the WIT package version
+//! [`engine::WIT_VERSION`]).
 //!
 //! Everything except the thin binding layer (`wasi_http`, `imports`, `component`, compiled
 //! only for wasm) is plain Rust that runs against the traits in [`platform`], so the whole

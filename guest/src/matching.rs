@@ -11,7 +11,9 @@ use std::hash::BuildHasherDefault;
 use crate::ids::IdHasher;
 
 use crate::normalize::{email_key, guest_external_email, upn_key};
-use crate::types::{MatchConflict, MatchKey, Person, PersonKey, PersonStatus, StoredPerson};
+use crate::types::{
+    MatchConflict, MatchKey, Person, PersonKey, PersonStatus, PersonUpsert, StoredPerson,
+};
 
 /// What becomes of one unlinked account.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,25 +26,66 @@ pub enum Claim {
     Conflict(MatchConflict),
 }
 
+/// An account's normalised match keys: exactly what its `person-key.email` and
+/// `person-key.user-principal-name` lookups use, and what every upsert of it carries for
+/// the store to index ([`MatchKeys::upsert_fields`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchKeys {
+    /// Of `mail`, or else of a B2B guest's own address.
+    pub email: Option<String>,
+    /// None when the userPrincipalName is not of the form of an address.
+    pub upn: Option<String>,
+}
+
+impl MatchKeys {
+    pub fn of(p: &Person) -> Self {
+        Self {
+            email: p
+                .mail
+                .as_deref()
+                .and_then(email_key)
+                .or_else(|| guest_external_email(&p.user_principal_name)),
+            upn: upn_key(&p.user_principal_name),
+        }
+    }
+
+    /// The lookup keys, in the order the match key tries them.
+    pub fn lookups(&self, key: MatchKey) -> Vec<PersonKey> {
+        let email = self.email.clone().map(PersonKey::Email);
+        let upn = self.upn.clone().map(PersonKey::UserPrincipalName);
+        match key {
+            MatchKey::Email => email.into_iter().chain(upn).collect(),
+            MatchKey::UserPrincipalName => upn.into_iter().chain(email).collect(),
+        }
+    }
+
+    /// The keys as [`tagged`] pairs them.
+    pub fn tagged(&self) -> impl Iterator<Item = (u8, &str)> {
+        let email = self.email.as_deref().map(|k| (EMAIL_TAG, k));
+        let upn = self.upn.as_deref().map(|k| (UPN_TAG, k));
+        email.into_iter().chain(upn)
+    }
+
+    /// `person-upsert.email-key` and `upn-key`. The WIT's `upn-key` is a plain string: a
+    /// UPN without a key (not of the form of an address; Entra ID never issues one) gives
+    /// "", which no lookup asks for, so the record is found by object id and email only.
+    pub fn upsert_fields(self) -> (Option<String>, String) {
+        (self.email, self.upn.unwrap_or_default())
+    }
+
+    /// The keys an upsert carries (the inverse of [`MatchKeys::upsert_fields`]).
+    pub fn carried(u: &PersonUpsert) -> Self {
+        Self {
+            email: u.email_key.clone(),
+            upn: (!u.upn_key.is_empty()).then(|| u.upn_key.clone()),
+        }
+    }
+}
+
 /// The normalised keys of an account, in the order the match key tries them: email
 /// (`mail`, or a guest's external address) and user principal name.
 pub fn keys(p: &Person, key: MatchKey) -> Vec<PersonKey> {
-    let email = p
-        .mail
-        .as_deref()
-        .and_then(email_key)
-        .or_else(|| guest_external_email(&p.user_principal_name));
-    let upn = upn_key(&p.user_principal_name);
-    let mut out = Vec::with_capacity(2);
-    let (email, upn) = (
-        email.map(PersonKey::Email),
-        upn.map(PersonKey::UserPrincipalName),
-    );
-    match key {
-        MatchKey::Email => out.extend(email.into_iter().chain(upn)),
-        MatchKey::UserPrincipalName => out.extend(upn.into_iter().chain(email)),
-    }
-    out
+    MatchKeys::of(p).lookups(key)
 }
 
 /// The text of a key, for messages and conflicts.
@@ -55,8 +98,10 @@ pub fn key_text(k: &PersonKey) -> &str {
 /// Accounts by what they claim (deterministic hashing: no `wasi:random` import).
 type Index<K> = HashMap<K, Vec<usize>, BuildHasherDefault<IdHasher>>;
 
-/// The tag [`tagged`] gives object ids.
+/// The tags [`tagged`] gives object ids, emails and user principal names.
 const OBJECT_ID_TAG: u8 = 0;
+const EMAIL_TAG: u8 = 1;
+const UPN_TAG: u8 = 2;
 
 /// An object id as [`tagged`] pairs it (without building a [`PersonKey`]).
 pub fn tagged_id(id: &str) -> (u8, &str) {
@@ -67,8 +112,8 @@ pub fn tagged_id(id: &str) -> (u8, &str) {
 pub fn tagged(k: &PersonKey) -> (u8, &str) {
     let tag = match k {
         PersonKey::ObjectId(_) => OBJECT_ID_TAG,
-        PersonKey::Email(_) => 1,
-        PersonKey::UserPrincipalName(_) => 2,
+        PersonKey::Email(_) => EMAIL_TAG,
+        PersonKey::UserPrincipalName(_) => UPN_TAG,
     };
     (tag, key_text(k))
 }

@@ -2,6 +2,7 @@
 //! store holds, by a stable fingerprint of every synced field, and the changes a
 //! removal policy makes to people who are gone (or no longer pass the filter).
 
+use crate::matching::MatchKeys;
 use crate::types::{
     Change, Domain, Group, Mailbox, Organization, Person, PersonStatus, PersonUpsert,
     RemovalPolicy, StoredPerson, Subscription, UpsertKind, Usage,
@@ -295,13 +296,16 @@ pub fn decide(stored: Option<&StoredPerson>, fingerprint: &str) -> Decision {
 
 /// The upsert of an active person: created, updated (with the fields that changed) or
 /// linked to a record stored under `previous` (another object id, or a platform key).
+/// `keys` are the person's ([`MatchKeys::of`]), computed once by the caller that matched.
 pub fn upsert(
     person: Person,
     fingerprint: String,
     kind: UpsertKind,
     changed_fields: Vec<String>,
     previous: Option<String>,
+    keys: MatchKeys,
 ) -> Change {
+    let (email_key, upn_key) = keys.upsert_fields();
     Change::UpsertPerson(PersonUpsert {
         stored: StoredPerson {
             person,
@@ -311,6 +315,8 @@ pub fn upsert(
         kind,
         changed_fields,
         previous_object_id: previous,
+        email_key,
+        upn_key,
     })
 }
 
@@ -329,11 +335,14 @@ pub fn rewrite_person(stored: StoredPerson, person: Person, changed_fields: Vec<
 
 /// A stored person written back as it is (a status change), status and fingerprint as given.
 pub fn rewrite(stored: StoredPerson, changed_fields: Vec<String>) -> Change {
+    let (email_key, upn_key) = MatchKeys::of(&stored.person).upsert_fields();
     Change::UpsertPerson(PersonUpsert {
         stored,
         kind: UpsertKind::Update,
         changed_fields,
         previous_object_id: None,
+        email_key,
+        upn_key,
     })
 }
 
@@ -499,6 +508,40 @@ mod tests {
         let mut s = stored(&p, PersonStatus::Active);
         s.fingerprint = "0000000000000000".into();
         assert_eq!(decide(Some(&s), &f), Decision::Update);
+    }
+
+    /// Rewrites and removals carry the keys of the person as written, like upserts.
+    #[test]
+    fn every_person_upsert_carries_the_persons_match_keys() {
+        let mut p = person(1);
+        p.mail = Some(" MAILTO:Jane@Contoso.com. ".into());
+        p.user_principal_name = "\u{200B}JDoe@Contoso.com".into();
+        let carried = |c: Option<Change>| match c {
+            Some(Change::UpsertPerson(u)) => (u.email_key, u.upn_key),
+            other => panic!("{other:?}"),
+        };
+        let want = (
+            Some("jane@contoso.com".to_owned()),
+            "jdoe@contoso.com".to_owned(),
+        );
+        let created = upsert(
+            p.clone(),
+            fingerprint(&p),
+            UpsertKind::Create,
+            Vec::new(),
+            None,
+            MatchKeys::of(&p),
+        );
+        assert_eq!(carried(Some(created)), want);
+        let active = stored(&p, PersonStatus::Active);
+        assert_eq!(carried(removal(active.clone(), RemovalPolicy::Keep)), want);
+        // A rewrite with other fields: the keys of the person as written now.
+        let mut q = p.clone();
+        q.mail = None;
+        assert_eq!(
+            carried(Some(rewrite_person(active, q, Vec::new()))),
+            (None, want.1)
+        );
     }
 
     #[test]

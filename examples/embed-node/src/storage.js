@@ -9,8 +9,9 @@
 //   part fails, and the JSON file is replaced through a temporary file and a rename, so
 //   the file on disk holds either the state before the batch or the state after it.
 // - `list-people-ids`: object ids in ascending byte-wise (UTF-8) order, after a cursor.
-// - `find-people` by object id, or by the normalised email / user principal name (see
-//   `normaliseKey`, the engine's own normalisation).
+// - `find-people` by object id, or by email / user principal name key: exactly the
+//   `email-key` / `upn-key` the person's last upsert carried (the engine's own
+//   normalisation; the host normalises nothing and compares keys as they are).
 // - A link (`upsert-person` of kind `link`) re-keys the record stored under
 //   `previous-object-id` to the new object id, keeping the record (its platform id here).
 // - `delete-person` deletes the person with everything stored about them: their mailbox,
@@ -28,27 +29,13 @@ import { dirname, basename, join } from 'node:path';
 
 import { toJson } from './report.js';
 
-const FORMAT = 'm365sync-embed-node/1';
+// 2: every person holds the `emailKey`/`upnKey` its last upsert carried (WIT 0.4.0).
+const FORMAT = 'm365sync-embed-node/2';
+/** Format 1 held no keys, and a host cannot compute the engine's: such a file is refused. */
+const FORMAT_WITHOUT_KEYS = 'm365sync-embed-node/1';
 /** How many run logs each tenant keeps. */
 const RUNS_KEPT = 50;
 const MAX_ORGANIZATION_NAME = 256;
-
-// Zero-width characters that come along when an address is pasted; not White_Space.
-const PADDING = '\\s\\u200B\\u200C\\u200D\\u2060\\uFEFF';
-const TRIM = new RegExp(`^[${PADDING}]+|[${PADDING}]+$`, 'gu');
-
-/**
- * The normalised form people are looked up by: exactly the engine's key of an email address
- * or user principal name. Surrounding whitespace and zero-width padding trimmed, a `mailto:`
- * prefix (any case) removed, full Unicode lower-case, and one trailing dot at the end (the
- * domain's DNS root) dropped. Plus-addressing is kept; no IDNA conversion.
- */
-export function normaliseKey(value) {
-  let s = value.replace(TRIM, '');
-  if (s.slice(0, 7).toLowerCase() === 'mailto:') s = s.slice(7).replace(TRIM, '');
-  const folded = s.toLowerCase();
-  return folded.endsWith('.') ? folded.slice(0, -1) : folded;
-}
 
 /** Byte-wise (UTF-8) comparison: the order of `list-people-ids`. */
 export function compareBytes(a, b) {
@@ -154,6 +141,13 @@ export class PlatformStore {
       } catch (error) {
         throw new Error(`cannot read state file ${path}: ${error.message}`);
       }
+      if (parsed?.format === FORMAT_WITHOUT_KEYS) {
+        throw new Error(
+          `state file ${path} was written for WIT 0.3 (format ${FORMAT_WITHOUT_KEYS}): its people ` +
+            'have no match keys, so records of departed accounts could not be found by email or ' +
+            'user principal name; move it away and run a full sync into a new one',
+        );
+      }
       if (parsed?.format !== FORMAT) {
         throw new Error(`state file ${path} is not an m365sync embed-node state file (format ${JSON.stringify(parsed?.format)})`);
       }
@@ -210,7 +204,7 @@ export class PlatformStore {
 export class TenantStore {
   #platform;
   #sortedIds = null;
-  #byMail = null;
+  #byEmail = null;
   #byUpn = null;
 
   constructor(platform, key) {
@@ -225,7 +219,7 @@ export class TenantStore {
 
   #invalidate() {
     this.#sortedIds = null;
-    this.#byMail = null;
+    this.#byEmail = null;
     this.#byUpn = null;
   }
 
@@ -271,10 +265,10 @@ export class TenantStore {
           id = key.val;
           break;
         case 'email':
-          id = this.#index('mail').get(normaliseKey(key.val));
+          id = this.#index('email').get(key.val);
           break;
         case 'user-principal-name':
-          id = this.#index('upn').get(normaliseKey(key.val));
+          id = this.#index('upn').get(key.val);
           break;
         default:
           throw storageError('invalid', `unknown person key ${key.tag}`);
@@ -284,19 +278,19 @@ export class TenantStore {
     });
   }
 
-  /** normalised mail (or UPN) → the lowest object id holding it. */
+  /** Email (or UPN) key, as the upserts carried it → the lowest object id holding it. */
   #index(which) {
-    if (which === 'mail' && this.#byMail) return this.#byMail;
+    if (which === 'email' && this.#byEmail) return this.#byEmail;
     if (which === 'upn' && this.#byUpn) return this.#byUpn;
     const index = new Map();
     for (const id of this.#ids()) {
-      const person = this.tenant.people[id].stored.person;
-      const value = which === 'mail' ? person.mail : person.userPrincipalName;
-      if (value === undefined || value === null) continue;
-      const key = normaliseKey(value);
+      const entry = this.tenant.people[id];
+      const key = which === 'email' ? entry.emailKey : entry.upnKey;
+      // No key: no email key, or an empty upn-key (a UPN the engine has no key for).
+      if (!key) continue;
       if (!index.has(key)) index.set(key, id);
     }
-    if (which === 'mail') this.#byMail = index;
+    if (which === 'email') this.#byEmail = index;
     else this.#byUpn = index;
     return index;
   }
@@ -414,6 +408,7 @@ function applyChange(undo, t, change) {
     case 'upsert-person': {
       const id = v.stored.person.objectId;
       if (!id) throw new Error('the person has no object id');
+      if (typeof v.upnKey !== 'string') throw new Error('the person has no upn-key');
       const previous = v.previousObjectId;
       if (v.kind === 'link' && previous !== undefined && previous !== id && t.people[previous]) {
         // Re-key the record in place: it keeps its identity (its platform record id) and
@@ -423,7 +418,13 @@ function applyChange(undo, t, change) {
         undo.set(t.people, id, linked);
       }
       const existing = t.people[id];
-      undo.set(t.people, id, { record: existing?.record ?? randomUUID(), stored: plain(v.stored) });
+      // The engine's keys, stored as they come: what `find-people` compares with.
+      undo.set(t.people, id, {
+        record: existing?.record ?? randomUUID(),
+        stored: plain(v.stored),
+        emailKey: v.emailKey,
+        upnKey: v.upnKey,
+      });
       break;
     }
     case 'delete-person': {

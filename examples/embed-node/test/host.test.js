@@ -10,7 +10,7 @@ import { Allowlist } from '../src/allowlist.js';
 import { fixed, syncErrorText, toText } from '../src/report.js';
 import { DEFAULT_REMOVAL_GUARD, checkCompatible } from '../src/session.js';
 import { TenantSecrets } from '../src/secrets.js';
-import { PlatformStore, compareBytes, normaliseKey } from '../src/storage.js';
+import { PlatformStore, compareBytes } from '../src/storage.js';
 
 function person(objectId, upn, mail) {
   return {
@@ -28,20 +28,19 @@ function person(objectId, upn, mail) {
   };
 }
 
-function upsert(stored, kind = 'create', previousObjectId = undefined) {
-  return { tag: 'upsert-person', val: { stored, kind, changedFields: [], previousObjectId } };
+/**
+ * An upsert as the engine sends it. Its keys default to the test person's addresses as they
+ * are (the tests give them in lower case already): the engine computes the real ones.
+ */
+function upsert(stored, kind = 'create', previousObjectId = undefined, keys = {}) {
+  const emailKey = 'emailKey' in keys ? keys.emailKey : stored.person.mail;
+  const upnKey = 'upnKey' in keys ? keys.upnKey : stored.person.userPrincipalName;
+  return { tag: 'upsert-person', val: { stored, kind, changedFields: [], previousObjectId, emailKey, upnKey } };
 }
 
 function tempState() {
   return join(mkdtempSync(join(tmpdir(), 'embed-node-')), 'state.json');
 }
-
-test('normalisation is the engine key: trim, padding, mailto:, lower case, one trailing dot', () => {
-  assert.equal(normaliseKey('  Jane.Doe@Contoso.COM. '), 'jane.doe@contoso.com');
-  assert.equal(normaliseKey('\u200BMAILTO: jane@x.com'), 'jane@x.com');
-  assert.equal(normaliseKey('jane+lms@x.com'), 'jane+lms@x.com');
-  assert.equal(normaliseKey('ÅSA@bücher.example'), 'åsa@bücher.example');
-});
 
 test('a batch is applied whole or not at all, in memory and on disk', () => {
   const path = tempState();
@@ -100,16 +99,55 @@ test('ids are listed in byte-wise order after the cursor', () => {
   assert.deepEqual(store.listPeopleIds('\u{1F600}', 10), []);
 });
 
-test('people are found by object id, normalised email and UPN', () => {
-  const store = PlatformStore.open(null).forTenant('a');
-  store.commit({ changes: [upsert(person('1', 'Jane@Contoso.onmicrosoft.com', 'Jane.Doe@Contoso.com'))], checkpoints: [] });
-  const found = store.findPeople([
-    { tag: 'email', val: ' jane.doe@contoso.com. ' },
-    { tag: 'user-principal-name', val: 'JANE@contoso.onmicrosoft.com' },
+test('WIT 0.4: people are found by object id and by exactly the keys their upsert carried', () => {
+  const path = tempState();
+  const store = PlatformStore.open(path).forTenant('a');
+  const keys = { emailKey: 'jane.doe@contoso.com', upnKey: 'jane@contoso.onmicrosoft.com' };
+  store.commit({
+    changes: [
+      upsert(person('1', ' Jane@Contoso.onmicrosoft.com.', 'MAILTO:Jane.Doe@Contoso.com'), 'create', undefined, keys),
+      // No email key (the engine's none), and an empty upn-key (a UPN it has no key for).
+      upsert(person('2', 'no-at-sign', 'no-at-sign'), 'create', undefined, { emailKey: undefined, upnKey: '' }),
+    ],
+    checkpoints: [],
+  });
+  const ids = (s) => s.findPeople([
+    { tag: 'email', val: 'jane.doe@contoso.com' },
+    { tag: 'user-principal-name', val: 'jane@contoso.onmicrosoft.com' },
     { tag: 'object-id', val: '1' },
+    // The host normalises nothing: other spellings, and the raw fields, find no one.
+    { tag: 'email', val: 'Jane.Doe@Contoso.com' },
+    { tag: 'email', val: 'MAILTO:Jane.Doe@Contoso.com' },
+    { tag: 'user-principal-name', val: ' Jane@Contoso.onmicrosoft.com.' },
     { tag: 'email', val: 'jane@contoso.onmicrosoft.com' },
-  ]);
-  assert.deepEqual(found.map((p) => p?.person.objectId), ['1', '1', '1', undefined]);
+    { tag: 'email', val: 'no-at-sign' },
+    { tag: 'user-principal-name', val: 'no-at-sign' },
+    { tag: 'user-principal-name', val: '' },
+  ]).map((p) => p?.person.objectId);
+  const want = ['1', '1', '1', undefined, undefined, undefined, undefined, undefined, undefined, undefined];
+  assert.deepEqual(ids(store), want);
+  // The keys are kept in the state file.
+  assert.deepEqual(ids(PlatformStore.open(path).forTenant('a')), want);
+
+  // Written again with other keys (a renamed account): found by the new ones only.
+  store.commit({
+    changes: [upsert(person('1', 'j@contoso.com', 'j@contoso.com'), 'update', undefined, { emailKey: 'j@contoso.com', upnKey: 'j@contoso.com' })],
+    checkpoints: [],
+  });
+  assert.deepEqual(
+    store.findPeople([{ tag: 'email', val: 'jane.doe@contoso.com' }, { tag: 'email', val: 'j@contoso.com' }]).map((p) => p?.person.objectId),
+    [undefined, '1'],
+  );
+  // An upsert without a upn-key (a WIT 0.3 engine's) is refused, not stored unfindable.
+  const old = upsert(person('3', 'x@contoso.com'));
+  delete old.val.upnKey;
+  assert.throws(() => store.commit({ changes: [old], checkpoints: [] }), (e) => e.tag === 'invalid' && /no upn-key/.test(e.val));
+});
+
+test('WIT 0.4: a state file written for 0.3 (people without keys) is refused', () => {
+  const path = tempState();
+  writeFileSync(path, JSON.stringify({ format: 'm365sync-embed-node/1', organizations: [], tenants: {} }));
+  assert.throws(() => PlatformStore.open(path), /written for WIT 0\.3 .*no match keys/);
 });
 
 test('a link re-keys the stored record and keeps its identity', () => {
@@ -117,11 +155,18 @@ test('a link re-keys the stored record and keeps its identity', () => {
   const store = PlatformStore.open(path).forTenant('a');
   store.commit({ changes: [upsert(person('old', 'jane@x.com', 'jane@x.com'))], checkpoints: [] });
   const record = JSON.parse(readFileSync(path, 'utf8')).tenants.a.people.old.record;
-  store.commit({ changes: [upsert(person('new', 'jane@x.com', 'jane@x.com'), 'link', 'old')], checkpoints: [] });
+  store.commit({ changes: [upsert(person('new', 'jane2@x.com', 'jane@x.com'), 'link', 'old')], checkpoints: [] });
   assert.deepEqual(store.listPeopleIds(undefined, 10), ['new']);
   const people = JSON.parse(readFileSync(path, 'utf8')).tenants.a.people;
   assert.equal(people.new.record, record);
   assert.equal(people.old, undefined);
+  // The record carries the link's keys now.
+  assert.deepEqual([people.new.emailKey, people.new.upnKey], ['jane@x.com', 'jane2@x.com']);
+  assert.deepEqual(
+    store.findPeople([{ tag: 'user-principal-name', val: 'jane@x.com' }, { tag: 'user-principal-name', val: 'jane2@x.com' }])
+      .map((p) => p?.person.objectId),
+    [undefined, 'new'],
+  );
 });
 
 test('other data sets, checkpoints cleared, the run log kept', () => {
@@ -251,10 +296,13 @@ test('WIT 0.3: direct reports are the stored people whose manager is that id', (
   assert.equal(typeof store.imports().findDirectReports, 'function');
 });
 
-test('WIT 0.3: only 0.3.x components run, with the default removal guard', () => {
+test('WIT 0.4: only 0.4.x components run, with the default removal guard', () => {
   const info = (witVersion) => ({ witVersion, features: { users: true } });
-  assert.doesNotThrow(() => checkCompatible(info('0.3.0'), { users: true }));
-  assert.throws(() => checkCompatible(info('0.2.4'), { users: true }), /supports 0\.3\.x only/);
+  assert.doesNotThrow(() => checkCompatible(info('0.4.0'), { users: true }));
+  assert.doesNotThrow(() => checkCompatible(info('0.4.7'), { users: true }));
+  for (const other of ['0.3.0', '0.5.0', '0.2.4']) {
+    assert.throws(() => checkCompatible(info(other), { users: true }), /supports 0\.4\.x only/);
+  }
   assert.deepEqual(DEFAULT_REMOVAL_GUARD, { maxPercent: 10, maxCount: 500, allow: false });
 });
 

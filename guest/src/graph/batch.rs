@@ -38,9 +38,11 @@ use std::collections::BTreeMap;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use super::client::{self, GraphClient, Need};
+use super::client::{GraphClient, Need};
+use super::errors;
+use super::retry::{self, Tries};
 use crate::platform::{HttpResponse, Method};
-use crate::types::{HttpFailure, SyncError};
+use crate::types::SyncError;
 use crate::url::display_url;
 
 /// Requests one batch may carry (json-batching.md, "Batch size limitations").
@@ -93,13 +95,11 @@ impl GraphClient<'_> {
     /// One batch of at most [`MAX_REQUESTS`] GETs, throttled ones sent again.
     fn one_batch(&mut self, paths: &[String], need: Need) -> Result<Vec<Found>, SyncError> {
         let url = format!("{}/v1.0/$batch", self.graph());
-        let policy = self.policy();
         let mut results: Vec<Option<Found>> = vec![None; paths.len()];
         let mut pending: Vec<usize> = (0..paths.len()).collect();
-        let mut attempts = 0u32;
-        let mut waited = 0u64;
+        let mut tries = Tries::default();
         loop {
-            attempts += 1;
+            let attempts = tries.start();
             let answers = self.send_batch(&url, paths, &pending, need)?;
             let mut throttled: Vec<(usize, HttpResponse)> = Vec::new();
             for (i, answer) in pending.iter().copied().zip(answers) {
@@ -107,65 +107,61 @@ impl GraphClient<'_> {
                     200..=299 => results[i] = Some(Some(answer.body)),
                     // errors.md: "404 Not Found: The requested resource doesn't exist."
                     404 => results[i] = Some(None),
-                    429 | 503 | 504 => throttled.push((i, answer)),
-                    _ => {
-                        let e = client::answer_error(
-                            Method::Get,
-                            &self.absolute(&paths[i]),
-                            answer,
-                            attempts,
-                            need,
-                            self.redactor(),
-                        );
-                        return Err(in_batch(e));
-                    }
+                    s if retry::is_throttled(s) => throttled.push((i, answer)),
+                    _ => return Err(self.request_error(&paths[i], &answer, attempts, need)),
                 }
             }
             let Some(first) = throttled.first().map(|(i, _)| *i) else {
                 break;
             };
-            if attempts >= policy.max_attempts {
-                let (i, answer) = throttled.swap_remove(0);
-                let e = client::answer_error(
-                    Method::Get,
-                    &self.absolute(&paths[i]),
-                    answer,
-                    attempts,
-                    need,
-                    self.redactor(),
-                );
-                return Err(in_batch(e));
-            }
             // "after the longest retry-after value" (throttling.md).
-            let delay = match throttled
+            let longest = throttled
                 .iter()
-                .filter_map(|(_, a)| client::retry_after_ms(a))
-                .max()
-            {
-                Some(ms) => ms,
-                None => self.backoff(attempts),
+                .filter_map(|(_, a)| retry::retry_after_ms(a))
+                .max();
+            let Some(delay) = self.retry.after_throttling(&tries, longest) else {
+                let (i, answer) = &throttled[0];
+                return Err(self.request_error(&paths[*i], answer, attempts, need));
             };
-            if waited.saturating_add(delay) > policy.total_wait_cap_ms {
-                let shown = display_url(&self.absolute(&paths[first]));
-                return Err(SyncError::Http(HttpFailure {
-                    url: shown.clone(),
-                    status: None,
-                    graph_code: None,
-                    message: format!(
-                        "GET {shown} (in a JSON batch, with {} other request(s)) kept being \
-                         throttled: gave up after {attempts} attempts, as waiting another {} s \
-                         would exceed the {} s retry budget",
-                        throttled.len() - 1,
-                        delay.div_ceil(1000),
-                        policy.total_wait_cap_ms / 1000
-                    ),
-                }));
+            if !self.retry.within_budget(&tries, delay) {
+                let url = self.absolute(&paths[first]);
+                let doing = format!(
+                    "GET {} (in a JSON batch, with {} other request(s)) kept being throttled",
+                    display_url(&url),
+                    throttled.len() - 1
+                );
+                return Err(errors::over_retry_budget(
+                    &url,
+                    &doing,
+                    attempts,
+                    delay,
+                    self.retry.policy(),
+                ));
             }
-            self.wait_to_retry(delay, throttled.len() as u32);
-            waited += delay;
+            self.wait_to_retry(&mut tries, delay, throttled.len() as u32);
             pending = throttled.into_iter().map(|(i, _)| i).collect();
         }
         Ok(results.into_iter().map(Option::flatten).collect())
+    }
+
+    /// The failed answer of the request of `path` as the error the same GET would get on
+    /// its own, saying it was in a batch.
+    fn request_error(
+        &self,
+        path: &str,
+        answer: &HttpResponse,
+        attempts: u32,
+        need: Need,
+    ) -> SyncError {
+        let e = errors::answer(
+            Method::Get,
+            &self.absolute(path),
+            answer,
+            attempts,
+            need,
+            self.redactor(),
+        );
+        in_batch(e)
     }
 
     /// POSTs the requests `pending` (indexes into `paths`) as one batch and returns their
@@ -188,57 +184,51 @@ impl GraphClient<'_> {
                 .collect(),
         })
         .map_err(|e| bad(url, &format!("the batch could not be written: {e}")))?;
-        let policy = self.policy();
-        let mut reads = 0u32;
-        let mut waited = 0u64;
+        let mut tries = Tries::default();
         loop {
-            reads += 1;
-            let (response, attempts) = self.post_json(url, &body)?;
-            // 424: the batch envelope throttling.md describes when a request was throttled.
-            let envelope = (200..300).contains(&response.status) || response.status == 424;
-            if !envelope {
-                return Err(client::answer_error(
+            let reads = tries.start();
+            let sent = self.send_authorised(
+                Method::Post,
+                url,
+                &[("Content-Type", "application/json")],
+                Some(&body),
+            )?;
+            let response = &sent.response;
+            let refused = || {
+                errors::answer(
                     Method::Post,
                     url,
                     response,
-                    attempts,
+                    sent.attempts,
                     need,
                     self.redactor(),
-                ));
+                )
+            };
+            // 424: the batch envelope throttling.md describes when a request was throttled.
+            let envelope = (200..300).contains(&response.status) || response.status == 424;
+            if !envelope {
+                return Err(refused());
             }
-            let problem = match client::cut_short(&response) {
+            let problem = match retry::cut_short(response) {
                 Some(why) => why,
                 None => match serde_json::from_slice::<BatchAnswer>(&response.body) {
                     Ok(BatchAnswer {
                         responses: Some(list),
                     }) => return self.match_answers(url, paths, pending, list),
                     // A 424 that is not a batch answer is an error answer.
-                    _ if response.status == 424 => {
-                        return Err(client::answer_error(
-                            Method::Post,
-                            url,
-                            response,
-                            attempts,
-                            need,
-                            self.redactor(),
-                        ));
-                    }
+                    _ if response.status == 424 => return Err(refused()),
                     Ok(BatchAnswer { responses: None }) => {
                         return Err(bad(url, "it has no \"responses\" list"));
                     }
-                    Err(e) if !client::retryable_json(&e) => return Err(bad(url, &e.to_string())),
+                    Err(e) if !retry::retryable_json(&e) => return Err(bad(url, &e.to_string())),
                     Err(e) => e.to_string(),
                 },
             };
-            drop(response);
-            let delay = self.backoff(reads);
-            if reads >= policy.max_transport_attempts
-                || waited.saturating_add(delay) > policy.total_wait_cap_ms
-            {
+            drop(sent);
+            let Some(delay) = self.retry.before_reading_again(&tries) else {
                 return Err(bad(url, &format!("{problem} (after {reads} attempts)")));
-            }
-            self.wait_to_retry(delay, 1);
-            waited += delay;
+            };
+            self.wait_to_retry(&mut tries, delay, 1);
         }
     }
 
@@ -308,15 +298,7 @@ fn in_batch(e: SyncError) -> SyncError {
 
 /// The batch answer from `url` is not usable.
 fn bad(url: &str, why: &str) -> SyncError {
-    SyncError::BadResponse(HttpFailure {
-        url: display_url(url),
-        status: Some(200),
-        graph_code: None,
-        message: format!(
-            "the answer to POST {} is not a valid JSON batch answer: {why}",
-            display_url(url)
-        ),
-    })
+    errors::invalid_answer(Method::Post, url, "JSON batch answer", why, 1)
 }
 
 /// A JSON value kept as JSON text, to be parsed later by whoever asked for it (serde_json's

@@ -1,10 +1,17 @@
-//! Microsoft Graph: sign-in ([`token`]), requests with retries and error mapping
-//! ([`client`]), JSON batches of GETs ([`batch`]), and paging by `@odata.nextLink`
-//! ([`paging`]).
+//! Microsoft Graph: sign-in ([`token`]), the run's client ([`client`]: GETs, parsed
+//! bodies, resync answers) and its parts (the access token and the authorised send in
+//! [`session`], the retry policy in [`retry`], typed errors in [`errors`], usage report
+//! downloads in [`report`]), JSON batches of GETs ([`batch`]), and paging by
+//! `@odata.nextLink` ([`paging`]).
 
 pub mod batch;
 pub mod client;
+pub mod errors;
 pub mod paging;
+pub mod report;
+pub mod retry;
+pub mod session;
 pub mod token;
 
-pub use client::{GraphClient, Need, RetryPolicy, Stats};
+pub use client::{GraphClient, Need, Stats};
+pub use retry::RetryPolicy;

@@ -18,7 +18,7 @@ use crate::filter;
 use crate::graph::client::BodyError;
 use crate::graph::{GraphClient, Need};
 use crate::ids::{IdHasher, IdSet};
-use crate::matching::{self, Claim};
+use crate::matching::{self, Claim, MatchKeys};
 use crate::merge::{self, Decision};
 use crate::redact::Redactor;
 use crate::sources::DeltaPage;
@@ -370,8 +370,8 @@ impl DeltaSet for Users {
             // Updated people (listed twice in this phase) may have new keys.
             for change in &changes {
                 if let Change::UpsertPerson(u) = change {
-                    let p = &u.stored.person;
-                    record_claim(&mut self.claimed, p, &matching::keys(p, run.match_key));
+                    let keys = MatchKeys::carried(u);
+                    record_claim(&mut self.claimed, &u.stored.person.object_id, &keys);
                 }
             }
         }
@@ -674,7 +674,15 @@ fn decide(
                     counts.updated += 1;
                     counts.counted.wrote(&person.object_id);
                     run.note(&person, PersonOutcome::Update(fields.clone()));
-                    changes.push(merge::upsert(person, fp, UpsertKind::Update, fields, None));
+                    let keys = MatchKeys::of(&person);
+                    changes.push(merge::upsert(
+                        person,
+                        fp,
+                        UpsertKind::Update,
+                        fields,
+                        None,
+                        keys,
+                    ));
                 }
                 Decision::Unchanged => {
                     counts.unchanged += 1;
@@ -705,9 +713,11 @@ fn link_or_create(
     mut claimed: Option<&mut Claimed>,
     removed_now: &IdSet,
 ) -> Result<(), SyncError> {
-    let keys: Vec<Vec<PersonKey>> = accounts
+    // Each account's keys, computed once: looked up now, carried by its upsert later.
+    let match_keys: Vec<MatchKeys> = accounts.iter().map(MatchKeys::of).collect();
+    let keys: Vec<Vec<PersonKey>> = match_keys
         .iter()
-        .map(|a| matching::keys(a, run.match_key))
+        .map(|k| k.lookups(run.match_key))
         .collect();
     let flat: Vec<&PersonKey> = keys.iter().flatten().collect();
     let mut found = find_claimed(run, &flat, claimed.as_deref())?.into_iter();
@@ -735,9 +745,9 @@ fn link_or_create(
         .collect();
     let refs: Vec<&Person> = accounts.iter().collect();
     let claims = matching::resolve(&refs, &keys, found);
-    for ((person, claim), keys) in accounts.into_iter().zip(claims).zip(&keys) {
+    for ((person, claim), keys) in accounts.into_iter().zip(claims).zip(match_keys) {
         if let (Some(set), Claim::Create | Claim::Link(_)) = (claimed.as_deref_mut(), &claim) {
-            record_claim(set, &person, keys);
+            record_claim(set, &person.object_id, &keys);
         }
         match claim {
             Claim::Create => {
@@ -751,6 +761,7 @@ fn link_or_create(
                     UpsertKind::Create,
                     Vec::new(),
                     None,
+                    keys,
                 ));
             }
             Claim::Link(record) => {
@@ -766,6 +777,7 @@ fn link_or_create(
                     UpsertKind::Link,
                     fields,
                     Some(previous),
+                    keys,
                 ));
             }
             Claim::Conflict(conflict) => {
@@ -880,10 +892,10 @@ fn find_claimed(
         .collect())
 }
 
-/// Records that the store now holds `person` under its object id and `keys`.
-fn record_claim(set: &mut Claimed, person: &Person, keys: &[PersonKey]) {
-    set.insert(id_hash(&person.object_id));
-    set.extend(keys.iter().map(key_hash));
+/// Records that the store now holds a person under `object_id` and `keys`.
+fn record_claim(set: &mut Claimed, object_id: &str, keys: &MatchKeys) {
+    set.insert(id_hash(object_id));
+    set.extend(keys.tagged().map(tagged_hash));
 }
 
 fn key_hash(k: &PersonKey) -> u64 {

@@ -433,21 +433,11 @@ fn expired_secret_says_to_rotate_it() {
 /// 4 (gone, already removed), 5 (gone, flagged). Graph lists 1 and 3.
 fn removal_world(policy: RemovalPolicy) -> (World, SyncRequest) {
     let mut w = World::new();
-    w.store
-        .people
-        .insert(user_id(1), stored(1, PersonStatus::Active));
-    w.store
-        .people
-        .insert(user_id(2), stored(2, PersonStatus::Active));
-    w.store
-        .people
-        .insert(user_id(3), stored(3, PersonStatus::Active));
-    w.store
-        .people
-        .insert(user_id(4), stored(4, PersonStatus::Removed));
-    w.store
-        .people
-        .insert(user_id(5), stored(5, PersonStatus::Flagged));
+    w.store.put(stored(1, PersonStatus::Active));
+    w.store.put(stored(2, PersonStatus::Active));
+    w.store.put(stored(3, PersonStatus::Active));
+    w.store.put(stored(4, PersonStatus::Removed));
+    w.store.put(stored(5, PersonStatus::Flagged));
     script_pages(&mut w, &[&[1, 3]]);
     let mut req = request();
     req.options.removal = policy;
@@ -556,9 +546,7 @@ fn removal_policy_delete_deletes() {
 #[test]
 fn a_returning_person_is_active_again() {
     let mut w = World::new();
-    w.store
-        .people
-        .insert(user_id(1), stored(1, PersonStatus::Removed));
+    w.store.put(stored(1, PersonStatus::Removed));
     script_pages(&mut w, &[&[1]]);
     let report = run(&mut w.env(), &request()).unwrap();
     assert_eq!(users_report(&report).updated, 1);
@@ -569,9 +557,7 @@ fn a_returning_person_is_active_again() {
 fn removal_scan_pages_through_stored_ids_and_batches_large_removals() {
     let mut w = World::new();
     for n in 100..6100 {
-        w.store
-            .people
-            .insert(user_id(n), stored(n, PersonStatus::Active));
+        w.store.put(stored(n, PersonStatus::Active));
     }
     script_pages(&mut w, &[&[1]]);
     let mut req = request();

@@ -8,9 +8,7 @@ use crate::sources::users;
 
 fn saved_replay(w: &mut World, people: &[u32], round: &str, managers: bool) {
     for &n in people {
-        w.store
-            .people
-            .insert(user_id(n), stored(n, PersonStatus::Active));
+        w.store.put(stored(n, PersonStatus::Active));
     }
     w.store
         .checkpoints
@@ -78,7 +76,7 @@ fn a_deleted_manager_is_cleared_from_the_reports_who_kept_it() {
     let mut w = World::new();
     saved_replay(&mut w, &[1, 5], "r0", true);
     for n in [2, 3, 4, 6] {
-        w.store.people.insert(user_id(n), with_manager(n, 1));
+        w.store.put(with_manager(n, 1));
     }
     sign_in_with(&mut w, &["User.Read.All"]);
     // 1 is deleted; 2 is re-sent without manager@delta (another change); 3 gets manager 5
@@ -232,9 +230,7 @@ fn report_writes(w: &World) -> usize {
 fn mailbox_counts_are_created_then_unchanged_then_updated_and_dropped_rows_go() {
     let mut w = World::new();
     for n in [1, 2, 3] {
-        w.store
-            .people
-            .insert(user_id(n), stored(n, PersonStatus::Active));
+        w.store.put(stored(n, PersonStatus::Active));
     }
     let req = with_features(Features::MAILBOXES);
     let counts = |r: &SyncReport| {

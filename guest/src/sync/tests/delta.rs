@@ -23,9 +23,7 @@ fn incremental() -> SyncRequest {
 /// Stores these people (active) and the delta link of round `round`.
 fn saved(w: &mut World, people: &[u32], round: &str) {
     for &n in people {
-        w.store
-            .people
-            .insert(user_id(n), stored(n, PersonStatus::Active));
+        w.store.put(stored(n, PersonStatus::Active));
     }
     w.store
         .checkpoints

@@ -125,14 +125,11 @@ fn without_managers_a_full_round_keeps_the_stored_manager_and_last_sign_in() {
     let mut p = person(1);
     p.manager_id = Some(user_id(9));
     p.last_sign_in = Some("2024-04-01T00:00:00Z".into());
-    w.store.people.insert(
-        user_id(1),
-        StoredPerson {
-            fingerprint: merge::fingerprint(&p),
-            person: p.clone(),
-            status: PersonStatus::Active,
-        },
-    );
+    w.store.put(StoredPerson {
+        fingerprint: merge::fingerprint(&p),
+        person: p.clone(),
+        status: PersonStatus::Active,
+    });
     sign_in_with(&mut w, &["User.Read.All"]);
     script_round(&mut w.http, DELTA_FIRST, "r1", &[vec![user_json(1)]]);
     let report = run(&mut w.env(), &request()).unwrap();
@@ -148,14 +145,11 @@ fn a_changed_select_forces_a_full_round_with_an_info_line() {
     for saved_select in [Some(users::select(false)), None] {
         let mut w = World::new();
         for n in [1, 2, 3] {
-            w.store.people.insert(
-                user_id(n),
-                StoredPerson {
-                    fingerprint: merge::fingerprint(&person(n)),
-                    person: person(n),
-                    status: PersonStatus::Active,
-                },
-            );
+            w.store.put(StoredPerson {
+                fingerprint: merge::fingerprint(&person(n)),
+                person: person(n),
+                status: PersonStatus::Active,
+            });
         }
         w.store
             .checkpoints

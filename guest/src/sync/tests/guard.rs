@@ -12,9 +12,7 @@ const STORED: u32 = 50;
 fn world() -> World {
     let mut w = World::new();
     for n in 1..=STORED {
-        w.store
-            .people
-            .insert(user_id(n), stored(n, PersonStatus::Active));
+        w.store.put(stored(n, PersonStatus::Active));
     }
     w.store
         .checkpoints

@@ -3,7 +3,8 @@
 //! commits nothing and says why each account is in or out.
 
 use super::*;
-use crate::types::{MatchKey, PersonOutcome, UpsertKind};
+use crate::platform::Store;
+use crate::types::{MatchKey, PersonKey, PersonOutcome, UpsertKind};
 
 fn with_mail(n: u32, mail: &str) -> serde_json::Value {
     let mut u = user_json(n);
@@ -25,12 +26,8 @@ fn upsert_kinds(w: &World) -> Vec<(String, UpsertKind)> {
 fn a_removed_persons_record_is_linked_and_an_active_ones_is_a_conflict() {
     let mut w = World::new();
     // Stored: user 1 (gone, removed) and user 2 (active).
-    w.store
-        .people
-        .insert(user_id(1), stored(1, PersonStatus::Removed));
-    w.store
-        .people
-        .insert(user_id(2), stored(2, PersonStatus::Active));
+    w.store.put(stored(1, PersonStatus::Removed));
+    w.store.put(stored(2, PersonStatus::Active));
     let token = fake_jwt(&["User.Read.All"]);
     w.http
         .push_ok("POST https://login.test/", token_response(&token, 3600));
@@ -124,12 +121,108 @@ fn across_pages_of_a_first_sync_a_claimed_email_is_looked_up_and_conflicts() {
     assert!(!w.store.people.contains_key(&user_id(2)));
 }
 
+/// Every person written carries its own match keys: exactly the email and UPN keys the
+/// engine looks it up by, however odd the addresses Graph sends; the store indexes those.
+#[test]
+fn a_written_person_carries_the_keys_it_is_looked_up_by() {
+    // (mail, userPrincipalName) → (email-key, upn-key).
+    let cases = [
+        (
+            (Some("Jane.Doe@Contoso.COM"), "JDoe@Contoso.OnMicrosoft.com"),
+            (Some("jane.doe@contoso.com"), "jdoe@contoso.onmicrosoft.com"),
+        ),
+        (
+            (Some("MailTo:Ann@contoso.com"), "mailto:ann@contoso.com"),
+            (Some("ann@contoso.com"), "ann@contoso.com"),
+        ),
+        (
+            (Some("bob@contoso.com."), "Bob@Contoso.com."),
+            (Some("bob@contoso.com"), "bob@contoso.com"),
+        ),
+        (
+            (
+                Some("\u{200B}cy@contoso.com\u{FEFF}"),
+                "\u{2060} Cy@contoso.com\u{00A0}",
+            ),
+            (Some("cy@contoso.com"), "cy@contoso.com"),
+        ),
+        // Not addresses: no email key, and no UPN key (the WIT's string is then empty).
+        ((Some("dee"), "dee.contoso.com"), (None, "")),
+        // A guest without mail: the email key is its own address.
+        (
+            (None, "Eve_Fabrikam.com#EXT#@contoso.onmicrosoft.com"),
+            (
+                Some("eve@fabrikam.com"),
+                "eve_fabrikam.com#ext#@contoso.onmicrosoft.com",
+            ),
+        ),
+    ];
+    let mut w = World::new();
+    let token = fake_jwt(&["User.Read.All"]);
+    w.http
+        .push_ok("POST https://login.test/", token_response(&token, 3600));
+    let users: Vec<_> = cases
+        .iter()
+        .zip(1..)
+        .map(|(((mail, upn), _), n)| {
+            let mut u = user_json(n);
+            u["mail"] = serde_json::json!(mail);
+            u["userPrincipalName"] = serde_json::json!(upn);
+            u
+        })
+        .collect();
+    w.http
+        .push_ok(USERS_URL, json_response(200, &page_body(&users, None)));
+    let report = run(&mut w.env(), &request()).unwrap();
+    assert_eq!(users_report(&report).created, cases.len() as u64);
+
+    let upserts: Vec<_> = w
+        .store
+        .changes()
+        .filter_map(|c| match c {
+            Change::UpsertPerson(u) => Some(u.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(upserts.len(), cases.len());
+    for (u, (_, (email, upn))) in upserts.iter().zip(&cases) {
+        let p = &u.stored.person;
+        assert_eq!(
+            (u.email_key.as_deref(), u.upn_key.as_str()),
+            (*email, *upn),
+            "{p:?}"
+        );
+        // Exactly the lookup keys, under either match key.
+        let mut carried: Vec<PersonKey> = u
+            .email_key
+            .clone()
+            .map(PersonKey::Email)
+            .into_iter()
+            .collect();
+        carried.extend(
+            (!u.upn_key.is_empty()).then(|| PersonKey::UserPrincipalName(u.upn_key.clone())),
+        );
+        assert_eq!(crate::matching::keys(p, MatchKey::Email), carried);
+        let mut by_upn = crate::matching::keys(p, MatchKey::UserPrincipalName);
+        by_upn.reverse();
+        assert_eq!(by_upn, carried);
+        // The store finds the person by them (it indexes the carried keys only).
+        let found = w.store.find_people(&carried).unwrap();
+        assert!(
+            found
+                .iter()
+                .all(|f| f.as_ref().map(|s| &s.person.object_id) == Some(&p.object_id)),
+            "{p:?}"
+        );
+    }
+}
+
 #[test]
 fn the_upn_match_key_tries_the_user_principal_name_first() {
     let mut w = World::new();
     let mut gone = stored(1, PersonStatus::Removed);
     gone.person.mail = Some("other@contoso.com".into());
-    w.store.people.insert(user_id(1), gone);
+    w.store.put(gone);
     let token = fake_jwt(&["User.Read.All"]);
     w.http
         .push_ok("POST https://login.test/", token_response(&token, 3600));
@@ -147,12 +240,8 @@ fn the_upn_match_key_tries_the_user_principal_name_first() {
 #[test]
 fn a_preview_says_what_would_happen_to_each_account_and_commits_nothing() {
     let mut w = World::new();
-    w.store
-        .people
-        .insert(user_id(2), stored(2, PersonStatus::Active));
-    w.store
-        .people
-        .insert(user_id(9), stored(9, PersonStatus::Active));
+    w.store.put(stored(2, PersonStatus::Active));
+    w.store.put(stored(9, PersonStatus::Active));
     let token = fake_jwt(&["User.Read.All"]);
     w.http
         .push_ok("POST https://login.test/", token_response(&token, 3600));

@@ -42,14 +42,11 @@ fn script_report(w: &mut World, function: &str, period: u16, csv: &str) {
 fn store_people(w: &mut World, ns: &[u32]) {
     for &n in ns {
         let p = person(n);
-        w.store.people.insert(
-            user_id(n),
-            StoredPerson {
-                fingerprint: merge::fingerprint(&p),
-                person: p,
-                status: PersonStatus::Active,
-            },
-        );
+        w.store.put(StoredPerson {
+            fingerprint: merge::fingerprint(&p),
+            person: p,
+            status: PersonStatus::Active,
+        });
     }
 }
 

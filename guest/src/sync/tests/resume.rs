@@ -73,9 +73,7 @@ fn an_interrupted_initial_round_is_resumed_where_its_progress_was_saved() {
     let mut w = World::new();
     // Stored before: user 1 (listed on page 1, before the crash) and user 900 (gone).
     for n in [1, 900] {
-        w.store
-            .people
-            .insert(user_id(n), stored(n, PersonStatus::Active));
+        w.store.put(stored(n, PersonStatus::Active));
     }
     let req = request();
     sign_in(&mut w);
@@ -149,9 +147,7 @@ fn an_interrupted_initial_round_is_resumed_where_its_progress_was_saved() {
 fn removals_a_replay_held_back_survive_the_resume() {
     let mut w = World::new();
     for n in [1, 2, 3] {
-        w.store
-            .people
-            .insert(user_id(n), stored(n, PersonStatus::Active));
+        w.store.put(stored(n, PersonStatus::Active));
     }
     w.store
         .checkpoints
@@ -242,9 +238,7 @@ fn a_slow_round_saves_progress_after_the_time_bound_too() {
 fn a_refused_resume_link_runs_a_fresh_round_with_a_warning() {
     for (status, code) in [(400, "badRequest"), (410, "syncStateNotFound")] {
         let mut w = World::new();
-        w.store
-            .people
-            .insert(user_id(1), stored(1, PersonStatus::Active));
+        w.store.put(stored(1, PersonStatus::Active));
         let req = request();
         let old = "https://graph.test/v1.0/users/delta?$skiptoken=ST-expired";
         let head = serde_json::json!({

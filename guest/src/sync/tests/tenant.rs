@@ -58,9 +58,7 @@ fn the_first_run_binds_the_store_to_the_tokens_directory_before_any_data() {
 fn another_directory_under_the_same_name_fails_before_reading_or_writing() {
     let mut w = World::new();
     for n in [1, 2] {
-        w.store
-            .people
-            .insert(user_id(n), stored(n, PersonStatus::Active));
+        w.store.put(stored(n, PersonStatus::Active));
     }
     w.store
         .checkpoints
@@ -112,9 +110,7 @@ fn without_a_tid_the_configured_guid_binds_and_a_domain_does_not() {
 #[test]
 fn a_store_with_data_but_no_binding_is_bound_by_its_next_run() {
     let mut w = World::new();
-    w.store
-        .people
-        .insert(user_id(1), stored(1, PersonStatus::Active));
+    w.store.put(stored(1, PersonStatus::Active));
     sign_in(&mut w, Some(DIRECTORY));
     script_round(&mut w.http, DELTA_FIRST, "a", &[vec![user_json(1)]]);
     run(&mut w.env(), &request()).unwrap();
