@@ -1,143 +1,20 @@
 //! The smallest embedding of the m365sync engine in Rust: load the component, give it
-//! capabilities (HTTP to an allowlist, a secret, an in-memory store), run one sync of a
-//! simulated tenant, print the report. No CLI, no SQLite.
+//! capabilities (HTTP to an allowlist, a secret, the reference in-memory store), run one
+//! sync of a simulated tenant, read the store back. No CLI, no database: only the runtime,
+//! config and store layers of the reference host.
 //!
 //! Run: `cargo run -p embed-rust`
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use m365sync::config::{SecretSource, TenantRun};
-use m365sync::runtime::bindings::storage::StorageError;
-use m365sync::runtime::bindings::types::{
-    Batch, Change, Cloud, Endpoints, MatchDecision, PersonKey, PlatformOrganization, StoredPerson,
-    Tenant, UpsertKind,
-};
-use m365sync::store::sqlite::normalise_key;
-use m365sync::{RunLimits, Runtime, TenantStore, TracingSink, report};
+use m365sync_config::{SecretSource, TenantRun};
+use m365sync_runtime::{RunLimits, Runtime, TracingSink};
 use m365sync_simulator::{SimConfig, Simulator, TenantSpec};
-
-/// A store in memory: people by object id, checkpoints, the platform's organizations and
-/// review decisions. `commit` applies a whole batch or, on a change it cannot store,
-/// nothing of it.
-#[derive(Default)]
-struct MemoryStore {
-    people: BTreeMap<String, StoredPerson>,
-    checkpoints: BTreeMap<String, String>,
-    organizations: Vec<PlatformOrganization>,
-    decisions: BTreeMap<String, MatchDecision>,
-}
-
-impl TenantStore for MemoryStore {
-    fn get_checkpoint(&mut self, key: &str) -> Result<Option<String>, StorageError> {
-        Ok(self.checkpoints.get(key).cloned())
-    }
-    fn find_people(
-        &mut self,
-        keys: &[PersonKey],
-    ) -> Result<Vec<Option<StoredPerson>>, StorageError> {
-        Ok(keys
-            .iter()
-            .map(|key| match key {
-                PersonKey::ObjectId(id) => self.people.get(id).cloned(),
-                // Keys come normalised; stored values are normalised the same way.
-                PersonKey::Email(mail) => self
-                    .people
-                    .values()
-                    .find(|p| p.person.mail.as_deref().map(normalise_key).as_ref() == Some(mail))
-                    .cloned(),
-                PersonKey::UserPrincipalName(upn) => self
-                    .people
-                    .values()
-                    .find(|p| normalise_key(&p.person.user_principal_name) == *upn)
-                    .cloned(),
-            })
-            .collect())
-    }
-    fn list_people_ids(
-        &mut self,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<String>, StorageError> {
-        let after = after.unwrap_or("");
-        Ok(self
-            .people
-            .keys()
-            .filter(|id| id.as_str() > after)
-            .take(limit as usize)
-            .cloned()
-            .collect())
-    }
-    fn find_direct_reports(&mut self, manager_id: &str) -> Result<Vec<StoredPerson>, StorageError> {
-        Ok(self
-            .people
-            .values()
-            .filter(|p| p.person.manager_id.as_deref() == Some(manager_id))
-            .cloned()
-            .collect())
-    }
-    fn commit(&mut self, batch: Batch) -> Result<(), StorageError> {
-        // Check first, apply after: a batch is applied whole or not at all.
-        if let Some(other) = batch
-            .changes
-            .iter()
-            .find(|c| !matches!(c, Change::UpsertPerson(_) | Change::DeletePerson(_)))
-        {
-            return Err(StorageError::Invalid(format!(
-                "this example stores people only, not {}",
-                report::change_name(other)
-            )));
-        }
-        for change in batch.changes {
-            match change {
-                Change::UpsertPerson(upsert) => {
-                    // A link re-keys the record stored under the previous id: here the
-                    // record is the value, so it moves to its new key.
-                    if let (UpsertKind::Link, Some(previous)) =
-                        (upsert.kind, &upsert.previous_object_id)
-                    {
-                        self.people.remove(previous);
-                    }
-                    let stored = upsert.stored;
-                    self.people.insert(stored.person.object_id.clone(), stored);
-                }
-                Change::DeletePerson(id) => {
-                    self.people.remove(&id);
-                }
-                _ => {}
-            }
-        }
-        for checkpoint in batch.checkpoints {
-            match checkpoint.value {
-                Some(value) => self.checkpoints.insert(checkpoint.key, value),
-                None => self.checkpoints.remove(&checkpoint.key),
-            };
-        }
-        Ok(())
-    }
-    fn list_organizations(&mut self) -> Result<Vec<PlatformOrganization>, StorageError> {
-        Ok(self.organizations.clone())
-    }
-    fn create_organization(&mut self, name: &str) -> Result<PlatformOrganization, StorageError> {
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(StorageError::Invalid("organization name is empty".into()));
-        }
-        let organization = PlatformOrganization {
-            id: format!("org-{}", self.organizations.len() + 1),
-            name: name.to_string(),
-        };
-        self.organizations.push(organization.clone());
-        Ok(organization)
-    }
-    fn get_decision(&mut self, tenant_key: &str) -> Result<Option<MatchDecision>, StorageError> {
-        Ok(self.decisions.get(tenant_key).cloned())
-    }
-    fn put_decision(&mut self, decision: MatchDecision) -> Result<(), StorageError> {
-        self.decisions.insert(decision.tenant_key.clone(), decision);
-        Ok(())
-    }
-}
+use m365sync_store::memory::MemoryStore;
+use m365sync_store::read::ReadModels;
+use m365sync_store::{Access, Store};
+use m365sync_wit::names::WitName;
+use m365sync_wit::types::{Cloud, Endpoints, Tenant};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -161,14 +38,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = Runtime::new(RunLimits::default())?;
     let info = runtime.info().await?;
     println!("engine {} (WIT {})", info.engine_version, info.wit_version);
-    let report = runtime
-        .sync(
-            &run,
-            Box::new(MemoryStore::default()),
-            Arc::new(TracingSink),
-        )
-        .await?;
-    print!("{}", report::to_text(&report));
+
+    // The store a platform would back with its own database; this one is in memory.
+    let store = MemoryStore::new();
+    let tenant = store.open_tenant(&run.tenant.key, Access::Sync).await?;
+    let report = runtime.sync(&run, tenant, Arc::new(TracingSink)).await?;
+    println!(
+        "{} sync of {}: {} requests in {} ms",
+        report.mode.name(),
+        report.tenant_key,
+        report.requests,
+        report.elapsed_ms
+    );
+    for set in &report.data_sets {
+        println!(
+            "  {:<14} read {:>5}, created {:>5}, updated {:>5}, unchanged {:>5}, removed {:>5}",
+            set.data_set.name(),
+            set.read,
+            set.created,
+            set.updated,
+            set.unchanged,
+            set.removed
+        );
+    }
+    let summary = store.tenant_summary(&run.tenant.key).await?;
+    println!(
+        "stored: {} people ({} licensed, {} guests)",
+        summary.people.total, summary.people.licensed, summary.people.guests
+    );
     simulator.shutdown().await;
     Ok(())
 }

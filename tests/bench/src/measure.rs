@@ -1,5 +1,6 @@
 //! What a scenario measured, and how: wall time, CPU time and peak RSS of this process
-//! (getrusage), so that each scenario runs in a process of its own and is measured alone.
+//! (getrusage), so that each scenario runs in a process of its own and is measured alone;
+//! and the CPU time of a PostgreSQL server on this machine (its processes in /proc).
 
 use std::time::Instant;
 
@@ -46,4 +47,39 @@ impl Span {
         let (cpu, rss) = usage();
         (self.wall.elapsed().as_secs_f64(), cpu - self.cpu, rss)
     }
+}
+
+/// CPU seconds (user + system) all `postgres` processes on this machine have used so far:
+/// the server's own work for a scenario is the difference over it (its background
+/// writers included). None where /proc cannot be read or no server runs here.
+pub fn postgres_cpu_s() -> Option<f64> {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks <= 0 {
+        return None;
+    }
+    let mut total = 0u64;
+    let mut found = false;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": the command is in parentheses and may hold spaces.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if &stat[open + 1..close] != "postgres" {
+            continue;
+        }
+        // After the command: state is field 3, utime field 14, stime field 15.
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let (Some(utime), Some(stime)) = (fields.get(11), fields.get(12)) else {
+            continue;
+        };
+        if let (Ok(u), Ok(s)) = (utime.parse::<u64>(), stime.parse::<u64>()) {
+            total += u + s;
+            found = true;
+        }
+    }
+    found.then(|| total as f64 / ticks as f64)
 }

@@ -7,10 +7,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use m365sync::runtime::bindings::types::SyncMode;
-use m365sync::{RunLimits, Runtime};
+use m365sync_service::runtime::{CacheOutcome, RunLimits, Runtime};
+use m365sync_service::store::StoreBackend;
+use m365sync_service::store::memory::MemoryStore;
+use m365sync_service::wit::types::SyncMode;
+use m365sync_service::{StoreLocation, open_store};
 
-use crate::measure::{Figures, Span, usage};
+use crate::measure::{Figures, Span, postgres_cpu_s, usage};
 use crate::server::Endpoints;
 use crate::{component, native};
 
@@ -23,13 +26,14 @@ pub enum Engine {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StoreKind {
     Sqlite,
+    Postgres,
     Memory,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
     Full,
-    /// Replays the delta link a full sync saved in the same database (`--store sqlite`).
+    /// Replays the delta link a full sync saved in the same database (`--db`).
     Incremental,
 }
 
@@ -44,9 +48,9 @@ pub struct RunArgs {
     pub store: StoreKind,
     #[arg(long, value_enum)]
     pub mode: Mode,
-    /// SQLite database (store sqlite).
+    /// The database: a SQLite file (store sqlite) or a PostgreSQL URL (store postgres).
     #[arg(long)]
-    pub db: Option<PathBuf>,
+    pub db: Option<String>,
     /// Compiled-component cache directory.
     #[arg(long)]
     pub cache: PathBuf,
@@ -71,25 +75,32 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
                 Mode::Incremental => SyncMode::Incremental,
             };
             let run = component::tenant_run(&sim, "bench", mode);
-            let span = Span::start();
-            let report = match store {
-                StoreKind::Sqlite => {
+            // The store is opened (and its schema made) before the measured span.
+            let opened: Box<dyn StoreBackend> = match store {
+                StoreKind::Memory => Box::new(MemoryStore::new()),
+                StoreKind::Sqlite | StoreKind::Postgres => {
                     let db = args
                         .db
                         .as_deref()
-                        .ok_or_else(|| anyhow::anyhow!("--db is needed with --store sqlite"))?;
-                    component::sync_sqlite(&runtime, &run, db).await?
+                        .ok_or_else(|| anyhow::anyhow!("--db is needed with --store {store:?}"))?;
+                    open_store(&StoreLocation::parse(db)).await?
                 }
-                StoreKind::Memory => component::sync_memory(&runtime, &run).await?,
             };
+            let server_before = postgres_cpu_s().filter(|_| store == StoreKind::Postgres);
+            let span = Span::start();
+            let report = component::sync_into(&runtime, &run, opened.as_ref()).await?;
             let (wall_s, cpu_s, peak_rss_kb) = span.stop();
+            let mut extra = Vec::new();
+            if let (Some(before), Some(after)) = (server_before, postgres_cpu_s()) {
+                extra.push(("server_cpu_s".to_string(), after - before));
+            }
             Figures {
                 users: report.data_sets.first().map_or(0, |d| d.read),
                 wall_s,
                 cpu_s,
                 peak_rss_kb,
                 requests: u64::from(report.requests),
-                extra: Vec::new(),
+                extra,
             }
         }
         (Engine::Native, _) => {
@@ -133,11 +144,11 @@ pub async fn sandbox(args: &SandboxArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     let (_, first) = Runtime::cached(dir.path(), RunLimits::default())?;
     let compile_ms = t.elapsed().as_secs_f64() * 1e3;
-    anyhow::ensure!(first == m365sync::runtime::CacheOutcome::Compiled);
+    anyhow::ensure!(first == CacheOutcome::Compiled);
     let t = Instant::now();
     let (runtime, second) = Runtime::cached(dir.path(), RunLimits::default())?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
-    anyhow::ensure!(second == m365sync::runtime::CacheOutcome::Loaded);
+    anyhow::ensure!(second == CacheOutcome::Loaded);
     for _ in 0..50 {
         runtime.info().await?;
     }
@@ -197,7 +208,7 @@ pub async fn fleet(args: &FleetArgs) -> anyhow::Result<()> {
         let db = dir.path().join(format!("tenant-{i:03}.db"));
         tasks.push(tokio::spawn(async move {
             let _permit = limit.acquire().await?;
-            component::sync_sqlite(&runtime, &run, &db).await
+            component::sync_at(&runtime, &run, &db.to_string_lossy()).await
         }));
     }
     let (mut users, mut requests) = (0, 0);

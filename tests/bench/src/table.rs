@@ -23,6 +23,10 @@ pub struct Args {
     /// Write the rows as JSON here too.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Skip the PostgreSQL rows (they use the server at `M365SYNC_TEST_POSTGRES`, default
+    /// postgres://postgres@127.0.0.1:5432/test, in a schema of their own).
+    #[arg(long)]
+    pub no_postgres: bool,
     /// Runs of each scenario (but the msgraph-sdk's); the table shows the run with the
     /// median wall time (runs of a few seconds vary by ±25 % on a shared VM).
     #[arg(long, default_value_t = 3)]
@@ -36,6 +40,7 @@ impl Default for Args {
             no_python: false,
             fleet: 200,
             json: None,
+            no_postgres: false,
             repeat: 3,
         }
     }
@@ -221,6 +226,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             format!("incremental {n} (1% changed): component → SQLite"),
             median(incrs)?,
         );
+        if !args.no_postgres {
+            postgres_rows(&base, n, repeat, &mut push)?;
+        }
         // Component and native alternate, so that a slower spell of the machine weighs
         // on both alike.
         let (mut mems, mut nats) = (Vec::new(), Vec::new());
@@ -307,6 +315,45 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&rows)?)?;
     }
+    Ok(())
+}
+
+/// A full sync of `n` users into PostgreSQL (a fresh schema each run), with the server's
+/// own CPU time beside the sync process's.
+fn postgres_rows(
+    base: &[&str],
+    n: u64,
+    repeat: usize,
+    push: &mut impl FnMut(String, Figures),
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut fulls = Vec::new();
+    for _ in 0..repeat {
+        let Some(schema) = runtime.block_on(m365sync_store_postgres::testing::schema()) else {
+            eprintln!("bench: PostgreSQL rows skipped (no server)");
+            return Ok(());
+        };
+        let args = [
+            base,
+            &[
+                "--engine",
+                "component",
+                "--store",
+                "postgres",
+                "--mode",
+                "full",
+                "--db",
+                &schema.url,
+            ],
+        ]
+        .concat();
+        fulls.push(child(&args)?);
+        // The schema is dropped here, between runs.
+        drop(schema);
+    }
+    push(format!("full {n}: component → PostgreSQL"), median(fulls)?);
     Ok(())
 }
 
@@ -440,6 +487,14 @@ fn print_table(rows: &[Row]) {
             extra(s, "instance_us"),
             extra(s, "compile_ms"),
             extra(s, "cache_load_ms")
+        );
+    }
+    for r in rows.iter().filter(|r| r.scenario.contains("PostgreSQL")) {
+        println!(
+            "{}: the PostgreSQL server's own CPU {:.3} s (beside the sync's {:.3} s)",
+            r.scenario,
+            extra(&r.figures, "server_cpu_s"),
+            r.figures.cpu_s
         );
     }
     for n in [10_000u64, 100_000] {

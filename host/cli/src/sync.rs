@@ -1,0 +1,147 @@
+//! `m365sync sync`: sync the tenants of a config file now, each in its own sandbox, a few
+//! at a time (`--concurrency`). Every run lands in the sync log (`m365sync logs`): the
+//! engine records a successful run with its last batch, and a failed, interrupted or
+//! refused one is recorded by the service layer. SIGINT/SIGTERM stop the running syncs at
+//! their next batch boundary (see signals.rs); the tenants not reached yet are not started.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use futures::StreamExt;
+
+use super::progress::TerminalProgress;
+use super::signals::Signals;
+use super::{Failure, Output, SyncArgs};
+use crate::report;
+use m365sync_config::{ConfigFile, TenantConfig, TenantRun};
+use m365sync_runtime::{CancelToken, Runtime};
+use m365sync_service::{FieldMapError, SyncFailure, sync_logged_cancellable, sync_many};
+use m365sync_store::Store;
+use m365sync_wit::types::{FieldMapping, SyncError, SyncMode, SyncReport};
+
+pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
+    let config = ConfigFile::load(&args.config).map_err(Failure::usage)?;
+    let tenants = super::selected_tenants(&config, args.tenant.as_deref())?;
+    let location = super::store_location(args.db.as_deref(), Some(&config));
+    let runtime = load_runtime(&config).await?;
+    let mut runs = Vec::with_capacity(tenants.len());
+    for tenant in tenants {
+        let mut run = config.resolve(tenant);
+        effective_field_map(&runtime, &args.config, tenant, &run).await?;
+        if args.full {
+            run.options.mode = SyncMode::Full;
+        }
+        run.options.dry_run = args.dry_run;
+        run.allow_mass_removal(args.allow_mass_removal);
+        runs.push(run);
+    }
+    let store = super::open_store(&location).await?;
+    let cancel = CancelToken::new();
+    let signals = Signals::watch(cancel.clone())
+        .map_err(|e| Failure::run(anyhow!("cannot watch for SIGINT/SIGTERM: {e}")))?;
+
+    let progress = Arc::new(TerminalProgress::new());
+    let mut outcomes = sync_many(
+        &runtime,
+        &runs,
+        store.as_ref(),
+        usize::from(args.concurrency),
+        progress.clone(),
+        &cancel,
+    );
+    let mut reports = Vec::new();
+    let mut failures = 0;
+    while let Some(outcome) = outcomes.next().await {
+        progress.finish(&outcome.tenant);
+        let Some(result) = outcome.result else {
+            continue;
+        };
+        match result {
+            Ok(report) => {
+                if !output.json {
+                    progress.println(&report::to_text(&report));
+                }
+                reports.push(report::to_json(&report));
+            }
+            Err(error) => {
+                failures += 1;
+                let message = failure_text(&error);
+                eprintln!("error: {message}");
+                reports.push(serde_json::json!({
+                    "tenant": outcome.tenant,
+                    "status": error.status().name(),
+                    "error": message,
+                    "error_kind": error.kind(),
+                    "log_run_id": error.run_id(),
+                }));
+            }
+        }
+    }
+    drop(outcomes);
+    if output.json {
+        outln!("{}", serde_json::Value::Array(reports));
+    }
+    if let Some(signal) = signals.received() {
+        return Err(Failure {
+            code: signal.exit_code(),
+            error: anyhow!(
+                "interrupted by {}: the runs stopped at a batch boundary; what they committed stands and the next sync carries on from it",
+                signal.name()
+            ),
+        });
+    }
+    match failures {
+        0 => Ok(()),
+        n => Err(Failure::run(anyhow!("{n} of the tenants' syncs failed"))),
+    }
+}
+
+/// A failure in words; a run the removal guard stopped also says how to let it through.
+fn failure_text(error: &SyncFailure) -> String {
+    let text = format!("{error:#}");
+    match error.run_error().and_then(|e| e.engine_error()) {
+        Some(SyncError::MassRemoval(m)) if !text.contains("--allow-mass-removal") => format!(
+            "{text} ({} of {} stored people would be removed, at most {} allowed; if the removals are intended, run again with --allow-mass-removal)",
+            m.would_remove, m.stored, m.allowed
+        ),
+        _ => text,
+    }
+}
+
+/// The runtime with the limits a config asks for.
+pub async fn load_runtime(config: &ConfigFile) -> Result<Runtime, Failure> {
+    m365sync_service::load_runtime(&config.host)
+        .await
+        .map_err(Failure::run)
+}
+
+/// Sync one tenant into `store`, with progress on the terminal, until `cancel` stops it; a
+/// run that does not succeed is recorded in the sync log.
+pub async fn sync_tenant(
+    runtime: &Runtime,
+    run: &TenantRun,
+    store: &dyn Store,
+    cancel: &CancelToken,
+) -> Result<SyncReport, SyncFailure> {
+    let progress = Arc::new(TerminalProgress::new());
+    let result = sync_logged_cancellable(runtime, run, store, progress.clone(), cancel).await;
+    progress.finish(&run.tenant.key);
+    result
+}
+
+/// The tenant's effective field map; an override the engine refuses is a config error
+/// (exit 2) naming the file, the tenant and the key.
+pub async fn effective_field_map(
+    runtime: &Runtime,
+    path: &Path,
+    tenant: &TenantConfig,
+    run: &TenantRun,
+) -> Result<Vec<FieldMapping>, Failure> {
+    m365sync_service::effective_field_map(runtime, path, tenant, run)
+        .await
+        .map_err(|error| match error {
+            FieldMapError::Config(error) => Failure::usage(error),
+            FieldMapError::Run(error) => Failure::run(error),
+        })
+}

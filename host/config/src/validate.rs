@@ -1,0 +1,168 @@
+//! The rules between a config's values (each value's own rule ran as it was read), and
+//! the errors that name the file, the line, the tenant and the key.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use crate::located::{Document, KeyPath};
+use crate::{ConfigError, ConfigFile, TenantConfig};
+use m365sync_wit::types::Features;
+
+impl ConfigFile {
+    /// The rules between values (each value's own rule ran as it was read).
+    pub(crate) fn validate(&self, path: &Path, document: &Document<'_>) -> Result<(), ConfigError> {
+        if self.tenants.is_empty() {
+            return Err(ConfigError::File {
+                path: path.to_path_buf(),
+                message: "no [[tenant]] is configured".to_string(),
+            });
+        }
+        let mut names = HashSet::new();
+        for (index, tenant) in self.tenants.iter().enumerate() {
+            let at = KeyPath::tenant(index);
+            let fail = |key: &str, message: &str| {
+                let key = if key.is_empty() {
+                    at.clone()
+                } else {
+                    at.key(key)
+                };
+                key_error(path, document, &key, None, message)
+            };
+            if tenant.name.trim().is_empty() {
+                return Err(fail("name", "name is empty"));
+            }
+            if !names.insert(tenant.name.as_str()) {
+                return Err(fail("name", "name is used by another tenant in this file"));
+            }
+            if tenant.client_id.trim().is_empty() {
+                return Err(fail("client_id", "client_id is empty"));
+            }
+            match (&tenant.client_secret_env, &tenant.client_secret_file) {
+                (None, None) => {
+                    return Err(fail(
+                        "",
+                        "no client secret source: set client_secret_env or client_secret_file",
+                    ));
+                }
+                (Some(_), Some(_)) => {
+                    return Err(fail(
+                        "client_secret_file",
+                        "client_secret_env and client_secret_file are both set: choose one",
+                    ));
+                }
+                (Some(var), None) if var.trim().is_empty() || var.contains(['=', '\0']) => {
+                    return Err(fail(
+                        "client_secret_env",
+                        &format!("{var:?} is not an environment variable name"),
+                    ));
+                }
+                _ => {}
+            }
+            if tenant.sync.features == Features::empty() {
+                return Err(fail(
+                    "sync.features",
+                    "the list is empty: enable at least \"users\"",
+                ));
+            }
+            let map_key = if tenant.field_map.is_empty() {
+                "sync.field_map"
+            } else {
+                "field_map"
+            };
+            validate_field_map(tenant).map_err(|message| fail(map_key, &message))?;
+            for (i, rule) in tenant.filter.attributes.iter().enumerate() {
+                if rule.include.is_empty() && rule.exclude.is_empty() {
+                    let key = at.key("filter").key("attributes").index(i);
+                    return Err(key_error(
+                        path,
+                        document,
+                        &key,
+                        None,
+                        "neither include nor exclude is set: the filter would do nothing",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The error for `key` of the file: its line (at byte `at` when toml gave a span, else
+/// where `key` is), its tenant by name, and the key inside the tenant.
+pub(crate) fn key_error(
+    path: &Path,
+    document: &Document<'_>,
+    key: &KeyPath,
+    at: Option<usize>,
+    message: &str,
+) -> ConfigError {
+    let line = match at {
+        Some(at) => Some(document.line(at)),
+        None => document.line_of(key),
+    };
+    let (tenant, key) = match key.split_tenant() {
+        Some((index, rest)) => (
+            Some(
+                document
+                    .tenant_name(index)
+                    .unwrap_or_else(|| format!("#{}", index + 1)),
+            ),
+            rest.to_string(),
+        ),
+        None => (None, key.to_string()),
+    };
+    ConfigError::Key {
+        path: path.to_path_buf(),
+        line,
+        tenant,
+        key,
+        message: message.to_string(),
+    }
+}
+
+/// The longest platform field name accepted in a field map.
+const MAX_FIELD_NAME: usize = 64;
+
+/// Checks the form of a tenant's field map: each key a Graph property name (letters and
+/// digits), each platform field printable and short, no platform field fed by two
+/// properties, and only one of `[tenant.field_map]` and `[tenant.sync.field_map]` set.
+/// Whether each property is one the engine reads is the engine's to say (see
+/// `engine.field-map`); the CLI asks it before a run.
+fn validate_field_map(tenant: &TenantConfig) -> Result<(), String> {
+    if !tenant.field_map.is_empty() && !tenant.sync.field_map.is_empty() {
+        return Err(
+            "field_map and sync.field_map are both set: keep the map in [tenant.field_map]"
+                .to_string(),
+        );
+    }
+    let section = if tenant.field_map.is_empty() {
+        "sync.field_map"
+    } else {
+        "field_map"
+    };
+    let mut fed: BTreeMap<String, &str> = BTreeMap::new();
+    for (property, field) in tenant.field_map() {
+        let name = property.trim();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(format!(
+                "{section}: {property:?} is not a Graph user property name (e.g. \"jobTitle\")"
+            ));
+        }
+        let field = field.trim();
+        if field.chars().any(char::is_control) || field.chars().count() > MAX_FIELD_NAME {
+            return Err(format!(
+                "{section}.{name}: {field:?} is not a platform field name (printable, at most \
+                 {MAX_FIELD_NAME} characters; empty leaves the property out)"
+            ));
+        }
+        if field.is_empty() {
+            continue;
+        }
+        if let Some(other) = fed.insert(field.to_string(), name) {
+            return Err(format!(
+                "{section}.{name}: platform field {field:?} is already fed by {other}"
+            ));
+        }
+    }
+    Ok(())
+}

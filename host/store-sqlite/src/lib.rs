@@ -1,0 +1,201 @@
+//! SQLite storage (the embedded default): WAL, one transaction per batch, schema created
+//! on first use and migrated forward (`PRAGMA user_version`). One database holds many
+//! tenants; every row carries its tenant's key and a tenant's store ([`SqliteTenant`]) only
+//! ever touches the rows of the tenant it was opened for. The platform's organizations
+//! (`platform_organizations`) are the platform's own, shared by all tenants.
+//!
+//! Schema versions:
+//! - 1: people, checkpoints, runs (successful runs only), the data sets, platform
+//!   organizations and match decisions.
+//! - 2: `runs` records failed runs too (`status` ok/failed, `error_kind`, `error`; a failed
+//!   run has no report and may have no counts), and `people.mail_key`/`upn_key` use the
+//!   engine's key normalisation; the migration from 1 rebuilds `runs` (keys written by
+//!   schema 1 stay as they were until the engine writes the person again: since WIT 0.4.0
+//!   the engine hands every person with its keys and the host computes none).
+//! - 3: `people` is a rowid table (was `WITHOUT ROWID`) with `mail_hash`/`upn_hash`
+//!   ([`schema::key_hash`] of the keys), which its email and UPN indexes hold instead of
+//!   `(tenant, key)`.
+//! - 4: `runs.status` may also be `interrupted` (stopped by a signal), `refused` (another
+//!   process was syncing the tenant) and `reset` (`m365sync reset` emptied the tenant);
+//!   `tenant_locks` holds the per-tenant lock of a running sync ([`lock::lock_tenant`]).
+//!
+//! A link (`upsert-person` of kind `link`) re-keys the person's row in place: the row stored
+//! under the previous object id gets the new object id and the new fields, in the batch's
+//! transaction. Rows of other tables keyed by the previous object id (group memberships,
+//! mailbox and usage rows, other people's `manager_id`) stay as they are: they describe
+//! the previous Graph account, which Graph keeps reporting under its own id (a group delta
+//! removes a gone member by that id), and the new account's rows arrive under the new id.
+
+mod lock;
+mod log;
+mod organizations;
+mod read;
+pub mod schema;
+mod tenant;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use m365sync_store::model::{
+    FailedRun, LockHolder, OrganizationImport, OrganizationRow, ResetOutcome, RunRecord,
+};
+use m365sync_store::{Access, Store, StoreError, TenantStore};
+use m365sync_wit::types::{MatchDecision, PlatformOrganization};
+use rusqlite::{OptionalExtension, params};
+
+pub use schema::{OpenError, SCHEMA_VERSION};
+pub use tenant::SqliteTenant;
+
+/// A SQLite database file of many tenants. Each call opens its own connection (SQLite
+/// connections are cheap; WAL lets readers and one writer work at once).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// The database at `path`, created and migrated to [`SCHEMA_VERSION`] now if needed.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        schema::open_database(path)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database at `path` for reading only: it must exist and hold m365sync's tables;
+    /// nothing is created or migrated.
+    pub fn open_existing(path: &Path) -> Result<SqliteStore, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Empty(format!("database {}", path.display())));
+        }
+        schema::open_database_read_only(path)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connection(&self) -> Result<rusqlite::Connection, StoreError> {
+        Ok(schema::open_database(&self.path)?)
+    }
+
+    fn read_connection(&self) -> Result<rusqlite::Connection, StoreError> {
+        Ok(schema::open_database_read_only(&self.path)?)
+    }
+}
+
+fn read_error(what: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError::Storage(tenant::unavailable(what, e))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        format!("SQLite database {}", self.path.display())
+    }
+
+    async fn open_tenant(
+        &self,
+        tenant: &str,
+        access: Access,
+    ) -> Result<Box<dyn TenantStore>, StoreError> {
+        match access {
+            Access::Sync => {
+                let lock = lock::lock_tenant(&self.path, tenant)?;
+                log::record_spooled_runs(&self.path);
+                let connection = self.connection()?;
+                Ok(Box::new(SqliteTenant::new(
+                    connection,
+                    tenant,
+                    Some(lock),
+                    false,
+                )))
+            }
+            Access::ReadOnly => {
+                let connection = self.read_connection()?;
+                Ok(Box::new(SqliteTenant::new(connection, tenant, None, true)))
+            }
+        }
+    }
+
+    async fn lock_holder(&self, tenant: &str) -> Result<Option<LockHolder>, StoreError> {
+        let connection = self.read_connection()?;
+        lock::live_lock_holder(&connection, tenant).map_err(read_error("reading the lock"))
+    }
+
+    async fn record_failed_run(
+        &self,
+        tenant: &str,
+        run: &FailedRun,
+    ) -> Result<Option<i64>, StoreError> {
+        log::record_failed_run(&self.path, tenant, run)
+    }
+
+    async fn list_runs(
+        &self,
+        tenant: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        log::record_spooled_runs(&self.path);
+        let connection = self.read_connection()?;
+        log::list_runs(&connection, tenant, limit).map_err(read_error("reading the sync log"))
+    }
+
+    async fn get_run(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
+        let connection = self.read_connection()?;
+        log::get_run(&connection, id).map_err(read_error("reading the sync log"))
+    }
+
+    async fn list_organizations(&self) -> Result<Vec<PlatformOrganization>, StoreError> {
+        let connection = self.read_connection()?;
+        organizations::list_organizations(&connection).map_err(read_error("listing organizations"))
+    }
+
+    async fn create_organization(
+        &self,
+        name: &str,
+        id: Option<&str>,
+    ) -> Result<PlatformOrganization, StoreError> {
+        let connection = self.connection()?;
+        Ok(organizations::create_organization(&connection, name, id)?)
+    }
+
+    async fn import_organizations(
+        &self,
+        rows: &[OrganizationRow],
+    ) -> Result<OrganizationImport, StoreError> {
+        let mut connection = self.connection()?;
+        Ok(organizations::import_organizations(&mut connection, rows)?)
+    }
+
+    async fn get_decision(&self, tenant: &str) -> Result<Option<MatchDecision>, StoreError> {
+        let connection = self.read_connection()?;
+        connection
+            .query_row(
+                "SELECT action, organization_id, decided_at FROM match_decisions WHERE tenant = ?1",
+                params![tenant],
+                |row| {
+                    Ok(MatchDecision {
+                        tenant_key: tenant.to_string(),
+                        action: m365sync_store::model::action_from(
+                            &row.get::<_, String>(0)?,
+                            row.get(1)?,
+                        ),
+                        decided_at: row.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(read_error("reading the review decision"))
+    }
+
+    async fn reset_tenant(&self, tenant: &str) -> Result<ResetOutcome, StoreError> {
+        lock::reset_tenant(&self.path, tenant)
+    }
+}

@@ -1,0 +1,443 @@
+//! The SQLite schema: tables, indexes, and the migrations from every earlier version, applied
+//! on open (`PRAGMA user_version`); opening connections with the project's settings.
+
+use std::path::Path;
+use std::time::Duration;
+
+use m365sync_store::StoreError;
+use rusqlite::{Connection, params};
+
+use crate::log::RUN_COLUMNS;
+
+/// Schema version, in `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 4;
+
+/// The sync log's table (schema 4): one row per run, whatever its outcome (see
+/// [`RunStatus`]), and per reset of a tenant.
+pub(crate) const RUNS_TABLE: &str = r#"
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'interrupted', 'refused', 'reset')),
+    elapsed_ms INTEGER,
+    requests INTEGER,
+    retries INTEGER,
+    dry_run INTEGER NOT NULL,
+    error_kind TEXT,
+    error TEXT,
+    report TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_tenant ON runs (tenant, id);
+"#;
+
+/// The per-tenant lock of a running sync (schema 4): one row while a process syncs the
+/// tenant (see [`lock_tenant`]). `heartbeat` is Unix seconds.
+const TENANT_LOCKS_TABLE: &str = r#"
+CREATE TABLE IF NOT EXISTS tenant_locks (
+    tenant TEXT NOT NULL PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    since TEXT NOT NULL,
+    heartbeat INTEGER NOT NULL
+) WITHOUT ROWID;
+"#;
+
+/// Schema 3 to 4, the sync log's part: `runs` is rebuilt for its new statuses (SQLite
+/// cannot change a CHECK constraint in place) and `tenant_locks` is created. Its index
+/// is dropped first: renamed with the table, it would survive as the old table's and
+/// vanish with it.
+fn migrate_runs_and_locks_3_to_4(connection: &Connection) -> rusqlite::Result<()> {
+    connection
+        .execute_batch("ALTER TABLE runs RENAME TO runs_v3; DROP INDEX IF EXISTS runs_tenant;")?;
+    connection.execute_batch(RUNS_TABLE)?;
+    connection.execute_batch(&format!(
+        "INSERT INTO runs ({RUN_COLUMNS}) SELECT {RUN_COLUMNS} FROM runs_v3; DROP TABLE runs_v3;"
+    ))?;
+    connection.execute_batch(TENANT_LOCKS_TABLE)
+}
+
+/// Schema 1 to 2: rebuild `runs` (its counts and report become optional, a status and
+/// the error are added); existing runs were all successful. People keep the keys they were
+/// stored with (the host computes none): the engine writes its own when it next writes
+/// the person.
+const MIGRATE_1_TO_2: &str = r#"
+ALTER TABLE runs RENAME TO runs_v1;
+DROP INDEX IF EXISTS runs_tenant;
+"#;
+
+const COPY_V1_RUNS: &str = r#"
+INSERT INTO runs (id, tenant, started_at, mode, status, elapsed_ms, requests, retries, dry_run,
+                  error_kind, error, report)
+SELECT id, tenant, started_at, mode, 'ok', elapsed_ms, requests, retries, dry_run, NULL, NULL,
+       report
+FROM runs_v1;
+DROP TABLE runs_v1;
+"#;
+
+/// The people table's columns in schemas 1 and 2 (schema 3 adds the key hashes).
+const PEOPLE_V2_COLUMNS: &str = r#"
+    tenant TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    user_principal_name TEXT NOT NULL,
+    mail TEXT,
+    given_name TEXT,
+    surname TEXT,
+    display_name TEXT,
+    department TEXT,
+    job_title TEXT,
+    company_name TEXT,
+    country TEXT,
+    usage_location TEXT,
+    office_location TEXT,
+    account_enabled INTEGER NOT NULL,
+    user_type TEXT NOT NULL,
+    licences TEXT NOT NULL,
+    created_at TEXT,
+    manager_id TEXT,
+    hire_date TEXT,
+    proxy_addresses TEXT NOT NULL,
+    last_sign_in TEXT,
+    status TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    mail_key TEXT,
+    upn_key TEXT NOT NULL
+"#;
+
+/// The names of [`PEOPLE_V2_COLUMNS`], in order.
+const PEOPLE_V2_NAMES: &str = "tenant, object_id, user_principal_name, mail, given_name, surname,
+    display_name, department, job_title, company_name, country, usage_location,
+    office_location, account_enabled, user_type, licences, created_at, manager_id, hire_date,
+    proxy_addresses, last_sign_in, status, fingerprint, mail_key, upn_key";
+
+/// The people table, `name`d, as schema 3 has it: a rowid table, with [`key_hash`]es of
+/// the email and UPN keys. Rows are ~0.5 KB and keyed by random object ids; as a
+/// `WITHOUT ROWID` table (schemas 1 and 2) every page's inserts landed all over the b-tree
+/// of full rows, so each commit rewrote most of the table into the WAL (perf: three
+/// quarters of a 100k-user first sync). In a rowid table rows are appended; only the key
+/// indexes take random inserts, and indexing 8-byte hashes instead of `(tenant, key
+/// text)` makes those indexes a quarter of the size.
+pub(crate) fn people_table(name: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {name} ({PEOPLE_V2_COLUMNS},
+            mail_hash INTEGER,
+            upn_hash INTEGER NOT NULL,
+            PRIMARY KEY (tenant, object_id));"
+    )
+}
+
+/// The indexes the engine's lookups by email and user principal name use: by hash (a
+/// lookup checks the tenant and the key text too); and (schema 4) the one
+/// `find-direct-reports` uses, by tenant and manager.
+pub(crate) const PEOPLE_INDEXES: &str = r#"
+CREATE INDEX IF NOT EXISTS people_mail ON people (mail_hash);
+CREATE INDEX IF NOT EXISTS people_upn ON people (upn_hash);
+CREATE INDEX IF NOT EXISTS people_manager ON people (tenant, manager_id);
+"#;
+
+/// The stable hash the key indexes hold: 64-bit FNV-1a of the key's UTF-8 (the key as the
+/// engine gave it), as SQLite's signed integer. Stored, so it must never change.
+pub fn key_hash(key: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key.as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // The hash's 64 bits as SQLite's signed integer (a reinterpretation, nothing lost).
+    h.cast_signed()
+}
+
+/// Schema 2 to 3: people becomes a rowid table, the same rows plus their key hashes
+/// ([`hash_keys`] fills them in).
+fn migrate_people_2_to_3(connection: &Connection) -> rusqlite::Result<()> {
+    connection
+        .execute_batch("DROP INDEX IF EXISTS people_mail; DROP INDEX IF EXISTS people_upn;")?;
+    connection.execute_batch(&people_table("people_v3"))?;
+    connection.execute_batch(&format!(
+        "INSERT INTO people_v3 ({PEOPLE_V2_NAMES}, upn_hash)
+         SELECT {PEOPLE_V2_NAMES}, 0 FROM people;
+         DROP TABLE people;
+         ALTER TABLE people_v3 RENAME TO people;"
+    ))?;
+    hash_keys(connection)?;
+    connection.execute_batch(PEOPLE_INDEXES)
+}
+
+/// Sets every person's `mail_hash` and `upn_hash` from the stored keys.
+fn hash_keys(connection: &Connection) -> rusqlite::Result<()> {
+    let rows: Vec<(i64, Option<String>, String)> = connection
+        .prepare("SELECT rowid, mail_key, upn_key FROM people")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update =
+        connection.prepare("UPDATE people SET mail_hash = ?2, upn_hash = ?3 WHERE rowid = ?1")?;
+    for (rowid, mail_key, upn_key) in rows {
+        update.execute(params![
+            rowid,
+            mail_key.as_deref().map(key_hash),
+            key_hash(&upn_key)
+        ])?;
+    }
+    Ok(())
+}
+
+/// Every other table.
+pub(crate) const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS checkpoints (
+    tenant TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (tenant, key)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS subscriptions (
+    tenant TEXT NOT NULL,
+    sku_id TEXT NOT NULL,
+    sku_part_number TEXT NOT NULL,
+    product_name TEXT NOT NULL,
+    enabled_units INTEGER NOT NULL,
+    suspended_units INTEGER NOT NULL,
+    warning_units INTEGER NOT NULL,
+    consumed_units INTEGER NOT NULL,
+    service_plans TEXT NOT NULL,
+    PRIMARY KEY (tenant, sku_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS groups (
+    tenant TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    mail TEXT,
+    kind TEXT NOT NULL,
+    PRIMARY KEY (tenant, object_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS group_members (
+    tenant TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    member_id TEXT NOT NULL,
+    PRIMARY KEY (tenant, group_id, member_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS organizations (
+    tenant TEXT NOT NULL PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    country TEXT,
+    default_domain TEXT,
+    verified_domains TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS domains (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    is_default INTEGER NOT NULL,
+    is_initial INTEGER NOT NULL,
+    is_verified INTEGER NOT NULL,
+    PRIMARY KEY (tenant, name)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS mailboxes (
+    tenant TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    storage_used_bytes INTEGER NOT NULL,
+    item_count INTEGER NOT NULL,
+    quota_status TEXT NOT NULL,
+    last_activity TEXT,
+    report_refreshed TEXT NOT NULL,
+    PRIMARY KEY (tenant, object_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS usage (
+    tenant TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    workload TEXT NOT NULL,
+    period_days INTEGER NOT NULL,
+    last_activity TEXT,
+    counts TEXT NOT NULL,
+    report_refreshed TEXT NOT NULL,
+    PRIMARY KEY (tenant, object_id, workload, period_days)
+) WITHOUT ROWID;
+
+-- The platform's own organizations (multi-tenant platforms match tenants to them).
+CREATE TABLE IF NOT EXISTS platform_organizations (
+    id TEXT NOT NULL PRIMARY KEY,
+    name TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS match_decisions (
+    tenant TEXT NOT NULL PRIMARY KEY,
+    action TEXT NOT NULL,
+    organization_id TEXT,
+    decided_at TEXT NOT NULL
+) WITHOUT ROWID;
+"#;
+
+/// Failure to open or prepare the database.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database {path} has schema version {found}, newer than this m365sync ({SCHEMA_VERSION})"
+    )]
+    TooNew { path: String, found: i64 },
+    #[error(
+        "cannot upgrade database {path} from schema version {from} to {SCHEMA_VERSION}: {source}"
+    )]
+    Migrate {
+        path: String,
+        from: i64,
+        source: rusqlite::Error,
+    },
+    #[error("database {path} has no m365sync tables: run `m365sync sync` first")]
+    Empty { path: String },
+}
+
+impl From<OpenError> for StoreError {
+    fn from(error: OpenError) -> StoreError {
+        match error {
+            OpenError::Empty { path } => StoreError::Empty(format!("database {path}")),
+            other => StoreError::Open(other.to_string()),
+        }
+    }
+}
+
+/// Open a database with the project's settings and schema, creating or upgrading it.
+pub fn open_database(path: &Path) -> Result<Connection, OpenError> {
+    let shown = path.display().to_string();
+    let open = |source| OpenError::Open {
+        path: shown.clone(),
+        source,
+    };
+    let connection = Connection::open(path).map_err(open)?;
+    connection
+        .busy_timeout(Duration::from_secs(30))
+        .map_err(open)?;
+    connection
+        .execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(open)?;
+    // A sync looks people up by id, email or UPN and updates three indexes per person:
+    // with SQLite's default 2 MB page cache a 100k-person tenant (~75 MB) was read
+    // through pread() again and again (perf: kernel copies dominated). Memory-mapped
+    // reads, and a 16 MB cache for the pages a transaction changes (64 MB measured no
+    // faster, and doubled the peak RSS of a 100k-user first sync).
+    connection
+        .execute_batch("PRAGMA cache_size = -16384; PRAGMA mmap_size = 1073741824;")
+        .map_err(open)?;
+    migrate(&connection, &shown)?;
+    Ok(connection)
+}
+
+/// Open an existing database read-only, at whatever schema version it has (not newer
+/// than this m365sync's).
+pub fn open_database_read_only(path: &Path) -> Result<Connection, OpenError> {
+    use rusqlite::OpenFlags;
+    let shown = path.display().to_string();
+    let open = |source| OpenError::Open {
+        path: shown.clone(),
+        source,
+    };
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(open)?;
+    connection
+        .busy_timeout(Duration::from_secs(30))
+        .map_err(open)?;
+    match schema_version(&connection).map_err(open)? {
+        0 => Err(OpenError::Empty { path: shown }),
+        found if found > SCHEMA_VERSION => Err(OpenError::TooNew { path: shown, found }),
+        _ => Ok(connection),
+    }
+}
+
+fn schema_version(connection: &Connection) -> rusqlite::Result<i64> {
+    connection.query_row("PRAGMA user_version", [], |row| row.get(0))
+}
+
+/// Bring the schema to [`SCHEMA_VERSION`]: create it in an empty database, or migrate it
+/// step by step, all in one transaction. The version is read again inside the write
+/// transaction, so two processes opening one database at once migrate it once.
+fn migrate(connection: &Connection, shown: &str) -> Result<(), OpenError> {
+    let open = |source| OpenError::Open {
+        path: shown.to_string(),
+        source,
+    };
+    let version = schema_version(connection).map_err(open)?;
+    if version > SCHEMA_VERSION {
+        return Err(OpenError::TooNew {
+            path: shown.to_string(),
+            found: version,
+        });
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let failed = |from: i64| {
+        move |source| OpenError::Migrate {
+            path: shown.to_string(),
+            from,
+            source,
+        }
+    };
+    connection
+        .execute_batch("BEGIN IMMEDIATE")
+        .map_err(failed(version))?;
+    let result = (|| {
+        let version = schema_version(connection)?;
+        if version > SCHEMA_VERSION {
+            return Ok(version);
+        }
+        if version == 0 {
+            connection.execute_batch(&people_table("people"))?;
+            connection.execute_batch(PEOPLE_INDEXES)?;
+            connection.execute_batch(SCHEMA)?;
+            connection.execute_batch(RUNS_TABLE)?;
+            connection.execute_batch(TENANT_LOCKS_TABLE)?;
+        }
+        if version == 1 {
+            connection.execute_batch(MIGRATE_1_TO_2)?;
+            connection.execute_batch(RUNS_TABLE)?;
+            connection.execute_batch(COPY_V1_RUNS)?;
+        }
+        if (1..=2).contains(&version) {
+            migrate_people_2_to_3(connection)?;
+        }
+        if version == 1 {
+            // `runs` was just created with schema 4's statuses.
+            connection.execute_batch(TENANT_LOCKS_TABLE)?;
+        }
+        if (2..=3).contains(&version) {
+            migrate_runs_and_locks_3_to_4(connection)?;
+        }
+        if version == 3 {
+            // Schema 4's index for direct reports (earlier versions got it with people's
+            // indexes when their people table was rebuilt).
+            connection.execute_batch(PEOPLE_INDEXES)?;
+        }
+        connection.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        Ok(version)
+    })();
+    match result {
+        Ok(found) if found > SCHEMA_VERSION => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(OpenError::TooNew {
+                path: shown.to_string(),
+                found,
+            })
+        }
+        Ok(_) => connection.execute_batch("COMMIT").map_err(failed(version)),
+        Err(error) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(failed(version)(error))
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The conformance suite every store back end runs: what the contract in the crate docs
+//! promises, checked the same way on the in-memory store, SQLite and PostgreSQL.
+//!
+//! A back end's tests call [`conformance_suite!`](crate::conformance_suite) with an
+//! expression that yields a future of `Option<Subject>`: a fresh, empty store of that back
+//! end (None when the back end is not available here, after printing why — a PostgreSQL
+//! suite without a server). The macro expands to one `#[tokio::test]` per case, so a
+//! failure names its case.
+//!
+//! ```ignore
+//! m365sync_store::conformance_suite!(crate::tests::subject());
+//! ```
+//!
+//! Every case is a `pub async fn case(subject: &Subject)` that panics on a breach of the
+//! contract, with a message naming what it expected; the fixtures (people, batches, the
+//! two-tenant fixture of the read models) are written once, in [`fixtures`], which a back
+//! end's own tests use too.
+
+mod batches;
+pub mod fixtures;
+mod log;
+mod read;
+mod tenant;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::StoreBackend;
+
+pub use batches::*;
+pub use log::*;
+pub use read::*;
+pub use tenant::*;
+
+/// A second handle on a subject's database.
+pub type Reopen =
+    Box<dyn Fn() -> Pin<Box<dyn Future<Output = Box<dyn StoreBackend>> + Send>> + Send + Sync>;
+
+/// A store under test.
+pub struct Subject {
+    /// The store, freshly created and empty.
+    pub store: Box<dyn StoreBackend>,
+    /// Opens another handle on the same database, as a second process would: it sees what
+    /// was committed, and nothing else.
+    reopen: Reopen,
+    /// Kept until the case ends: a temporary directory, a PostgreSQL schema dropped on drop.
+    _guard: Box<dyn Send + Sync>,
+}
+
+impl Subject {
+    pub fn new(
+        store: Box<dyn StoreBackend>,
+        reopen: Reopen,
+        guard: impl Send + Sync + 'static,
+    ) -> Subject {
+        Subject {
+            store,
+            reopen,
+            _guard: Box::new(guard),
+        }
+    }
+
+    /// Another handle on the same database (see [`Subject::new`]).
+    pub async fn reopen(&self) -> Box<dyn StoreBackend> {
+        (self.reopen)().await
+    }
+}
+
+/// One `#[tokio::test]` per conformance case, each on a fresh subject from `$subject` (an
+/// expression of type `impl Future<Output = Option<Subject>>`, evaluated once per case).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($subject:expr) => {
+        $crate::conformance_suite!(@cases $subject;
+            // Every case of this module, by name: keep the list complete (the crate's
+            // tests check it).
+            // tenant.rs
+            checkpoints_are_read_back_replaced_and_cleared,
+            find_people_answers_each_key_in_order,
+            list_people_ids_pages_in_byte_order,
+            find_direct_reports_finds_the_managers_people,
+            decisions_are_kept_per_tenant,
+            a_read_only_store_refuses_writes,
+            a_tenant_never_reads_or_writes_another_tenants_rows,
+            // batches.rs
+            deleting_a_person_deletes_their_mailbox_usage_and_memberships,
+            replace_report_empties_only_the_report_it_names,
+            groups_and_their_members_are_added_removed_and_deleted,
+            a_link_rekeys_the_record_in_place,
+            a_link_whose_previous_record_is_gone_inserts,
+            a_link_onto_a_stored_id_leaves_one_record,
+            a_failing_batch_undoes_back_to_the_last_checkpoint_at_most,
+            a_value_a_store_cannot_hold_is_refused_naming_the_change,
+            committed_batches_are_seen_by_another_handle,
+            a_store_dropped_without_finish_keeps_its_checkpointed_batches,
+            // log.rs
+            a_successful_run_is_recorded_with_its_report,
+            failed_runs_are_listed_newest_first_with_their_fields,
+            organizations_are_created_with_fresh_ids_and_imported_once,
+            an_import_is_all_or_nothing_and_names_the_row,
+            a_locked_tenant_refuses_a_second_sync,
+            the_lock_is_released_on_finish_and_on_drop,
+            a_reset_empties_the_tenant_and_keeps_the_log_and_organizations,
+            // read.rs
+            export_people_by_tenant_upn_and_object_id,
+            export_subscriptions_by_part_number_and_sku,
+            export_licences_in_their_stored_order,
+            export_usage_with_people_who_are_not_stored,
+            export_mailboxes_with_people_who_are_not_stored,
+            export_groups_with_their_member_counts,
+            export_group_members_by_group_name_and_person,
+            export_organizations_and_domains,
+            an_export_stops_when_the_sink_breaks,
+            licence_lines_count_assigned_and_inactive_licences,
+            the_inactive_cutoff_day_counts_as_active,
+            licences_without_usage_data_are_never_inactive,
+            tenant_summary_counts_and_orders,
+            tenants_with_people_are_listed_by_name,
+            read_models_of_a_tenant_with_nothing_stored_are_empty,
+        );
+    };
+    (@cases $subject:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread")]
+            async fn $case() {
+                if let Some(subject) = $subject.await {
+                    $crate::conformance::$case(&subject).await;
+                }
+            }
+        )*
+    };
+}
