@@ -8,15 +8,16 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use m365sync_service::StoreLocation;
+use m365sync_service::{StoreLocation, SyncFailure, sync_logged_cancellable};
 use m365sync_store::Store;
 
+use super::progress::TerminalProgress;
 use super::{DemoArgs, Failure, Output};
 use crate::report;
 use m365sync_config::{SecretSource, TenantRun, base_url};
 use m365sync_runtime::{CancelToken, RunLimits, Runtime, TracingSink};
 use m365sync_simulator::{SimConfig, Simulator, TenantSpec};
-use m365sync_wit::types::{Cloud, Endpoints, OrganizationMatch, SyncMode, Tenant};
+use m365sync_wit::types::{Cloud, Endpoints, OrganizationMatch, SyncMode, SyncReport, Tenant};
 
 /// Application permissions the demo's simulated app is granted.
 const DEMO_ROLES: &[&str] = &[
@@ -91,7 +92,7 @@ pub async fn run(args: DemoArgs, output: Output) -> Result<(), Failure> {
     seed_organizations(store.as_ref(), &simulator.tenant().name)
         .await
         .map_err(Failure::run)?;
-    let first = super::sync::sync_tenant(&runtime, &run, store.as_ref(), &CancelToken::new())
+    let first = sync_tenant(&runtime, &run, store.as_ref(), &CancelToken::new())
         .await
         .map_err(Failure::run)?;
 
@@ -109,7 +110,7 @@ pub async fn run(args: DemoArgs, output: Output) -> Result<(), Failure> {
     });
     simulator.delete_users(&ids[ids.len().saturating_sub(2)..], true);
     run.options.mode = SyncMode::Incremental;
-    let second = super::sync::sync_tenant(&runtime, &run, store.as_ref(), &CancelToken::new())
+    let second = sync_tenant(&runtime, &run, store.as_ref(), &CancelToken::new())
         .await
         .map_err(Failure::run)?;
     simulator.shutdown().await;
@@ -242,4 +243,18 @@ fn remove_database(db: &std::path::Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Sync one tenant into `store`, with progress on the terminal, until `cancel` stops it; a
+/// run that does not succeed is recorded in the sync log.
+async fn sync_tenant(
+    runtime: &Runtime,
+    run: &TenantRun,
+    store: &dyn Store,
+    cancel: &CancelToken,
+) -> Result<SyncReport, SyncFailure> {
+    let progress = Arc::new(TerminalProgress::new());
+    let result = sync_logged_cancellable(runtime, run, store, progress.clone(), cancel).await;
+    progress.finish(&run.tenant.key);
+    result
 }

@@ -35,6 +35,7 @@ mod report;
 mod reset;
 mod review;
 mod signals;
+#[cfg(feature = "demo")]
 mod summary;
 mod sync;
 
@@ -66,6 +67,7 @@ enum Command {
     /// Sync one tenant (or every tenant) of a config file now.
     Sync(SyncArgs),
     /// Run a complete sync against a built-in simulated tenant: no Microsoft account needed.
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// List the Graph application permissions a tenant's enabled features need, and why.
     Permissions(PermissionsArgs),
@@ -230,6 +232,7 @@ pub struct SyncArgs {
     allow_mass_removal: bool,
 }
 
+#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Users in the simulated tenant.
@@ -360,6 +363,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Sync(args) => sync::run(args, output).await,
+            #[cfg(feature = "demo")]
             Command::Demo(args) => demo::run(args, output).await,
             Command::Permissions(args) => permissions::run(args, output).await,
             Command::Licences(args) => licences::run(args, output).await,

@@ -16,9 +16,8 @@ use super::{Failure, Output, SyncArgs};
 use crate::report;
 use m365sync_config::{ConfigFile, TenantConfig, TenantRun};
 use m365sync_runtime::{CancelToken, Runtime};
-use m365sync_service::{FieldMapError, SyncFailure, sync_logged_cancellable, sync_many};
-use m365sync_store::Store;
-use m365sync_wit::types::{FieldMapping, SyncError, SyncMode, SyncReport};
+use m365sync_service::{FieldMapError, SyncFailure, sync_many};
+use m365sync_wit::types::{FieldMapping, SyncError, SyncMode};
 
 pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
     let config = ConfigFile::load(&args.config).map_err(Failure::usage)?;
@@ -114,20 +113,6 @@ pub async fn load_runtime(config: &ConfigFile) -> Result<Runtime, Failure> {
     m365sync_service::load_runtime(&config.host)
         .await
         .map_err(Failure::run)
-}
-
-/// Sync one tenant into `store`, with progress on the terminal, until `cancel` stops it; a
-/// run that does not succeed is recorded in the sync log.
-pub async fn sync_tenant(
-    runtime: &Runtime,
-    run: &TenantRun,
-    store: &dyn Store,
-    cancel: &CancelToken,
-) -> Result<SyncReport, SyncFailure> {
-    let progress = Arc::new(TerminalProgress::new());
-    let result = sync_logged_cancellable(runtime, run, store, progress.clone(), cancel).await;
-    progress.finish(&run.tenant.key);
-    result
 }
 
 /// The tenant's effective field map; an override the engine refuses is a config error

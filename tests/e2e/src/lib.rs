@@ -1,14 +1,28 @@
 //! Shared fixtures of the end-to-end tests: a simulated tenant, a tenant run pointing at it,
-//! a temporary SQLite database, and helpers to read what a sync left there.
-//! The tests themselves are in `tests/`.
+//! a store of either back end (a SQLite file in a temporary directory, or a PostgreSQL
+//! schema of its own on the test server), and helpers that read what a sync left there
+//! through the store's own contract (no SQL: the same reads work on both back ends).
+//! The tests themselves are in `tests/`; [`on_both_stores!`] runs one on each back end.
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use m365sync::config::{SecretSource, TenantRun};
-use m365sync::runtime::bindings::types::{Cloud, Endpoints, Features, SyncMode, Tenant};
-use m365sync::{EventSink, TracingSink};
+use m365sync_service::config::{SecretSource, TenantRun, base_url};
+use m365sync_service::runtime::{EventSink, RunError, Runtime, TracingSink};
+use m365sync_service::store::log_entry::DataSetEntry;
+use m365sync_service::store::read::{Cell, ExportKind, Table, export_table};
+use m365sync_service::store::{Access, RunRecord, StoreBackend, TenantStore};
+use m365sync_service::wit::types::{
+    Cloud, DataSet, DataSetReport, Endpoints, Features, PersonKey, StoredPerson, SyncMode,
+    SyncReport, Tenant,
+};
+use m365sync_service::{StoreLocation, SyncFailure};
 use m365sync_simulator::{SimConfig, Simulator, TenantSpec};
+
+pub use m365sync_service::store::read::ExportKind as Kind;
+
+/// The tenant key the fixtures' runs use.
+pub const TENANT: &str = "contoso";
 
 /// Start a simulated tenant of `users` users (seed fixed, so ground truth is stable).
 pub async fn simulator(users: usize) -> Simulator {
@@ -31,7 +45,7 @@ pub fn tenant_run(simulator: &Simulator) -> TenantRun {
     };
     let mut run = TenantRun::new(
         Tenant {
-            key: "contoso".to_string(),
+            key: TENANT.to_string(),
             tenant_id: credentials.tenant_id,
             client_id: credentials.client_id,
             cloud: Cloud::Global,
@@ -68,135 +82,280 @@ pub fn full_run(simulator: &Simulator) -> TenantRun {
     let mut run = tenant_run(simulator);
     run.options.features = Features::all();
     run.options.usage_periods = vec![30];
-    let download = m365sync::config::base_url(&simulator.download_url()).expect("download URL");
+    let download = base_url(&simulator.download_url()).expect("download URL");
     run.allowlist.downloads = vec![download.normalized];
     run
 }
 
-/// A database in a fresh temporary directory (kept alive by the returned guard).
-pub fn database() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("m365sync.db");
-    (dir, path)
+/// A runtime with the default limits.
+pub fn runtime() -> Runtime {
+    Runtime::new(Default::default()).expect("the runtime loads the component")
 }
 
 pub fn sink() -> Arc<dyn EventSink> {
     Arc::new(TracingSink)
 }
 
-/// Sync `run` into the database at `db` with a fresh runtime-independent store.
+/// Which store back end a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty store of one back end, and what keeps it alive: a SQLite file in a
+/// temporary directory, or a PostgreSQL schema of its own (dropped with it).
+pub struct TestStore {
+    pub backend: Backend,
+    /// Where it is, as `--db` takes it.
+    pub location: StoreLocation,
+    pub store: Box<dyn StoreBackend>,
+    _guard: Guard,
+}
+
+enum Guard {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Schema(#[allow(dead_code)] m365sync_store_postgres::testing::TestSchema),
+}
+
+impl TestStore {
+    /// A SQLite store in a fresh temporary directory.
+    pub async fn sqlite() -> TestStore {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let location = StoreLocation::Sqlite(dir.path().join("m365sync.db"));
+        let store = m365sync_service::open_store(&location)
+            .await
+            .expect("open the SQLite store");
+        TestStore {
+            backend: Backend::Sqlite,
+            location,
+            store,
+            _guard: Guard::Dir(dir),
+        }
+    }
+
+    /// A PostgreSQL store in a schema of its own on the test server; None (after saying
+    /// so) when no server answers and none is required.
+    pub async fn postgres() -> Option<TestStore> {
+        let schema = m365sync_store_postgres::testing::schema().await?;
+        let location = StoreLocation::Postgres(schema.url.clone());
+        let store = m365sync_service::open_store(&location)
+            .await
+            .expect("open the PostgreSQL store");
+        Some(TestStore {
+            backend: Backend::Postgres,
+            location,
+            store,
+            _guard: Guard::Schema(schema),
+        })
+    }
+
+    /// A store of `backend` (None: PostgreSQL is not available here).
+    pub async fn of(backend: Backend) -> Option<TestStore> {
+        match backend {
+            Backend::Sqlite => Some(TestStore::sqlite().await),
+            Backend::Postgres => TestStore::postgres().await,
+        }
+    }
+
+    /// The store as `--db` (or `[store] url`) names it: a path or a URL.
+    pub fn db_arg(&self) -> String {
+        match &self.location {
+            StoreLocation::Sqlite(path) => path.display().to_string(),
+            StoreLocation::Postgres(url) => url.clone(),
+        }
+    }
+
+    /// Another handle on the same database, as another process would open it.
+    pub async fn reopen(&self) -> Box<dyn StoreBackend> {
+        m365sync_service::open_store(&self.location)
+            .await
+            .expect("reopen the store")
+    }
+
+    /// The tenant's rows, for a sync (under its lock) or a decision.
+    pub async fn tenant(&self, tenant: &str) -> Box<dyn TenantStore> {
+        self.store
+            .open_tenant(tenant, Access::Sync)
+            .await
+            .expect("open the tenant's store")
+    }
+
+    /// The tenant's rows, to read.
+    pub async fn reader(&self, tenant: &str) -> Box<dyn TenantStore> {
+        self.store
+            .open_tenant(tenant, Access::ReadOnly)
+            .await
+            .expect("open the tenant's store to read")
+    }
+}
+
+/// One test on both back ends: `on_both_stores!(async fn name(db) { ... })` expands to a
+/// module `name` with the tests `sqlite` and `postgres`, each giving the body a fresh
+/// [`TestStore`] as `db` (the PostgreSQL one skips, saying so, without a server unless
+/// `M365SYNC_REQUIRE_POSTGRES=1`).
+#[macro_export]
+macro_rules! on_both_stores {
+    ($(#[$meta:meta])* async fn $name:ident($db:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn sqlite() {
+                let $db = $crate::TestStore::sqlite().await;
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn postgres() {
+                let Some($db) = $crate::TestStore::postgres().await else {
+                    return;
+                };
+                $body
+            }
+        }
+    };
+}
+
+/// Sync `run` into `db` (under the tenant's lock), unlogged: the engine's own report.
 pub async fn sync(
-    runtime: &m365sync::Runtime,
+    runtime: &Runtime,
     run: &TenantRun,
-    db: &Path,
-) -> Result<m365sync::runtime::bindings::types::SyncReport, m365sync::RunError> {
-    let store = m365sync::SqliteStore::open(db, &run.tenant.key).expect("open store");
-    runtime.sync(run, Box::new(store), sink()).await
+    db: &TestStore,
+) -> Result<SyncReport, RunError> {
+    let store = db.tenant(&run.tenant.key).await;
+    runtime.sync(run, store, sink()).await
+}
+
+/// Sync `run` into `db` as the CLI does: a failed run is recorded in the sync log (the
+/// engine records successful ones).
+pub async fn sync_logged(
+    runtime: &Runtime,
+    run: &TenantRun,
+    db: &TestStore,
+) -> Result<SyncReport, SyncFailure> {
+    m365sync_service::sync_logged(runtime, run, db.store.as_ref(), sink()).await
 }
 
 /// The users data set's part of a report.
-pub fn users(
-    report: &m365sync::runtime::bindings::types::SyncReport,
-) -> &m365sync::runtime::bindings::types::DataSetReport {
+pub fn users(report: &SyncReport) -> &DataSetReport {
     report
         .data_sets
         .iter()
-        .find(|d| d.data_set == m365sync::runtime::bindings::types::DataSet::Users)
+        .find(|d| d.data_set == DataSet::Users)
         .expect("a users data set in the report")
 }
 
-/// One person's column, by object id.
-pub fn column(db: &Path, object_id: &str, column: &str) -> Option<String> {
-    let connection = rusqlite::Connection::open(db).expect("open db");
-    connection
-        .query_row(
-            &format!("SELECT {column} FROM people WHERE tenant = 'contoso' AND object_id = ?1"),
-            [object_id],
-            |row| row.get(0),
-        )
-        .ok()
-        .flatten()
+/// One stored person of [`TENANT`], by object id.
+pub async fn person(db: &TestStore, object_id: &str) -> Option<StoredPerson> {
+    let mut reader = db.reader(TENANT).await;
+    let found = reader
+        .find_people(&[PersonKey::ObjectId(object_id.to_string())])
+        .await
+        .expect("find a person");
+    found.into_iter().next().flatten()
 }
 
-/// A checkpoint's value.
-pub fn checkpoint(db: &Path, key: &str) -> Option<String> {
-    let connection = rusqlite::Connection::open(db).expect("open db");
-    connection
-        .query_row(
-            "SELECT value FROM checkpoints WHERE tenant = 'contoso' AND key = ?1",
-            [key],
-            |row| row.get(0),
-        )
-        .ok()
-}
-
-/// `SELECT COUNT(*) FROM <table> WHERE tenant = ?` (0 when the database does not exist yet).
-pub fn count(db: &Path, table: &str, tenant: &str) -> i64 {
-    if !db.exists() {
-        return 0;
+/// Every stored person of `tenant`, by object id.
+pub async fn people(db: &TestStore, tenant: &str) -> HashMap<String, StoredPerson> {
+    let mut reader = db.reader(tenant).await;
+    let mut all = HashMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let ids = reader
+            .list_people_ids(after.as_deref(), 1000)
+            .await
+            .expect("list people");
+        let Some(last) = ids.last().cloned() else {
+            return all;
+        };
+        let keys: Vec<PersonKey> = ids.iter().cloned().map(PersonKey::ObjectId).collect();
+        let found = reader.find_people(&keys).await.expect("find people");
+        for person in found.into_iter().flatten() {
+            all.insert(person.person.object_id.clone(), person);
+        }
+        after = Some(last);
     }
-    let connection = rusqlite::Connection::open(db).expect("open db");
-    connection
-        .query_row(
-            &format!("SELECT COUNT(*) FROM {table} WHERE tenant = ?1"),
-            [tenant],
-            |row| row.get(0),
-        )
-        .expect("count")
 }
 
-/// Sync `run` into the database at `db` as the CLI does: a failed run is recorded in the
-/// sync log (the engine records successful ones).
-pub async fn sync_logged(
-    runtime: &m365sync::Runtime,
-    run: &TenantRun,
-    db: &Path,
-) -> Result<m365sync::runtime::bindings::types::SyncReport, m365sync::SyncFailure> {
-    m365sync::sync_logged(runtime, run, db, sink()).await
+/// A checkpoint of [`TENANT`].
+pub async fn checkpoint(db: &TestStore, key: &str) -> Option<String> {
+    db.reader(TENANT)
+        .await
+        .get_checkpoint(key)
+        .await
+        .expect("read a checkpoint")
+}
+
+/// An export of one tenant's rows, whole.
+pub async fn export(db: &TestStore, kind: ExportKind, tenant: &str) -> Table {
+    export_table(db.store.as_ref(), kind, Some(tenant))
+        .await
+        .expect("export")
+}
+
+/// One exported row by column name (the names of [`ExportKind::columns`]).
+pub type Record = HashMap<&'static str, Cell>;
+
+/// An export's rows by column name: of one tenant, or of every tenant (None).
+pub async fn records(db: &TestStore, kind: ExportKind, tenant: Option<&str>) -> Vec<Record> {
+    let table = export_table(db.store.as_ref(), kind, tenant)
+        .await
+        .expect("export");
+    table
+        .rows
+        .into_iter()
+        .map(|row| kind.columns().iter().copied().zip(row).collect())
+        .collect()
+}
+
+/// A cell's text (None for any other cell).
+pub fn text(cell: &Cell) -> Option<&str> {
+    match cell {
+        Cell::Text(text) => Some(text),
+        _ => None,
+    }
+}
+
+/// How many rows of `kind` the store holds for `tenant`.
+pub async fn count(db: &TestStore, kind: ExportKind, tenant: &str) -> usize {
+    export(db, kind, tenant).await.rows.len()
+}
+
+/// How many people the store holds for `tenant`.
+pub async fn people_count(db: &TestStore, tenant: &str) -> i64 {
+    db.store
+        .tenant_summary(tenant)
+        .await
+        .expect("summary")
+        .people
+        .total
 }
 
 /// The sync log of a tenant, newest first.
-pub fn runs(db: &Path, tenant: &str) -> Vec<m365sync::store::sqlite::RunRecord> {
-    let connection = m365sync::store::sqlite::open_database(db).expect("open db");
-    m365sync::store::sqlite::list_runs(&connection, Some(tenant), 1000).expect("list runs")
+pub async fn runs(db: &TestStore, tenant: &str) -> Vec<RunRecord> {
+    db.store
+        .list_runs(Some(tenant), 1000)
+        .await
+        .expect("list runs")
 }
 
 /// A data set's counts in a stored run's report (as `m365sync logs` reads them).
-pub fn logged_counts(
-    run: &m365sync::store::sqlite::RunRecord,
-    data_set: &str,
-) -> Option<serde_json::Value> {
+pub fn logged_counts(run: &RunRecord, data_set: DataSet) -> Option<&DataSetEntry> {
     run.report
         .as_ref()?
-        .get("data_sets")?
-        .as_array()?
+        .data_sets
         .iter()
-        .find(|d| d["data_set"] == data_set)
-        .cloned()
+        .find(|d| d.data_set == data_set)
 }
 
-/// A store for the review calls of `run`'s tenant.
-pub fn store(db: &Path, run: &TenantRun) -> Box<dyn m365sync::TenantStore> {
-    Box::new(m365sync::SqliteStore::open(db, &run.tenant.key).expect("open store"))
-}
-
-/// Create a platform organization in the database at `db`.
-pub fn add_organization(db: &Path, name: &str) -> String {
-    let connection = m365sync::store::sqlite::open_database(db).expect("open db");
-    m365sync::store::sqlite::create_organization(&connection, name, None)
+/// Create a platform organization; its id.
+pub async fn add_organization(db: &TestStore, name: &str) -> String {
+    db.store
+        .create_organization(name, None)
+        .await
         .expect("create organization")
         .id
-}
-
-/// `SELECT COUNT(*) FROM <table>` (0 when the database does not exist yet).
-pub fn count_all(db: &Path, table: &str) -> i64 {
-    if !db.exists() {
-        return 0;
-    }
-    let connection = rusqlite::Connection::open(db).expect("open db");
-    connection
-        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
-            row.get(0)
-        })
-        .expect("count")
 }

@@ -4,18 +4,21 @@
 //! have been updated", concepts/delta-query-overview.md). The store does not hold it, so
 //! the engine reads it whole by id through `POST /v1.0/$batch` (concepts/json-batching.md)
 //! and stores the full record; requests throttled inside the batch are sent again alone
-//! after their Retry-After (concepts/throttling.md, "Throttling and batching").
+//! after their Retry-After (concepts/throttling.md, "Throttling and batching"). (The
+//! HTTP layer: these run on SQLite.)
 
-use m365sync::runtime::bindings::types::{Attribute, AttributeFilter, SyncMode};
-use m365sync::{RunLimits, Runtime};
-use m365sync_e2e::{column, count, database, simulator_with, sync, tenant_run, users};
+use m365sync_e2e::{
+    TENANT, TestStore, people_count, person, runtime, simulator_with, sync, tenant_run, users,
+};
+use m365sync_service::config::TenantRun;
+use m365sync_service::wit::types::{Attribute, AttributeFilter, PersonStatus, SyncMode};
 use m365sync_simulator::{Host, Simulator, Throttle, User};
 
 const SALES: &str = "Sales";
 
 /// A simulated tenant whose users/delta replays carry only what changed, and an
 /// incremental run that takes the Sales department only.
-async fn sales_only(users: usize) -> (Simulator, m365sync::config::TenantRun) {
+async fn sales_only(users: usize) -> (Simulator, TenantRun) {
     let sim = simulator_with(users, |c| c.minimal_updates = true).await;
     let mut run = tenant_run(&sim);
     run.options.mode = SyncMode::Incremental;
@@ -36,37 +39,39 @@ fn outside_sales(sim: &Simulator) -> Vec<User> {
         .collect()
 }
 
-fn assert_stored_in_full(db: &std::path::Path, user: &User) {
+async fn assert_stored_in_full(db: &TestStore, user: &User) {
+    let stored = person(db, &user.id)
+        .await
+        .unwrap_or_else(|| panic!("{} stored", user.id));
     assert_eq!(
-        column(db, &user.id, "user_principal_name").as_deref(),
-        Some(user.user_principal_name.as_str()),
+        stored.person.user_principal_name, user.user_principal_name,
         "{}",
         user.id
     );
-    assert_eq!(column(db, &user.id, "mail"), user.mail);
+    assert_eq!(stored.person.mail, user.mail);
     assert_eq!(
-        column(db, &user.id, "display_name").as_deref(),
+        stored.person.display_name.as_deref(),
         Some(user.display_name.as_str())
     );
-    assert_eq!(column(db, &user.id, "given_name"), user.given_name);
-    assert_eq!(column(db, &user.id, "surname"), user.surname);
-    assert_eq!(column(db, &user.id, "department").as_deref(), Some(SALES));
-    assert_eq!(column(db, &user.id, "status").as_deref(), Some("active"));
+    assert_eq!(stored.person.given_name, user.given_name);
+    assert_eq!(stored.person.surname, user.surname);
+    assert_eq!(stored.person.department.as_deref(), Some(SALES));
+    assert_eq!(stored.status, PersonStatus::Active);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_a_change_lets_into_the_filter_is_read_whole_through_a_batch() {
     let (sim, run) = sales_only(300).await;
-    let (_dir, db) = database();
-    let runtime = Runtime::new(RunLimits::default()).unwrap();
+    let db = TestStore::sqlite().await;
+    let runtime = runtime();
 
     let first = sync(&runtime, &run, &db).await.unwrap();
     assert_eq!(first.mode, SyncMode::Full);
     let outside = outside_sales(&sim);
-    let stored = count(&db, "people", "contoso");
+    let stored = people_count(&db, TENANT).await;
     assert_eq!(stored as usize, 300 - outside.len(), "only Sales is stored");
     let newcomer = outside[0].clone();
-    assert_eq!(column(&db, &newcomer.id, "user_principal_name"), None);
+    assert!(person(&db, &newcomer.id).await.is_none());
 
     sim.update_users(std::slice::from_ref(&newcomer.id), |u| {
         u.department = Some(SALES.to_string())
@@ -91,8 +96,8 @@ async fn a_user_a_change_lets_into_the_filter_is_read_whole_through_a_batch() {
         .into_iter()
         .find(|u| u.id == newcomer.id)
         .unwrap();
-    assert_stored_in_full(&db, &now);
-    assert_eq!(count(&db, "people", "contoso"), stored + 1);
+    assert_stored_in_full(&db, &now).await;
+    assert_eq!(people_count(&db, TENANT).await, stored + 1);
 
     // One delta page, then one batch that read the user with a GET.
     let graph: Vec<_> = sim
@@ -128,10 +133,10 @@ async fn a_user_a_change_lets_into_the_filter_is_read_whole_through_a_batch() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_throttled_inside_the_batch_is_sent_again_alone() {
     let (sim, run) = sales_only(300).await;
-    let (_dir, db) = database();
-    let runtime = Runtime::new(RunLimits::default()).unwrap();
+    let db = TestStore::sqlite().await;
+    let runtime = runtime();
     sync(&runtime, &run, &db).await.unwrap();
-    let stored = count(&db, "people", "contoso");
+    let stored = people_count(&db, TENANT).await;
 
     let newcomers: Vec<String> = outside_sales(&sim)
         .into_iter()
@@ -155,11 +160,11 @@ async fn a_request_throttled_inside_the_batch_is_sent_again_alone() {
         report.retry_wait_ms >= 1000,
         "Retry-After honoured: {report:?}"
     );
-    assert_eq!(count(&db, "people", "contoso"), stored + 3);
+    assert_eq!(people_count(&db, TENANT).await, stored + 3);
     let now = sim.tenant();
     for id in &newcomers {
         let user = now.users.iter().find(|u| &u.id == id).unwrap();
-        assert_stored_in_full(&db, user);
+        assert_stored_in_full(&db, user).await;
     }
 
     // Batch 1 carried the three, one throttled; batch 2 only that one.

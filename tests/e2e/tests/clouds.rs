@@ -3,14 +3,15 @@
 //! endpoints"), even when the endpoints are overridden (here, to point at a simulator); a
 //! tenant configured for the wrong cloud fails at sign-in with the identity platform's
 //! invalid-scope answer (AADSTS70011), which the engine turns into advice an admin can
-//! act on.
+//! act on. (Sign-in only: these run on SQLite.)
 
 use std::path::Path;
 
-use m365sync::config::{ConfigFile, SecretSource};
-use m365sync::runtime::bindings::types::{AuthFailure, SyncError};
-use m365sync::{RunLimits, Runtime};
-use m365sync_e2e::{count, database, simulator_with, sync, tenant_run, users};
+use m365sync_e2e::{
+    TENANT, TestStore, people_count, runtime, simulator_with, sync, tenant_run, users,
+};
+use m365sync_service::config::{ConfigFile, SecretSource};
+use m365sync_service::wit::types::{AuthFailure, SyncError};
 use m365sync_simulator::{Cloud, Host, Simulator};
 
 /// A us-gov simulated tenant.
@@ -46,11 +47,11 @@ graph = "{}"
     run.client_secret = SecretSource::Value(c.client_secret.clone());
     assert_eq!(run.tenant.endpoints.graph, sim.graph_url());
 
-    let (_dir, db) = database();
-    let runtime = Runtime::new(RunLimits::default()).unwrap();
+    let db = TestStore::sqlite().await;
+    let runtime = runtime();
     let report = sync(&runtime, &run, &db).await.unwrap();
     assert_eq!(users(&report).created, 150);
-    assert_eq!(count(&db, "people", "contoso"), 150);
+    assert_eq!(people_count(&db, TENANT).await, 150);
     // Signed in once (the simulator issues tokens for https://graph.microsoft.us only),
     // then Graph took the token.
     let login: Vec<_> = sim
@@ -68,8 +69,8 @@ async fn a_global_tenant_against_a_us_gov_simulator_fails_with_a_clear_auth_erro
     let sim = us_gov(20).await;
     // tenant_run configures the global cloud.
     let run = tenant_run(&sim);
-    let (_dir, db) = database();
-    let runtime = Runtime::new(RunLimits::default()).unwrap();
+    let db = TestStore::sqlite().await;
+    let runtime = runtime();
     let error = sync(&runtime, &run, &db).await.unwrap_err();
     let Some(SyncError::Auth(auth)) = error.engine_error() else {
         panic!("an auth error, not {error}")
@@ -90,5 +91,5 @@ async fn a_global_tenant_against_a_us_gov_simulator_fails_with_a_clear_auth_erro
     assert!(!shown.contains(&sim.credentials().client_secret));
     // Nothing reached Graph, nothing was stored.
     assert!(sim.graph_requests().is_empty());
-    assert_eq!(count(&db, "people", "contoso"), 0);
+    assert_eq!(people_count(&db, TENANT).await, 0);
 }

@@ -1,32 +1,28 @@
-//! Two syncs of one tenant at once, with the real binary: the second is refused at once,
-//! naming the process that holds the tenant, and is in the sync log as refused; the first
-//! completes undisturbed.
+//! Syncs at once, with the real binary, on every store back end. Two syncs of one tenant:
+//! the second is refused at once, naming the process that holds the tenant, and is in the
+//! sync log as refused; the first completes undisturbed. Two syncs of two tenants into one
+//! PostgreSQL database (the many-workers, one-database set-up): both finish, each tenant
+//! stored as its directory has it, nothing doubled.
 
 mod cli_process;
 
+use std::collections::HashSet;
 use std::time::Duration;
 
-use cli_process::{Tenant, text, wait_for};
+use cli_process::{Backend, Tenant, text, wait_for};
+use m365sync_e2e::{Kind, records, text as cell_text};
+use m365sync_service::wit::types::PersonStatus;
 
-#[test]
-fn a_second_sync_of_a_tenant_is_refused_at_once_and_logged() {
+fn a_second_sync_of_a_tenant_is_refused_at_once_and_logged(backend: Backend) {
     // A slow tenant: every Graph request is answered after a second.
-    let tenant = Tenant::start(3000, Duration::from_secs(1));
+    let Some(tenant) = Tenant::start_on(backend, 3000, Duration::from_secs(1)) else {
+        return;
+    };
     let mut first = tenant.spawn(&["sync"]);
     wait_for(
         "the first sync holds the lock",
         Duration::from_secs(120),
-        || {
-            rusqlite::Connection::open(tenant.db())
-                .and_then(|c| {
-                    c.query_row(
-                        "SELECT COUNT(*) FROM tenant_locks WHERE tenant = 'contoso'",
-                        [],
-                        |row| row.get::<_, i64>(0),
-                    )
-                })
-                .is_ok_and(|n| n > 0)
-        },
+        || tenant.locked(),
     );
 
     let second = tenant.run(&["sync", "--json"]);
@@ -77,4 +73,112 @@ fn a_second_sync_of_a_tenant_is_refused_at_once_and_logged() {
     // The lock went with the first sync: a third runs.
     let third = tenant.run(&["sync"]);
     assert!(third.status.success(), "{}", text(&third));
+}
+
+mod a_second_sync_of_a_tenant_is_refused_at_once_and_logged {
+    use super::*;
+
+    #[test]
+    fn sqlite() {
+        a_second_sync_of_a_tenant_is_refused_at_once_and_logged(Backend::Sqlite);
+    }
+
+    #[test]
+    fn postgres() {
+        a_second_sync_of_a_tenant_is_refused_at_once_and_logged(Backend::Postgres);
+    }
+}
+
+/// The tenant's people are its directory's, each once and active, with the directory's
+/// values.
+fn assert_ground_truth(tenant: &Tenant) {
+    let truth = tenant.simulator().tenant().users;
+    assert_eq!(
+        tenant.people(),
+        truth.len() as i64,
+        "{}: nobody doubled",
+        tenant.key
+    );
+    let stored = tenant.stored_people();
+    assert_eq!(stored.len(), truth.len(), "{}", tenant.key);
+    for user in &truth {
+        let person = stored
+            .get(&user.id)
+            .unwrap_or_else(|| panic!("{}: user {} missing", tenant.key, user.id));
+        assert_eq!(person.status, PersonStatus::Active, "{}", user.id);
+        assert_eq!(person.person.user_principal_name, user.user_principal_name);
+        assert_eq!(person.person.mail, user.mail);
+        assert_eq!(
+            person.person.display_name.as_deref(),
+            Some(user.display_name.as_str())
+        );
+        assert_eq!(person.person.department, user.department);
+        assert_eq!(person.person.account_enabled, user.account_enabled);
+    }
+}
+
+#[test]
+fn two_syncs_of_two_tenants_into_one_postgres_database_at_once_both_finish() {
+    // Two slow tenants (four pages of users each, every Graph answer after half a second),
+    // each with a config of its own, one PostgreSQL database.
+    let latency = Duration::from_millis(500);
+    let Some(contoso) = Tenant::start_on(Backend::Postgres, 3500, latency) else {
+        return;
+    };
+    let fabrikam = contoso.another("fabrikam", 29, 3200, latency);
+    assert_ne!(
+        contoso.simulator().tenant().id,
+        fabrikam.simulator().tenant().id,
+        "two directories"
+    );
+
+    let one = contoso.spawn(&["sync", "--json"]);
+    let two = fabrikam.spawn(&["sync", "--json"]);
+    // Both runs hold their tenant's lock at the same moment: they run at once.
+    wait_for(
+        "both syncs running at once",
+        Duration::from_secs(120),
+        || contoso.locked() && fabrikam.locked(),
+    );
+    let one = one.wait_with_output().unwrap();
+    let two = two.wait_with_output().unwrap();
+    assert!(one.status.success(), "contoso: {}", text(&one));
+    assert!(two.status.success(), "fabrikam: {}", text(&two));
+    for (tenant, output) in [(&contoso, &one), (&fabrikam, &two)] {
+        let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(printed[0]["tenant"], tenant.key.as_str(), "{printed}");
+    }
+
+    // Each tenant is its directory, nothing doubled, nothing of the other's.
+    assert_ground_truth(&contoso);
+    assert_ground_truth(&fabrikam);
+    let everyone = contoso.block_on(records(contoso.store(), Kind::People, None));
+    let truth = |t: &Tenant| t.simulator().tenant().users.len();
+    assert_eq!(everyone.len(), truth(&contoso) + truth(&fabrikam));
+    let rows: HashSet<(&str, &str)> = everyone
+        .iter()
+        .map(|row| {
+            (
+                cell_text(&row["tenant"]).unwrap(),
+                cell_text(&row["object_id"]).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), everyone.len(), "each person once");
+
+    // Both runs are in the sync log, as ok, each under its own tenant.
+    for tenant in [&contoso, &fabrikam] {
+        let logs = tenant.logs();
+        assert_eq!(logs.len(), 1, "{}: {logs:?}", tenant.key);
+        assert_eq!(logs[0]["status"], "ok", "{}", logs[0]);
+        assert_eq!(logs[0]["tenant"], tenant.key.as_str(), "{}", logs[0]);
+        let runs = tenant.block_on(m365sync_e2e::runs(tenant.store(), &tenant.key));
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        assert_eq!(runs[0].status, "ok");
+        assert!(
+            !tenant.locked(),
+            "{}: the lock went with the run",
+            tenant.key
+        );
+    }
 }

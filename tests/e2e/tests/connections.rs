@@ -1,12 +1,13 @@
 //! Connections, counted by the simulator: with the pooled sender (the default) a run opens
 //! one kept-alive connection per origin it talks to and closes them when it ends; with
 //! wasmtime's default sender (`HttpSender::PerRequest`) every request opens its own. Either
-//! way a refused host is never connected to, and failures read the same.
+//! way a refused host is never connected to, and failures read the same. (The HTTP layer
+//! alone: these run on SQLite.)
 
-use m365sync::runtime::HttpSender;
-use m365sync::runtime::bindings::types::SyncError;
-use m365sync::{RunLimits, Runtime};
-use m365sync_e2e::{database, full_run, full_simulator, simulator, sync, tenant_run};
+use m365sync_e2e::{TestStore, full_run, full_simulator, simulator, sync, tenant_run};
+use m365sync_service::config::{ConfigFile, base_url};
+use m365sync_service::runtime::{HttpSender, RunLimits, Runtime};
+use m365sync_service::wit::types::SyncError;
 use m365sync_simulator::{Host, Simulator};
 
 const HOSTS: [Host; 3] = [Host::Login, Host::Graph, Host::Download];
@@ -25,7 +26,7 @@ fn requests_to(sim: &Simulator, host: Host) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pooled_run_opens_one_connection_per_origin() {
     let sim = simulator(2500).await;
-    let (_dir, db) = database();
+    let db = TestStore::sqlite().await;
     let runtime = runtime(HttpSender::Pooled);
     assert_eq!(runtime.http_sender(), HttpSender::Pooled);
     let run = tenant_run(&sim);
@@ -52,7 +53,7 @@ async fn a_pooled_run_opens_one_connection_per_origin() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_per_request_sender_opens_a_connection_per_request() {
     let sim = simulator(2500).await;
-    let (_dir, db) = database();
+    let db = TestStore::sqlite().await;
     let runtime = runtime(HttpSender::PerRequest);
     let run = tenant_run(&sim);
 
@@ -68,7 +69,7 @@ async fn the_per_request_sender_opens_a_connection_per_request() {
 async fn every_data_set_and_report_download_over_one_connection_per_origin() {
     for sender in [HttpSender::Pooled, HttpSender::PerRequest] {
         let sim = full_simulator(600, |_| {}).await;
-        let (_dir, db) = database();
+        let db = TestStore::sqlite().await;
         let runtime = runtime(sender);
         let run = full_run(&sim);
 
@@ -98,10 +99,10 @@ async fn every_data_set_and_report_download_over_one_connection_per_origin() {
 async fn a_refused_host_is_never_connected_to_with_either_sender() {
     for sender in [HttpSender::Pooled, HttpSender::PerRequest] {
         let sim = simulator(50).await;
-        let (_dir, db) = database();
+        let db = TestStore::sqlite().await;
         let runtime = runtime(sender);
         let mut run = tenant_run(&sim);
-        let graph = m365sync::config::base_url(&sim.graph_url()).unwrap();
+        let graph = base_url(&sim.graph_url()).unwrap();
         run.allowlist
             .api
             .retain(|origin| *origin != graph.normalized);
@@ -126,11 +127,11 @@ async fn an_unreachable_host_fails_alike_with_either_sender_and_names_the_url() 
     let mut messages = Vec::new();
     for sender in [HttpSender::Pooled, HttpSender::PerRequest] {
         let sim = simulator(50).await;
-        let (_dir, db) = database();
+        let db = TestStore::sqlite().await;
         let runtime = runtime(sender);
         let mut run = tenant_run(&sim);
         run.tenant.endpoints.graph = unreachable.clone();
-        let origin = m365sync::config::base_url(&unreachable).unwrap();
+        let origin = base_url(&unreachable).unwrap();
         run.allowlist.api.push(origin.normalized);
 
         let error = sync(&runtime, &run, &db).await.unwrap_err();
@@ -172,9 +173,9 @@ client_id = "00000000-0000-0000-0000-000000000000"
 client_secret_env = "CONTOSO_CLIENT_SECRET"
 "#
         );
-        let config = m365sync::ConfigFile::parse(&text, std::path::Path::new("m365sync.toml"))
-            .expect("config parses");
-        config.host.http_sender()
+        let config =
+            ConfigFile::parse(&text, std::path::Path::new("m365sync.toml")).expect("config parses");
+        m365sync_service::setup::http_sender(&config.host)
     };
     assert_eq!(parse(""), HttpSender::Pooled);
     assert_eq!(parse("http_keep_alive = true"), HttpSender::Pooled);

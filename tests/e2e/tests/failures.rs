@@ -1,46 +1,51 @@
 //! Runs that must fail, and fail well: a wrong secret, a host that is not on the
 //! allowlist, a run over its memory limit or time budget. Each fails with a clear, typed
 //! error, writes nothing, leaks no secret, and leaves the host able to run the next sync.
+//! The runs that write (or must not write) to a store run on every store back end; the
+//! allowlist and the sandbox pool are the runtime's, and run on SQLite.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use m365sync::config::{ConfigFile, SecretSource};
-use m365sync::runtime::bindings::types::{AuthFailure, SyncError};
-use m365sync::{RunError, RunLimits, Runtime, SqliteStore};
-use m365sync_e2e::{count, database, simulator, simulator_with, sink, sync, tenant_run};
+use m365sync_e2e::{
+    TENANT, TestStore, on_both_stores, people_count, runs, runtime, simulator, simulator_with,
+    sink, sync, tenant_run,
+};
+use m365sync_service::config::{ConfigFile, SecretSource};
+use m365sync_service::runtime::{RunError, RunLimits, Runtime, SandboxAllocation};
+use m365sync_service::wit::types::{AuthFailure, SyncError};
 use m365sync_simulator::Host;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_wrong_secret_is_a_typed_auth_error_and_nothing_is_written() {
-    let sim = simulator(50).await;
-    let (_dir, db) = database();
-    let runtime = Runtime::new(RunLimits::default()).unwrap();
-    let mut run = tenant_run(&sim);
-    let wrong = "wrong-secret-value-9Q~abcdefghijklmnopqrstuv";
-    run.client_secret = SecretSource::Value(wrong.to_string());
+on_both_stores! {
+    async fn a_wrong_secret_is_a_typed_auth_error_and_nothing_is_written(db) {
+        let sim = simulator(50).await;
+        let runtime = runtime();
+        let mut run = tenant_run(&sim);
+        let wrong = "wrong-secret-value-9Q~abcdefghijklmnopqrstuv";
+        run.client_secret = SecretSource::Value(wrong.to_string());
 
-    let error = sync(&runtime, &run, &db).await.unwrap_err();
+        let error = sync(&runtime, &run, &db).await.unwrap_err();
 
-    let Some(SyncError::Auth(auth)) = error.engine_error() else {
-        panic!("expected an auth error, got {error}");
-    };
-    assert_eq!(auth.failure, AuthFailure::InvalidSecret);
-    assert_eq!(auth.aadsts, Some(7000215));
-    let shown = error.to_string();
-    assert!(shown.contains("AADSTS7000215"), "{shown}");
-    assert!(
-        !shown.contains(wrong),
-        "the secret must not appear in the error: {shown}"
-    );
-    assert!(!shown.contains(&sim.credentials().client_secret));
-    assert_eq!(count(&db, "people", "contoso"), 0);
-    assert_eq!(count(&db, "runs", "contoso"), 0);
-    assert!(
-        sim.requests().iter().all(|r| r.host == Host::Login),
-        "no Graph request after a failed sign-in"
-    );
+        let Some(SyncError::Auth(auth)) = error.engine_error() else {
+            panic!("expected an auth error, got {error}");
+        };
+        assert_eq!(auth.failure, AuthFailure::InvalidSecret);
+        assert_eq!(auth.aadsts, Some(7000215));
+        let shown = error.to_string();
+        assert!(shown.contains("AADSTS7000215"), "{shown}");
+        assert!(
+            !shown.contains(wrong),
+            "the secret must not appear in the error: {shown}"
+        );
+        assert!(!shown.contains(&sim.credentials().client_secret));
+        assert_eq!(people_count(&db, TENANT).await, 0);
+        assert_eq!(runs(&db, TENANT).await.len(), 0);
+        assert!(
+            sim.requests().iter().all(|r| r.host == Host::Login),
+            "no Graph request after a failed sign-in"
+        );
+    }
 }
 
 /// A TCP listener that counts the connections it accepts: a stand-in for a host the
@@ -91,8 +96,8 @@ graph = "http://{rogue}"
     let config = ConfigFile::parse(&text, &dir.path().join("tenant.toml")).unwrap();
     let run = config.resolve(&config.tenants[0]);
     assert_eq!(run.allowlist.api, vec![format!("http://{login_authority}")]);
-    let db = dir.path().join("m365sync.db");
-    let runtime = Runtime::new(RunLimits::default()).unwrap();
+    let db = TestStore::sqlite().await;
+    let runtime = runtime();
 
     let error = sync(&runtime, &run, &db).await.unwrap_err();
 
@@ -107,103 +112,95 @@ graph = "http://{rogue}"
         0,
         "no connection reached the refused host"
     );
-    assert_eq!(count(&db, "people", "contoso"), 0);
+    assert_eq!(people_count(&db, TENANT).await, 0);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_run_over_its_memory_limit_is_stopped_and_the_next_sync_runs() {
-    let sim = simulator(300).await;
-    let (_dir, db) = database();
-    let runtime = Runtime::new(RunLimits::default()).unwrap();
-    let run = tenant_run(&sim);
-    let tiny = RunLimits {
-        memory_bytes: 1 << 20,
-        ..RunLimits::default()
-    };
+on_both_stores! {
+    async fn a_run_over_its_memory_limit_is_stopped_and_the_next_sync_runs(db) {
+        let sim = simulator(300).await;
+        let runtime = runtime();
+        let run = tenant_run(&sim);
+        let tiny = RunLimits {
+            memory_bytes: 1 << 20,
+            ..RunLimits::default()
+        };
 
-    let error = runtime
-        .sync_with_limits(
-            &run,
-            Box::new(SqliteStore::open(&db, "contoso").unwrap()),
-            sink(),
-            tiny,
-        )
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, RunError::MemoryLimit { limit_mib: 1, .. }),
-        "{error}"
-    );
-    assert!(
-        error.to_string().contains("memory limit of 1 MiB"),
-        "{error}"
-    );
-    assert_eq!(count(&db, "people", "contoso"), 0);
+        let error = runtime
+            .sync_with_limits(&run, db.tenant(TENANT).await, sink(), tiny)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, RunError::MemoryLimit { limit_mib: 1, .. }),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("memory limit of 1 MiB"),
+            "{error}"
+        );
+        assert_eq!(people_count(&db, TENANT).await, 0);
 
-    let report = sync(&runtime, &run, &db).await.unwrap();
-    assert_eq!(report.data_sets[0].created, 300);
+        let report = sync(&runtime, &run, &db).await.unwrap();
+        assert_eq!(report.data_sets[0].created, 300);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_beyond_the_sandbox_pool_wait_for_a_slot_instead_of_failing() {
     let sim = simulator(200).await;
     let limits = RunLimits {
-        sandboxes: m365sync::SandboxAllocation::Pooled(1),
+        sandboxes: SandboxAllocation::Pooled(1),
         ..RunLimits::default()
     };
     let runtime = Arc::new(Runtime::new(limits).unwrap());
     let run = tenant_run(&sim);
-    let dir = tempfile::tempdir().unwrap();
     // Three tenants' syncs at once through a pool of one slot: one after another.
     let tasks: Vec<_> = (0..3)
         .map(|i| {
             let (runtime, mut run) = (runtime.clone(), run.clone());
             run.tenant.key = format!("tenant-{i}");
-            let db = dir.path().join(format!("{i}.db"));
-            tokio::spawn(async move { sync(&runtime, &run, &db).await.map(|r| (db, r)) })
+            tokio::spawn(async move {
+                let db = TestStore::sqlite().await;
+                let report = sync(&runtime, &run, &db).await;
+                report.map(|r| (db, r))
+            })
         })
         .collect();
     for (i, task) in tasks.into_iter().enumerate() {
         let (db, report) = task.await.unwrap().unwrap();
         assert_eq!(report.data_sets[0].created, 200);
-        assert_eq!(count(&db, "people", &format!("tenant-{i}")), 200);
+        assert_eq!(people_count(&db, &format!("tenant-{i}")).await, 200);
     }
     // On-demand sandboxes run the same.
     let on_demand = Runtime::new(RunLimits {
-        sandboxes: m365sync::SandboxAllocation::OnDemand,
+        sandboxes: SandboxAllocation::OnDemand,
         ..RunLimits::default()
     })
     .unwrap();
-    let (_dir, db) = database();
+    let db = TestStore::sqlite().await;
     let report = sync(&on_demand, &run, &db).await.unwrap();
     assert_eq!(report.data_sets[0].created, 200);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_run_over_its_time_budget_is_stopped_and_the_next_sync_runs() {
-    // Each Graph answer takes 200 ms; the budget is 100 ms.
-    let sim = simulator_with(2500, |c| c.latency = Some(Duration::from_millis(200))).await;
-    let (_dir, db) = database();
-    let runtime = Runtime::new(RunLimits::default()).unwrap();
-    let run = tenant_run(&sim);
-    let short = RunLimits {
-        timeout: Duration::from_millis(100),
-        ..RunLimits::default()
-    };
+on_both_stores! {
+    async fn a_run_over_its_time_budget_is_stopped_and_the_next_sync_runs(db) {
+        // Each Graph answer takes 200 ms; the budget is 100 ms.
+        let sim = simulator_with(2500, |c| c.latency = Some(Duration::from_millis(200))).await;
+        let runtime = runtime();
+        let run = tenant_run(&sim);
+        let short = RunLimits {
+            timeout: Duration::from_millis(100),
+            ..RunLimits::default()
+        };
 
-    let error = runtime
-        .sync_with_limits(
-            &run,
-            Box::new(SqliteStore::open(&db, "contoso").unwrap()),
-            sink(),
-            short,
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(error, RunError::Deadline { .. }), "{error}");
-    assert!(error.to_string().contains("time budget"), "{error}");
-    assert_eq!(count(&db, "people", "contoso"), 0, "nothing half-written");
+        let error = runtime
+            .sync_with_limits(&run, db.tenant(TENANT).await, sink(), short)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, RunError::Deadline { .. }), "{error}");
+        assert!(error.to_string().contains("time budget"), "{error}");
+        assert_eq!(people_count(&db, TENANT).await, 0, "nothing half-written");
 
-    let report = sync(&runtime, &run, &db).await.unwrap();
-    assert_eq!(report.data_sets[0].created, 2500);
+        let report = sync(&runtime, &run, &db).await.unwrap();
+        assert_eq!(report.data_sets[0].created, 2500);
+    }
 }

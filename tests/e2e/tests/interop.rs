@@ -1,35 +1,37 @@
 //! Interoperability with servers and proxies that are not quite Microsoft's: one that reads
 //! only Content-Length request bodies, a report function the tenant's cloud does not serve,
 //! a paging loop, and a `Content-Length` that lies about a body's size. Each must end in a
-//! finished run or a typed error naming the URL, in bounded time and requests.
+//! finished run or a typed error naming the URL, in bounded time and requests. (The HTTP
+//! layer: these run on SQLite.)
 
 use std::time::Duration;
 
-use m365sync::runtime::bindings::types::SyncError;
-use m365sync::{RunLimits, Runtime};
 use m365sync_e2e::{
-    count, database, full_run, full_simulator, simulator, simulator_with, sync, tenant_run, users,
+    Kind, TENANT, TestStore, count, full_run, full_simulator, people_count, records, runtime,
+    simulator, simulator_with, sync, tenant_run, text, users,
 };
+use m365sync_service::runtime::{RunLimits, Runtime};
+use m365sync_service::wit::types::SyncError;
 use m365sync_simulator::{Fault, FaultKind, Host};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sync_signs_in_through_a_server_that_reads_only_content_length_bodies() {
     let sim = simulator_with(300, |c| c.content_length_bodies_only = true).await;
-    let (_dir, db) = database();
-    let runtime = Runtime::new(RunLimits::default()).unwrap();
+    let db = TestStore::sqlite().await;
+    let runtime = runtime();
     let report = sync(&runtime, &tenant_run(&sim), &db)
         .await
         .unwrap_or_else(|e| panic!("the token request must carry a Content-Length: {e}"));
     assert_eq!(users(&report).created, 300);
-    assert_eq!(count(&db, "people", "contoso"), 300);
+    assert_eq!(people_count(&db, TENANT).await, 300);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_report_the_cloud_does_not_serve_is_a_warning_and_the_others_are_stored() {
     const UNSERVED: &str = "getYammerActivityUserDetail";
     let sim = full_simulator(200, |c| c.unserved_reports = vec![UNSERVED.into()]).await;
-    let (_dir, db) = database();
-    let runtime = Runtime::new(RunLimits::default()).unwrap();
+    let db = TestStore::sqlite().await;
+    let runtime = runtime();
     let report = sync(&runtime, &full_run(&sim), &db)
         .await
         .unwrap_or_else(|e| panic!("one unserved report must not fail the run: {e}"));
@@ -53,21 +55,18 @@ async fn a_report_the_cloud_does_not_serve_is_a_warning_and_the_others_are_store
         .filter(|r| r.path.contains(UNSERVED))
         .count();
     assert_eq!(asked, 1);
+    let usage = records(&db, Kind::Usage, Some(TENANT)).await;
     let stored = |workload: &str| {
-        let connection = rusqlite::Connection::open(&db).unwrap();
-        connection
-            .query_row(
-                "SELECT COUNT(*) FROM usage WHERE tenant = 'contoso' AND workload = ?1",
-                [workload],
-                |row| row.get::<_, i64>(0),
-            )
-            .unwrap()
+        usage
+            .iter()
+            .filter(|row| text(&row["workload"]) == Some(workload))
+            .count()
     };
     assert_eq!(stored("yammer"), 0);
     for workload in ["exchange", "teams", "onedrive", "sharepoint"] {
         assert!(stored(workload) > 0, "{workload} usage stored");
     }
-    assert!(count(&db, "mailboxes", "contoso") > 0);
+    assert!(count(&db, Kind::Mailboxes, TENANT).await > 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -78,8 +77,8 @@ async fn the_concealed_names_check_still_runs_after_an_unserved_report() {
         c.concealed_reports = true;
     })
     .await;
-    let (_dir, db) = database();
-    let runtime = Runtime::new(RunLimits::default()).unwrap();
+    let db = TestStore::sqlite().await;
+    let runtime = runtime();
     let report = sync(&runtime, &full_run(&sim), &db).await.unwrap();
     let codes: Vec<&str> = report.warnings.iter().map(|w| w.code.as_str()).collect();
     assert!(codes.contains(&"reports-concealed"), "{codes:?}");
@@ -99,7 +98,7 @@ async fn the_concealed_names_check_still_runs_after_an_unserved_report() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paging_loop_fails_the_run_at_once_naming_the_url() {
     let sim = simulator(2500).await;
-    let (_dir, db) = database();
+    let db = TestStore::sqlite().await;
     // Without the loop check the run would go on until its budget: a short one makes
     // such a regression a deadline failure (asserted below), not a hung test.
     let runtime = Runtime::new(RunLimits {
@@ -127,8 +126,8 @@ async fn a_paging_loop_fails_the_run_at_once_naming_the_url() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lying_content_length_is_a_typed_error_not_an_exhausted_memory() {
     let sim = simulator(2500).await;
-    let (_dir, db) = database();
-    let runtime = Runtime::new(RunLimits::default()).unwrap();
+    let db = TestStore::sqlite().await;
+    let runtime = runtime();
     sim.inject_fault(Some(Fault {
         after_graph_requests: 1,
         count: None,
@@ -149,7 +148,7 @@ async fn a_lying_content_length_is_a_typed_error_not_an_exhausted_memory() {
         .count();
     assert_eq!(faulted, 2, "{:?}", sim.graph_requests());
     assert_eq!(
-        count(&db, "people", "contoso"),
+        people_count(&db, TENANT).await,
         999,
         "the good first page stands"
     );

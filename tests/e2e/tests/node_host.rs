@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use m365sync::runtime::bindings::types::SyncMode;
-use m365sync::{RunLimits, Runtime, report};
-use m365sync_e2e::{database, full_run, full_simulator, sync};
+use m365sync_e2e::{TestStore, full_run, full_simulator, runtime, sync};
+use m365sync_service::runtime::EMBEDDED_COMPONENT;
+use m365sync_service::store::log_entry::RunReport;
+use m365sync_service::wit::types::SyncMode;
 use serde_json::Value;
 
 /// Every feature, as the Node example names them (the same set as `full_run`'s).
@@ -79,7 +80,7 @@ fn node_ready(test: &str) -> bool {
 /// example's jco, as the Node example loads it. Returns the transpiled directory.
 fn transpile(dir: &Path) -> (PathBuf, Duration) {
     let wasm = dir.join("m365sync_engine.wasm");
-    std::fs::write(&wasm, m365sync::runtime::EMBEDDED_COMPONENT).expect("write the component");
+    std::fs::write(&wasm, EMBEDDED_COMPONENT).expect("write the component");
     let generated = dir.join("generated");
     let started = Instant::now();
     let output = Command::new(example_dir().join("node_modules/.bin/jco"))
@@ -241,12 +242,14 @@ async fn the_node_host_syncs_a_tenant_fully_then_incrementally() {
 
     // The Rust host, on the same tenant with the same features and a fresh store, reports
     // the same counts and warnings.
-    let runtime = Runtime::new(RunLimits::default()).unwrap();
-    let (_db_dir, db) = database();
+    // (Its JSON is the sync log's entry type, as `m365sync sync --json` prints it.)
+    let runtime = runtime();
+    let db = TestStore::sqlite().await;
     let mut run = full_run(&sim);
     run.tenant.key = "contoso".to_string();
     run.options.mode = SyncMode::Full;
-    let rust = report::to_json(&sync(&runtime, &run, &db).await.unwrap());
+    let report = sync(&runtime, &run, &db).await.unwrap();
+    let rust = serde_json::to_value(RunReport::from(&report)).expect("the report as JSON");
     assert_eq!(full_report["data_sets"], rust["data_sets"]);
     assert_eq!(full_report["warnings"], rust["warnings"]);
     assert_eq!(full_report["requests"], rust["requests"]);

@@ -1,21 +1,26 @@
 //! SIGTERM and SIGINT during `m365sync sync`, with the real binary against a slow simulated
 //! tenant: the run stops at its next batch boundary, exits 143 / 130, is in the sync log as
 //! interrupted (with what it did until then), and the next sync completes the tenant with
-//! nobody doubled.
+//! nobody doubled. SIGTERM, and a run that reaches no batch boundary, on every store back
+//! end; SIGINT and a second signal on SQLite.
 
 mod cli_process;
 
 use std::time::Duration;
 
-use cli_process::{Tenant, signal, text, wait_for};
+use cli_process::{Backend, Tenant, signal, text, wait_for};
+use m365sync_e2e::{TENANT, on_both_stores, runs, sink, tenant_run};
+use m365sync_service::runtime::CancelToken;
 
 /// Users in the slow tenant: five pages of users/delta (999 a page), each answered after
 /// the simulator's latency, so a signal sent after the first page lands mid-run.
 const USERS: usize = 4500;
 const LATENCY: Duration = Duration::from_millis(500);
 
-fn interrupted_mid_run_then_completed(signal_name: &str, exit_code: i32) {
-    let tenant = Tenant::start(USERS, LATENCY);
+fn interrupted_mid_run_then_completed(backend: Backend, signal_name: &str, exit_code: i32) {
+    let Some(tenant) = Tenant::start_on(backend, USERS, LATENCY) else {
+        return;
+    };
     let child = tenant.spawn(&["sync", "--json"]);
     // Two pages of users have been answered: the run is mid-round, between batches.
     wait_for("two pages of users", Duration::from_secs(120), || {
@@ -77,27 +82,23 @@ fn interrupted_mid_run_then_completed(signal_name: &str, exit_code: i32) {
     assert_eq!(logs[0]["status"], "ok");
 }
 
-#[test]
-fn sigterm_stops_a_sync_at_a_batch_boundary_and_exits_143() {
-    interrupted_mid_run_then_completed("TERM", 143);
+mod sigterm_stops_a_sync_at_a_batch_boundary_and_exits_143 {
+    use super::*;
+
+    #[test]
+    fn sqlite() {
+        interrupted_mid_run_then_completed(Backend::Sqlite, "TERM", 143);
+    }
+
+    #[test]
+    fn postgres() {
+        interrupted_mid_run_then_completed(Backend::Postgres, "TERM", 143);
+    }
 }
 
 #[test]
 fn sigint_stops_a_sync_at_a_batch_boundary_and_exits_130() {
-    interrupted_mid_run_then_completed("INT", 130);
-}
-
-/// The tenant's lock row exists: the sync has started.
-fn locked(db: &std::path::Path) -> bool {
-    rusqlite::Connection::open(db)
-        .and_then(|c| {
-            c.query_row(
-                "SELECT COUNT(*) FROM tenant_locks WHERE tenant = 'contoso'",
-                [],
-                |row| row.get::<_, i64>(0),
-            )
-        })
-        .is_ok_and(|n| n > 0)
+    interrupted_mid_run_then_completed(Backend::Sqlite, "INT", 130);
 }
 
 #[test]
@@ -106,7 +107,7 @@ fn a_second_signal_stops_at_once_with_the_same_code() {
     let tenant = Tenant::start(10, Duration::from_secs(15));
     let child = tenant.spawn(&["sync"]);
     wait_for("the sync started", Duration::from_secs(120), || {
-        locked(&tenant.db())
+        tenant.locked()
     });
     signal(&child, "TERM");
     std::thread::sleep(Duration::from_millis(300));
@@ -127,18 +128,15 @@ fn a_second_signal_stops_at_once_with_the_same_code() {
     );
 }
 
-#[test]
-fn a_run_that_reaches_no_batch_boundary_is_stopped_after_the_grace_period() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
+on_both_stores! {
+    async fn a_run_that_reaches_no_batch_boundary_is_stopped_after_the_grace_period(db) {
         let simulator = m365sync_e2e::simulator_with(10, |config| {
             config.latency = Some(Duration::from_secs(60));
         })
         .await;
-        let run = m365sync_e2e::tenant_run(&simulator);
-        let (_dir, db) = m365sync_e2e::database();
-        let engine = m365sync::Runtime::new(m365sync::RunLimits::default()).unwrap();
-        let cancel = m365sync::CancelToken::with_grace(Duration::from_millis(500));
+        let run = tenant_run(&simulator);
+        let engine = m365sync_e2e::runtime();
+        let cancel = CancelToken::with_grace(Duration::from_millis(500));
         let cancelling = {
             let cancel = cancel.clone();
             async move {
@@ -146,8 +144,13 @@ fn a_run_that_reaches_no_batch_boundary_is_stopped_after_the_grace_period() {
                 cancel.cancel("interrupted by SIGTERM");
             }
         };
-        let sync =
-            m365sync::sync_logged_cancellable(&engine, &run, &db, m365sync_e2e::sink(), &cancel);
+        let sync = m365sync_service::sync_logged_cancellable(
+            &engine,
+            &run,
+            db.store.as_ref(),
+            sink(),
+            &cancel,
+        );
         let (result, ()) = tokio::time::timeout(Duration::from_secs(30), async {
             tokio::join!(sync, cancelling)
         })
@@ -159,10 +162,10 @@ fn a_run_that_reaches_no_batch_boundary_is_stopped_after_the_grace_period() {
             failure.to_string().contains("reached no batch boundary"),
             "{failure}"
         );
-        let runs = m365sync_e2e::runs(&db, "contoso");
+        let runs = runs(&db, TENANT).await;
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].status, "interrupted");
         assert_eq!(runs[0].error_kind.as_deref(), Some("cancelled"));
         simulator.shutdown().await;
-    });
+    }
 }

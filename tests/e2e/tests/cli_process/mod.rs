@@ -1,15 +1,21 @@
 //! The real `m365sync` binary as a child process against a simulated tenant served from the
-//! test process: a config file pointing at the simulator, a database in a temporary
-//! directory, and helpers to run, signal and read back. Shared by signals.rs and
-//! concurrency.rs (a directory module, so cargo does not build it as a test of its own).
+//! test process: a config file pointing at the simulator, a store of either back end (a
+//! SQLite file by default, or a PostgreSQL schema of its own, passed as `--db`), and helpers
+//! to run, signal and read back (the store is read through its contract, as another process
+//! would). Shared by signals.rs and concurrency.rs (a directory module, so cargo does not
+//! build it as a test of its own).
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+pub use m365sync_e2e::Backend;
+use m365sync_e2e::{TestStore, people, people_count};
+use m365sync_service::wit::types::StoredPerson;
 use m365sync_simulator::{SimConfig, Simulator, TenantSpec};
 
 const SECRET_VAR: &str = "M365SYNC_E2E_SECRET";
@@ -41,25 +47,65 @@ pub fn binary() -> &'static Path {
     })
 }
 
-/// A simulated tenant with a config file and a database for the binary.
-pub struct Tenant {
+/// The test process's side of a store the binary writes: a runtime for the simulators and
+/// the store's reads, and the store (a SQLite file or a PostgreSQL schema of its own), kept
+/// alive as long as a tenant uses it. Shared by every tenant syncing into the store.
+struct Shared {
     runtime: tokio::runtime::Runtime,
+    store: Option<TestStore>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The store's connections belong to this runtime: let them go inside it.
+        let _inside = self.runtime.enter();
+        drop(self.store.take());
+    }
+}
+
+/// A simulated tenant with a config file for the binary, and the store it syncs into.
+pub struct Tenant {
+    shared: Arc<Shared>,
     simulator: Option<Simulator>,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// The tenant's name in the config and the store.
+    pub key: String,
     secret: String,
 }
 
 impl Tenant {
-    /// `users` users, every Graph request answered after `latency` (a slow tenant).
+    /// `users` users, every Graph request answered after `latency` (a slow tenant),
+    /// synced into a SQLite store.
     pub fn start(users: usize, latency: Duration) -> Tenant {
+        Tenant::start_on(Backend::Sqlite, users, latency).expect("SQLite is always there")
+    }
+
+    /// As [`Tenant::start`], into a store of `backend`; None (after saying so) when
+    /// PostgreSQL is not available here and not required.
+    pub fn start_on(backend: Backend, users: usize, latency: Duration) -> Option<Tenant> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let simulator = runtime.block_on(async {
-            let mut config = SimConfig::new(TenantSpec::new(13, users));
+        let store = runtime.block_on(TestStore::of(backend))?;
+        let shared = Arc::new(Shared {
+            runtime,
+            store: Some(store),
+        });
+        Some(Tenant::new(shared, "contoso", 13, users, latency))
+    }
+
+    /// Another simulated tenant (a directory of its own, generated from `seed`), named
+    /// `key`, syncing into the same store as this one.
+    pub fn another(&self, key: &str, seed: u64, users: usize, latency: Duration) -> Tenant {
+        Tenant::new(self.shared.clone(), key, seed, users, latency)
+    }
+
+    fn new(shared: Arc<Shared>, key: &str, seed: u64, users: usize, latency: Duration) -> Tenant {
+        let simulator = shared.runtime.block_on(async {
+            let mut config = SimConfig::new(TenantSpec::new(seed, users));
             config.latency = Some(latency);
             Simulator::start(config).await.unwrap()
         });
@@ -69,7 +115,7 @@ impl Tenant {
         std::fs::write(
             &config,
             format!(
-                "[host]\ndb = \"m.db\"\n\n[[tenant]]\nname = \"contoso\"\ntenant_id = \"{}\"\n\
+                "[[tenant]]\nname = \"{key}\"\ntenant_id = \"{}\"\n\
                  client_id = \"{}\"\nclient_secret_env = \"{SECRET_VAR}\"\n\
                  [tenant.endpoints]\nlogin = \"{}\"\ngraph = \"{}\"\n\
                  [tenant.sync]\nfeatures = [\"users\"]\n",
@@ -81,28 +127,43 @@ impl Tenant {
         )
         .unwrap();
         Tenant {
-            runtime,
+            shared,
             simulator: Some(simulator),
             dir,
             config,
+            key: key.to_string(),
             secret: credentials.client_secret,
         }
     }
 
-    pub fn db(&self) -> PathBuf {
-        self.dir.path().join("m.db")
+    /// The store, as the test process reads it.
+    pub fn store(&self) -> &TestStore {
+        self.shared
+            .store
+            .as_ref()
+            .expect("the store lives as long as its tenants")
+    }
+
+    /// Run `future` (a read of the store) to its end.
+    pub fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+        self.shared.runtime.block_on(future)
     }
 
     pub fn simulator(&self) -> &Simulator {
         self.simulator.as_ref().unwrap()
     }
 
+    /// The binary with `args`, the tenant's config (but for `logs`, which takes none) and
+    /// the store as `--db` (a SQLite file, or the PostgreSQL schema's URL).
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary());
+        command.args(args);
+        if args.first() != Some(&"logs") {
+            command.arg("--config").arg(&self.config);
+        }
         command
-            .args(args)
-            .arg("--config")
-            .arg(&self.config)
+            .arg("--db")
+            .arg(self.store().db_arg())
             .env(SECRET_VAR, &self.secret)
             .stdin(Stdio::null());
         command
@@ -122,9 +183,9 @@ impl Tenant {
             .unwrap()
     }
 
-    /// The sync log, as `m365sync logs --json` prints it.
+    /// The tenant's sync log, as `m365sync logs --json` prints it.
     pub fn logs(&self) -> Vec<serde_json::Value> {
-        let output = self.run(&["logs", "--json"]);
+        let output = self.run(&["logs", "--json", "--tenant", &self.key]);
         assert!(output.status.success(), "{}", text(&output));
         serde_json::from_slice::<serde_json::Value>(&output.stdout)
             .unwrap()
@@ -133,25 +194,29 @@ impl Tenant {
             .clone()
     }
 
-    /// People stored for the tenant, as another process sees them (0 before the database
-    /// and its tables exist).
+    /// People stored for the tenant, as another process sees them (through the store's
+    /// contract).
     pub fn people(&self) -> i64 {
-        rusqlite::Connection::open(self.db())
-            .and_then(|c| {
-                c.query_row(
-                    "SELECT COUNT(*) FROM people WHERE tenant = 'contoso'",
-                    [],
-                    |row| row.get(0),
-                )
-            })
-            .unwrap_or(0)
+        self.block_on(people_count(self.store(), &self.key))
+    }
+
+    /// The tenant's stored people, by object id.
+    pub fn stored_people(&self) -> HashMap<String, StoredPerson> {
+        self.block_on(people(self.store(), &self.key))
+    }
+
+    /// Whether a run holds the tenant's lock: its sync has started and not ended.
+    pub fn locked(&self) -> bool {
+        self.block_on(self.store().store.lock_holder(&self.key))
+            .expect("read the tenant's lock")
+            .is_some()
     }
 }
 
 impl Drop for Tenant {
     fn drop(&mut self) {
         if let Some(simulator) = self.simulator.take() {
-            self.runtime.block_on(simulator.shutdown());
+            self.shared.runtime.block_on(simulator.shutdown());
         }
     }
 }
