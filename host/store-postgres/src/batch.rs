@@ -385,51 +385,16 @@ fn add_changes(
 
 #[cfg(test)]
 mod tests {
-    use m365sync_wit::types::{
-        Batch, Change, Mailbox, Person, PersonStatus, PersonUpsert, StoredPerson, UpsertKind,
-    };
+    use m365sync_store::conformance::fixtures::{self, create};
+    use m365sync_wit::types::{Batch, Change, Mailbox};
 
     use super::statements;
     use crate::bulk::UPSERT_PEOPLE;
 
-    fn upsert(id: &str, kind: UpsertKind, previous: Option<&str>) -> Change {
-        Change::UpsertPerson(PersonUpsert {
-            stored: StoredPerson {
-                person: Person {
-                    object_id: id.to_string(),
-                    user_principal_name: format!("{id}@x.test"),
-                    mail: None,
-                    given_name: None,
-                    surname: None,
-                    display_name: None,
-                    department: None,
-                    job_title: None,
-                    company_name: None,
-                    country: None,
-                    usage_location: None,
-                    office_location: None,
-                    account_enabled: true,
-                    user_type: "Member".to_string(),
-                    licences: vec![],
-                    created_at: None,
-                    manager_id: None,
-                    hire_date: None,
-                    proxy_addresses: vec![],
-                    last_sign_in: None,
-                },
-                status: PersonStatus::Active,
-                fingerprint: String::new(),
-            },
-            kind,
-            changed_fields: vec![],
-            previous_object_id: previous.map(str::to_string),
-            email_key: None,
-            upn_key: format!("{id}@x.test"),
-        })
-    }
-
-    fn create(id: &str) -> Change {
-        upsert(id, UpsertKind::Create, None)
+    /// A link of `<id>@x.test` onto the record stored under `previous`.
+    fn link(id: &str, previous: &str) -> Change {
+        let upn = format!("{id}@x.test");
+        fixtures::link(fixtures::person(id, &upn), previous, None, &upn)
     }
 
     fn sqls(changes: Vec<Change>) -> Vec<String> {
@@ -485,10 +450,10 @@ mod tests {
         assert_eq!(
             sqls(vec![
                 create("a"),
-                upsert("new", UpsertKind::Link, Some("old")),
+                link("new", "old"),
                 create("b"),
                 // A link to the id it is stored under is an update.
-                upsert("b", UpsertKind::Link, Some("b")),
+                link("b", "b"),
             ]),
             [
                 "people",

@@ -3,8 +3,8 @@
 
 use deadpool_postgres::{GenericClient, Object};
 use m365sync_store::model::{
-    OrganizationImport, OrganizationRow, check_organization_id, check_organization_name,
-    new_organization_id, plan_organization_import,
+    OrganizationImport, OrganizationRow, organization_exists, organization_to_create,
+    plan_organization_import,
 };
 use m365sync_wit::StorageError;
 use m365sync_wit::types::PlatformOrganization;
@@ -17,28 +17,19 @@ pub(crate) async fn create(
     name: &str,
     id: Option<&str>,
 ) -> Result<PlatformOrganization, StorageError> {
-    let name = check_organization_name(name)?;
-    let id = match id {
-        Some(id) => check_organization_id(id)?.to_string(),
-        None => new_organization_id(),
-    };
+    let organization = organization_to_create(name, id)?;
     let inserted = client
         .execute(
             "INSERT INTO platform_organizations (id, name) VALUES ($1, $2)
              ON CONFLICT (id) DO NOTHING",
-            &[&id, &name],
+            &[&organization.id, &organization.name],
         )
         .await
         .map_err(|e| refused("creating an organization", &e))?;
     if inserted == 0 {
-        return Err(StorageError::Invalid(format!(
-            "an organization with id {id:?} already exists"
-        )));
+        return Err(organization_exists(&organization.id));
     }
-    Ok(PlatformOrganization {
-        id,
-        name: name.to_string(),
-    })
+    Ok(organization)
 }
 
 /// Every platform organization, by name (byte-wise), then id.

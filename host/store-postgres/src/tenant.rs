@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
 use m365sync_store::TenantStore;
-use m365sync_store::model::{action_from, action_parts, parse_list, status_from};
+use m365sync_store::model::{
+    action_from, action_parts, parse_list, refuse_if_read_only, status_from,
+};
 use m365sync_store::policy::Deferred;
 use m365sync_wit::StorageError;
 use m365sync_wit::types::{
@@ -140,13 +142,7 @@ impl PostgresTenant {
     }
 
     fn refuse_if_read_only(&self, what: &str) -> Result<(), StorageError> {
-        if self.read_only {
-            return Err(StorageError::Invalid(format!(
-                "{what}: this store of tenant {} was opened read-only",
-                self.tenant
-            )));
-        }
-        Ok(())
+        refuse_if_read_only(self.read_only, what, &self.tenant)
     }
 
     /// The check of the lock a commit makes in its transaction, if this store holds one.

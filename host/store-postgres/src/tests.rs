@@ -5,12 +5,10 @@
 
 use std::time::Duration;
 
+use m365sync_store::conformance::fixtures;
 use m365sync_store::{Access, Store, StoreError, TenantStore};
 use m365sync_wit::StorageError;
-use m365sync_wit::types::{
-    Batch, Change, Checkpoint, Person, PersonKey, PersonStatus, PersonUpsert, StoredPerson,
-    UpsertKind,
-};
+use m365sync_wit::types::{Batch, Change, Checkpoint, PersonKey};
 
 use crate::PostgresStore;
 use crate::testing::{self, TestSchema};
@@ -44,41 +42,13 @@ async fn sql(schema: &TestSchema) -> deadpool_postgres::Object {
         .expect("a connection")
 }
 
+/// A person `<id>@x.test` with a mail address (its email key) and a licence.
 fn person(id: &str) -> Change {
     let upn = format!("{id}@x.test");
-    Change::UpsertPerson(PersonUpsert {
-        stored: StoredPerson {
-            person: Person {
-                object_id: id.to_string(),
-                user_principal_name: upn.clone(),
-                mail: Some(upn.clone()),
-                given_name: None,
-                surname: None,
-                display_name: Some(format!("Person {id}")),
-                department: None,
-                job_title: None,
-                company_name: None,
-                country: None,
-                usage_location: None,
-                office_location: None,
-                account_enabled: true,
-                user_type: "Member".to_string(),
-                licences: vec!["sku-1".to_string()],
-                created_at: None,
-                manager_id: None,
-                hire_date: None,
-                proxy_addresses: vec![],
-                last_sign_in: None,
-            },
-            status: PersonStatus::Active,
-            fingerprint: format!("fp-{id}"),
-        },
-        kind: UpsertKind::Create,
-        changed_fields: vec![],
-        previous_object_id: None,
-        email_key: Some(upn.to_lowercase()),
-        upn_key: upn.to_lowercase(),
-    })
+    let mut stored = fixtures::person(id, &upn);
+    stored.person.mail = Some(upn.clone());
+    stored.person.licences = vec!["sku-1".to_string()];
+    fixtures::upsert(stored, Some(&upn), &upn)
 }
 
 fn batch(changes: Vec<Change>, checkpoint: Option<&str>) -> Batch {

@@ -2,8 +2,8 @@
 //! store model's: `m365sync_store::model`).
 
 use m365sync_store::model::{
-    OrganizationImport, OrganizationRow, check_organization_id, check_organization_name,
-    new_organization_id, plan_organization_import,
+    OrganizationImport, OrganizationRow, organization_exists, organization_to_create,
+    plan_organization_import,
 };
 use m365sync_wit::StorageError;
 use m365sync_wit::types::PlatformOrganization;
@@ -17,24 +17,15 @@ pub fn create_organization(
     name: &str,
     id: Option<&str>,
 ) -> Result<PlatformOrganization, StorageError> {
-    let name = check_organization_name(name)?;
-    let id = match id {
-        Some(id) => check_organization_id(id)?.to_string(),
-        None => new_organization_id(),
-    };
+    let organization = organization_to_create(name, id)?;
     let inserted = connection
         .prepare_cached("INSERT OR IGNORE INTO platform_organizations (id, name) VALUES (?1, ?2)")
-        .and_then(|mut s| s.execute(params![id, name]))
+        .and_then(|mut s| s.execute(params![organization.id, organization.name]))
         .map_err(|e| unavailable("creating an organization", e))?;
     if inserted == 0 {
-        return Err(StorageError::Invalid(format!(
-            "an organization with id {id:?} already exists"
-        )));
+        return Err(organization_exists(&organization.id));
     }
-    Ok(PlatformOrganization {
-        id,
-        name: name.to_string(),
-    })
+    Ok(organization)
 }
 
 /// Import organizations in one transaction (all rows or none), as the store model's plan

@@ -9,7 +9,7 @@ use m365sync_store::TenantStore;
 use m365sync_store::log_entry::RunReport;
 use m365sync_store::model::{
     action_from, action_parts, change_error, counts_json, json_list, mailbox_counts, parse_list,
-    status_from, stored_elapsed_ms,
+    refuse_if_read_only, status_from, stored_elapsed_ms,
 };
 use m365sync_store::policy::Deferred;
 use m365sync_wit::StorageError;
@@ -65,13 +65,7 @@ impl SqliteTenant {
     }
 
     fn refuse_if_read_only(&self, what: &str) -> Result<(), StorageError> {
-        if self.read_only {
-            return Err(StorageError::Invalid(format!(
-                "{what}: this store of tenant {} was opened read-only",
-                self.tenant
-            )));
-        }
-        Ok(())
+        refuse_if_read_only(self.read_only, what, &self.tenant)
     }
 
     /// Commits the batches applied since the last commit. A failed commit rolls them back.

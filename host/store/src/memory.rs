@@ -18,8 +18,7 @@ use m365sync_wit::types::{MatchDecision, PlatformOrganization, SyncReport};
 use crate::log_entry::RunReport;
 use crate::model::{
     FailedRun, LockHolder, OrganizationImport, OrganizationRow, ResetOutcome, RunRecord,
-    check_organization_id, check_organization_name, new_organization_id, plan_organization_import,
-    stored_elapsed_ms,
+    organization_exists, organization_to_create, plan_organization_import, stored_elapsed_ms,
 };
 use crate::time::now_rfc3339;
 use crate::{Access, Store, StoreError, TenantStore};
@@ -75,21 +74,13 @@ impl Shared {
         name: &str,
         id: Option<&str>,
     ) -> Result<PlatformOrganization, StorageError> {
-        let name = check_organization_name(name)?;
-        let id = match id {
-            Some(id) => check_organization_id(id)?.to_string(),
-            None => new_organization_id(),
-        };
-        if self.organizations.contains_key(&id) {
-            return Err(StorageError::Invalid(format!(
-                "an organization with id {id:?} already exists"
-            )));
+        let organization = organization_to_create(name, id)?;
+        if self.organizations.contains_key(&organization.id) {
+            return Err(organization_exists(&organization.id));
         }
-        self.organizations.insert(id.clone(), name.to_string());
-        Ok(PlatformOrganization {
-            id,
-            name: name.to_string(),
-        })
+        self.organizations
+            .insert(organization.id.clone(), organization.name.clone());
+        Ok(organization)
     }
 
     /// Every organization, by name (then id).

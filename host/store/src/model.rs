@@ -268,6 +268,36 @@ pub fn check_organization_id(id: &str) -> Result<&str, StorageError> {
     Ok(id)
 }
 
+/// Refuses `what` (a write) when a tenant's store was opened read-only
+/// ([`crate::Access::ReadOnly`]).
+pub fn refuse_if_read_only(read_only: bool, what: &str, tenant: &str) -> Result<(), StorageError> {
+    if read_only {
+        return Err(StorageError::Invalid(format!(
+            "{what}: this store of tenant {tenant} was opened read-only"
+        )));
+    }
+    Ok(())
+}
+
+/// The organization a create makes: its name as stored and its id (`id` when given and
+/// usable, else a fresh one), or why it is refused.
+pub fn organization_to_create(
+    name: &str,
+    id: Option<&str>,
+) -> Result<PlatformOrganization, StorageError> {
+    let name = check_organization_name(name)?.to_string();
+    let id = match id {
+        Some(id) => check_organization_id(id)?.to_string(),
+        None => new_organization_id(),
+    };
+    Ok(PlatformOrganization { id, name })
+}
+
+/// The refusal of a create whose id is taken.
+pub fn organization_exists(id: &str) -> StorageError {
+    StorageError::Invalid(format!("an organization with id {id:?} already exists"))
+}
+
 /// A fresh organization id: a random UUID (version 4).
 pub fn new_organization_id() -> String {
     uuid::Uuid::new_v4().to_string()

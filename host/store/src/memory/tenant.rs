@@ -11,6 +11,7 @@ use m365sync_wit::types::{Batch, MatchDecision, PersonKey, PlatformOrganization,
 use super::rows::TenantRows;
 use super::{Shared, ok_run, poisoned};
 use crate::TenantStore;
+use crate::model::refuse_if_read_only;
 
 /// A tenant's rows in a [`MemoryStore`](super::MemoryStore).
 pub(super) struct MemoryTenant {
@@ -42,13 +43,7 @@ impl MemoryTenant {
     }
 
     fn refuse_if_read_only(&self, what: &str) -> Result<(), StorageError> {
-        if self.read_only {
-            return Err(StorageError::Invalid(format!(
-                "{what}: this store of tenant {} was opened read-only",
-                self.tenant
-            )));
-        }
-        Ok(())
+        refuse_if_read_only(self.read_only, what, &self.tenant)
     }
 
     fn release(&mut self) {
