@@ -18,7 +18,7 @@ use crate::types::{
 use crate::url::display_url;
 
 /// The WIT package version this engine was built from.
-pub const WIT_VERSION: &str = "0.4.0";
+pub const WIT_VERSION: &str = "0.5.0";
 
 pub fn info() -> EngineInfo {
     EngineInfo {
@@ -105,7 +105,7 @@ mod tests {
     #[test]
     fn info_names_versions_and_features() {
         let i = info();
-        assert_eq!(i.wit_version, "0.4.0");
+        assert_eq!(i.wit_version, "0.5.0");
         assert_eq!(i.engine_version, env!("CARGO_PKG_VERSION"));
         assert_eq!(i.features, Features::all());
     }

@@ -294,18 +294,43 @@ pub fn decide(stored: Option<&StoredPerson>, fingerprint: &str) -> Decision {
     }
 }
 
+/// The licences `after` has and `before` had not (in `after`'s order), and those `before`
+/// had and `after` has not: what a write of `after` over `before` assigns and takes away.
+pub fn licence_changes(before: Option<&Person>, after: &Person) -> (Vec<String>, Vec<String>) {
+    let had = |sku: &String| before.is_some_and(|b| b.licences.contains(sku));
+    let assigned = after
+        .licences
+        .iter()
+        .filter(|sku| !had(sku))
+        .cloned()
+        .collect();
+    let removed = before
+        .map(|b| {
+            b.licences
+                .iter()
+                .filter(|sku| !after.licences.contains(sku))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    (assigned, removed)
+}
+
 /// The upsert of an active person: created, updated (with the fields that changed) or
-/// linked to a record stored under `previous` (another object id, or a platform key).
-/// `keys` are the person's ([`MatchKeys::of`]), computed once by the caller that matched.
+/// linked to a record stored under `previous` (another object id, or a platform key);
+/// `before` is the record it replaces (None for a create). `keys` are the person's
+/// ([`MatchKeys::of`]), computed once by the caller that matched.
 pub fn upsert(
     person: Person,
     fingerprint: String,
     kind: UpsertKind,
     changed_fields: Vec<String>,
     previous: Option<String>,
+    before: Option<&Person>,
     keys: MatchKeys,
 ) -> Change {
     let (email_key, upn_key) = keys.upsert_fields();
+    let (licences_assigned, licences_removed) = licence_changes(before, &person);
     Change::UpsertPerson(PersonUpsert {
         stored: StoredPerson {
             person,
@@ -317,24 +342,37 @@ pub fn upsert(
         previous_object_id: previous,
         email_key,
         upn_key,
+        licences_assigned,
+        licences_removed,
     })
 }
 
 /// A stored person written back with `person`'s fields (the sign-in pass, a deleted
 /// manager cleared): the fingerprint computed again, the status kept.
 pub fn rewrite_person(stored: StoredPerson, person: Person, changed_fields: Vec<String>) -> Change {
-    rewrite(
+    let licences = licence_changes(Some(&stored.person), &person);
+    rewritten(
         StoredPerson {
             fingerprint: fingerprint(&person),
             person,
             status: stored.status,
         },
         changed_fields,
+        licences,
     )
 }
 
 /// A stored person written back as it is (a status change), status and fingerprint as given.
 pub fn rewrite(stored: StoredPerson, changed_fields: Vec<String>) -> Change {
+    rewritten(stored, changed_fields, (Vec::new(), Vec::new()))
+}
+
+/// The update writing `stored` back, with the licences it assigns and takes away.
+fn rewritten(
+    stored: StoredPerson,
+    changed_fields: Vec<String>,
+    (licences_assigned, licences_removed): (Vec<String>, Vec<String>),
+) -> Change {
     let (email_key, upn_key) = MatchKeys::of(&stored.person).upsert_fields();
     Change::UpsertPerson(PersonUpsert {
         stored,
@@ -343,6 +381,8 @@ pub fn rewrite(stored: StoredPerson, changed_fields: Vec<String>) -> Change {
         previous_object_id: None,
         email_key,
         upn_key,
+        licences_assigned,
+        licences_removed,
     })
 }
 
@@ -530,6 +570,7 @@ mod tests {
             UpsertKind::Create,
             Vec::new(),
             None,
+            None,
             MatchKeys::of(&p),
         );
         assert_eq!(carried(Some(created)), want);
@@ -541,6 +582,55 @@ mod tests {
         assert_eq!(
             carried(Some(rewrite_person(active, q, Vec::new()))),
             (None, want.1)
+        );
+    }
+
+    #[test]
+    fn upserts_say_which_licences_they_assign_and_take_away() {
+        let sku = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut before = person(1);
+        before.licences = sku(&["e3", "visio"]);
+        let mut after = before.clone();
+        after.licences = sku(&["project", "e3"]);
+        let licences = |change: Change| match change {
+            Change::UpsertPerson(u) => (u.licences_assigned, u.licences_removed),
+            other => panic!("{other:?}"),
+        };
+        let keys = MatchKeys::of(&after);
+        let fp = fingerprint(&after);
+        // A create assigns every licence; an update and a link the difference.
+        let created = upsert(
+            after.clone(),
+            fp.clone(),
+            UpsertKind::Create,
+            vec![],
+            None,
+            None,
+            keys.clone(),
+        );
+        assert_eq!(licences(created), (sku(&["project", "e3"]), vec![]));
+        for (kind, previous) in [
+            (UpsertKind::Update, None),
+            (UpsertKind::Link, Some("old".to_string())),
+        ] {
+            let change = upsert(
+                after.clone(),
+                fp.clone(),
+                kind,
+                vec![],
+                previous,
+                Some(&before),
+                keys.clone(),
+            );
+            assert_eq!(licences(change), (sku(&["project"]), sku(&["visio"])));
+        }
+        // A rewrite with the same licences (a status change) changes none.
+        let stored_before = stored(&before, PersonStatus::Active);
+        let removed = removal(stored_before.clone(), RemovalPolicy::Keep).unwrap();
+        assert_eq!(licences(removed), (vec![], vec![]));
+        assert_eq!(
+            licences(rewrite_person(stored_before, after, vec![])),
+            (sku(&["project"]), sku(&["visio"]))
         );
     }
 

@@ -8,7 +8,7 @@ import { TenantSecrets } from './secrets.js';
 import { PlatformStore } from './storage.js';
 
 /** The WIT package versions this host was written against (0.x: a new minor breaks). */
-const SUPPORTED_WIT = /^0\.4\.\d+$/;
+const SUPPORTED_WIT = /^0\.5\.\d+$/;
 
 /**
  * The removal guard every run gets (Microsoft Entra Connect's "prevent accidental deletes"
@@ -24,7 +24,7 @@ export class SetupError extends Error {}
 export function checkCompatible(info, features) {
   if (!SUPPORTED_WIT.test(info.witVersion)) {
     throw new SetupError(
-      `the component implements m365sync:engine@${info.witVersion}; this host supports 0.4.x only`,
+      `the component implements m365sync:engine@${info.witVersion}; this host supports 0.5.x only`,
     );
   }
   const missing = Object.keys(features).filter((f) => features[f] && !info.features[f]);

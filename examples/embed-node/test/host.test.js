@@ -296,12 +296,12 @@ test('WIT 0.3: direct reports are the stored people whose manager is that id', (
   assert.equal(typeof store.imports().findDirectReports, 'function');
 });
 
-test('WIT 0.4: only 0.4.x components run, with the default removal guard', () => {
+test('WIT 0.5: only 0.5.x components run, with the default removal guard', () => {
   const info = (witVersion) => ({ witVersion, features: { users: true } });
-  assert.doesNotThrow(() => checkCompatible(info('0.4.0'), { users: true }));
-  assert.doesNotThrow(() => checkCompatible(info('0.4.7'), { users: true }));
-  for (const other of ['0.3.0', '0.5.0', '0.2.4']) {
-    assert.throws(() => checkCompatible(info(other), { users: true }), /supports 0\.4\.x only/);
+  assert.doesNotThrow(() => checkCompatible(info('0.5.0'), { users: true }));
+  assert.doesNotThrow(() => checkCompatible(info('0.5.7'), { users: true }));
+  for (const other of ['0.4.0', '0.6.0', '0.2.4']) {
+    assert.throws(() => checkCompatible(info(other), { users: true }), /supports 0\.5\.x only/);
   }
   assert.deepEqual(DEFAULT_REMOVAL_GUARD, { maxPercent: 10, maxCount: 500, allow: false });
 });

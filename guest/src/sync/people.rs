@@ -681,6 +681,7 @@ fn decide(
                         UpsertKind::Update,
                         fields,
                         None,
+                        Some(&stored.person),
                         keys,
                     ));
                 }
@@ -761,6 +762,7 @@ fn link_or_create(
                     UpsertKind::Create,
                     Vec::new(),
                     None,
+                    None,
                     keys,
                 ));
             }
@@ -768,7 +770,7 @@ fn link_or_create(
                 counts.linked += 1;
                 counts.counted.wrote(&person.object_id);
                 let fields = run.field_map.changed_fields(&record.person, &person);
-                let previous = record.person.object_id;
+                let previous = record.person.object_id.clone();
                 run.note(&person, PersonOutcome::Link(previous.clone()));
                 let fp = merge::fingerprint(&person);
                 changes.push(merge::upsert(
@@ -777,6 +779,7 @@ fn link_or_create(
                     UpsertKind::Link,
                     fields,
                     Some(previous),
+                    Some(&record.person),
                     keys,
                 ));
             }

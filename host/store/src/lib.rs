@@ -7,6 +7,8 @@
 //!   the server show.
 //! - [`model`]: what those calls take and return; [`log_entry`]: the sync log's stored
 //!   report, a versioned serde type; [`policy`]: when deferred batches are committed.
+//! - [`queue::Queue`]: what `serve` workers share (tenant states, the job queue with
+//!   leases, workers, webhook positions); [`feed`]: the change feed every commit appends to.
 //! - [`memory::MemoryStore`]: the reference implementation, and `conformance` (cargo
 //!   feature `conformance`): the suite every back end runs.
 //!
@@ -21,10 +23,12 @@
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod feed;
 pub mod log_entry;
 pub mod memory;
 pub mod model;
 pub mod policy;
+pub mod queue;
 pub mod read;
 pub mod time;
 
@@ -101,6 +105,9 @@ pub enum StoreError {
         holder.pid, holder.host, holder.since, holder.takeover_hint()
     )]
     Locked { tenant: String, holder: LockHolder },
+    /// Another process serves this store, and it can have only one (SQLite's `serve`).
+    #[error("{0}")]
+    Busy(String),
     /// A read or write failed.
     #[error("{}", m365sync_wit::storage_message(.0))]
     Storage(#[from] StorageError),

@@ -85,8 +85,9 @@ pub const LOCK_HEARTBEAT: Duration = Duration::from_secs(30);
 /// A lock held from another host whose heartbeat is older than this is stale: its holder
 /// is presumed gone (crashed, or its machine is down) and the lock may be taken over. A
 /// holder on this host is judged by its pid instead: stale exactly when no such process
-/// lives (its heartbeat may lag while its own write transaction is open).
-pub const LOCK_STALE_AFTER: Duration = Duration::from_secs(10 * 60);
+/// lives (its heartbeat may lag while its own write transaction is open). Four missed
+/// heartbeats: a `serve` worker on a lost machine holds its tenants up for two minutes.
+pub const LOCK_STALE_AFTER: Duration = Duration::from_secs(2 * 60);
 
 /// Who holds a tenant's lock.
 #[derive(Debug, Clone, PartialEq, Eq)]

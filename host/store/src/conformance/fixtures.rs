@@ -87,6 +87,8 @@ fn person_upsert(
     upn_key: &str,
 ) -> PersonUpsert {
     PersonUpsert {
+        licences_assigned: stored.person.licences.clone(),
+        licences_removed: vec![],
         stored,
         kind: UpsertKind::Create,
         changed_fields: vec![],
