@@ -22,6 +22,7 @@ macro_rules! outln {
     }};
 }
 
+mod changes;
 #[cfg(feature = "demo")]
 mod demo;
 mod export;
@@ -34,7 +35,9 @@ mod progress;
 mod report;
 mod reset;
 mod review;
+mod serve;
 mod signals;
+mod status;
 #[cfg(feature = "demo")]
 mod summary;
 mod sync;
@@ -87,6 +90,62 @@ enum Command {
     /// Delete everything the store holds for one tenant, to start it afresh (keeps the
     /// sync log and the platform's organizations).
     Reset(ResetArgs),
+    /// Sync the config's tenants unattended: schedules, a queue shared by workers, retries,
+    /// the HTTP API, metrics, the change feed and webhooks.
+    Serve(ServeArgs),
+    /// The served tenants' status: last and next run, people, what needs attention.
+    Status(StatusArgs),
+    /// The change feed after a cursor: people created, updated, linked, removed; group
+    /// memberships; licences assigned and taken away.
+    Changes(ChangesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Tenant config file (TOML): its tenants, schedules, `[serve]` and webhooks.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Store: a SQLite file or a postgres:// URL (default: the config's store, else ./m365sync.db).
+    #[arg(long)]
+    db: Option<String>,
+    /// Where the API listens (default: `[serve] listen`, else 127.0.0.1:8080).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// How often the queue is polled, in ms (tests).
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    poll_ms: Option<u64>,
+    /// How often due schedules are looked for, in ms (tests).
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    schedule_tick_ms: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Tenant config file (TOML): names the store and the tenants' schedules.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Store to read: a SQLite file or a postgres:// URL (default: the config's store, else ./m365sync.db).
+    #[arg(long)]
+    db: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ChangesArgs {
+    /// Tenant config file (TOML): names the store.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Store to read: a SQLite file or a postgres:// URL (default: the config's store, else ./m365sync.db).
+    #[arg(long)]
+    db: Option<String>,
+    /// The last cursor seen (0: from the start).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
+    after: i64,
+    /// At most this many events.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    limit: u32,
+    /// Only this tenant's events.
+    #[arg(long)]
+    tenant: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -378,6 +437,9 @@ fn main() -> ExitCode {
             Command::Review(args) => review::run(args, output).await,
             Command::Organizations(args) => organizations::run(args, output).await,
             Command::Reset(args) => reset::run(args, output).await,
+            Command::Serve(args) => serve::run(args, output).await,
+            Command::Status(args) => status::run(args, output).await,
+            Command::Changes(args) => changes::run(args, output).await,
         }
     });
     match result {
@@ -450,8 +512,10 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("M365SYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colours for a terminal only: a service's log goes to a file or the journal.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -4,14 +4,22 @@
 //! between values), and `resolve` (what a run needs: the engine's tenant and options, the
 //! sandbox's allowlist, the secret's source). Every error names the file, the line and
 //! the key (`located`: toml's own spans), and what is allowed.
+//!
+//! What `m365sync serve` adds has a module per section, each with its schema, rules and
+//! resolved form: `schedule` (`[tenant.schedule]`: cron in an IANA zone, or an interval),
+//! `serve` (`[serve]`: listen address, API token, limits, retries, leases), and `webhook`
+//! (`[[webhook]]`: signed deliveries of the change feed).
 
 pub mod cloud;
 mod located;
 mod resolve;
 mod rules;
+pub mod schedule;
 mod schema;
+mod serve;
 mod urls;
 mod validate;
+mod webhook;
 
 use std::path::{Path, PathBuf};
 
@@ -27,7 +35,14 @@ pub use schema::{
 pub use rules::{
     MAX_REMOVAL_PERCENT, MAX_REMOVALS, MEMORY_LIMIT_MIB, RUN_TIMEOUT_SECS, Range, SANDBOXES,
 };
-pub use urls::{Allowlist, Origin, allowlist, base_url, is_loopback};
+pub use schedule::{CronExpr, Every, Schedule, ScheduleSection, Zone};
+pub use serve::{
+    DEFAULT_FAILING_AFTER, DEFAULT_LEASE, DEFAULT_LISTEN, DEFAULT_PER_APP, DEFAULT_RETRY_BACKOFF,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_WORKERS, FAILING_AFTER, LEASE_SECS, MAX_RETRIES, MAX_RUNNING,
+    PER_APP, SHUTDOWN_GRACE_SECS, ServeSection, ServeSettings, WORKERS,
+};
+pub use urls::{Allowlist, Origin, allowlist, base_url, endpoint_url, is_loopback};
+pub use webhook::{MAX_WEBHOOK_NAME, ReceiverUrl, WebhookSection, WebhookTarget};
 
 /// A config file's problems. Every variant names where.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +67,8 @@ pub enum ConfigError {
         line: Option<usize>,
         /// The `[[tenant]]` the key is in, by name (or `#N` when it has none).
         tenant: Option<String>,
-        /// The key inside the tenant (`sync.removal`), or from the top (`host.sandboxes`).
+        /// The key inside the tenant (`sync.removal`), or from the top (`host.sandboxes`);
+        /// a `[[webhook]]`'s keys start with the webhook by name (`webhook "crm".url`).
         key: String,
         message: String,
     },
@@ -115,12 +131,19 @@ impl ConfigFile {
         {
             config.store.url = Some(base.join(url).to_string_lossy().into_owned());
         }
-        for tenant in &mut config.tenants {
-            if let Some(file) = &tenant.client_secret_file
-                && file.is_relative()
+        let relative = |file: &mut Option<std::path::PathBuf>| {
+            if let Some(path) = file
+                && path.is_relative()
             {
-                tenant.client_secret_file = Some(base.join(file));
+                *path = base.join(&*path);
             }
+        };
+        for tenant in &mut config.tenants {
+            relative(&mut tenant.client_secret_file);
+        }
+        relative(&mut config.serve.api_token_file);
+        for webhook in &mut config.webhooks {
+            relative(&mut webhook.secret_file);
         }
         config.validate(path, &document)?;
         Ok(config)

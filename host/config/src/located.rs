@@ -23,7 +23,12 @@ pub struct KeyPath(pub Vec<Segment>);
 impl KeyPath {
     /// The path of the `index`th `[[tenant]]`.
     pub fn tenant(index: usize) -> KeyPath {
-        KeyPath(vec![Segment::Key("tenant".into()), Segment::Index(index)])
+        KeyPath::item("tenant", index)
+    }
+
+    /// The path of the `index`th `[[array]]` table (`[[webhook]]`).
+    pub fn item(array: &str, index: usize) -> KeyPath {
+        KeyPath(vec![Segment::Key(array.into()), Segment::Index(index)])
     }
 
     /// This path and then `key`.
@@ -42,8 +47,13 @@ impl KeyPath {
 
     /// The tenant index when the path is inside a `[[tenant]]`, and the rest of the path.
     pub fn split_tenant(&self) -> Option<(usize, KeyPath)> {
+        self.split_item("tenant")
+    }
+
+    /// The index when the path is inside an `[[array]]` table, and the rest of the path.
+    pub fn split_item(&self, array: &str) -> Option<(usize, KeyPath)> {
         match self.0.as_slice() {
-            [Segment::Key(tenant), Segment::Index(index), rest @ ..] if tenant == "tenant" => {
+            [Segment::Key(key), Segment::Index(index), rest @ ..] if key == array => {
                 Some((*index, KeyPath(rest.to_vec())))
             }
             _ => None,
@@ -109,10 +119,10 @@ impl<'a> Document<'a> {
         span.map(|span| self.line(span.start))
     }
 
-    /// The `name` of the `index`th `[[tenant]]`, when it has one.
-    pub fn tenant_name(&self, index: usize) -> Option<String> {
-        let tenants = self.root.get_ref().get("tenant")?.get_ref().as_array()?;
-        let name = tenants.get(index)?.get_ref().as_table()?.get("name")?;
+    /// The `name` of the `index`th `[[array]]` table, when it has one.
+    pub fn item_name(&self, array: &str, index: usize) -> Option<String> {
+        let items = self.root.get_ref().get(array)?.get_ref().as_array()?;
+        let name = items.get(index)?.get_ref().as_table()?.get("name")?;
         name.get_ref().as_str().map(str::to_string)
     }
 }
@@ -184,7 +194,7 @@ mod tests {
         // A key the file leaves out: its table's header.
         assert_eq!(line(KeyPath::tenant(0).key("sync").key("mode")), Some(6));
         assert_eq!(line(KeyPath::tenant(1).key("domains").index(1)), Some(10));
-        assert_eq!(document.tenant_name(1).as_deref(), Some("b"));
-        assert_eq!(document.tenant_name(2), None);
+        assert_eq!(document.item_name("tenant", 1).as_deref(), Some("b"));
+        assert_eq!(document.item_name("tenant", 2), None);
     }
 }

@@ -5,6 +5,7 @@
 
 use std::marker::PhantomData;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
@@ -68,7 +69,10 @@ pub const USAGE_PERIODS: [u16; 4] = [7, 30, 90, 180];
 /// The longest attribute filter value.
 pub const MAX_FILTER_VALUE: usize = 256;
 
-fn integer<'de, D: Deserializer<'de>>(deserializer: D, range: Range) -> Result<i64, D::Error> {
+pub(crate) fn integer<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    range: Range,
+) -> Result<i64, D::Error> {
     let value = i64::deserialize(deserializer)?;
     range.check(value).map_err(D::Error::custom)
 }
@@ -436,6 +440,28 @@ pub fn features<'de, D: Deserializer<'de>>(
                 ))),
             },
         )
+}
+
+/// A duration as the file writes it: a number and a unit (`90s`, `30m`, `1h`, `1d`), or
+/// several (`1h30m`); jiff's "friendly" format, which also reads `2 hours` and ISO 8601's
+/// `PT2H`. A day is 24 hours; months and years are refused (their length varies). The
+/// result is within `min..=max`, which `range` says in the file's words (`1s..=1d`).
+pub fn duration(text: &str, min: Duration, max: Duration, range: &str) -> Result<Duration, String> {
+    let span: jiff::Span = text.trim().parse().map_err(|_| {
+        format!(
+            "{text:?} is not a duration: write a number and a unit (s, m, h, d), e.g. \"90s\", \
+             \"30m\", \"1h\", \"1d\""
+        )
+    })?;
+    let signed = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|_| {
+            format!("{text:?} counts months or years, whose length varies: write it in days")
+        })?;
+    Duration::try_from(signed)
+        .ok()
+        .filter(|duration| (min..=max).contains(duration))
+        .ok_or_else(|| format!("{text:?} is outside the allowed range {range}"))
 }
 
 #[cfg(test)]

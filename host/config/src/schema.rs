@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::rules;
+use crate::schedule::ScheduleSection;
+use crate::serve::ServeSection;
+use crate::webhook::WebhookSection;
 use m365sync_wit::types::{Attribute, Cloud, Features, MatchKey, RemovalPolicy, SyncMode};
 
 /// A whole config file.
@@ -18,8 +21,14 @@ pub struct ConfigFile {
     pub host: HostSection,
     #[serde(default)]
     pub store: StoreSection,
+    /// How `m365sync serve` runs (see [`ConfigFile::serve_settings`]).
+    #[serde(default)]
+    pub serve: ServeSection,
     #[serde(default, rename = "tenant")]
     pub tenants: Vec<TenantConfig>,
+    /// Where `serve` delivers change events (see [`ConfigFile::webhooks`]).
+    #[serde(default, rename = "webhook")]
+    pub webhooks: Vec<WebhookSection>,
 }
 
 /// Where the host keeps its store.
@@ -85,6 +94,9 @@ pub struct TenantConfig {
     /// engine's default map (`jobTitle = "title"`); an empty field leaves the property out.
     #[serde(default)]
     pub field_map: BTreeMap<String, String>,
+    /// `[tenant.schedule]`: when `serve` runs it (see [`ConfigFile::schedule`]).
+    #[serde(default)]
+    pub schedule: ScheduleSection,
 }
 
 /// `[tenant.endpoints]`: every key takes base URLs (see [`base_url`]).
@@ -243,6 +255,7 @@ impl TenantConfig {
             sync: SyncSection::default(),
             filter: FilterSection::default(),
             field_map: BTreeMap::new(),
+            schedule: ScheduleSection::default(),
         }
     }
 

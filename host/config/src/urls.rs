@@ -89,46 +89,78 @@ pub fn is_loopback(host: &str) -> bool {
 /// local simulator); a valid host and port (1..=65535); no user info; no path beyond "/"
 /// and no query.
 pub fn base_url(url: &str) -> Result<Origin, String> {
+    let (origin, uri) = checked_origin(url, &shown(url, true))?;
+    let path = uri.path();
+    if !(path.is_empty() || path == "/") || uri.query().is_some() {
+        return Err(format!(
+            "{:?} must be a base URL without a path or query",
+            shown(url, true)
+        ));
+    }
+    Ok(origin)
+}
+
+/// Check that `url` is an absolute URL to send to: the rules of [`base_url`], but any path
+/// and query are allowed. They may hold a credential (a receiver's key), so errors show the
+/// URL's scheme and host only.
+pub fn endpoint_url(url: &str) -> Result<Origin, String> {
+    checked_origin(url, &shown(url, false)).map(|(origin, _)| origin)
+}
+
+/// The origin of `url` once its scheme, host and port pass; errors show `shown`.
+fn checked_origin(url: &str, shown: &str) -> Result<(Origin, http::Uri), String> {
     let uri: http::Uri = url
         .parse()
-        .map_err(|error| format!("{url:?} is not a URL ({error})"))?;
+        .map_err(|error| format!("{shown:?} is not a URL ({error})"))?;
     let scheme = uri
         .scheme_str()
-        .ok_or_else(|| format!("{url:?} has no scheme"))?
+        .ok_or_else(|| format!("{shown:?} has no scheme"))?
         .to_ascii_lowercase();
     let authority_text = uri
         .authority()
         .map(|a| a.as_str())
-        .ok_or_else(|| format!("{url:?} has no host"))?;
-    // User info is a credential: errors show the URL without it.
-    let url = &match authority_text.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://…@{host}{}", uri.path()),
-        None => url.to_string(),
-    };
-    let (host, port) = authority(authority_text).map_err(|why| format!("{url:?}: {why}"))?;
+        .ok_or_else(|| format!("{shown:?} has no host"))?;
+    let (host, port) = authority(authority_text).map_err(|why| format!("{shown:?}: {why}"))?;
     match scheme.as_str() {
         "https" => {}
         "http" if is_loopback(host) => {}
         "http" => {
             return Err(format!(
-                "{url:?} uses plain http to a host that is not loopback: the client secret and \
-                 tokens would cross the network unencrypted; use https (http only for a local \
-                 simulator on localhost, 127.0.0.0/8 or ::1)"
+                "{shown:?} uses plain http to a host that is not loopback: secrets and tokens \
+                 would cross the network unencrypted; use https (http only for a local \
+                 simulator or receiver on localhost, 127.0.0.0/8 or ::1)"
             ));
         }
         _ => {
             return Err(format!(
-                "{url:?} must use https (or http to localhost for a local simulator)"
+                "{shown:?} must use https (or http to localhost for a local simulator)"
             ));
         }
     }
-    let path = uri.path();
-    if !(path.is_empty() || path == "/") || uri.query().is_some() {
-        return Err(format!(
-            "{url:?} must be a base URL without a path or query"
-        ));
-    }
-    Ok(Origin::new(&scheme, host, port))
+    let origin = Origin::new(&scheme, host, port);
+    Ok((origin, uri))
+}
+
+/// `url` as errors may show it: user info (a credential) replaced by "…", and, unless
+/// `with_path`, any path or query (which may hold one too) by "/…".
+fn shown(url: &str, with_path: bool) -> String {
+    let url = url.trim();
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("…@{host}"),
+        None => authority.to_string(),
+    };
+    let tail = if with_path || tail.is_empty() || tail == "/" {
+        tail
+    } else {
+        "/…"
+    };
+    format!("{scheme}{authority}{tail}")
 }
 
 #[cfg(test)]
@@ -167,6 +199,31 @@ mod tests {
             "{user}"
         );
         assert!(base_url("https://graph.microsoft.com/v1.0").is_err());
+        assert!(endpoint_url("https://hooks.example.com/v1/in?code=k3y").is_ok());
+        let error = endpoint_url("http://hooks.example.com/services/s3cret?code=k3y").unwrap_err();
+        assert!(
+            error.contains("\"http://hooks.example.com/…\"") && error.contains("not loopback"),
+            "{error}"
+        );
+        assert!(
+            !error.contains("s3cret") && !error.contains("k3y"),
+            "{error}"
+        );
+        let error = endpoint_url("https://me:pw@hooks.example.com:99999/s3cret").unwrap_err();
+        assert!(
+            !error.contains("pw") && !error.contains("s3cret"),
+            "{error}"
+        );
+        assert!(
+            endpoint_url("not a url/s3cret")
+                .unwrap_err()
+                .contains("not a URL")
+        );
+        assert!(
+            !endpoint_url("not a url/s3cret")
+                .unwrap_err()
+                .contains("s3cret")
+        );
         assert!(base_url("https://graph.microsoft.com?x=1").is_err());
         assert_eq!(
             base_url("https://Graph.Microsoft.com:8443")

@@ -20,12 +20,13 @@ impl ConfigFile {
         let mut names = HashSet::new();
         for (index, tenant) in self.tenants.iter().enumerate() {
             let at = KeyPath::tenant(index);
+            // `key` may be dotted (`sync.features`): one segment per table, so the error
+            // finds the key's own line.
             let fail = |key: &str, message: &str| {
-                let key = if key.is_empty() {
-                    at.clone()
-                } else {
-                    at.key(key)
-                };
+                let key = key
+                    .split('.')
+                    .filter(|k| !k.is_empty())
+                    .fold(at.clone(), |path, k| path.key(k));
                 key_error(path, document, &key, None, message)
             };
             if tenant.name.trim().is_empty() {
@@ -50,13 +51,25 @@ impl ConfigFile {
                         "client_secret_env and client_secret_file are both set: choose one",
                     ));
                 }
-                (Some(var), None) if var.trim().is_empty() || var.contains(['=', '\0']) => {
-                    return Err(fail(
-                        "client_secret_env",
-                        &format!("{var:?} is not an environment variable name"),
-                    ));
+                (Some(var), None) => {
+                    env_var_name(var).map_err(|message| fail("client_secret_env", &message))?;
                 }
-                _ => {}
+                (None, Some(_)) => {}
+            }
+            let schedule = &tenant.schedule;
+            if schedule.cron.is_some() && schedule.every.is_some() {
+                return Err(fail(
+                    "schedule.every",
+                    "cron and every are both set: choose one (cron for times of day in a \
+                     zone, every for an interval)",
+                ));
+            }
+            if schedule.every.is_some() && schedule.timezone.is_some() {
+                return Err(fail(
+                    "schedule.timezone",
+                    "timezone applies to cron times, and every is an interval of elapsed \
+                     time: remove timezone, or use cron",
+                ));
             }
             if tenant.sync.features == Features::empty() {
                 return Err(fail(
@@ -83,6 +96,18 @@ impl ConfigFile {
                 }
             }
         }
+        self.serve.validate(path, document)?;
+        self.validate_webhooks(path, document)?;
+        Ok(())
+    }
+}
+
+/// An environment variable name a secret is read from: not empty, no `=` or NUL (which no
+/// variable name can hold).
+pub(crate) fn env_var_name(var: &str) -> Result<(), String> {
+    if var.trim().is_empty() || var.contains(['=', '\0']) {
+        Err(format!("{var:?} is not an environment variable name"))
+    } else {
         Ok(())
     }
 }
@@ -100,16 +125,25 @@ pub(crate) fn key_error(
         Some(at) => Some(document.line(at)),
         None => document.line_of(key),
     };
-    let (tenant, key) = match key.split_tenant() {
-        Some((index, rest)) => (
-            Some(
-                document
-                    .tenant_name(index)
-                    .unwrap_or_else(|| format!("#{}", index + 1)),
-            ),
-            rest.to_string(),
-        ),
-        None => (None, key.to_string()),
+    let name = |array: &str, index: usize| {
+        document
+            .item_name(array, index)
+            .filter(|name| !name.trim().is_empty())
+            .unwrap_or_else(|| format!("#{}", index + 1))
+    };
+    let (tenant, key) = match (key.split_tenant(), key.split_item("webhook")) {
+        (Some((index, rest)), _) => (Some(name("tenant", index)), rest.to_string()),
+        // A webhook by its name too: `webhook "crm".url`.
+        (None, Some((index, rest))) => {
+            let webhook = format!("webhook {:?}", name("webhook", index));
+            let key = if rest.0.is_empty() {
+                webhook
+            } else {
+                format!("{webhook}.{rest}")
+            };
+            (None, key)
+        }
+        (None, None) => (None, key.to_string()),
     };
     ConfigError::Key {
         path: path.to_path_buf(),

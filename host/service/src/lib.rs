@@ -13,8 +13,10 @@ pub mod fieldmap;
 pub mod fleet;
 pub mod location;
 pub mod review;
+pub mod serve;
 pub mod setup;
 pub mod synclog;
+pub mod webhooks;
 
 pub use m365sync_config as config;
 pub use m365sync_runtime as runtime;

@@ -12,6 +12,9 @@
 //! - `lock`: the per-tenant lock of a sync (as SQLite's); `reset`: resetting a tenant.
 //! - `log`, `organizations`, `read`: the sync log, the platform's organizations, the read
 //!   models.
+//! - `queue`, `served`: what `m365sync serve` workers share (tenant states, the job queue
+//!   with leases, workers, webhook positions); `feed`: the change feed, its events inserted
+//!   by each commit in commit order.
 //! - `testing` (cargo feature `testing`): throwaway schemas on a test server.
 //!
 //! A link (`upsert-person` of kind `link`) re-keys the person's row in place, as SQLite's
@@ -23,13 +26,16 @@ mod batch;
 mod bulk;
 pub mod connect;
 mod error;
+mod feed;
 mod lock;
 mod log;
 mod organizations;
 mod pipeline;
+mod queue;
 mod read;
 mod reset;
 mod schema;
+mod served;
 mod tenant;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
 use m365sync_store::TenantStore;
+use m365sync_store::feed::{NewEvent, events_of};
 use m365sync_store::model::{
     action_from, action_parts, parse_list, refuse_if_read_only, status_from,
 };
@@ -38,11 +39,15 @@ use crate::pipeline::{self, Step};
 /// handed back to the pool mid-transaction): whether a dropped store's last batches land
 /// would otherwise depend on a background task racing the next reader. The contract allows
 /// either; `finish` commits them.
+///
+/// The batches' events for the change feed wait here, with the open transaction, and are
+/// inserted by its commit (see `feed.rs`: cursors must follow commit order); a rollback
+/// drops them with the batches.
 pub struct PostgresTenant {
     conn: Conn,
     tenant: String,
     /// Whether a transaction is open on the connection, and what it holds.
-    open: Option<Deferred>,
+    open: Option<Pending>,
     /// The tenant lock this store's writes are made under (taken by a sync's open).
     lock: Option<TenantLock>,
     /// Opened read-only: every write is refused.
@@ -50,6 +55,14 @@ pub struct PostgresTenant {
     /// Requests this store waited on the server for (a pipeline counts once), for tests
     /// that bound the round trips of a sync.
     round_trips: u64,
+}
+
+/// What the open transaction holds: how many changes (for the deferral policy), and the
+/// events of its batches, for the feed at its commit.
+#[derive(Default)]
+struct Pending {
+    deferred: Deferred,
+    events: Vec<NewEvent>,
 }
 
 /// The store's connection, taken from the pool at first use and kept (a transaction lives
@@ -69,7 +82,7 @@ impl Conn {
     /// The connection, for one call (`done` ends it). A connection found broken, or left
     /// by an interrupted call, is closed; if a transaction was open on it (`open`), its
     /// batches are gone and the call fails saying so.
-    async fn get(&mut self, open: &mut Option<Deferred>) -> Result<&Object, StorageError> {
+    async fn get<T>(&mut self, open: &mut Option<T>) -> Result<&Object, StorageError> {
         let interrupted = std::mem::take(&mut self.busy);
         let broken = self.object.as_ref().is_some_and(|o| o.is_closed());
         if interrupted || broken {
@@ -164,7 +177,7 @@ impl PostgresTenant {
         if self.open.take().is_none() {
             return;
         }
-        let Ok(client) = self.conn.get(&mut None).await else {
+        let Ok(client) = self.conn.get(&mut None::<Pending>).await else {
             return;
         };
         if client.batch_execute("ROLLBACK").await.is_ok() {
@@ -182,8 +195,8 @@ impl PostgresTenant {
         let client = self.conn.get(&mut self.open).await?;
         self.round_trips += 1;
         let checked = pipeline::execute(client, false, &check).await;
-        let committed = commit_checked(client, &self.tenant, checked).await;
-        self.open = None;
+        let events = self.open.take().map(|p| p.events).unwrap_or_default();
+        let committed = commit_checked(client, &self.tenant, checked, &events).await;
         if committed.is_ok() || !client.is_closed() {
             self.conn.done();
         }
@@ -192,12 +205,14 @@ impl PostgresTenant {
     }
 }
 
-/// Commit the open transaction when the lock check (`checked`: its row counts, empty
-/// without a lock) found this holder's row; else roll it back.
+/// Commit the open transaction, with its batches' `events`, when the lock check
+/// (`checked`: its row counts, empty without a lock) found this holder's row; else roll it
+/// back.
 async fn commit_checked(
     client: &Object,
     tenant: &str,
     checked: Result<Vec<u64>, StorageError>,
+    events: &[NewEvent],
 ) -> Result<(), StorageError> {
     let verdict = match checked {
         Ok(rows) if rows.iter().all(|n| *n == 1) => Ok(()),
@@ -208,11 +223,9 @@ async fn commit_checked(
         let _ = client.batch_execute("ROLLBACK").await;
         return Err(error);
     }
-    // A COMMIT that fails ends the transaction too (PostgreSQL rolls it back).
-    client
-        .batch_execute("COMMIT")
-        .await
-        .map_err(|e| unavailable(&format!("committing the batches of tenant {tenant}"), &e))
+    // A COMMIT that fails ends the transaction too (PostgreSQL rolls it back), as does
+    // one after a failed insert of the events.
+    crate::feed::commit_with_events(client, tenant, events).await
 }
 
 impl Drop for PostgresTenant {
@@ -502,8 +515,9 @@ impl TenantStore for PostgresTenant {
                 return Err(error);
             }
         };
-        let mut deferred = self.open.unwrap_or_default();
+        let mut deferred = self.open.as_ref().map(|p| p.deferred).unwrap_or_default();
         let due = deferred.commit_after(&batch);
+        let events = events_of(&batch);
         let checks = if due { self.lock_check() } else { None };
         let checked = checks.is_some();
         statements.extend(checks);
@@ -522,15 +536,18 @@ impl TenantStore for PostgresTenant {
                 return Err(error);
             }
         };
+        let pending = self.open.get_or_insert_default();
+        pending.deferred = deferred;
+        pending.events.extend(events);
         if !due {
-            self.open = Some(deferred);
             self.conn.done();
             return Ok(());
         }
         let check = if checked { counts.pop() } else { None };
         self.round_trips += 1;
-        let committed = commit_checked(client, &self.tenant, Ok(check.into_iter().collect())).await;
-        self.open = None;
+        let events = self.open.take().map(|p| p.events).unwrap_or_default();
+        let checked = Ok(check.into_iter().collect());
+        let committed = commit_checked(client, &self.tenant, checked, &events).await;
         if committed.is_ok() || !client.is_closed() {
             self.conn.done();
         }

@@ -14,6 +14,7 @@ use crate::PostgresStore;
 use crate::testing::{self, TestSchema};
 
 mod conformance;
+mod serve;
 
 /// A fresh schema and a store opened on it.
 async fn fresh() -> Option<(TestSchema, PostgresStore)> {
@@ -80,15 +81,20 @@ async fn a_new_schema_is_created_once_and_reopening_changes_nothing() {
     };
     let client = sql(&schema).await;
     let versions = "SELECT COUNT(*) FROM m365sync_schema_versions";
-    assert_eq!(count(&client, versions).await, 1);
+    let migrations = i64::from(crate::SCHEMA_VERSION);
+    assert_eq!(
+        count(&client, versions).await,
+        migrations,
+        "one row per migration"
+    );
     let tables = "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema()";
     let created = count(&client, tables).await;
-    assert_eq!(created, 14, "13 tables of the store and its versions");
+    assert_eq!(created, 19, "18 tables of the store and its versions");
     let again = PostgresStore::open(&schema.url).await.expect("reopening");
     PostgresStore::open_existing(&schema.url)
         .await
         .expect("opening for reading");
-    assert_eq!(count(&client, versions).await, 1);
+    assert_eq!(count(&client, versions).await, migrations);
     assert_eq!(count(&client, tables).await, created);
     assert_eq!(store.describe(), again.describe());
     assert_eq!(store.describe(), server_described());
@@ -136,7 +142,10 @@ async fn a_newer_schema_version_is_refused() {
         let message = error.to_string();
         assert!(matches!(error, StoreError::Open(_)), "{error:?}");
         assert!(
-            message.contains("schema version 99, newer than this m365sync knows (1)"),
+            message.contains(&format!(
+                "schema version 99, newer than this m365sync knows ({})",
+                crate::SCHEMA_VERSION
+            )),
             "{message}"
         );
     }
@@ -158,7 +167,8 @@ async fn two_stores_opening_a_new_schema_at_once_both_succeed() {
     let client = sql(&schema).await;
     assert_eq!(
         count(&client, "SELECT COUNT(*) FROM m365sync_schema_versions").await,
-        1
+        i64::from(crate::SCHEMA_VERSION),
+        "each migration applied once"
     );
 }
 

@@ -18,6 +18,10 @@
 //! - 4: `runs.status` may also be `interrupted` (stopped by a signal), `refused` (another
 //!   process was syncing the tenant) and `reset` (`m365sync reset` emptied the tenant);
 //!   `tenant_locks` holds the per-tenant lock of a running sync ([`lock::lock_tenant`]).
+//! - 5: what `m365sync serve` shares (`served_tenants`, `jobs`, `workers`, `webhooks`) and
+//!   the change feed (`change_events`, written by each batch's transaction); the migration
+//!   from 4 only adds them ([`schema::SERVE_TABLES`]). One `serve` process serves a SQLite
+//!   store: a second one is refused at `join` (`queue.rs`).
 //!
 //! A link (`upsert-person` of kind `link`) re-keys the person's row in place: the row stored
 //! under the previous object id gets the new object id and the new fields, in the batch's
@@ -26,11 +30,14 @@
 //! the previous Graph account, which Graph keeps reporting under its own id (a group delta
 //! removes a gone member by that id), and the new account's rows arrive under the new id.
 
+mod feed;
 mod lock;
 mod log;
 mod organizations;
+mod queue;
 mod read;
 pub mod schema;
+mod served;
 mod tenant;
 #[cfg(test)]
 mod tests;

@@ -208,8 +208,16 @@ impl Drop for TenantLock {
 }
 
 /// Tables never emptied by a reset: the sync log (the reset is noted in it), the locks,
-/// and the platform's organizations, shared by every tenant.
-pub(crate) const KEPT_BY_RESET: &[&str] = &["runs", "tenant_locks", "platform_organizations"];
+/// the platform's organizations, shared by every tenant, and what `serve` keeps of the
+/// tenant (its state and jobs) and the change feed (see `m365sync_store::queue`).
+pub(crate) const KEPT_BY_RESET: &[&str] = &[
+    "runs",
+    "tenant_locks",
+    "platform_organizations",
+    "served_tenants",
+    "jobs",
+    "change_events",
+];
 
 /// Delete everything the database holds for `tenant` (every table with a `tenant`
 /// column: people, groups and members, subscriptions, organization, domains, mailboxes,

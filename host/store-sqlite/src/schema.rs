@@ -10,7 +10,7 @@ use rusqlite::{Connection, params};
 use crate::log::RUN_COLUMNS;
 
 /// Schema version, in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The sync log's table (schema 4): one row per run, whatever its outcome (see
 /// [`RunStatus`]), and per reset of a tenant.
@@ -34,7 +34,7 @@ CREATE INDEX IF NOT EXISTS runs_tenant ON runs (tenant, id);
 
 /// The per-tenant lock of a running sync (schema 4): one row while a process syncs the
 /// tenant (see [`lock_tenant`]). `heartbeat` is Unix seconds.
-const TENANT_LOCKS_TABLE: &str = r#"
+pub(crate) const TENANT_LOCKS_TABLE: &str = r#"
 CREATE TABLE IF NOT EXISTS tenant_locks (
     tenant TEXT NOT NULL PRIMARY KEY,
     pid INTEGER NOT NULL,
@@ -42,6 +42,76 @@ CREATE TABLE IF NOT EXISTS tenant_locks (
     since TEXT NOT NULL,
     heartbeat INTEGER NOT NULL
 ) WITHOUT ROWID;
+"#;
+
+/// What `m365sync serve` shares (schema 5; see `m365sync_store::queue`): the served
+/// tenants and their states, the job queue (at most one queued job per tenant: a partial
+/// unique index), the workers (one live at a time: see `queue.rs`), webhook delivery
+/// positions, and the change feed. Times are Unix milliseconds. An event's `cursor` is its
+/// rowid: SQLite has one writer at a time and a batch's transaction holds the write lock
+/// from `BEGIN IMMEDIATE` to its commit, so rowid order is commit order; events are never
+/// deleted (not even by a reset), so a cursor is never given twice to committed events.
+pub(crate) const SERVE_TABLES: &str = r#"
+CREATE TABLE IF NOT EXISTS served_tenants (
+    tenant TEXT NOT NULL PRIMARY KEY,
+    app TEXT NOT NULL,
+    paused INTEGER NOT NULL,
+    consecutive_failures INTEGER NOT NULL,
+    attention TEXT,
+    next_run_ms INTEGER,
+    last_run_id INTEGER,
+    last_run_ms INTEGER,
+    last_run_ok INTEGER
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    app TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    run_after_ms INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    worker TEXT,
+    lease_until_ms INTEGER,
+    created_ms INTEGER NOT NULL,
+    started_ms INTEGER,
+    finished_ms INTEGER,
+    run_id INTEGER,
+    error TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_one_queued ON jobs (tenant) WHERE state = 'queued';
+-- Claims read the queued and running jobs only.
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+
+CREATE TABLE IF NOT EXISTS workers (
+    id TEXT NOT NULL PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    started_ms INTEGER NOT NULL,
+    heartbeat_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS webhooks (
+    name TEXT NOT NULL PRIMARY KEY,
+    cursor INTEGER NOT NULL,
+    delivered INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    last_error TEXT,
+    last_delivered_ms INTEGER,
+    worker TEXT,
+    lease_until_ms INTEGER
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS change_events (
+    cursor INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS change_events_tenant ON change_events (tenant, cursor);
 "#;
 
 /// Schema 3 to 4, the sync log's part: `runs` is rebuilt for its new statuses (SQLite
@@ -423,6 +493,8 @@ fn migrate(connection: &Connection, shown: &str) -> Result<(), OpenError> {
             // indexes when their people table was rebuilt).
             connection.execute_batch(PEOPLE_INDEXES)?;
         }
+        // Schema 5: what `serve` shares, and the change feed (new tables only).
+        connection.execute_batch(SERVE_TABLES)?;
         connection.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         Ok(version)
     })();

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use m365sync_store::TenantStore;
+use m365sync_store::feed::events_of;
 use m365sync_store::log_entry::RunReport;
 use m365sync_store::model::{
     action_from, action_parts, change_error, counts_json, json_list, mailbox_counts, parse_list,
@@ -281,12 +282,15 @@ impl Drop for SqliteTenant {
     }
 }
 
-/// Applies one batch's changes, checkpoints and run record.
+/// Applies one batch's changes, its events in the change feed, checkpoints and run record.
 fn apply_batch(connection: &Connection, tenant: &str, batch: &Batch) -> Result<(), StorageError> {
     for change in &batch.changes {
         apply(connection, tenant, change)
             .map_err(|e| change_error(change, e.into_storage_error()))?;
     }
+    // The batch's events, in its transaction: committed exactly when its changes are.
+    crate::feed::insert_events(connection, tenant, &events_of(batch))
+        .map_err(|e| unavailable("writing the change feed", e))?;
     for checkpoint in &batch.checkpoints {
         let result = match &checkpoint.value {
             Some(value) => connection

@@ -26,6 +26,8 @@ use crate::schema::{
 };
 use crate::{SqliteStore, SqliteTenant};
 
+mod serve;
+
 /// A tenant's store for a sync in the database at `path`, as `open_tenant` makes it, but
 /// concrete: the tests reach its connection and its lock's heartbeat.
 fn sync_tenant(path: &Path, tenant: &str) -> SqliteTenant {
@@ -131,9 +133,10 @@ async fn a_large_run_of_batches_is_committed_every_so_many_changes() {
             .collect();
         store.commit(batch(changes)).await.expect("a batch");
     }
-    // Committed once the limit was reached; the last batch is still pending.
+    // Committed once the limit was reached at the latest (the deferral's time bound may
+    // have committed earlier ones too: policy.rs tests the bounds with a fixed clock).
     let committed = i64::try_from(MAX_DEFERRED_CHANGES / per_batch * per_batch).expect("small");
-    assert_eq!(committed_people(&path), committed);
+    assert!(committed_people(&path) >= committed);
     store.finish().await.expect("finishing");
     let all = i64::try_from(batches * per_batch).expect("small");
     assert_eq!(committed_people(&path), all);

@@ -13,13 +13,17 @@
 //!
 //! Every case is a `pub async fn case(subject: &Subject)` that panics on a breach of the
 //! contract, with a message naming what it expected; the fixtures (people, batches, the
-//! two-tenant fixture of the read models) are written once, in [`fixtures`], which a back
-//! end's own tests use too.
+//! two-tenant fixture of the read models) are written once, in [`fixtures`] (and those of
+//! `serve`'s cases in [`serve_fixtures`]), which a back end's own tests use too.
 
 mod batches;
+mod feed;
 pub mod fixtures;
+mod jobs;
 mod log;
 mod read;
+pub mod serve_fixtures;
+mod service;
 mod tenant;
 
 use std::future::Future;
@@ -28,8 +32,11 @@ use std::pin::Pin;
 use crate::StoreBackend;
 
 pub use batches::*;
+pub use feed::*;
+pub use jobs::*;
 pub use log::*;
 pub use read::*;
+pub use service::*;
 pub use tenant::*;
 
 /// A second handle on a subject's database.
@@ -117,6 +124,35 @@ macro_rules! conformance_suite {
             tenant_summary_counts_and_orders,
             tenants_with_people_are_listed_by_name,
             read_models_of_a_tenant_with_nothing_stored_are_empty,
+            // jobs.rs
+            enqueue_keeps_one_queued_job_per_tenant,
+            a_manual_enqueue_merges_into_the_queued_job_and_makes_it_due,
+            claims_take_manual_jobs_first_then_the_earliest_due_then_the_oldest,
+            a_job_not_yet_due_is_not_claimed,
+            a_paused_tenant_is_skipped_and_claimable_once_resumed,
+            a_tenant_runs_one_job_at_a_time,
+            the_per_app_and_global_limits_bound_running_jobs,
+            a_lapsed_lease_is_claimed_again_by_another_worker_as_the_next_attempt,
+            renewing_extends_the_lease,
+            an_ended_job_keeps_its_outcome,
+            a_released_job_is_queued_again_due_at_its_time,
+            serving_tenants_adds_keeps_and_drops_them,
+            jobs_are_listed_newest_first_by_state,
+            // service.rs
+            tenant_status_follows_leases_failures_attention_and_pauses,
+            a_successful_run_clears_failures_and_attention,
+            the_next_run_is_set_and_cleared,
+            workers_join_refresh_and_are_listed_by_heartbeat,
+            a_new_webhook_starts_at_the_end_of_the_feed,
+            a_webhook_lease_is_held_by_one_worker_at_a_time,
+            deliveries_move_the_cursor_and_failures_keep_their_error,
+            // feed.rs
+            committed_batches_append_their_events_in_commit_order,
+            the_feed_is_read_by_tenant_and_paged_by_cursor,
+            a_failing_batch_leaves_no_events,
+            a_dropped_store_leaves_events_only_of_what_it_committed,
+            a_reset_keeps_the_feed,
+            interleaved_commits_of_two_tenants_get_distinct_ordered_cursors,
         );
     };
     (@cases $subject:expr; $($case:ident),* $(,)?) => {

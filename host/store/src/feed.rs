@@ -36,6 +36,7 @@ pub trait ChangeFeed: Send + Sync {
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ChangeKind {
     #[serde(rename = "person.created")]
     PersonCreated,
@@ -101,6 +102,7 @@ impl std::fmt::Display for ChangeKind {
 
 /// What an event says beyond its kind and object; stored as JSON (`EventDetail::to_stored`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventDetail {
     /// `person.updated`, `person.linked`: the fields that changed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -143,6 +145,7 @@ pub struct NewEvent {
 
 /// An event of the feed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangeEvent {
     /// Its place in the feed: every later-committed event has a greater one.
     pub cursor: i64,

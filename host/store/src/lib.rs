@@ -123,11 +123,12 @@ impl StoreError {
     }
 }
 
-/// A store back end as a host uses it: the engine's side ([`Store`]) and the read side
-/// ([`read::ReadModels`]).
-pub trait StoreBackend: Store + read::ReadModels {}
+/// A store back end as a host uses it: the engine's side ([`Store`]), the read side
+/// ([`read::ReadModels`]), and what `serve` workers share ([`queue::Queue`],
+/// [`feed::ChangeFeed`]).
+pub trait StoreBackend: Store + read::ReadModels + queue::Queue + feed::ChangeFeed {}
 
-impl<T: Store + read::ReadModels> StoreBackend for T {}
+impl<T: Store + read::ReadModels + queue::Queue + feed::ChangeFeed> StoreBackend for T {}
 
 /// A database of many tenants' rows, shared by every tenant of a host (and, for a server
 /// database, by several hosts).
@@ -187,6 +188,7 @@ pub trait Store: Send + Sync {
     async fn get_decision(&self, tenant: &str) -> Result<Option<MatchDecision>, StoreError>;
 
     /// Delete everything the store holds for `tenant` but its sync log (which notes the
-    /// reset) and the platform's organizations; refused while a run holds its lock.
+    /// reset), the platform's organizations, and what `serve` keeps of it (its state and
+    /// jobs) and its events in the change feed; refused while a run holds its lock.
     async fn reset_tenant(&self, tenant: &str) -> Result<ResetOutcome, StoreError>;
 }

@@ -19,10 +19,13 @@ fn version_1() -> u32 {
 
 /// A run's report as stored in the sync log (and shown by `logs --json` and the API).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunReport {
     #[serde(default = "version_1")]
     pub version: u32,
     pub tenant: String,
+    /// full or incremental.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub mode: SyncMode,
     pub started_at: String,
     pub elapsed_ms: u64,
@@ -42,7 +45,10 @@ pub struct RunReport {
 
 /// One data set's counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DataSetEntry {
+    /// users, groups, group-members, subscriptions, organization, domains, mailboxes, usage.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub data_set: DataSet,
     pub pages: u32,
     pub read: u64,
@@ -59,12 +65,14 @@ pub struct DataSetEntry {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WarningEntry {
     pub code: String,
     pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConflictEntry {
     pub key: String,
     pub object_ids: Vec<String>,
@@ -73,9 +81,12 @@ pub struct ConflictEntry {
 
 /// The tenant's organization match at the end of the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrganizationEntry {
     pub tenant: String,
     pub tenant_name: String,
+    /// matched, suggested, unmatched or ignored.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub state: MatchState,
     pub organization: Option<OrganizationRef>,
     #[serde(default)]
@@ -83,12 +94,14 @@ pub struct OrganizationEntry {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrganizationRef {
     pub id: String,
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SuggestionEntry {
     pub id: String,
     pub name: String,

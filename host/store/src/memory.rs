@@ -3,6 +3,8 @@
 //! embedders; and the store every other back end is checked against by the conformance
 //! suite.
 
+mod feed;
+mod queue;
 mod read;
 mod rows;
 mod tenant;
@@ -26,8 +28,8 @@ use crate::{Access, Store, StoreError, TenantStore};
 use rows::TenantRows;
 use tenant::MemoryTenant;
 
-/// A store in memory: many tenants' rows, the sync log and the platform's organizations,
-/// behind one handle that clones cheaply (every clone is the same store, as another
+/// A store in memory: many tenants' rows, the sync log, the platform's organizations, the
+/// change feed and the service's queue, behind one handle that clones cheaply (every clone is the same store, as another
 /// connection to a database would be). Each batch is committed at once (nothing is
 /// deferred); a failing batch is undone whole. Nothing outlives the last handle.
 #[derive(Clone, Default)]
@@ -46,6 +48,10 @@ struct Shared {
     runs: Vec<RunRecord>,
     /// The platform's organizations: id → name.
     organizations: BTreeMap<String, String>,
+    /// The change feed, appended by commits.
+    feed: feed::Feed,
+    /// What `serve` workers share.
+    service: queue::ServiceRows,
 }
 
 impl Shared {

@@ -59,8 +59,9 @@ pub struct FailedRun {
     pub error: String,
 }
 
-/// One entry of the sync log.
-#[derive(Debug, Clone, PartialEq)]
+/// One entry of the sync log (as `m365sync logs --json` and the API show it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunRecord {
     pub id: i64,
     pub tenant: String,

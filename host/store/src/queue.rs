@@ -23,6 +23,29 @@
 //!   it; anyone else's call changes nothing and answers `false`.
 //! - A second worker on a store that only one process may serve (SQLite) is refused at
 //!   [`Queue::join`] with [`StoreError::Busy`](crate::StoreError::Busy).
+//!
+//! Where the rules above are silent, every back end does this ([`rules`] holds each
+//! decision as a function, which the back ends apply):
+//! - Only a served tenant's jobs are queued: enqueueing for a tenant that is not served is
+//!   refused (`invalid`). Setting the next run of, or recording a run's end for, a tenant
+//!   that is not served does nothing.
+//! - A manual enqueue merged into the queued job keeps that job's id and attempt; it is
+//!   due at the earlier of the two times.
+//! - A lease is live up to, not including, `lease_until_ms`. A worker whose lease lapsed
+//!   still holds its job (may renew or end it) until another worker claims it.
+//! - A job released while another job of its tenant is queued (enqueued while it ran) is
+//!   cancelled, saying so, and the queued job runs instead: due at the earlier of the two
+//!   times, manual if either was. A released job is not a new attempt; one taken over
+//!   after a lapsed lease is.
+//! - `created_ms`, and the `finished_ms` of a job cancelled by `serve_tenants`, are the
+//!   host's clock: they are shown, and decide nothing.
+//! - A successful delivery clears the webhook's `last_error` with its failures.
+//! - `workers` lists by id; `jobs` newest (highest id) first; `tenant_states` by name.
+//! - Resetting a tenant keeps what this module holds of it (its state, jobs) and its
+//!   events in the change feed: they are the service's and the consumers' history, not
+//!   the tenant's synced data.
+
+pub mod rules;
 
 use std::time::Duration;
 
@@ -35,6 +58,7 @@ use crate::StoreError;
 /// Why a job was queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum JobKind {
     /// "Sync now": first in the queue.
     Manual,
@@ -71,6 +95,7 @@ impl JobKind {
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum JobState {
     Queued,
     Running,
@@ -140,6 +165,7 @@ impl Enqueued {
 
 /// A job of the queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Job {
     pub id: i64,
     pub tenant: String,
@@ -222,6 +248,7 @@ pub struct TenantState {
 /// How a tenant looks, for the API and `status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TenantStatus {
     Healthy,
     Running,

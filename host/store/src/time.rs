@@ -11,6 +11,12 @@ pub fn rfc3339(at: jiff::Timestamp) -> String {
     at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
+/// Now, Unix milliseconds (the host's clock: for what is shown, never for the queue's
+/// rules, whose callers give the time).
+pub fn unix_now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
 /// Now, Unix seconds.
 pub fn unix_now() -> i64 {
     jiff::Timestamp::now().as_second()

@@ -11,6 +11,7 @@ use m365sync_wit::types::{Batch, MatchDecision, PersonKey, PlatformOrganization,
 use super::rows::TenantRows;
 use super::{Shared, ok_run, poisoned};
 use crate::TenantStore;
+use crate::feed::events_of;
 use crate::model::refuse_if_read_only;
 
 /// A tenant's rows in a [`MemoryStore`](super::MemoryStore).
@@ -105,8 +106,12 @@ impl TenantStore for MemoryTenant {
             Some(report) => Some(ok_run(&self.tenant, report)?),
             None => None,
         };
+        // The events of what the batch commits, appended only once it has (a failing
+        // batch is undone whole and leaves none).
+        let events = events_of(&batch);
         let rows = shared.tenants.entry(self.tenant.clone()).or_default();
         rows.apply(batch)?;
+        shared.feed.append(&self.tenant, events);
         if let Some(run) = run {
             shared.push_run(run);
         }

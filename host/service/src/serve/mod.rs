@@ -1,0 +1,339 @@
+//! `m365sync serve`'s engine room: a worker process that claims jobs from the store's queue
+//! and runs them (a few at a time, each in its own sandbox, each holding a lease it renews),
+//! a scheduler that queues each tenant's runs when they are due, and what the API and the
+//! `status` command ask of it (sync now, pause, resume, the tenants' states). Several such
+//! processes share one PostgreSQL database with no coordinator of their own: the queue's
+//! claims, leases and the tenants' locks are all in the store.
+//!
+//! - [`worker`]: the claim loop, a run and its lease, what a run's end does to the tenant.
+//! - [`scheduler`]: due tenants queued once, a missed run caught up once.
+//! - [`outcome`]: which failures are retried, which need an admin.
+//! - [`metrics`]: the counters `/metrics` shows.
+//! - [`view`]: a tenant as the API and `status` show it.
+
+pub mod metrics;
+pub mod outcome;
+pub mod scheduler;
+pub mod view;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use m365sync_config::{ConfigFile, Schedule, ServeSettings, TenantConfig, TenantRun};
+use m365sync_runtime::{CancelToken, Runtime};
+use m365sync_store::StoreBackend;
+use m365sync_store::queue::{Enqueued, JobKind, NewJob, ServedTenant, TenantState, WorkerInfo};
+use m365sync_store::{StoreError, time};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use metrics::Metrics;
+pub use view::TenantView;
+
+/// How a worker process behaves (from `[serve]`, and tests' shorter intervals).
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Runs at once in this process.
+    pub workers: usize,
+    /// Running jobs per app registration, fleet-wide.
+    pub per_app: u32,
+    /// Running jobs in all, fleet-wide, when set.
+    pub max_running: Option<u32>,
+    /// Consecutive failures before a tenant shows as failing.
+    pub failing_after: u32,
+    /// Waits before the retries of a failed run.
+    pub retry_backoff: Vec<Duration>,
+    /// How long a claim holds before it must be renewed.
+    pub lease: Duration,
+    /// How long running syncs get to reach a batch boundary when the process stops.
+    pub shutdown_grace: Duration,
+    /// How often the queue is looked at when nothing wakes the worker.
+    pub poll: Duration,
+    /// How often the scheduler looks for due tenants.
+    pub schedule_tick: Duration,
+    /// How long a run refused because another process syncs the tenant waits to retry.
+    pub locked_retry: Duration,
+}
+
+impl ServeOptions {
+    /// The options `[serve]` asks for (the intervals keep their defaults).
+    pub fn from_settings(settings: &ServeSettings) -> ServeOptions {
+        ServeOptions {
+            workers: usize::try_from(settings.workers).unwrap_or(usize::MAX),
+            per_app: settings.per_app,
+            max_running: settings.max_running,
+            failing_after: settings.failing_after,
+            retry_backoff: settings.retry_backoff.clone(),
+            lease: settings.lease,
+            shutdown_grace: settings.shutdown_grace,
+            ..ServeOptions::default()
+        }
+    }
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            workers: 4,
+            per_app: 8,
+            max_running: None,
+            failing_after: 3,
+            retry_backoff: vec![
+                Duration::from_secs(60),
+                Duration::from_secs(5 * 60),
+                Duration::from_secs(30 * 60),
+            ],
+            lease: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
+            poll: Duration::from_secs(2),
+            schedule_tick: Duration::from_secs(10),
+            locked_retry: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why the service could not start or a request to it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no tenant named {0:?} is served")]
+    UnknownTenant(String),
+    #[error("tenant {0} is paused: resume it first")]
+    Paused(String),
+}
+
+/// One tenant as the worker serves it: how to run it and when.
+pub(crate) struct ServedConfig {
+    pub run: TenantRun,
+    pub schedule: Schedule,
+}
+
+/// A running worker process's service.
+pub struct Service {
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) store: Arc<dyn StoreBackend>,
+    pub(crate) tenants: HashMap<String, ServedConfig>,
+    pub(crate) options: ServeOptions,
+    pub(crate) worker: WorkerInfo,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Wakes the claim loop (a job was queued by this process).
+    pub(crate) wake: Notify,
+    /// Stops claiming and scheduling; running syncs get their grace period.
+    pub(crate) stopping: CancellationToken,
+    /// The cancellation of each running job's sync, by job id.
+    pub(crate) running: Mutex<HashMap<i64, CancelToken>>,
+    pub(crate) tasks: TaskTracker,
+    config_path: PathBuf,
+}
+
+impl Service {
+    /// Join the fleet as a worker of `store` and serve the tenants of `config` (their runs
+    /// resolved now, with `runtime`): the claim loop and the scheduler start at once.
+    pub async fn start(
+        runtime: Arc<Runtime>,
+        store: Arc<dyn StoreBackend>,
+        config: &ConfigFile,
+        config_path: PathBuf,
+        options: ServeOptions,
+    ) -> Result<Arc<Service>, ServeError> {
+        let worker = this_worker();
+        store.join(&worker).await?;
+        let tenants = served(config);
+        let served: Vec<ServedTenant> = tenants
+            .values()
+            .map(|t| ServedTenant {
+                tenant: t.run.tenant.key.clone(),
+                app: t.run.tenant.client_id.clone(),
+            })
+            .collect();
+        store.serve_tenants(&served).await?;
+        let service = Arc::new(Service {
+            runtime,
+            store,
+            tenants,
+            options,
+            worker,
+            metrics: Arc::new(Metrics::new()),
+            wake: Notify::new(),
+            stopping: CancellationToken::new(),
+            running: Mutex::new(HashMap::new()),
+            tasks: TaskTracker::new(),
+            config_path,
+        });
+        service.tasks.spawn(worker::claim_loop(service.clone()));
+        service
+            .tasks
+            .spawn(scheduler::schedule_loop(service.clone()));
+        service.tasks.spawn(worker::heartbeat_loop(service.clone()));
+        // Deliveries run beside the syncs and never hold them up.
+        for target in config.webhooks() {
+            let delivery = crate::webhooks::DeliveryOptions {
+                poll: service.options.poll,
+                lease: service.options.lease,
+                ..Default::default()
+            };
+            service.tasks.spawn(crate::webhooks::run_with(
+                service.store.clone(),
+                target,
+                service.worker.id.clone(),
+                service.stopping.clone(),
+                delivery,
+            ));
+        }
+        Ok(service)
+    }
+
+    /// This worker, as the store knows it.
+    pub fn worker(&self) -> &WorkerInfo {
+        &self.worker
+    }
+
+    pub fn store(&self) -> &Arc<dyn StoreBackend> {
+        &self.store
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn options(&self) -> &ServeOptions {
+        &self.options
+    }
+
+    /// The config file the tenants come from.
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config_path
+    }
+
+    /// "Sync now": a manual job, first in the queue (a queued scheduled run of the tenant
+    /// becomes it). Refused for a paused tenant.
+    pub async fn sync_now(&self, tenant: &str) -> Result<Enqueued, ServeError> {
+        let state = self.state(tenant).await?;
+        if state.paused {
+            return Err(ServeError::Paused(tenant.to_string()));
+        }
+        let queued = self
+            .store
+            .enqueue(&NewJob {
+                tenant: tenant.to_string(),
+                app: state.app,
+                kind: JobKind::Manual,
+                run_after_ms: now_ms(),
+                attempt: 1,
+            })
+            .await?;
+        self.wake.notify_one();
+        Ok(queued)
+    }
+
+    /// Pause (or resume) a tenant: a paused tenant keeps its data and delta links, is not
+    /// scheduled, and its queued job waits.
+    pub async fn set_paused(&self, tenant: &str, paused: bool) -> Result<TenantState, ServeError> {
+        let state = self
+            .store
+            .set_paused(tenant, paused, now_ms())
+            .await?
+            .ok_or_else(|| ServeError::UnknownTenant(tenant.to_string()))?;
+        if !paused {
+            self.wake.notify_one();
+        }
+        Ok(state)
+    }
+
+    /// A served tenant's state.
+    pub async fn state(&self, tenant: &str) -> Result<TenantState, ServeError> {
+        self.store
+            .tenant_state(tenant, now_ms())
+            .await?
+            .ok_or_else(|| ServeError::UnknownTenant(tenant.to_string()))
+    }
+
+    /// Every served tenant, as the API and `status` show them.
+    pub async fn tenant_views(&self) -> Result<Vec<TenantView>, ServeError> {
+        let schedules = self
+            .tenants
+            .iter()
+            .map(|(name, t)| (name.clone(), t.schedule.to_string()))
+            .collect();
+        Ok(view::tenant_views(self.store.as_ref(), self.options.failing_after, &schedules).await?)
+    }
+
+    /// Whether the service is stopping.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.is_cancelled()
+    }
+
+    /// Stop: no more claims or schedules; running syncs end at their next batch boundary
+    /// (within the grace period) and go back to the queue, recorded as interrupted; then the
+    /// worker leaves the fleet.
+    pub async fn shutdown(&self, reason: &str) {
+        self.stopping.cancel();
+        let running: Vec<CancelToken> = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for cancel in running {
+            cancel.cancel(reason.to_string());
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+        if let Err(error) = self.store.leave(&self.worker.id).await {
+            tracing::warn!("leaving the fleet: {error}");
+        }
+    }
+}
+
+/// The tenants of `config`, each with its run and schedule.
+fn served(config: &ConfigFile) -> HashMap<String, ServedConfig> {
+    config
+        .tenants
+        .iter()
+        .map(|tenant: &TenantConfig| {
+            (
+                tenant.name.clone(),
+                ServedConfig {
+                    run: config.resolve(tenant),
+                    schedule: config.schedule(tenant),
+                },
+            )
+        })
+        .collect()
+}
+
+/// This process as a worker: `host:pid:start`.
+fn this_worker() -> WorkerInfo {
+    let host = m365sync_store::model::host_name();
+    let pid = std::process::id();
+    let started_ms = now_ms();
+    WorkerInfo {
+        id: format!("{host}:{pid}:{started_ms}"),
+        pid,
+        host,
+        started_ms,
+        heartbeat_ms: started_ms,
+    }
+}
+
+/// Now, Unix milliseconds.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// A Unix-milliseconds time as RFC 3339 UTC (None for one out of range).
+pub fn rfc3339_ms(ms: i64) -> Option<String> {
+    jiff::Timestamp::from_millisecond(ms)
+        .ok()
+        .map(time::rfc3339)
+}
