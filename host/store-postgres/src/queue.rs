@@ -465,10 +465,15 @@ impl Queue for PostgresStore {
         Ok(states.map_err(self.queue_error(what))?.pop())
     }
 
-    async fn set_next_run(&self, tenant: &str, next_run_ms: Option<i64>) -> Result<(), StoreError> {
+    async fn set_next_run(
+        &self,
+        tenant: &str,
+        expected: Option<i64>,
+        next: Option<i64>,
+    ) -> Result<bool, StoreError> {
         let what = "setting the tenant's next run";
         let client = self.client(what).await?;
-        served::set_next_run(&client, tenant, next_run_ms)
+        served::set_next_run(&client, tenant, expected, next)
             .await
             .map_err(self.queue_error(what))
     }

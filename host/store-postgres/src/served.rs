@@ -169,18 +169,21 @@ pub(crate) async fn set_paused(client: &Object, tenant: &str, paused: bool) -> R
     Ok(())
 }
 
+/// Compare-and-set of the next run (`IS NOT DISTINCT FROM` compares NULLs as equal).
 pub(crate) async fn set_next_run(
     client: &Object,
     tenant: &str,
-    next_run_ms: Option<i64>,
-) -> Result<(), Failed> {
-    client
+    expected: Option<i64>,
+    next: Option<i64>,
+) -> Result<bool, Failed> {
+    let changed = client
         .execute(
-            "UPDATE served_tenants SET next_run_ms = $2 WHERE tenant = $1",
-            &[&tenant, &next_run_ms],
+            "UPDATE served_tenants SET next_run_ms = $3
+             WHERE tenant = $1 AND next_run_ms IS NOT DISTINCT FROM $2",
+            &[&tenant, &expected, &next],
         )
         .await?;
-    Ok(())
+    Ok(changed == 1)
 }
 
 pub(crate) async fn record_run_end(

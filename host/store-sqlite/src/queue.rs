@@ -327,9 +327,14 @@ impl Queue for SqliteStore {
         })
     }
 
-    async fn set_next_run(&self, tenant: &str, next_run_ms: Option<i64>) -> Result<(), StoreError> {
+    async fn set_next_run(
+        &self,
+        tenant: &str,
+        expected: Option<i64>,
+        next: Option<i64>,
+    ) -> Result<bool, StoreError> {
         self.write("setting the tenant's next run", |t| {
-            Ok(served::set_next_run(t, tenant, next_run_ms)?)
+            Ok(served::set_next_run(t, tenant, expected, next)?)
         })
     }
 

@@ -161,15 +161,19 @@ pub(crate) fn set_paused(
         .map(drop)
 }
 
+/// Compare-and-set of the next run (`IS` compares NULLs as equal).
 pub(crate) fn set_next_run(
     transaction: &Connection,
     tenant: &str,
-    next_run_ms: Option<i64>,
-) -> rusqlite::Result<()> {
+    expected: Option<i64>,
+    next: Option<i64>,
+) -> rusqlite::Result<bool> {
     transaction
-        .prepare_cached("UPDATE served_tenants SET next_run_ms = ?2 WHERE tenant = ?1")?
-        .execute(params![tenant, next_run_ms])
-        .map(drop)
+        .prepare_cached(
+            "UPDATE served_tenants SET next_run_ms = ?3 WHERE tenant = ?1 AND next_run_ms IS ?2",
+        )?
+        .execute(params![tenant, expected, next])
+        .map(|changed| changed == 1)
 }
 
 pub(crate) fn record_run_end(

@@ -379,8 +379,16 @@ pub trait Queue: Send + Sync {
         paused: bool,
         now_ms: i64,
     ) -> Result<Option<TenantState>, StoreError>;
-    /// Set when the tenant's next scheduled run is due.
-    async fn set_next_run(&self, tenant: &str, next_run_ms: Option<i64>) -> Result<(), StoreError>;
+    /// Move the tenant's next scheduled run from `expected` to `next`, if it still is
+    /// `expected` (a compare-and-set): true when this call moved it. Of several workers
+    /// seeing the same run due, exactly one moves it on, and only that one queues the run.
+    /// False for a tenant not served.
+    async fn set_next_run(
+        &self,
+        tenant: &str,
+        expected: Option<i64>,
+        next: Option<i64>,
+    ) -> Result<bool, StoreError>;
     /// Note how a run of the tenant ended: a success clears its failures and attention; a
     /// failure counts one more, and sets the attention when it has one.
     async fn record_run_end(&self, tenant: &str, end: &RunEnd) -> Result<(), StoreError>;

@@ -1,8 +1,8 @@
 //! The scheduler: every tick, each served tenant that is not paused and whose next run is
 //! due gets a scheduled job, and its next run is moved on to the schedule's next time after
 //! now; a tenant served for the first time that never ran is synced at once. A tenant's next run is kept in the store, so a run missed while no worker was up is
-//! caught up once (not once per missed time) when one starts; every worker runs this loop,
-//! and the queue's one-queued-job rule keeps their enqueues from doubling a run.
+//! caught up once (not once per missed time) when one starts. Every worker runs this loop;
+//! moving a due run on is a compare-and-set in the store, so exactly one of them queues it.
 
 use std::sync::Arc;
 
@@ -66,24 +66,18 @@ async fn due(
             .and_then(|at| served.schedule.next_after(at))
             .map(|at| at.as_millisecond())
     };
+    // Moved on with a compare-and-set: of the workers that see the run due, the one that
+    // moves it on queues it.
+    let moved = |expected| {
+        service
+            .store
+            .set_next_run(&state.tenant, expected, next_after(now))
+    };
     match state.next_run_ms {
-        Some(due) if due <= now => {
-            // Moved on first: another worker's tick that reads it now does not queue again.
-            service
-                .store
-                .set_next_run(&state.tenant, next_after(now))
-                .await?;
-            Ok(Some(due))
-        }
+        Some(due) if due <= now => Ok(moved(Some(due)).await?.then_some(due)),
         Some(_) => Ok(None),
-        None => {
-            service
-                .store
-                .set_next_run(&state.tenant, next_after(now))
-                .await?;
-            // A tenant that never ran is synced now, as a new connection is: its first
-            // scheduled time may be a day away.
-            Ok(state.last_run_ms.is_none().then_some(now))
-        }
+        // A tenant that never ran is synced now, as a new connection is: its first
+        // scheduled time may be a day away.
+        None => Ok((moved(None).await? && state.last_run_ms.is_none()).then_some(now)),
     }
 }

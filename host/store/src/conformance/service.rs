@@ -89,15 +89,53 @@ pub async fn a_successful_run_clears_failures_and_attention(subject: &Subject) {
 pub async fn the_next_run_is_set_and_cleared(subject: &Subject) {
     let store = &*subject.store;
     serve(store, &[("a", APP)]).await;
-    store.set_next_run("a", Some(5_000)).await.expect("setting");
+    assert!(
+        store
+            .set_next_run("a", None, Some(5_000))
+            .await
+            .expect("setting")
+    );
     let again = subject.reopen().await;
     assert_eq!(state_of(&*again, "a", 0).await.next_run_ms, Some(5_000));
-    store.set_next_run("a", None).await.expect("clearing");
+    // A compare-and-set: of two workers moving the same due run on, one does.
+    assert!(
+        !again
+            .set_next_run("a", None, Some(9_000))
+            .await
+            .expect("stale")
+    );
+    assert!(
+        !again
+            .set_next_run("a", Some(4_000), Some(9_000))
+            .await
+            .expect("stale")
+    );
+    assert!(
+        again
+            .set_next_run("a", Some(5_000), Some(9_000))
+            .await
+            .expect("moving")
+    );
+    assert!(
+        !store
+            .set_next_run("a", Some(5_000), Some(9_500))
+            .await
+            .expect("second")
+    );
+    assert_eq!(state_of(store, "a", 0).await.next_run_ms, Some(9_000));
+    assert!(
+        store
+            .set_next_run("a", Some(9_000), None)
+            .await
+            .expect("clearing")
+    );
     assert_eq!(state_of(store, "a", 0).await.next_run_ms, None);
-    store
-        .set_next_run("nobody", Some(1))
-        .await
-        .expect("a tenant not served");
+    assert!(
+        !store
+            .set_next_run("nobody", None, Some(1))
+            .await
+            .expect("a tenant not served")
+    );
     assert_eq!(
         store.tenant_state("nobody", 0).await.expect("reading"),
         None

@@ -145,11 +145,19 @@ impl Queue for MemoryStore {
         Ok(shared.service.state(tenant, now_ms))
     }
 
-    async fn set_next_run(&self, tenant: &str, next_run_ms: Option<i64>) -> Result<(), StoreError> {
-        if let Some(state) = self.shared()?.service.tenants.get_mut(tenant) {
-            state.next_run_ms = next_run_ms;
+    async fn set_next_run(
+        &self,
+        tenant: &str,
+        expected: Option<i64>,
+        next: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        match self.shared()?.service.tenants.get_mut(tenant) {
+            Some(state) if state.next_run_ms == expected => {
+                state.next_run_ms = next;
+                Ok(true)
+            }
+            _ => Ok(false),
         }
-        Ok(())
     }
 
     async fn record_run_end(&self, tenant: &str, end: &RunEnd) -> Result<(), StoreError> {
