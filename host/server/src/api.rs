@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use m365sync_service::serve::TenantView;
+use m365sync_service::serve::{TenantView, WebhookView};
 use m365sync_store::RunRecord;
 use m365sync_store::feed::ChangeEvent;
 use m365sync_store::queue::{Enqueued, Job, JobState};
@@ -260,6 +260,15 @@ pub(crate) async fn list_changes(
         .await?;
     let next_after = events.last().map_or(after, |e| e.cursor);
     Ok(Json(ChangesPage { events, next_after }))
+}
+
+/// The webhooks and how their deliveries stand (delivering or failing, the last error).
+#[utoipa::path(get, path = "/v1/webhooks", tag = "changes",
+    responses((status = 200, description = "The config's webhooks", body = [WebhookView])))]
+pub(crate) async fn list_webhooks(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<WebhookView>>, ApiError> {
+    Ok(Json(state.service.webhook_views().await?))
 }
 
 /// What `/healthz` checked.

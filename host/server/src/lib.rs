@@ -42,6 +42,7 @@ pub fn router(service: Arc<Service>, token: Option<ApiToken>) -> Router {
         .route("/v1/runs/{id}", get(api::get_run))
         .route("/v1/jobs", get(api::list_jobs))
         .route("/v1/changes", get(api::list_changes))
+        .route("/v1/webhooks", get(api::list_webhooks))
         .route("/v1/openapi.json", get(api::openapi_document))
         .route("/metrics", get(api::metrics))
         .route_layer(axum::middleware::from_fn_with_state(

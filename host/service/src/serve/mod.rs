@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use metrics::Metrics;
-pub use view::TenantView;
+pub use view::{TenantView, WebhookView};
 
 /// How a worker process behaves (from `[serve]`, and tests' shorter intervals).
 #[derive(Debug, Clone)]
@@ -128,6 +128,8 @@ pub struct Service {
     /// The cancellation of each running job's sync, by job id.
     pub(crate) running: Mutex<HashMap<i64, CancelToken>>,
     pub(crate) tasks: TaskTracker,
+    /// The config's webhooks.
+    webhooks: Vec<m365sync_config::WebhookTarget>,
     config_path: PathBuf,
 }
 
@@ -163,6 +165,7 @@ impl Service {
             stopping: CancellationToken::new(),
             running: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
+            webhooks: config.webhooks(),
             config_path,
         });
         service.tasks.spawn(worker::claim_loop(service.clone()));
@@ -171,7 +174,7 @@ impl Service {
             .spawn(scheduler::schedule_loop(service.clone()));
         service.tasks.spawn(worker::heartbeat_loop(service.clone()));
         // Deliveries run beside the syncs and never hold them up.
-        for target in config.webhooks() {
+        for target in service.webhooks.clone() {
             let delivery = crate::webhooks::DeliveryOptions {
                 poll: service.options.poll,
                 lease: service.options.lease,
@@ -265,6 +268,16 @@ impl Service {
             .map(|(name, t)| (name.clone(), t.schedule.to_string()))
             .collect();
         Ok(view::tenant_views(self.store.as_ref(), self.options.failing_after, &schedules).await?)
+    }
+
+    /// The config's webhooks and how their deliveries stand.
+    pub async fn webhook_views(&self) -> Result<Vec<WebhookView>, ServeError> {
+        let mut views = Vec::with_capacity(self.webhooks.len());
+        for target in &self.webhooks {
+            let state = self.store.webhook_state(&target.name).await?;
+            views.push(view::webhook_view(target, &state));
+        }
+        Ok(views)
     }
 
     /// Whether the service is stopping.

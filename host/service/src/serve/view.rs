@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use m365sync_store::queue::{TenantState, TenantStatus};
+use m365sync_config::WebhookTarget;
+use m365sync_store::queue::{TenantState, TenantStatus, WebhookState};
 use m365sync_store::{StoreBackend, StoreError};
 
 use super::{now_ms, rfc3339_ms};
@@ -83,5 +84,50 @@ fn view(
         last_run,
         next_run: state.next_run_ms.and_then(rfc3339_ms),
         people,
+    }
+}
+
+/// A webhook's deliveries, as `GET /v1/webhooks` shows them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookView {
+    pub name: String,
+    /// The receiver's origin (scheme, host, port): its path and query may hold a credential.
+    pub receiver: String,
+    /// The events it takes.
+    pub events: Vec<String>,
+    /// The tenants whose events it takes (None: all).
+    pub tenants: Option<Vec<String>>,
+    /// "delivering" (the last attempt succeeded, or none failed yet) or "failing".
+    pub status: String,
+    /// The last feed cursor delivered.
+    pub cursor: i64,
+    /// Events delivered so far.
+    pub delivered: u64,
+    /// Attempts failed since the last success, and the last one's error.
+    pub failures: u32,
+    pub last_error: Option<String>,
+    /// When a delivery last succeeded, RFC 3339 UTC.
+    pub last_delivered: Option<String>,
+}
+
+/// A webhook's view from its config and its state in the store.
+pub fn webhook_view(target: &WebhookTarget, state: &WebhookState) -> WebhookView {
+    WebhookView {
+        name: target.name.clone(),
+        receiver: target.url.origin().normalized.clone(),
+        events: target.events.iter().map(|e| e.name().to_string()).collect(),
+        tenants: target.tenants.clone(),
+        status: if state.failures > 0 {
+            "failing"
+        } else {
+            "delivering"
+        }
+        .to_string(),
+        cursor: state.cursor,
+        delivered: state.delivered,
+        failures: state.failures,
+        last_error: state.last_error.clone(),
+        last_delivered: state.last_delivered_ms.and_then(rfc3339_ms),
     }
 }
