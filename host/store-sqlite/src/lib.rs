@@ -31,6 +31,7 @@
 //! removes a gone member by that id), and the new account's rows arrive under the new id.
 
 mod feed;
+mod gate;
 mod lock;
 mod log;
 mod organizations;
@@ -56,10 +57,12 @@ pub use schema::{OpenError, SCHEMA_VERSION};
 pub use tenant::SqliteTenant;
 
 /// A SQLite database file of many tenants. Each call opens its own connection (SQLite
-/// connections are cheap; WAL lets readers and one writer work at once).
+/// connections are cheap; WAL lets readers and one writer work at once); writes queue at
+/// the file's gate ([`gate`]).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     path: PathBuf,
+    gate: gate::WriteGate,
 }
 
 impl SqliteStore {
@@ -68,6 +71,7 @@ impl SqliteStore {
         schema::open_database(path)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
+            gate: gate::of(path),
         })
     }
 
@@ -80,6 +84,7 @@ impl SqliteStore {
         schema::open_database_read_only(path)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
+            gate: gate::of(path),
         })
     }
 
@@ -114,19 +119,30 @@ impl Store for SqliteStore {
     ) -> Result<Box<dyn TenantStore>, StoreError> {
         match access {
             Access::Sync => {
-                let lock = lock::lock_tenant(&self.path, tenant)?;
-                log::record_spooled_runs(&self.path);
+                let lock = {
+                    let _writing = self.gate.lock().await;
+                    let lock = lock::lock_tenant(&self.path, tenant, &self.gate)?;
+                    log::record_spooled_runs(&self.path);
+                    lock
+                };
                 let connection = self.connection()?;
                 Ok(Box::new(SqliteTenant::new(
                     connection,
                     tenant,
                     Some(lock),
+                    self.gate.clone(),
                     false,
                 )))
             }
             Access::ReadOnly => {
                 let connection = self.read_connection()?;
-                Ok(Box::new(SqliteTenant::new(connection, tenant, None, true)))
+                Ok(Box::new(SqliteTenant::new(
+                    connection,
+                    tenant,
+                    None,
+                    self.gate.clone(),
+                    true,
+                )))
             }
         }
     }
@@ -141,6 +157,7 @@ impl Store for SqliteStore {
         tenant: &str,
         run: &FailedRun,
     ) -> Result<Option<i64>, StoreError> {
+        let _writing = self.gate.lock().await;
         log::record_failed_run(&self.path, tenant, run)
     }
 
@@ -149,7 +166,10 @@ impl Store for SqliteStore {
         tenant: Option<&str>,
         limit: u32,
     ) -> Result<Vec<RunRecord>, StoreError> {
-        log::record_spooled_runs(&self.path);
+        {
+            let _writing = self.gate.lock().await;
+            log::record_spooled_runs(&self.path);
+        }
         let connection = self.read_connection()?;
         log::list_runs(&connection, tenant, limit).map_err(read_error("reading the sync log"))
     }
@@ -169,6 +189,7 @@ impl Store for SqliteStore {
         name: &str,
         id: Option<&str>,
     ) -> Result<PlatformOrganization, StoreError> {
+        let _writing = self.gate.lock().await;
         let connection = self.connection()?;
         Ok(organizations::create_organization(&connection, name, id)?)
     }
@@ -177,6 +198,7 @@ impl Store for SqliteStore {
         &self,
         rows: &[OrganizationRow],
     ) -> Result<OrganizationImport, StoreError> {
+        let _writing = self.gate.lock().await;
         let mut connection = self.connection()?;
         Ok(organizations::import_organizations(&mut connection, rows)?)
     }
@@ -203,6 +225,7 @@ impl Store for SqliteStore {
     }
 
     async fn reset_tenant(&self, tenant: &str) -> Result<ResetOutcome, StoreError> {
+        let _writing = self.gate.lock().await;
         lock::reset_tenant(&self.path, tenant)
     }
 }

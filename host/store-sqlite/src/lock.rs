@@ -11,6 +11,7 @@ use m365sync_store::time::{now_rfc3339, unix_now};
 use m365sync_wit::StorageError;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::gate::WriteGate;
 use crate::schema::open_database;
 
 /// A failure of lock work, as the contract names it.
@@ -68,6 +69,7 @@ pub fn live_lock_holder(
 /// holder's. A run whose lock was taken over therefore commits nothing more.
 pub struct TenantLock {
     path: std::path::PathBuf,
+    gate: WriteGate,
     beat: Arc<LockBeat>,
     /// Dropping it stops the heartbeat thread.
     stop: Option<std::sync::mpsc::Sender<()>>,
@@ -111,8 +113,13 @@ pub(crate) fn lock_connection(path: &Path, tenant: &str) -> Result<Connection, S
 
 /// Take `tenant`'s lock in the database at `path`, or say who holds it. The holder is read
 /// first, without a write lock, so a second run is refused at once even while the first
-/// has a write transaction open; the lock row is then written in a short transaction.
-pub fn lock_tenant(path: &Path, tenant: &str) -> Result<TenantLock, StoreError> {
+/// has a write transaction open; the lock row is then written in a short transaction. The
+/// caller holds the file's `gate`, which the lock's heartbeat and release take too.
+pub(crate) fn lock_tenant(
+    path: &Path,
+    tenant: &str,
+    gate: &WriteGate,
+) -> Result<TenantLock, StoreError> {
     let connection = lock_connection(path, tenant)?;
     let failed = |source| failed(tenant, path, source);
     let held = |holder| held(tenant, holder);
@@ -160,15 +167,18 @@ pub fn lock_tenant(path: &Path, tenant: &str) -> Result<TenantLock, StoreError> 
     let heartbeat = std::thread::Builder::new()
         .name("m365sync-lock".into())
         .spawn({
-            let (path, beat) = (path.to_path_buf(), beat.clone());
+            let (path, beat, gate) = (path.to_path_buf(), beat.clone(), gate.clone());
             move || {
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(LOCK_HEARTBEAT)
                 {
-                    // A beat that finds the database busy is left to the store's commit.
-                    let written = lock_connection(&path, &beat.tenant)
-                        .ok()
-                        .and_then(|c| beat.write(&c).ok());
+                    // A beat that finds the database busy (here or in another process) is
+                    // left to the store's commit.
+                    let written = gate.try_lock().ok().and_then(|_writing| {
+                        lock_connection(&path, &beat.tenant)
+                            .ok()
+                            .and_then(|c| beat.write(&c).ok())
+                    });
                     if written != Some(1) {
                         beat.due.store(true, Ordering::Release);
                     }
@@ -178,6 +188,7 @@ pub fn lock_tenant(path: &Path, tenant: &str) -> Result<TenantLock, StoreError> 
         .ok();
     Ok(TenantLock {
         path: path.to_path_buf(),
+        gate: gate.clone(),
         beat,
         stop: Some(stop),
         heartbeat,
@@ -196,15 +207,37 @@ impl Drop for TenantLock {
         if let Some(thread) = self.heartbeat.take() {
             let _ = thread.join();
         }
-        // Only this holder's row: a lock taken over meanwhile is the new holder's.
-        let beat = &self.beat;
-        let _ = lock_connection(&self.path, &beat.tenant).map(|c| {
-            c.execute(
-                "DELETE FROM tenant_locks WHERE tenant = ?1 AND pid = ?2 AND host = ?3 AND since = ?4",
-                params![beat.tenant, beat.holder.pid, beat.holder.host, beat.holder.since],
-            )
-        });
+        // Dropped in async code, which must not wait here for another writer of this
+        // process: when one holds the gate, a thread of its own releases the lock.
+        match self.gate.try_lock() {
+            Ok(_writing) => release(&self.path, &self.beat),
+            Err(_) => {
+                let (gate, path, beat) = (self.gate.clone(), self.path.clone(), self.beat.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("m365sync-unlock".into())
+                    .spawn(move || {
+                        let _writing = gate.blocking_lock();
+                        release(&path, &beat);
+                    });
+                if spawned.is_err() {
+                    // No thread to wait in: wait in SQLite's busy handler instead.
+                    release(&self.path, &self.beat);
+                }
+            }
+        }
     }
+}
+
+/// Delete `beat`'s lock row: only this holder's, as a lock taken over meanwhile is the new
+/// holder's.
+fn release(path: &Path, beat: &LockBeat) {
+    let _ =
+        lock_connection(path, &beat.tenant).map(|c| {
+            c.execute(
+            "DELETE FROM tenant_locks WHERE tenant = ?1 AND pid = ?2 AND host = ?3 AND since = ?4",
+            params![beat.tenant, beat.holder.pid, beat.holder.host, beat.holder.since],
+        )
+        });
 }
 
 /// Tables never emptied by a reset: the sync log (the reset is noted in it), the locks,

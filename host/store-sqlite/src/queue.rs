@@ -53,11 +53,12 @@ impl SqliteStore {
 
     /// Run `work` in a write transaction, committed when it succeeds (rolled back when it
     /// fails).
-    pub(crate) fn write<T>(
+    pub(crate) async fn write<T>(
         &self,
         what: &str,
         work: impl FnOnce(&Transaction<'_>) -> Result<T, Failed>,
     ) -> Result<T, StoreError> {
+        let _writing = self.gate.lock().await;
         let mut connection = self.connection()?;
         let transaction = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -277,10 +278,12 @@ impl Queue for SqliteStore {
         self.write("registering the worker", |t| {
             served::join(t, &store, worker)
         })
+        .await
     }
 
     async fn leave(&self, worker_id: &str) -> Result<(), StoreError> {
         self.write("removing the worker", |t| Ok(served::leave(t, worker_id)?))
+            .await
     }
 
     async fn workers(
@@ -299,6 +302,7 @@ impl Queue for SqliteStore {
         self.write("setting the served tenants", |t| {
             Ok(served::serve_tenants(t, tenants)?)
         })
+        .await
     }
 
     async fn tenant_states(&self, now_ms: i64) -> Result<Vec<TenantState>, StoreError> {
@@ -325,6 +329,7 @@ impl Queue for SqliteStore {
             served::set_paused(t, tenant, paused)?;
             Ok(served::state_at(t, tenant, now_ms)?)
         })
+        .await
     }
 
     async fn set_next_run(
@@ -336,20 +341,23 @@ impl Queue for SqliteStore {
         self.write("setting the tenant's next run", |t| {
             Ok(served::set_next_run(t, tenant, expected, next)?)
         })
+        .await
     }
 
     async fn record_run_end(&self, tenant: &str, end: &RunEnd) -> Result<(), StoreError> {
         self.write("recording the end of the tenant's run", |t| {
             Ok(served::record_run_end(t, tenant, end)?)
         })
+        .await
     }
 
     async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, StoreError> {
-        self.write("queueing a job", |t| enqueue(t, job))
+        self.write("queueing a job", |t| enqueue(t, job)).await
     }
 
     async fn claim(&self, request: &ClaimRequest) -> Result<Option<Job>, StoreError> {
         self.write("claiming a job", |t| Ok(claim(t, request)?))
+            .await
     }
 
     async fn renew(
@@ -369,6 +377,7 @@ impl Queue for SqliteStore {
             update_job(t, &renewed)?;
             Ok(true)
         })
+        .await
     }
 
     async fn end(
@@ -381,6 +390,7 @@ impl Queue for SqliteStore {
         self.write("ending the job", |t| {
             Ok(end(t, job_id, worker, how, now_ms)?)
         })
+        .await
     }
 
     async fn jobs(&self, states: Option<&[JobState]>, limit: u32) -> Result<Vec<Job>, StoreError> {
@@ -393,6 +403,7 @@ impl Queue for SqliteStore {
 
     async fn webhook_state(&self, name: &str) -> Result<WebhookState, StoreError> {
         self.write("reading the webhook's state", |t| served::webhook(t, name))
+            .await
     }
 
     async fn claim_webhook(
@@ -410,6 +421,7 @@ impl Queue for SqliteStore {
             served::put_webhook(t, &taken)?;
             Ok(true)
         })
+        .await
     }
 
     async fn record_delivery(
@@ -427,5 +439,6 @@ impl Queue for SqliteStore {
             served::put_webhook(t, &recorded)?;
             Ok(true)
         })
+        .await
     }
 }

@@ -21,6 +21,7 @@ use m365sync_wit::types::{
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::gate::WriteGate;
 use crate::lock::{LockBeat, TenantLock};
 use crate::schema::key_hash;
 
@@ -43,6 +44,10 @@ pub struct SqliteTenant {
     tenant: String,
     /// Whether a write transaction is open, and what it holds.
     open: Option<Deferred>,
+    /// The database's gate ([`crate::gate`]), held from `BEGIN IMMEDIATE` to the commit or
+    /// rollback while a transaction is open, and around each write of its own.
+    gate: WriteGate,
+    writing: Option<tokio::sync::OwnedMutexGuard<()>>,
     /// The tenant lock this store's writes are made under (taken by a sync's open).
     lock: Option<TenantLock>,
     /// Opened read-only: SQLite itself refuses every write.
@@ -54,12 +59,15 @@ impl SqliteTenant {
         connection: Connection,
         tenant: &str,
         lock: Option<TenantLock>,
+        gate: WriteGate,
         read_only: bool,
     ) -> SqliteTenant {
         SqliteTenant {
             connection,
             tenant: tenant.to_string(),
             open: None,
+            gate,
+            writing: None,
             lock,
             read_only,
         }
@@ -74,14 +82,18 @@ impl SqliteTenant {
         if self.open.take().is_none() {
             return Ok(());
         }
-        if let Err(error) = self.beat_in_transaction() {
-            let _ = self.connection.execute_batch("ROLLBACK");
-            return Err(error);
-        }
-        self.connection.execute_batch("COMMIT").map_err(|e| {
-            let _ = self.connection.execute_batch("ROLLBACK");
-            unavailable("committing", e)
-        })
+        let committed = match self.beat_in_transaction() {
+            Err(error) => {
+                let _ = self.connection.execute_batch("ROLLBACK");
+                Err(error)
+            }
+            Ok(()) => self.connection.execute_batch("COMMIT").map_err(|e| {
+                let _ = self.connection.execute_batch("ROLLBACK");
+                unavailable("committing", e)
+            }),
+        };
+        self.writing = None;
+        committed
     }
 
     /// The heartbeat a commit carries when one is due (an atomic load otherwise): the
@@ -577,15 +589,18 @@ impl TenantStore for SqliteTenant {
     async fn commit(&mut self, batch: Batch) -> Result<(), StorageError> {
         self.refuse_if_read_only("committing a batch")?;
         if self.open.is_none() {
+            let writing = self.gate.clone().lock_owned().await;
             self.connection
                 .execute_batch("BEGIN IMMEDIATE")
                 .map_err(|e| unavailable("starting a transaction", e))?;
+            self.writing = Some(writing);
             self.open = Some(Deferred::default());
         }
         if let Err(error) = apply_batch(&self.connection, &self.tenant, &batch) {
             // Everything since the last checkpoint goes: the engine redoes it from there.
             self.open = None;
             let _ = self.connection.execute_batch("ROLLBACK");
+            self.writing = None;
             return Err(error);
         }
         if self.open.as_mut().is_some_and(|d| d.commit_after(&batch)) {
@@ -606,6 +621,7 @@ impl TenantStore for SqliteTenant {
         self.refuse_if_read_only("creating an organization")?;
         // Committed on its own, not with the engine's pending batches.
         self.flush()?;
+        let _writing = self.gate.clone().lock_owned().await;
         crate::organizations::create_organization(&self.connection, name, None)
     }
 
@@ -645,6 +661,7 @@ impl TenantStore for SqliteTenant {
         }
         self.refuse_if_read_only("storing the review decision")?;
         self.flush()?;
+        let _writing = self.gate.clone().lock_owned().await;
         let (action, organization) = action_parts(&decision.action);
         self.connection
             .prepare_cached("INSERT OR REPLACE INTO match_decisions VALUES (?1, ?2, ?3, ?4)")

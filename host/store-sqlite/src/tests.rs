@@ -31,9 +31,10 @@ mod serve;
 /// A tenant's store for a sync in the database at `path`, as `open_tenant` makes it, but
 /// concrete: the tests reach its connection and its lock's heartbeat.
 fn sync_tenant(path: &Path, tenant: &str) -> SqliteTenant {
-    let lock = lock_tenant(path, tenant).expect("taking the lock");
+    let gate = crate::gate::of(path);
+    let lock = lock_tenant(path, tenant, &gate).expect("taking the lock");
     let connection = open_database(path).expect("opening the database");
-    SqliteTenant::new(connection, tenant, Some(lock), false)
+    SqliteTenant::new(connection, tenant, Some(lock), gate, false)
 }
 
 fn database(dir: &tempfile::TempDir, name: &str) -> std::path::PathBuf {
@@ -500,10 +501,11 @@ fn heartbeat_of(path: &Path, tenant: &str) -> Option<i64> {
 async fn a_heartbeat_missed_during_the_runs_write_transaction_rides_on_its_next_commit() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = database(&dir, "beat.db");
-    let lock = lock_tenant(&path, "t").expect("locking");
+    let gate = crate::gate::of(&path);
+    let lock = lock_tenant(&path, "t", &gate).expect("locking");
     let beat = lock.beat().clone();
     let connection = open_database(&path).expect("opening");
-    let mut store = SqliteTenant::new(connection, "t", Some(lock), false);
+    let mut store = SqliteTenant::new(connection, "t", Some(lock), gate, false);
     // The run's write transaction is open (a round's pages wait for its link) and the
     // heartbeat it shuts out grows old: another host would soon take the lock over.
     store.commit(batch(vec![create("a")])).await.expect("a");
@@ -539,10 +541,11 @@ async fn a_heartbeat_missed_during_the_runs_write_transaction_rides_on_its_next_
 async fn a_run_whose_lock_was_taken_over_commits_nothing_more() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = database(&dir, "taken.db");
-    let lock = lock_tenant(&path, "t").expect("locking");
+    let gate = crate::gate::of(&path);
+    let lock = lock_tenant(&path, "t", &gate).expect("locking");
     let beat = lock.beat().clone();
     let connection = open_database(&path).expect("opening");
-    let mut store = SqliteTenant::new(connection, "t", Some(lock), false);
+    let mut store = SqliteTenant::new(connection, "t", Some(lock), gate, false);
     store.commit(saved(vec![create("a")])).await.expect("a");
     // Another host took the lock over (this one's heartbeat looked stale to it).
     open_database(&path)
