@@ -10,6 +10,10 @@
 //     --download http://127.0.0.2:PORT3 --tenant-id ID --client-id ID \
 //     --secret-env M365SYNC_CLIENT_SECRET --state state.json
 //
+// Instead of a client secret the app can sign in with a client assertion this host makes:
+// --certificate FILE --certificate-key FILE (a JWT signed with the app's certificate key),
+// or --federated-token-file FILE (workload identity federation).
+//
 // The session runs in a worker thread: Node enforces no CPU or memory limit on a
 // component, so this thread terminates the worker when a run overruns its budget.
 //
@@ -56,6 +60,14 @@ component, and prints each run's report.
   --secret-env NAME    environment variable holding the client secret
                        (default M365SYNC_CLIENT_SECRET)
   --secret-file PATH   file holding the client secret (instead of --secret-env)
+  --certificate PATH   the app's certificate (PEM), registered on the app: sign in with
+                       client assertions signed with its key instead of a secret
+  --certificate-key PATH
+                       the certificate's private key (PEM, PKCS#8); read by this host
+                       only, for each token request
+  --federated-token-file PATH
+                       sign in with the token in this file (workload identity
+                       federation), read again for each token request
   --state FILE         JSON state file (default: keep everything in memory)
   --tenant-key KEY     the host's name for the tenant (default "example")
   --mode MODE          both (default: full, then incremental), full, incremental
@@ -77,6 +89,13 @@ component, and prints each run's report.
 
 class UsageError extends Error {}
 
+/** Where the client secret is: none when the app signs in with a client assertion. */
+function secretSource(values, assertion) {
+  if (assertion) return null;
+  if (values['secret-file']) return { file: values['secret-file'] };
+  return { env: values['secret-env'] ?? 'M365SYNC_CLIENT_SECRET' };
+}
+
 function parse(argv) {
   const { values } = parseArgs({
     args: argv,
@@ -89,6 +108,9 @@ function parse(argv) {
       'client-id': { type: 'string' },
       'secret-env': { type: 'string' },
       'secret-file': { type: 'string' },
+      certificate: { type: 'string' },
+      'certificate-key': { type: 'string' },
+      'federated-token-file': { type: 'string' },
       state: { type: 'string' },
       'tenant-key': { type: 'string', default: 'example' },
       mode: { type: 'string', default: 'both' },
@@ -117,6 +139,19 @@ function parse(argv) {
   if (values['secret-env'] && values['secret-file']) {
     throw new UsageError('give --secret-env or --secret-file, not both');
   }
+  if (Boolean(values.certificate) !== Boolean(values['certificate-key'])) {
+    throw new UsageError('--certificate and --certificate-key go together');
+  }
+  const federated = values['federated-token-file'];
+  if (values.certificate && federated) {
+    throw new UsageError('give --certificate or --federated-token-file, not both');
+  }
+  const assertion = values.certificate
+    ? { certificate: { certificate_file: resolve(values.certificate), key_file: resolve(values['certificate-key']) } }
+    : federated ? { federated_token_file: resolve(federated) } : null;
+  if (assertion && (values['secret-env'] || values['secret-file'])) {
+    throw new UsageError('a client secret (--secret-env, --secret-file) or a client assertion (--certificate, --federated-token-file), not both');
+  }
   const modes = { both: ['full', 'incremental'], full: ['full'], incremental: ['incremental'] }[values.mode];
   if (!modes) throw new UsageError(`--mode ${values.mode}: expected both, full or incremental`);
   const features = {};
@@ -139,9 +174,8 @@ function parse(argv) {
     cloud: values.cloud,
     tenantId: values['tenant-id'].trim(),
     clientId: values['client-id'].trim(),
-    secret: values['secret-file']
-      ? { file: values['secret-file'] }
-      : { env: values['secret-env'] ?? 'M365SYNC_CLIENT_SECRET' },
+    secret: secretSource(values, assertion),
+    assertion,
     state: values.state ?? null,
     tenantKey: values['tenant-key'],
     modes,

@@ -3,22 +3,30 @@
 
 use crate::bindings::exports::m365sync::engine::engine::Guest;
 use crate::engine;
-use crate::imports::{WasiClock, WitLog, WitSecrets, WitStore};
+use crate::imports::{WasiClock, WitCredentials, WitLog, WitSecrets, WitStore};
 use crate::platform::Env;
 use crate::types::{
-    EngineInfo, Features, FieldMapping, OrganizationMatch, Permission, PermissionCheck,
-    ReviewAction, SyncError, SyncFailure, SyncPreview, SyncReport, SyncRequest, Tenant,
+    AppCredential, DelegatedRelationship, EngineInfo, Features, FieldMapping, OrganizationMatch,
+    Permission, PermissionCheck, ReviewAction, SyncError, SyncFailure, SyncPreview, SyncReport,
+    SyncRequest, Tenant,
 };
 use crate::wasi_http::WasiHttp;
 
 pub struct Component;
 
 fn with_env<R>(f: impl FnOnce(&mut Env<'_>) -> R) -> R {
-    let (mut http, mut secrets, mut store, mut log, mut clock) =
-        (WasiHttp, WitSecrets, WitStore, WitLog, WasiClock);
+    let (mut http, mut secrets, mut credentials, mut store, mut log, mut clock) = (
+        WasiHttp,
+        WitSecrets,
+        WitCredentials,
+        WitStore,
+        WitLog,
+        WasiClock,
+    );
     let mut env = Env {
         http: &mut http,
         secrets: &mut secrets,
+        credentials: &mut credentials,
         store: &mut store,
         log: &mut log,
         clock: &mut clock,
@@ -60,5 +68,13 @@ impl Guest for Component {
         action: ReviewAction,
     ) -> Result<OrganizationMatch, SyncError> {
         with_env(|env| engine::decide_organization(env, &tenant, &action))
+    }
+
+    fn partner_relationships(partner: Tenant) -> Result<Vec<DelegatedRelationship>, SyncError> {
+        with_env(|env| engine::partner_relationships(env, &partner))
+    }
+
+    fn app_credentials(tenant: Tenant) -> Result<Vec<AppCredential>, SyncError> {
+        with_env(|env| engine::app_credentials(env, &tenant))
     }
 }

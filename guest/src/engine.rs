@@ -1,24 +1,25 @@
 //! The exported `engine` functions as plain Rust over [`Env`]: `info`,
-//! `required-permissions`, `check-permissions`, `sync` (in [`crate::sync`]) and the
-//! organization review, which a later version implements.
+//! `required-permissions`, `check-permissions`, `sync` (in [`crate::sync`]), the
+//! organization review (in [`crate::review`]), and the reads outside a sync
+//! (`partner-relationships`, `app-credentials`, in [`crate::lookups`]).
 
 use crate::bindings::m365sync::engine::log::Level;
 use crate::fieldmap::FieldMap;
-use crate::graph::GraphClient;
 use crate::graph::token::token_roles;
+use crate::lookups;
 use crate::permissions;
 use crate::platform::Env;
 use crate::review;
 use crate::sync::{self, IMPLEMENTED};
 use crate::types::{
-    EngineInfo, Features, FieldMapping, HttpFailure, OrganizationMatch, Permission,
-    PermissionCheck, ReviewAction, SyncError, SyncFailure, SyncPreview, SyncReport, SyncRequest,
-    Tenant,
+    AppCredential, DelegatedRelationship, EngineInfo, Features, FieldMapping, HttpFailure,
+    OrganizationMatch, Permission, PermissionCheck, ReviewAction, SyncError, SyncFailure,
+    SyncPreview, SyncReport, SyncRequest, Tenant,
 };
 use crate::url::display_url;
 
 /// The WIT package version this engine was built from.
-pub const WIT_VERSION: &str = "0.5.0";
+pub const WIT_VERSION: &str = "0.6.0";
 
 pub fn info() -> EngineInfo {
     EngineInfo {
@@ -39,10 +40,14 @@ pub fn check_permissions(
     features: Features,
 ) -> Result<PermissionCheck, SyncError> {
     let t = sync::check_tenant(tenant)?;
-    let secret = sync::read_secret(&mut *env.secrets, &t.key)?;
-    let creds = sync::credentials(&t, secret);
-    let token_url = creds.token_url();
-    let mut graph = GraphClient::new(&mut *env.http, &mut *env.clock, creds);
+    let mut graph = sync::graph_client(
+        &mut *env.http,
+        &mut *env.clock,
+        &mut *env.secrets,
+        &mut *env.credentials,
+        &t,
+    )?;
+    let token_url = graph.token_url();
     let result = graph.sign_in().and_then(|token| {
         token_roles(token).map_err(|why| {
             SyncError::BadResponse(HttpFailure {
@@ -97,6 +102,20 @@ pub fn decide_organization(
     review::decide(env, tenant, action)
 }
 
+pub fn partner_relationships(
+    env: &mut Env<'_>,
+    partner: &Tenant,
+) -> Result<Vec<DelegatedRelationship>, SyncError> {
+    lookups::partner_relationships(env, partner)
+}
+
+pub fn app_credentials(
+    env: &mut Env<'_>,
+    tenant: &Tenant,
+) -> Result<Vec<AppCredential>, SyncError> {
+    lookups::app_credentials(env, tenant)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,7 +124,7 @@ mod tests {
     #[test]
     fn info_names_versions_and_features() {
         let i = info();
-        assert_eq!(i.wit_version, "0.5.0");
+        assert_eq!(i.wit_version, "0.6.0");
         assert_eq!(i.engine_version, env!("CARGO_PKG_VERSION"));
         assert_eq!(i.features, Features::all());
     }
@@ -145,6 +164,46 @@ mod tests {
         );
         w.http.assert_done();
         assert!(w.store.commits.is_empty());
+    }
+
+    #[test]
+    fn check_permissions_signs_in_with_a_federated_token() {
+        use crate::fakes::federated_token;
+        let mut w = World::new();
+        w.secrets.0.clear();
+        w.credentials.push(Ok(federated_token()));
+        w.http.push_ok(
+            "POST https://login.test/",
+            token_response(&fake_jwt(&["User.Read.All"]), 3600),
+        );
+        let mut t = tenant();
+        t.credential = crate::types::CredentialKind::ClientAssertion;
+        let c = check_permissions(&mut w.env(), &t, Features::USERS).unwrap();
+        assert!(c.missing.is_empty());
+        let form = String::from_utf8(w.http.sent[0].body.clone().unwrap()).unwrap();
+        assert!(form.contains(&federated_token()), "{form}");
+
+        // Refused: no federated credential matches its subject.
+        let mut w = World::new();
+        w.credentials.push(Ok(federated_token()));
+        w.http.push_ok(
+            "POST https://login.test/",
+            json_response(
+                400,
+                r#"{"error":"invalid_client","error_description":"AADSTS700213: No matching federated identity record found for presented assertion subject 'system:serviceaccount:m365sync:engine'.","error_codes":[700213]}"#,
+            ),
+        );
+        let Err(SyncError::Auth(a)) = check_permissions(&mut w.env(), &t, Features::USERS) else {
+            panic!()
+        };
+        assert_eq!(a.failure, crate::types::AuthFailure::InvalidAssertion);
+        for want in [
+            "matches the token's subject",
+            "https://oidc.example.test/cluster-1",
+            "Federated credentials",
+        ] {
+            assert!(a.message.contains(want), "{want}: {}", a.message);
+        }
     }
 
     #[test]

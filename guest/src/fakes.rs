@@ -1,21 +1,23 @@
 //! Native test doubles for [`crate::platform`]: scripted HTTP, an in-memory store, a
-//! recording log, a fake clock and fixed secrets, plus builders for Graph JSON.
+//! recording log, a fake clock, fixed secrets and scripted client assertions, plus builders
+//! for Graph JSON.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use crate::bindings::m365sync::engine::credentials::CredentialError;
 use crate::bindings::m365sync::engine::log::Level;
 use crate::bindings::m365sync::engine::secrets::SecretError;
 use crate::bindings::m365sync::engine::storage::StorageError;
 use crate::graph::token::base64url_encode;
 use crate::matching::MatchKeys;
 use crate::platform::{
-    Clock, Env, Http, HttpRequest, HttpResponse, Log, Secrets, Store, TransportError,
+    Assertions, Clock, Env, Http, HttpRequest, HttpResponse, Log, Secrets, Store, TransportError,
 };
 use crate::types::{
-    AccountFilter, Batch, Change, Cloud, DataSet, Domain, Endpoints, Features, Group, Mailbox,
-    MatchDecision, MatchKey, Organization, Person, PersonKey, PlatformOrganization, RemovalGuard,
-    RemovalPolicy, ReportScope, StoredPerson, Subscription, SyncMode, SyncOptions, SyncRequest,
-    Tenant, Usage,
+    AccountFilter, Batch, Change, Cloud, CredentialKind, DataSet, Domain, Endpoints, Features,
+    Group, Mailbox, MatchDecision, MatchKey, Organization, Person, PersonKey, PlatformOrganization,
+    RemovalGuard, RemovalPolicy, ReportScope, StoredPerson, Subscription, SyncMode, SyncOptions,
+    SyncRequest, Tenant, Usage,
 };
 
 pub const SECRET: &str = "S3cr3t~Value+With/Odd=Chars";
@@ -99,6 +101,74 @@ impl Secrets for FakeSecrets {
             .cloned()
             .unwrap_or_else(|| Err(SecretError::NotFound(name.into())))
     }
+}
+
+/// Client assertions from a script: each call takes the next answer; with none left, the
+/// tenant has no assertion credential (`not-configured`). Every audience asked for is kept.
+#[derive(Default)]
+pub struct FakeCredentials {
+    pub answers: VecDeque<Result<String, CredentialError>>,
+    pub audiences: Vec<String>,
+}
+
+impl FakeCredentials {
+    pub fn push(&mut self, answer: Result<String, CredentialError>) {
+        self.answers.push_back(answer);
+    }
+}
+
+impl Assertions for FakeCredentials {
+    fn client_assertion(&mut self, audience: &str) -> Result<String, CredentialError> {
+        self.audiences.push(audience.to_owned());
+        self.answers.pop_front().unwrap_or_else(|| {
+            Err(CredentialError::NotConfigured(
+                "no certificate or federated token is configured for this tenant".into(),
+            ))
+        })
+    }
+}
+
+/// The SHA-256 thumbprint of the fake certificate, as [`cert_assertion`] carries it.
+pub const CERT_SHA256: [u8; 32] = [0xab; 32];
+
+/// A client assertion as a host signs it with the fake certificate: `n` makes each unique
+/// (its `jti` and its signature).
+pub fn cert_assertion(n: u32) -> String {
+    let header = serde_json::json!({
+        "alg": "PS256",
+        "typ": "JWT",
+        "x5t#S256": base64url_encode(&CERT_SHA256),
+    });
+    let claims = serde_json::json!({
+        "aud": "https://login.test/tenant-1/oauth2/v2.0/token",
+        "iss": "client-1",
+        "sub": "client-1",
+        "jti": format!("00000000-0000-4000-8000-{n:012}"),
+        "nbf": 1_700_000_000,
+        "iat": 1_700_000_000,
+        "exp": 1_700_000_600,
+    });
+    format!(
+        "{}.{}.U0lHTkFUVVJF-{n}-c2VjcmV0LXNpZ25hdHVyZQ",
+        base64url_encode(header.to_string().as_bytes()),
+        base64url_encode(claims.to_string().as_bytes())
+    )
+}
+
+/// A federated token (workload identity federation) as another identity provider issues it.
+pub fn federated_token() -> String {
+    let header = serde_json::json!({"alg": "RS256", "kid": "k1", "typ": "JWT"});
+    let claims = serde_json::json!({
+        "iss": "https://oidc.example.test/cluster-1",
+        "sub": "system:serviceaccount:m365sync:engine",
+        "aud": ["api://AzureADTokenExchange"],
+        "exp": 1_700_003_600,
+    });
+    format!(
+        "{}.{}.RkVERVJBVEVELVNJR05BVFVSRQ",
+        base64url_encode(header.to_string().as_bytes()),
+        base64url_encode(claims.to_string().as_bytes())
+    )
 }
 
 #[derive(Default)]
@@ -317,6 +387,7 @@ impl Store for FakeStore {
 pub struct World {
     pub http: FakeHttp,
     pub secrets: FakeSecrets,
+    pub credentials: FakeCredentials,
     pub store: FakeStore,
     pub log: FakeLog,
     pub clock: FakeClock,
@@ -331,6 +402,7 @@ impl World {
         Env {
             http: &mut self.http,
             secrets: &mut self.secrets,
+            credentials: &mut self.credentials,
             store: &mut self.store,
             log: &mut self.log,
             clock: &mut self.clock,
@@ -348,6 +420,7 @@ pub fn tenant() -> Tenant {
             login: "https://login.test".into(),
             graph: "https://graph.test".into(),
         },
+        credential: CredentialKind::ClientSecret,
     }
 }
 
@@ -388,7 +461,7 @@ pub fn credentials() -> crate::graph::token::Credentials {
         cloud: crate::types::Cloud::Global,
         tenant_id: "tenant-1".into(),
         client_id: "client-1".into(),
-        secret: "the-client-secret".into(),
+        proof: crate::graph::token::Proof::Secret("the-client-secret".into()),
     }
 }
 

@@ -1,12 +1,13 @@
-//! [`Secrets`], [`Store`], [`Log`] and [`Clock`] backed by the component's WIT imports
-//! (`m365sync:engine/secrets`, `storage`, `log`) and WASI clocks.
+//! [`Secrets`], [`Assertions`], [`Store`], [`Log`] and [`Clock`] backed by the component's
+//! WIT imports (`m365sync:engine/secrets`, `credentials`, `storage`, `log`) and WASI clocks.
 
 use wasi::clocks::{monotonic_clock, wall_clock};
 
+use crate::bindings::m365sync::engine::credentials::{self, CredentialError};
 use crate::bindings::m365sync::engine::log::{self as wit_log, Level};
 use crate::bindings::m365sync::engine::secrets::{self, SecretError};
 use crate::bindings::m365sync::engine::storage::{self, StorageError};
-use crate::platform::{Clock, Log, Secrets, Store, rfc3339_utc};
+use crate::platform::{Assertions, Clock, Log, Secrets, Store, rfc3339_utc};
 use crate::types::{Batch, DataSet, MatchDecision, PersonKey, PlatformOrganization, StoredPerson};
 
 pub struct WitSecrets;
@@ -14,6 +15,14 @@ pub struct WitSecrets;
 impl Secrets for WitSecrets {
     fn get(&mut self, name: &str) -> Result<String, SecretError> {
         secrets::get(name)
+    }
+}
+
+pub struct WitCredentials;
+
+impl Assertions for WitCredentials {
+    fn client_assertion(&mut self, audience: &str) -> Result<String, CredentialError> {
+        credentials::client_assertion(audience)
     }
 }
 

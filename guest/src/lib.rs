@@ -31,6 +31,7 @@ pub mod fieldmap;
 pub mod filter;
 pub mod graph;
 pub mod ids;
+pub mod lookups;
 pub mod matching;
 pub mod merge;
 pub mod normalize;
@@ -57,7 +58,7 @@ mod wasi_http;
 mod fakes;
 
 pub use bindings::m365sync::engine::types;
-pub use platform::{Clock, Env, Http, Log, Secrets, Store};
+pub use platform::{Assertions, Clock, Env, Http, Log, Secrets, Store};
 
 #[cfg(target_family = "wasm")]
 use component::Component;

@@ -1,7 +1,8 @@
-//! The world as the sync logic sees it: HTTP, secrets, storage, logging and clocks as
-//! traits, so that the logic runs unchanged in the component (backed by the WIT imports)
+//! The world as the sync logic sees it: HTTP, secrets, client assertions, storage, logging
+//! and clocks as traits, so that the logic runs unchanged in the component (backed by the WIT imports)
 //! and in native unit tests (backed by scripted fakes).
 
+use crate::bindings::m365sync::engine::credentials::CredentialError;
 use crate::bindings::m365sync::engine::log::Level;
 use crate::bindings::m365sync::engine::secrets::SecretError;
 use crate::bindings::m365sync::engine::storage::StorageError;
@@ -91,6 +92,12 @@ pub trait Secrets {
     fn get(&mut self, name: &str) -> Result<String, SecretError>;
 }
 
+/// The tenant app's client assertions, made by the host (`credentials.client-assertion`):
+/// one for each token request, for the token endpoint `audience`.
+pub trait Assertions {
+    fn client_assertion(&mut self, audience: &str) -> Result<String, CredentialError>;
+}
+
 /// The host's storage, as the WIT `storage` interface defines it.
 pub trait Store {
     fn get_checkpoint(&mut self, key: &str) -> Result<Option<String>, StorageError>;
@@ -131,6 +138,7 @@ pub trait Clock {
 pub struct Env<'a> {
     pub http: &'a mut dyn Http,
     pub secrets: &'a mut dyn Secrets,
+    pub credentials: &'a mut dyn Assertions,
     pub store: &'a mut dyn Store,
     pub log: &'a mut dyn Log,
     pub clock: &'a mut dyn Clock,

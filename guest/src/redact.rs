@@ -1,7 +1,8 @@
 //! The last line of defence for "secrets appear in no log, report or error": every error
 //! and log line leaving a run passes through a [`Redactor`] that knows the run's client
-//! secret and access tokens and blanks them out wherever they turn up (an identity
-//! platform or proxy could echo them back in a body we quote).
+//! secret, the client assertions the host made for it, and its access tokens, and blanks
+//! them out wherever they turn up (an identity platform or proxy could echo them back in a
+//! body we quote).
 
 use crate::types::{HttpFailure, SyncError};
 

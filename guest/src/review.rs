@@ -5,7 +5,6 @@
 //! Graph (`GET /v1.0/organization`).
 
 use crate::bindings::m365sync::engine::log::Level;
-use crate::graph::GraphClient;
 use crate::graph::client::Reply;
 use crate::orgmatch::{self, Decided};
 use crate::platform::{Env, Store};
@@ -121,12 +120,13 @@ fn tenant_name(env: &mut Env<'_>, t: &CheckedTenant) -> Result<String, SyncError
     {
         return Ok(name);
     }
-    let secret = sync::read_secret(&mut *env.secrets, &t.key)?;
-    let mut graph = GraphClient::new(
+    let mut graph = sync::graph_client(
         &mut *env.http,
         &mut *env.clock,
-        sync::credentials(t, secret),
-    );
+        &mut *env.secrets,
+        &mut *env.credentials,
+        t,
+    )?;
     let url = organization::organization_url(graph.graph());
     let result = graph.get_json(
         &url,

@@ -40,16 +40,16 @@ use crate::bindings::m365sync::engine::secrets::SecretError;
 use crate::bindings::m365sync::engine::storage::StorageError;
 use crate::fieldmap::FieldMap;
 use crate::filter::{Filter, FilterData};
-use crate::graph::token::{Credentials, token_roles, token_tenant_id};
+use crate::graph::token::{Credentials, Proof, token_roles, token_tenant_id};
 use crate::graph::{GraphClient, Stats};
 use crate::permissions::{self, feature_names};
-use crate::platform::{Env, Log, Secrets, Store};
+use crate::platform::{Assertions, Clock, Env, Http, Log, Secrets, Store};
 use crate::redact::Redactor;
 use crate::types::{
-    AccountFilter, Batch, Change, Checkpoint, DataSet, DataSetReport, Features, MatchConflict,
-    MatchKey, OrganizationMatch, PermissionDenied, Person, PersonKey, PersonOutcome, PreviewEntry,
-    RemovalGuard, RemovalPolicy, StoredPerson, SyncError, SyncFailure, SyncMode, SyncPreview,
-    SyncReport, SyncRequest, Tenant, Warning,
+    AccountFilter, Batch, Change, Checkpoint, CredentialKind, DataSet, DataSetReport, Features,
+    MatchConflict, MatchKey, OrganizationMatch, PermissionDenied, Person, PersonKey, PersonOutcome,
+    PreviewEntry, RemovalGuard, RemovalPolicy, StoredPerson, SyncError, SyncFailure, SyncMode,
+    SyncPreview, SyncReport, SyncRequest, Tenant, Warning,
 };
 use crate::url::AbsoluteUrl;
 
@@ -88,6 +88,8 @@ pub struct CheckedTenant {
     pub cloud: crate::types::Cloud,
     pub login: String,
     pub graph: String,
+    /// How the app signs in: the client secret, or a client assertion from the host.
+    pub credential: CredentialKind,
 }
 
 fn invalid(field: &str, why: impl std::fmt::Display) -> SyncError {
@@ -137,6 +139,7 @@ pub fn check_tenant(t: &Tenant) -> Result<CheckedTenant, SyncError> {
         cloud: t.cloud,
         login: endpoint("tenant.endpoints.login", &t.endpoints.login)?,
         graph: endpoint("tenant.endpoints.graph", &t.endpoints.graph)?,
+        credential: t.credential,
     })
 }
 
@@ -184,15 +187,32 @@ pub fn read_secret(secrets: &mut dyn Secrets, tenant_key: &str) -> Result<String
     }
 }
 
-pub fn credentials(t: &CheckedTenant, secret: String) -> Credentials {
+pub fn credentials(t: &CheckedTenant, proof: Proof) -> Credentials {
     Credentials {
         login: t.login.clone(),
         graph: t.graph.clone(),
         cloud: t.cloud,
         tenant_id: t.tenant_id.clone(),
         client_id: t.client_id.clone(),
-        secret,
+        proof,
     }
+}
+
+/// The Graph client of a call for tenant `t`, signing in as its `credential` says: with
+/// the client secret, read now (so a missing one fails before anything is sent), or with
+/// a client assertion the host makes for each token request (no secret is read).
+pub fn graph_client<'e>(
+    http: &'e mut dyn Http,
+    clock: &'e mut dyn Clock,
+    secrets: &mut dyn Secrets,
+    assertions: &'e mut dyn Assertions,
+    t: &CheckedTenant,
+) -> Result<GraphClient<'e>, SyncError> {
+    let proof = match t.credential {
+        CredentialKind::ClientSecret => Proof::Secret(read_secret(secrets, &t.key)?),
+        CredentialKind::ClientAssertion => Proof::Assertion,
+    };
+    Ok(GraphClient::new(http, clock, credentials(t, proof)).with_assertions(assertions))
 }
 
 /// A storage failure as a sync error naming the operation.
@@ -324,12 +344,13 @@ fn prepare_and_run(
     let filter = Filter::compile(&opts.filter, FilterData::default())?;
     let field_map = FieldMap::resolve(&opts.field_map)?;
 
-    let secret = read_secret(&mut *env.secrets, &tenant.key)?;
-    let mut graph = GraphClient::new(
+    let mut graph = graph_client(
         &mut *env.http,
         &mut *env.clock,
-        credentials(&tenant, secret),
-    );
+        &mut *env.secrets,
+        &mut *env.credentials,
+        &tenant,
+    )?;
     let mut periods = opts.usage_periods.clone();
     periods.sort_unstable();
     periods.dedup();

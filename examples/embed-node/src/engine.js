@@ -1,6 +1,7 @@
 // The embedding runtime: the transpiled component's core modules compiled once, and a
 // fresh instance (a sandbox) per call, with its own imports: outgoing HTTP through the
-// allowlist, one tenant's secrets, that tenant's storage, and a log sink.
+// allowlist, one tenant's secrets and client assertions, that tenant's storage, and a log
+// sink.
 //
 // jco (`--instantiation async`) generates `instantiate(getCoreModule, imports,
 // instantiateCore)`; everything of an instance (its memories, its resource tables) lives
@@ -80,11 +81,12 @@ export class EngineRuntime {
    * @param {object} capabilities
    * @param {import('./allowlist.js').Allowlist|null} capabilities.allowlist null: no HTTP
    * @param {import('./secrets.js').TenantSecrets|null} capabilities.secrets
+   * @param {import('./credentials.js').TenantCredentials|null} capabilities.credentials
    * @param {import('./storage.js').TenantStore|null} capabilities.store
    * @param {{ log(level, message), progress(phase, done, total) }} capabilities.sink
    * @param {string} capabilities.tenantKey
    */
-  async #sandbox({ allowlist = null, secrets = null, store = null, sink = quietSink, tenantKey = '(none)' }, limits) {
+  async #sandbox({ allowlist = null, secrets = null, credentials = null, store = null, sink = quietSink, tenantKey = '(none)' }, limits) {
     const memories = [];
     const deadline = Date.now() + limits.timeoutMs;
     const check = () => {
@@ -120,12 +122,23 @@ export class EngineRuntime {
         return secrets.get(name);
       }),
     };
+    imports['m365sync:engine/credentials'] = {
+      clientAssertion: guarded((audience) => {
+        if (!credentials) throw { tag: 'not-configured', val: 'no client assertions are available to this call' };
+        return credentials.clientAssertion(audience);
+      }),
+    };
+    const redact = (message) => {
+      let out = secrets ? secrets.redact(message) : message;
+      if (credentials) out = credentials.redact(out);
+      return out;
+    };
     const storage = store ? store.imports() : noStorage();
     imports['m365sync:engine/storage'] = Object.fromEntries(
       Object.entries(storage).map(([name, fn]) => [name, guarded(fn)]),
     );
     imports['m365sync:engine/log'] = {
-      log: guarded((level, message) => sink.log(level, secrets ? secrets.redact(message) : message)),
+      log: guarded((level, message) => sink.log(level, redact(message))),
       progress: guarded((phase, done, total) => sink.progress(phase, done, total)),
     };
 
@@ -212,12 +225,25 @@ export class EngineRuntime {
     return this.#call('decide-organization', capabilitiesOf(run, store, sink), (engine) =>
       engine.decideOrganization(run.tenant, action));
   }
+
+  /** The partner tenant's delegated admin relationships (`partner-relationships`, WIT 0.6). */
+  partnerRelationships(run, sink) {
+    return this.#call('partner-relationships', capabilitiesOf(run, null, sink), (engine) =>
+      engine.partnerRelationships(run.tenant));
+  }
+
+  /** The credentials of the tenant's own app registration (`app-credentials`, WIT 0.6). */
+  appCredentials(run, sink) {
+    return this.#call('app-credentials', capabilitiesOf(run, null, sink), (engine) =>
+      engine.appCredentials(run.tenant));
+  }
 }
 
 function capabilitiesOf(run, store, sink) {
   return {
     allowlist: run.allowlist,
     secrets: run.secrets,
+    credentials: run.credentials ?? null,
     store,
     sink: sink ?? quietSink,
     tenantKey: run.tenant.key,

@@ -179,6 +179,7 @@ const AUTH_FAILURES = {
   'app-not-found': 'application not found',
   'tenant-not-found': 'tenant not found',
   'consent-missing': 'admin consent missing',
+  'invalid-assertion': 'client assertion refused',
   other: 'sign-in failed',
 };
 

@@ -3,12 +3,13 @@
 // each in a fresh sandbox, telling the main thread what happens through `emit`.
 
 import { Allowlist } from './allowlist.js';
+import { TenantCredentials, credentialKind, tokenEndpoint } from './credentials.js';
 import { EngineRuntime, RunError } from './engine.js';
 import { TenantSecrets } from './secrets.js';
 import { PlatformStore } from './storage.js';
 
 /** The WIT package versions this host was written against (0.x: a new minor breaks). */
-const SUPPORTED_WIT = /^0\.5\.\d+$/;
+const SUPPORTED_WIT = /^0\.6\.\d+$/;
 
 /**
  * The removal guard every run gets (Microsoft Entra Connect's "prevent accidental deletes"
@@ -24,7 +25,7 @@ export class SetupError extends Error {}
 export function checkCompatible(info, features) {
   if (!SUPPORTED_WIT.test(info.witVersion)) {
     throw new SetupError(
-      `the component implements m365sync:engine@${info.witVersion}; this host supports 0.5.x only`,
+      `the component implements m365sync:engine@${info.witVersion}; this host supports 0.6.x only`,
     );
   }
   const missing = Object.keys(features).filter((f) => features[f] && !info.features[f]);
@@ -76,6 +77,8 @@ export async function runSession(config, emit) {
       clientId: config.clientId,
       cloud: config.cloud,
       endpoints: config.endpoints,
+      // How the app signs in: its client secret, or a client assertion this host makes.
+      credential: credentialKind(config.assertion),
     },
     options: {
       mode: 'full',
@@ -90,7 +93,13 @@ export async function runSession(config, emit) {
     },
     allowlist,
     // This tenant's secrets only: it reads this tenant's source and nothing else.
-    secrets: new TenantSecrets(config.secret),
+    secrets: new TenantSecrets(config.secret ?? {}),
+    // This tenant's client assertions, for its own token endpoint only.
+    credentials: new TenantCredentials(config.assertion, {
+      clientId: config.clientId,
+      audience: tokenEndpoint(config.endpoints.login, config.tenantId),
+      tenantKey: config.tenantKey,
+    }),
   };
   const sink = stderrSink(config.tenantKey, config.verbosity);
 

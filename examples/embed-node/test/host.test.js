@@ -1,12 +1,17 @@
 // Unit tests of the example host's own imports (no component needed):
 //   node --test test/
 import assert from 'node:assert/strict';
+import { X509Certificate, constants, createHash, verify } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 
 import { Allowlist } from '../src/allowlist.js';
+import {
+  ASSERTION_LIFETIME_SECS, TenantCredentials, base64url, credentialKind, tokenEndpoint,
+} from '../src/credentials.js';
 import { fixed, syncErrorText, toText } from '../src/report.js';
 import { DEFAULT_REMOVAL_GUARD, checkCompatible } from '../src/session.js';
 import { TenantSecrets } from '../src/secrets.js';
@@ -296,12 +301,12 @@ test('WIT 0.3: direct reports are the stored people whose manager is that id', (
   assert.equal(typeof store.imports().findDirectReports, 'function');
 });
 
-test('WIT 0.5: only 0.5.x components run, with the default removal guard', () => {
+test('WIT 0.6: only 0.6.x components run, with the default removal guard', () => {
   const info = (witVersion) => ({ witVersion, features: { users: true } });
-  assert.doesNotThrow(() => checkCompatible(info('0.5.0'), { users: true }));
-  assert.doesNotThrow(() => checkCompatible(info('0.5.7'), { users: true }));
-  for (const other of ['0.4.0', '0.6.0', '0.2.4']) {
-    assert.throws(() => checkCompatible(info(other), { users: true }), /supports 0\.5\.x only/);
+  assert.doesNotThrow(() => checkCompatible(info('0.6.0'), { users: true }));
+  assert.doesNotThrow(() => checkCompatible(info('0.6.7'), { users: true }));
+  for (const other of ['0.5.0', '0.7.0', '0.2.4', '1.6.0']) {
+    assert.throws(() => checkCompatible(info(other), { users: true }), /supports 0\.6\.x only/);
   }
   assert.deepEqual(DEFAULT_REMOVAL_GUARD, { maxPercent: 10, maxCount: 500, allow: false });
 });
@@ -311,4 +316,118 @@ test('WIT 0.3: the new sync errors read as words', () => {
     /removal guard: too many \(would remove 60 of 100 stored people; at most 10 allowed\)/);
   assert.equal(syncErrorText({ tag: 'cancelled', val: 'signal' }), 'cancelled: signal');
   assert.equal(syncErrorText({ tag: 'tenant-mismatch', val: 'other directory' }), 'tenant mismatch: other directory');
+});
+
+// WIT 0.6: client assertions (`m365sync:engine/credentials`).
+
+const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'tests', 'fixtures', 'credentials');
+const fixture = (name) => join(FIXTURES, name);
+const CLIENT_ID = '11111111-2222-3333-4444-555555555555';
+const AUDIENCE = tokenEndpoint('https://login.microsoftonline.com/', 'contoso.onmicrosoft.com');
+
+function decode(jwt) {
+  const [header, claims, signature] = jwt.split('.');
+  return {
+    header: JSON.parse(Buffer.from(header, 'base64url')),
+    claims: JSON.parse(Buffer.from(claims, 'base64url')),
+    signed: Buffer.from(`${header}.${claims}`),
+    signature: Buffer.from(signature, 'base64url'),
+  };
+}
+
+/** PS256 (RFC 7518, 3.5): RSASSA-PSS, SHA-256, a salt as long as the hash. */
+function verifies(jwt, certificateFile) {
+  const { signed, signature } = decode(jwt);
+  const certificate = new X509Certificate(readFileSync(certificateFile));
+  return verify('sha256', signed, {
+    key: certificate.publicKey,
+    padding: constants.RSA_PKCS1_PSS_PADDING,
+    saltLength: 32,
+  }, signature);
+}
+
+function certificateCredentials(overrides = {}) {
+  return new TenantCredentials({
+    certificate: { key_file: fixture('app.key.pem'), certificate_file: fixture('app.cert.pem'), ...overrides },
+  }, { clientId: CLIENT_ID, audience: AUDIENCE, tenantKey: 'contoso' });
+}
+
+test('WIT 0.6: a certificate assertion is a PS256 JWT the certificate verifies', () => {
+  assert.equal(AUDIENCE, 'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token');
+  const credentials = certificateCredentials();
+  const before = Math.floor(Date.now() / 1000);
+  const jwt = credentials.clientAssertion(AUDIENCE);
+  const after = Math.floor(Date.now() / 1000);
+  const { header, claims } = decode(jwt);
+  const der = new X509Certificate(readFileSync(fixture('app.cert.pem'))).raw;
+  assert.deepEqual(header, {
+    alg: 'PS256',
+    typ: 'JWT',
+    'x5t#S256': base64url(createHash('sha256').update(der).digest()),
+  });
+  assert.equal(claims.aud, AUDIENCE);
+  assert.equal(claims.iss, CLIENT_ID);
+  assert.equal(claims.sub, CLIENT_ID);
+  assert.match(claims.jti, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.ok(claims.nbf >= before && claims.nbf <= after, `nbf ${claims.nbf}`);
+  assert.equal(claims.iat, claims.nbf);
+  assert.equal(claims.exp - claims.nbf, ASSERTION_LIFETIME_SECS);
+  assert.ok(ASSERTION_LIFETIME_SECS >= 300 && ASSERTION_LIFETIME_SECS <= 600);
+  assert.ok(verifies(jwt, fixture('app.cert.pem')), 'the app certificate verifies the signature');
+  assert.ok(!verifies(jwt, fixture('other.cert.pem')), 'another certificate does not');
+  // PSS is randomised and every assertion has its own jti.
+  const again = credentials.clientAssertion(AUDIENCE);
+  assert.notEqual(decode(again).claims.jti, claims.jti);
+  assert.notEqual(again, jwt);
+  assert.ok(verifies(again, fixture('app.cert.pem')));
+  // A log line that contained one is scrubbed.
+  assert.equal(credentials.redact(`sent ${jwt} and ${again}`), 'sent [redacted] and [redacted]');
+});
+
+test('WIT 0.6: assertion errors name the file and never a key or a token', () => {
+  const never = (e) => !/BEGIN|PRIVATE|MII/.test(e.val);
+  // Only the tenant's own token endpoint.
+  assert.throws(() => certificateCredentials().clientAssertion('https://evil.example/token'),
+    (e) => e.tag === 'unreadable' && e.val.includes('https://evil.example/token') && e.val.includes(AUDIENCE));
+  // A key that is not the certificate's.
+  assert.throws(() => certificateCredentials({ certificate_file: fixture('other.cert.pem') }).clientAssertion(AUDIENCE),
+    (e) => e.tag === 'unreadable' && e.val.includes('app.key.pem') && e.val.includes('other.cert.pem') && never(e));
+  // Files that are missing, or not what they should be.
+  assert.throws(() => certificateCredentials({ key_file: fixture('nope.pem') }).clientAssertion(AUDIENCE),
+    (e) => e.tag === 'unreadable' && e.val.includes('nope.pem') && e.val.includes('ENOENT'));
+  assert.throws(() => certificateCredentials({ key_file: fixture('app.cert.pem') }).clientAssertion(AUDIENCE),
+    (e) => e.tag === 'unreadable' && /not a PEM private key/.test(e.val) && never(e));
+  assert.throws(() => certificateCredentials({ certificate_file: fixture('app.key.pem') }).clientAssertion(AUDIENCE),
+    (e) => e.tag === 'unreadable' && /not a PEM X.509 certificate/.test(e.val) && never(e));
+  // Nothing configured.
+  const none = new TenantCredentials({}, { clientId: CLIENT_ID, audience: AUDIENCE, tenantKey: 'contoso' });
+  assert.throws(() => none.clientAssertion(AUDIENCE),
+    (e) => e.tag === 'not-configured' && e.val.includes('contoso'));
+  assert.equal(credentialKind({}), 'client-secret');
+  assert.equal(credentialKind(null), 'client-secret');
+  assert.equal(credentialKind({ federated_token_file: '/t' }), 'client-assertion');
+  assert.equal(credentialKind({ certificate: { key_file: 'k', certificate_file: 'c' } }), 'client-assertion');
+});
+
+test('WIT 0.6: a federated token is read again for every request, trimmed', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'embed-node-'));
+  const file = join(dir, 'token');
+  const credentials = new TenantCredentials({ federated_token_file: file }, { clientId: CLIENT_ID, audience: AUDIENCE });
+  assert.throws(() => credentials.clientAssertion(AUDIENCE),
+    (e) => e.tag === 'unreadable' && e.val.includes(file) && e.val.includes('ENOENT'));
+  writeFileSync(file, 'eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lkcCJ9.first\n');
+  assert.equal(credentials.clientAssertion(AUDIENCE), 'eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lkcCJ9.first');
+  writeFileSync(file, '  eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lkcCJ9.renewed  ');
+  assert.equal(credentials.clientAssertion(AUDIENCE), 'eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lkcCJ9.renewed');
+  assert.equal(credentials.redact('x eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lkcCJ9.renewed y'), 'x [redacted] y');
+  writeFileSync(file, ' \n');
+  assert.throws(() => credentials.clientAssertion(AUDIENCE), (e) => e.tag === 'unreadable' && /is empty/.test(e.val));
+  assert.throws(() => credentials.clientAssertion(`${AUDIENCE}/x`), (e) => e.tag === 'unreadable');
+});
+
+test('WIT 0.6: a refused assertion reads as words', () => {
+  assert.equal(
+    syncErrorText({ tag: 'auth', val: { failure: 'invalid-assertion', aadsts: 700027, message: 'upload the certificate' } }),
+    'sign-in failed: client assertion refused (AADSTS700027): upload the certificate',
+  );
 });

@@ -14,7 +14,7 @@ use m365sync_store::memory::MemoryStore;
 use m365sync_store::read::ReadModels;
 use m365sync_store::{Access, Store};
 use m365sync_wit::names::WitName;
-use m365sync_wit::types::{Cloud, Endpoints, Tenant};
+use m365sync_wit::types::{Cloud, CredentialKind, Endpoints, Tenant};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,6 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             client_id: credentials.client_id,
             cloud: Cloud::Global,
             endpoints,
+            credential: CredentialKind::ClientSecret,
         },
         SecretSource::Value(credentials.client_secret),
     );

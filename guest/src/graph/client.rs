@@ -11,8 +11,8 @@ use super::errors;
 use super::report;
 use super::retry::{self, Retry, RetryPolicy, Tries};
 use super::session::Session;
-use super::token::Credentials;
-use crate::platform::{Clock, Http, HttpResponse, Method};
+use super::token::{Credentials, Proof};
+use crate::platform::{Assertions, Clock, Http, HttpResponse, Method};
 use crate::redact::Redactor;
 use crate::types::{HttpFailure, SyncError};
 use crate::url::delta_token;
@@ -68,6 +68,8 @@ impl From<serde_json::Error> for BodyError {
 pub struct GraphClient<'e> {
     pub(super) http: &'e mut dyn Http,
     pub(super) clock: &'e mut dyn Clock,
+    /// Where client assertions come from (credentials of [`Proof::Assertion`]).
+    pub(super) assertions: Option<&'e mut dyn Assertions>,
     pub(super) session: Session,
     pub(super) retry: Retry,
     pub(super) redactor: Redactor,
@@ -77,16 +79,26 @@ pub struct GraphClient<'e> {
 impl<'e> GraphClient<'e> {
     pub fn new(http: &'e mut dyn Http, clock: &'e mut dyn Clock, creds: Credentials) -> Self {
         let mut redactor = Redactor::default();
-        redactor.add(&creds.secret);
+        if let Proof::Secret(secret) = &creds.proof {
+            redactor.add(secret);
+        }
         let seed = clock.now_ms() ^ 0x9e37_79b9_7f4a_7c15;
         GraphClient {
             http,
             clock,
+            assertions: None,
             session: Session::new(creds),
             retry: Retry::new(RetryPolicy::default(), seed),
             redactor,
             stats: Stats::default(),
         }
+    }
+
+    /// Takes client assertions from `assertions` (the host's `credentials` import), one for
+    /// each token request, when the credentials are a [`Proof::Assertion`].
+    pub fn with_assertions(mut self, assertions: &'e mut dyn Assertions) -> Self {
+        self.assertions = Some(assertions);
+        self
     }
 
     pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
@@ -99,7 +111,13 @@ impl<'e> GraphClient<'e> {
         self.session.graph()
     }
 
-    /// Knows the secret, every token issued so far, and the delta tokens of the URLs read.
+    /// The token endpoint it signs in at (`{login}/{tenant-id}/oauth2/v2.0/token`).
+    pub fn token_url(&self) -> String {
+        self.session.token_url()
+    }
+
+    /// Knows the secret, every client assertion and token of the run so far, and the delta
+    /// tokens of the URLs read.
     pub fn redactor(&self) -> &Redactor {
         &self.redactor
     }

@@ -412,7 +412,9 @@ mod tests {
 
     #[test]
     fn a_secret_echoed_across_the_cut_of_a_sign_in_error_is_masked_whole() {
-        let secret = creds().secret;
+        let crate::graph::token::Proof::Secret(secret) = creds().proof else {
+            panic!()
+        };
         // "Sign-in failed ..." quotes at most 400 characters of the description: the
         // secret starts 5 characters before that cut.
         let lead = "AADSTS7000215: Invalid client secret provided. Echo: ";
@@ -436,7 +438,9 @@ mod tests {
 
     #[test]
     fn a_secret_echoed_across_the_cut_of_a_body_excerpt_is_masked_whole() {
-        let secret = creds().secret;
+        let crate::graph::token::Proof::Secret(secret) = creds().proof else {
+            panic!()
+        };
         // A non-Graph error body is quoted up to 200 characters: the secret crosses it.
         let body = format!("<html>{}{secret}</html>", "y".repeat(190));
         let mut http = FakeHttp::new();

@@ -1,9 +1,11 @@
-//! Microsoft Graph: sign-in ([`token`]), the run's client ([`client`]: GETs, parsed
+//! Microsoft Graph: sign-in ([`token`], with a client secret or a client assertion:
+//! [`assertion`]), the run's client ([`client`]: GETs, parsed
 //! bodies, resync answers) and its parts (the access token and the authorised send in
 //! [`session`], the retry policy in [`retry`], typed errors in [`errors`], usage report
 //! downloads in [`report`]), JSON batches of GETs ([`batch`]), and paging by
 //! `@odata.nextLink` ([`paging`]).
 
+pub mod assertion;
 pub mod batch;
 pub mod client;
 pub mod errors;

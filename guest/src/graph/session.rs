@@ -1,13 +1,15 @@
 //! The run's session with Graph: the app-only access token (fetched at sign-in, renewed
-//! before it expires, and once after a 401) and the one loop that sends a request with
-//! it as the bearer token. Every request to Graph goes through [`GraphClient::send_authorised`];
+//! before it expires, and once after a 401; each token request proves the app's identity
+//! with the client secret or a fresh client assertion from the host) and the one loop that
+//! sends a request with it as the bearer token. Every request to Graph goes through [`GraphClient::send_authorised`];
 //! only the token request itself and report downloads (which must not carry the token)
 //! do not.
 
+use super::assertion::{self, AssertionFacts};
 use super::client::GraphClient;
 use super::errors;
 use super::retry::Sent;
-use super::token::{self, AccessToken, Credentials};
+use super::token::{self, AccessToken, ClientAuth, Credentials, Proof};
 use crate::platform::{HttpRequest, Method};
 use crate::types::{AuthError, AuthFailure, SyncError};
 
@@ -15,16 +17,27 @@ use crate::types::{AuthError, AuthFailure, SyncError};
 pub(super) struct Session {
     creds: Credentials,
     token: Option<AccessToken>,
+    /// What the client assertion of the last token request said about itself (never the
+    /// assertion), for the advice when the identity platform refuses it.
+    assertion: Option<AssertionFacts>,
 }
 
 impl Session {
     pub(super) fn new(creds: Credentials) -> Self {
-        Session { creds, token: None }
+        Session {
+            creds,
+            token: None,
+            assertion: None,
+        }
     }
 
     /// The Graph base URL (no trailing slash).
     pub(super) fn graph(&self) -> &str {
         &self.creds.graph
+    }
+
+    pub(super) fn token_url(&self) -> String {
+        self.creds.token_url()
     }
 }
 
@@ -50,9 +63,50 @@ impl GraphClient<'_> {
         }
     }
 
+    /// A client assertion for the token endpoint `audience`, asked of the host for this one
+    /// request and kept by no one: the redactor learns it before it is sent, and the
+    /// session keeps only what it says about itself.
+    fn client_assertion(&mut self, audience: &str) -> Result<String, SyncError> {
+        let creds = &self.session.creds;
+        let Some(source) = self.assertions.as_deref_mut() else {
+            return Err(assertion::credential_error(
+                crate::bindings::m365sync::engine::credentials::CredentialError::NotConfigured(
+                    "this call of the engine has no credentials import".into(),
+                ),
+                creds,
+            ));
+        };
+        let given = source
+            .client_assertion(audience)
+            .map_err(|e| assertion::credential_error(e, creds))?;
+        self.redactor.add(&given);
+        let jwt = given.trim();
+        if jwt.is_empty() {
+            return Err(assertion::empty_assertion(creds));
+        }
+        self.redactor.add(jwt);
+        self.session.assertion = Some(AssertionFacts::of(jwt, &creds.client_id));
+        Ok(jwt.to_owned())
+    }
+
     fn fetch_token(&mut self) -> Result<(), SyncError> {
         self.session.token = None;
+        self.session.assertion = None;
         let url = self.session.creds.token_url();
+        // The audience of an assertion is the token endpoint the request goes to
+        // (certificate-credentials.md, "Claims (payload)": aud).
+        let assertion = match self.session.creds.proof {
+            Proof::Assertion => Some(self.client_assertion(&url)?),
+            Proof::Secret(_) => None,
+        };
+        let body = match (&self.session.creds.proof, assertion.as_deref()) {
+            (Proof::Secret(secret), _) => self.session.creds.form_body(ClientAuth::Secret(secret)),
+            (Proof::Assertion, jwt) => self
+                .session
+                .creds
+                .form_body(ClientAuth::Assertion(jwt.unwrap_or_default())),
+        };
+        drop(assertion);
         let req = HttpRequest {
             method: Method::Post,
             url,
@@ -63,7 +117,7 @@ impl GraphClient<'_> {
                 ),
                 ("Accept".into(), "application/json".into()),
             ],
-            body: Some(self.session.creds.form_body()),
+            body: Some(body),
         };
         let started = self.clock.now_ms();
         let sent = self.send_with_retry(&req)?;
@@ -74,9 +128,13 @@ impl GraphClient<'_> {
             self.session.token = Some(t);
             return Ok(());
         }
-        if let Some(e) =
-            token::map_token_failure(r.status, &r.body, &self.session.creds, &self.redactor)
-        {
+        if let Some(e) = token::map_token_failure(
+            r.status,
+            &r.body,
+            &self.session.creds,
+            self.session.assertion.as_ref(),
+            &self.redactor,
+        ) {
             return Err(e);
         }
         Err(SyncError::Http(errors::status_failure(
@@ -306,5 +364,146 @@ mod tests {
                 "Bearer tok-2"
             ]
         );
+    }
+
+    /// The test tenant's credentials, signing in with client assertions.
+    fn assertion_creds() -> crate::graph::token::Credentials {
+        crate::graph::token::Credentials {
+            proof: crate::graph::token::Proof::Assertion,
+            ..creds()
+        }
+    }
+
+    fn form_of(r: &crate::platform::HttpRequest) -> String {
+        String::from_utf8(r.body.clone().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn an_assertion_is_asked_for_each_token_request_and_sent_instead_of_a_secret() {
+        use crate::fakes::{FakeCredentials, cert_assertion};
+        let mut http = FakeHttp::new();
+        let mut assertions = FakeCredentials::default();
+        assertions.push(Ok(format!("{}\n", cert_assertion(1))));
+        assertions.push(Ok(cert_assertion(2)));
+        http.push_ok("POST https://login.test/", token_response("tok-1", 3600));
+        http.push_ok(
+            "GET https://graph.test/a",
+            json_response(
+                401,
+                r#"{"error":{"code":"InvalidAuthenticationToken","message":"expired"}}"#,
+            ),
+        );
+        http.push_ok("POST https://login.test/", token_response("tok-2", 3600));
+        http.push_ok("GET https://graph.test/a", json_response(200, "{}"));
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, assertion_creds())
+            .with_assertions(&mut assertions);
+        c.get("https://graph.test/a", NEED).unwrap();
+        assert_eq!(c.stats.requests, 4);
+        drop(c);
+        http.assert_done();
+        // A fresh one for the renewal after the 401, for the exact token endpoint.
+        assert_eq!(
+            assertions.audiences,
+            vec!["https://login.test/tenant-1/oauth2/v2.0/token"; 2]
+        );
+        let (first, second) = (form_of(&http.sent[0]), form_of(&http.sent[2]));
+        assert!(
+            first.starts_with(
+                "grant_type=client_credentials&client_id=client-1\
+                 &client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer\
+                 &client_assertion="
+            ),
+            "{first}"
+        );
+        // Trimmed of the newline a token file ends with.
+        assert!(
+            first.contains(&format!("&client_assertion={}&scope=", cert_assertion(1))),
+            "{first}"
+        );
+        assert!(second.contains(&cert_assertion(2)), "{second}");
+        assert!(!first.contains("client_secret") && !second.contains("client_secret"));
+        // Only the token requests carry it.
+        assert!(http.sent[1].body.is_none() && http.sent[3].body.is_none());
+    }
+
+    #[test]
+    fn a_refused_assertion_is_invalid_assertion_naming_the_certificate_and_never_quoting_it() {
+        use crate::fakes::{FakeCredentials, cert_assertion};
+        let jwt = cert_assertion(1);
+        // An identity platform (or a proxy) that echoes what it was sent.
+        let body = serde_json::json!({
+            "error": "invalid_client",
+            "error_description": format!(
+                "AADSTS700027: Client assertion failed signature validation. Assertion: {jwt}\r\nTrace ID: t"
+            ),
+            "error_codes": [700027],
+        })
+        .to_string();
+        let mut http = FakeHttp::new();
+        http.push_ok("POST https://login.test/", json_response(401, &body));
+        let mut assertions = FakeCredentials::default();
+        assertions.push(Ok(jwt.clone()));
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, assertion_creds())
+            .with_assertions(&mut assertions);
+        let e = c.sign_in().unwrap_err();
+        let e = c.redactor().error(e);
+        let SyncError::Auth(a) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(a.failure, AuthFailure::InvalidAssertion);
+        assert_eq!(a.aadsts, Some(700_027));
+        for want in [
+            "AADSTS700027",
+            &format!("SHA-256 thumbprint {}", "AB".repeat(32)),
+            "Certificates & secrets > Certificates",
+            "failed signature validation",
+        ] {
+            assert!(a.message.contains(want), "{want}: {}", a.message);
+        }
+        let shown = format!("{e:?}");
+        let signature = jwt.rsplit('.').next().unwrap();
+        assert!(!shown.contains(signature), "{shown}");
+        assert!(!shown.contains(&jwt[..40]), "{shown}");
+    }
+
+    #[test]
+    fn no_assertion_to_be_had_is_a_secret_error_and_nothing_is_sent() {
+        use crate::bindings::m365sync::engine::credentials::CredentialError;
+        use crate::fakes::FakeCredentials;
+        for (answer, want) in [
+            (
+                Err(CredentialError::NotConfigured(
+                    "no certificate or federated_token_file in tenant contoso".into(),
+                )),
+                "no certificate or federated_token_file in tenant contoso",
+            ),
+            (
+                Err(CredentialError::Unreadable(
+                    "key file /etc/m365sync/app.key: EACCES".into(),
+                )),
+                "key file /etc/m365sync/app.key: EACCES",
+            ),
+            (Ok(" \n".to_owned()), "empty client assertion"),
+        ] {
+            let mut http = FakeHttp::new();
+            let mut assertions = FakeCredentials::default();
+            assertions.push(answer);
+            let mut clock = FakeClock::default();
+            let mut c = GraphClient::new(&mut http, &mut clock, assertion_creds())
+                .with_assertions(&mut assertions);
+            let SyncError::Secret(m) = c.sign_in().unwrap_err() else {
+                panic!()
+            };
+            assert!(m.contains(want), "{want}: {m}");
+            drop(c);
+            assert!(http.sent.is_empty());
+        }
+        // A client built without the import cannot make up for it.
+        let mut http = FakeHttp::new();
+        let mut clock = FakeClock::default();
+        let mut c = GraphClient::new(&mut http, &mut clock, assertion_creds());
+        assert!(matches!(c.sign_in(), Err(SyncError::Secret(_))));
     }
 }

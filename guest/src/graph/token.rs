@@ -1,11 +1,14 @@
 //! App-only sign-in with the OAuth 2.0 client-credentials grant of the Microsoft identity
-//! platform: the token request, the token response, the run's token cache (renewed when
-//! less than min(5 minutes, a quarter of its lifetime) is left), the JWT `roles` claim,
-//! and AADSTS errors mapped to typed `auth-error`s an admin can act on. Nothing here ever
-//! puts the secret, the request body or a token into an error.
+//! platform: the token request (the app proves itself with a client secret or a client
+//! assertion, see [`super::assertion`]), the token response, the run's token cache
+//! (renewed when less than min(5 minutes, a quarter of its lifetime) is left), the JWT
+//! `roles` claim, and AADSTS errors mapped to typed `auth-error`s an admin can act on.
+//! Nothing here ever puts the secret, an assertion, the request body or a token into an
+//! error.
 
 use serde::Deserialize;
 
+use super::assertion::{self, AssertionFacts};
 use crate::redact::Redactor;
 use crate::types::{AuthError, AuthFailure, Cloud, HttpFailure, SyncError};
 use crate::url::{display_url, form_encode, path_segment_encode};
@@ -47,7 +50,26 @@ pub fn cloud_name(cloud: Cloud) -> &'static str {
     }
 }
 
-/// What signing in needs. The secret lives only here, for the run.
+/// How the app proves who it is (the tenant's `credential-kind`).
+pub enum Proof {
+    /// The client secret, read once for the run; it lives only here.
+    Secret(String),
+    /// A client assertion the host makes for each token request
+    /// (`credentials.client-assertion`); the engine keeps none.
+    Assertion,
+}
+
+/// What one token request sends to prove the app's identity.
+#[derive(Clone, Copy)]
+pub enum ClientAuth<'a> {
+    /// `client_secret`.
+    Secret(&'a str),
+    /// `client_assertion_type` and `client_assertion` (certificate-credentials.md, "Using a
+    /// client assertion").
+    Assertion(&'a str),
+}
+
+/// What signing in needs.
 pub struct Credentials {
     /// Identity platform base URL, no trailing slash.
     pub login: String,
@@ -57,7 +79,7 @@ pub struct Credentials {
     pub cloud: Cloud,
     pub tenant_id: String,
     pub client_id: String,
-    pub secret: String,
+    pub proof: Proof,
 }
 
 impl Credentials {
@@ -78,13 +100,26 @@ impl Credentials {
         format!("{}/.default", graph_resource(self.cloud))
     }
 
-    /// The form body of the token request.
-    pub fn form_body(&self) -> Vec<u8> {
-        let mut s = String::with_capacity(128 + self.secret.len());
+    /// The form body of a token request that proves the app's identity with `auth`.
+    pub fn form_body(&self, auth: ClientAuth<'_>) -> Vec<u8> {
+        let proof_len = match auth {
+            ClientAuth::Secret(v) | ClientAuth::Assertion(v) => v.len(),
+        };
+        let mut s = String::with_capacity(192 + proof_len);
         s.push_str("grant_type=client_credentials&client_id=");
         form_encode(&mut s, &self.client_id);
-        s.push_str("&client_secret=");
-        form_encode(&mut s, &self.secret);
+        match auth {
+            ClientAuth::Secret(secret) => {
+                s.push_str("&client_secret=");
+                form_encode(&mut s, secret);
+            }
+            ClientAuth::Assertion(jwt) => {
+                s.push_str("&client_assertion_type=");
+                form_encode(&mut s, assertion::ASSERTION_TYPE);
+                s.push_str("&client_assertion=");
+                form_encode(&mut s, jwt);
+            }
+        }
         s.push_str("&scope=");
         form_encode(&mut s, &self.scope());
         s.into_bytes()
@@ -207,14 +242,16 @@ struct AadError {
 /// If the body is an identity-platform error (`{"error": "...", "error_description":
 /// "AADSTS...: ..."}`), the typed `auth` error for it; otherwise `None`. The description
 /// Microsoft gave is quoted masked by `redactor` (a token endpoint or proxy may echo the
-/// secret), masked before it is cut to length.
+/// secret or the assertion), masked before it is cut to length. `assertion`: what the
+/// client assertion the request carried says about itself (none with a client secret),
+/// for the advice on a refused assertion.
 pub fn map_token_failure(
     status: u16,
     body: &[u8],
     creds: &Credentials,
+    assertion: Option<&AssertionFacts>,
     redactor: &Redactor,
 ) -> Option<SyncError> {
-    let (tenant_id, client_id) = (creds.tenant_id.as_str(), creds.client_id.as_str());
     let e: AadError = serde_json::from_slice(body).ok()?;
     let error = e.error?;
     let description = e.error_description.unwrap_or_default();
@@ -226,7 +263,29 @@ pub fn map_token_failure(
     // The description's first line is Microsoft's explanation; the rest is trace ids.
     let detail = redactor.truncated(description.lines().next().unwrap_or("").trim(), 400);
     let code = aadsts.map(|c| format!("AADSTS{c}")).unwrap_or(error);
-    let (failure, advice) = match aadsts {
+    // A refused client assertion (`invalid-assertion`): its own codes, in
+    // `assertion::refusal`.
+    let refused = aadsts.and_then(|c| assertion::refusal(c, assertion, creds));
+    let (failure, advice) = match refused {
+        Some(advice) => (AuthFailure::InvalidAssertion, advice),
+        None => failure_of(aadsts, creds),
+    };
+    let mut message = format!("Sign-in failed ({code}, HTTP {status}): {advice}");
+    if !detail.is_empty() {
+        message.push_str(" Microsoft said: ");
+        message.push_str(&detail);
+    }
+    Some(SyncError::Auth(AuthError {
+        failure,
+        aadsts,
+        message,
+    }))
+}
+
+/// The failure and the advice for an AADSTS code that is not about a client assertion.
+fn failure_of(aadsts: Option<u32>, creds: &Credentials) -> (AuthFailure, String) {
+    let (tenant_id, client_id) = (creds.tenant_id.as_str(), creds.client_id.as_str());
+    match aadsts {
         Some(7_000_215) => (
             AuthFailure::InvalidSecret,
             format!(
@@ -291,17 +350,7 @@ pub fn map_token_failure(
             AuthFailure::Other,
             format!("signing in to tenant {tenant_id} with app {client_id} failed."),
         ),
-    };
-    let mut message = format!("Sign-in failed ({code}, HTTP {status}): {advice}");
-    if !detail.is_empty() {
-        message.push_str(" Microsoft said: ");
-        message.push_str(&detail);
     }
-    Some(SyncError::Auth(AuthError {
-        failure,
-        aadsts,
-        message,
-    }))
 }
 
 /// The number in the first `AADSTSnnnn` of a text.
@@ -411,7 +460,7 @@ mod tests {
             cloud: Cloud::Global,
             tenant_id: "contoso.onmicrosoft.com".into(),
             client_id: "11111111-2222-3333-4444-555555555555".into(),
-            secret: "a+b/c=d&e f~".into(),
+            proof: Proof::Secret("a+b/c=d&e f~".into()),
         }
     }
 
@@ -423,9 +472,18 @@ mod tests {
             "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
         );
         assert_eq!(
-            String::from_utf8(c.form_body()).unwrap(),
+            String::from_utf8(c.form_body(ClientAuth::Secret("a+b/c=d&e f~"))).unwrap(),
             "grant_type=client_credentials&client_id=11111111-2222-3333-4444-555555555555\
              &client_secret=a%2Bb%2Fc%3Dd%26e+f%7E\
+             &scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"
+        );
+        // certificate-credentials.md, "Using a client assertion": the assertion instead of
+        // the secret, with its fixed type.
+        assert_eq!(
+            String::from_utf8(c.form_body(ClientAuth::Assertion("eyJh.eyJp.c2ln-_"))).unwrap(),
+            "grant_type=client_credentials&client_id=11111111-2222-3333-4444-555555555555\
+             &client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer\
+             &client_assertion=eyJh.eyJp.c2ln-_\
              &scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"
         );
     }
@@ -502,7 +560,7 @@ mod tests {
             client_id: "app-1".into(),
             ..creds()
         };
-        match map_token_failure(401, &body, &creds, &Redactor::default()) {
+        match map_token_failure(401, &body, &creds, None, &Redactor::default()) {
             Some(SyncError::Auth(a)) => (a.failure, a.aadsts, a.message),
             other => panic!("{other:?}"),
         }
@@ -534,14 +592,15 @@ mod tests {
     #[test]
     fn aadsts_code_from_description_when_codes_are_missing() {
         let body = br#"{"error":"invalid_request","error_description":"AADSTS90002: Tenant 'x' not found."}"#;
-        let Some(SyncError::Auth(a)) = map_token_failure(400, body, &creds(), &Redactor::default())
+        let Some(SyncError::Auth(a)) =
+            map_token_failure(400, body, &creds(), None, &Redactor::default())
         else {
             panic!()
         };
         assert_eq!(a.failure, AuthFailure::TenantNotFound);
         assert_eq!(a.aadsts, Some(90_002));
-        assert!(map_token_failure(500, b"<html>", &creds(), &Redactor::default()).is_none());
-        assert!(map_token_failure(500, b"{}", &creds(), &Redactor::default()).is_none());
+        assert!(map_token_failure(500, b"<html>", &creds(), None, &Redactor::default()).is_none());
+        assert!(map_token_failure(500, b"{}", &creds(), None, &Redactor::default()).is_none());
     }
 
     #[test]
@@ -568,7 +627,7 @@ mod tests {
                 cloud,
                 ..creds()
             };
-            let body = String::from_utf8(c.form_body()).unwrap();
+            let body = String::from_utf8(c.form_body(ClientAuth::Assertion("a.b.c"))).unwrap();
             assert!(body.ends_with(&format!("&scope={scope}")), "{body}");
             assert!(!body.contains("127.0.0.1"), "{body}");
         }
@@ -590,7 +649,8 @@ mod tests {
         })
         .to_string();
         let body = body.as_bytes();
-        let Some(SyncError::Auth(a)) = map_token_failure(400, body, &creds(), &Redactor::default())
+        let Some(SyncError::Auth(a)) =
+            map_token_failure(400, body, &creds(), None, &Redactor::default())
         else {
             panic!()
         };
@@ -611,7 +671,8 @@ mod tests {
             cloud: Cloud::UsGov,
             ..creds()
         };
-        let Some(SyncError::Auth(a)) = map_token_failure(400, body, &us, &Redactor::default())
+        let Some(SyncError::Auth(a)) =
+            map_token_failure(400, body, &us, None, &Redactor::default())
         else {
             panic!()
         };

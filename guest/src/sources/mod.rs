@@ -1,10 +1,13 @@
 //! Graph data sets the engine reads, each turning Graph's answers (JSON pages, or a usage
-//! report's CSV) into WIT records.
+//! report's CSV) into WIT records: those of a sync, and those read on request outside one
+//! (a partner's delegated admin relationships, the app's own credentials).
 
+pub mod app_credentials;
 pub mod groups;
 pub mod objects;
 pub mod organization;
 pub mod products;
+pub mod relationships;
 pub mod reports;
 pub mod signins;
 pub mod skus;

@@ -2,15 +2,15 @@
 
 use super::*;
 use crate::fakes::{
-    DEFAULT_DELTA_LINK, DELTA_FIRST, SECRET, World, delta_body, delta_link, delta_next, fake_jwt,
-    json_response, page_body, person, removed_json, request, script_round, token_response, user_id,
-    user_json,
+    DEFAULT_DELTA_LINK, DELTA_FIRST, SECRET, World, cert_assertion, delta_body, delta_link,
+    delta_next, fake_jwt, json_response, page_body, person, removed_json, request, script_round,
+    token_response, user_id, user_json,
 };
 use crate::merge;
 use crate::platform::TransportError;
 use crate::types::{
-    Attribute, AttributeFilter, AuthFailure, Change, Checkpoint, PersonStatus, ReasonCount,
-    StoredPerson, SyncRequest,
+    Attribute, AttributeFilter, AuthFailure, Change, Checkpoint, CredentialKind, PersonStatus,
+    ReasonCount, StoredPerson, SyncRequest,
 };
 
 const USERS_URL: &str = DELTA_FIRST;
@@ -860,6 +860,57 @@ fn missing_or_unreadable_secret_names_the_secret() {
         panic!()
     };
     assert!(m.contains("empty"), "{m}");
+    assert!(w.http.sent.is_empty());
+}
+
+#[test]
+fn a_run_that_signs_in_with_an_assertion_reads_no_secret_and_reveals_no_assertion() {
+    let jwt = cert_assertion(1);
+    let mut req = request();
+    req.tenant.credential = CredentialKind::ClientAssertion;
+
+    // No secret is configured, and none is read.
+    let mut w = World::new();
+    w.secrets.0.clear();
+    w.credentials.push(Ok(jwt.clone()));
+    script_pages(&mut w, &[&[1, 2]]);
+    let r = run(&mut w.env(), &req).unwrap();
+    assert_eq!(users_report(&r).created, 2);
+    let form = String::from_utf8(w.http.sent[0].body.clone().unwrap()).unwrap();
+    assert!(
+        form.contains(&format!("&client_assertion={jwt}&")),
+        "{form}"
+    );
+    assert_eq!(
+        w.credentials.audiences,
+        vec!["https://login.test/tenant-1/oauth2/v2.0/token"]
+    );
+
+    // Graph echoing it: masked in the error and the log.
+    let mut w = World::new();
+    w.credentials.push(Ok(jwt.clone()));
+    w.http.push_ok(
+        "POST https://login.test/",
+        token_response(&fake_jwt(&["User.Read.All"]), 3600),
+    );
+    w.http.push_ok(
+        USERS_URL,
+        json_response(
+            400,
+            &format!(r#"{{"error":{{"code":"Echo","message":"you signed in with {jwt}"}}}}"#),
+        ),
+    );
+    let e = run(&mut w.env(), &req).unwrap_err();
+    let shown = format!("{e:?} {:?}", w.log.lines);
+    assert!(shown.contains("you signed in with [redacted]"), "{shown}");
+    assert!(!shown.contains(&jwt[..40]), "{shown}");
+
+    // The tenant asks for an assertion the host cannot make: nothing is sent.
+    let mut w = World::new();
+    let Err(SyncError::Secret(m)) = run(&mut w.env(), &req) else {
+        panic!()
+    };
+    assert!(m.contains("no assertion credential"), "{m}");
     assert!(w.http.sent.is_empty());
 }
 

@@ -17,7 +17,9 @@ use crate::report;
 use m365sync_config::{SecretSource, TenantRun, base_url};
 use m365sync_runtime::{CancelToken, RunLimits, Runtime, TracingSink};
 use m365sync_simulator::{SimConfig, Simulator, TenantSpec};
-use m365sync_wit::types::{Cloud, Endpoints, OrganizationMatch, SyncMode, SyncReport, Tenant};
+use m365sync_wit::types::{
+    Cloud, CredentialKind, Endpoints, OrganizationMatch, SyncMode, SyncReport, Tenant,
+};
 
 /// Application permissions the demo's simulated app is granted.
 const DEMO_ROLES: &[&str] = &[
@@ -59,6 +61,7 @@ pub async fn run(args: DemoArgs, output: Output) -> Result<(), Failure> {
             client_id: credentials.client_id.clone(),
             cloud: Cloud::Global,
             endpoints,
+            credential: CredentialKind::ClientSecret,
         },
         SecretSource::Value(credentials.client_secret),
     );

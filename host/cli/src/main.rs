@@ -23,12 +23,14 @@ macro_rules! outln {
 }
 
 mod changes;
+mod connect;
 #[cfg(feature = "demo")]
 mod demo;
 mod export;
 mod licences;
 mod logs;
 mod organizations;
+mod partner;
 mod permissions;
 mod preview;
 mod progress;
@@ -98,6 +100,50 @@ enum Command {
     /// The change feed after a cursor: people created, updated, linked, removed; group
     /// memberships; licences assigned and taken away.
     Changes(ChangesArgs),
+    /// An admin-consent link that onboards a customer's tenant with one of the config's
+    /// apps (`serve` answers the redirect back and registers the tenant).
+    Connect(ConnectArgs),
+    /// A partner tenant's customers (delegated admin relationships) and whether its app
+    /// can reach each.
+    #[command(subcommand)]
+    Partner(PartnerCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Config file (TOML) with the `[[app]]` and `[serve]` (whose callback answers).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The `[[app]]` the customer's admin consents to.
+    #[arg(long)]
+    app: String,
+    /// The features the tenant will sync, comma-separated (default: all the app covers).
+    #[arg(long)]
+    features: Option<String>,
+    /// Store `serve` uses: a SQLite file or a postgres:// URL (default: the config's store, else ./m365sync.db).
+    #[arg(long)]
+    db: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PartnerCommand {
+    /// List the partner's customers, grouped by customer tenant: relationships (status,
+    /// end, auto-extension, roles) and the app's consent state in each.
+    Tenants(PartnerTenantsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PartnerTenantsArgs {
+    /// Config file (TOML) with the `[[partner]]` and its `[[app]]`.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The `[[partner]]` by name (default: the only one).
+    #[arg(long)]
+    partner: Option<String>,
+    /// Where the admin-consent links send the customer's admin back to (the app's
+    /// registered redirect URI, e.g. serve's /connect/callback).
+    #[arg(long)]
+    redirect_uri: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -439,6 +485,8 @@ fn main() -> ExitCode {
             Command::Reset(args) => reset::run(args, output).await,
             Command::Serve(args) => serve::run(args, output).await,
             Command::Status(args) => status::run(args, output).await,
+            Command::Connect(args) => connect::run(args, output).await,
+            Command::Partner(PartnerCommand::Tenants(args)) => partner::tenants(args, output).await,
             Command::Changes(args) => changes::run(args, output).await,
         }
     });

@@ -1,7 +1,9 @@
 //! `m365sync permissions`: the least-privileged Graph application permissions each tenant's
 //! enabled features need, with the endpoints that need them; with `--check`, signs in as
 //! the tenant's app and says which of them are granted and which are missing. Asks the
-//! engine, so the list is always the one the engine itself checks against.
+//! engine, so the list is always the one the engine itself checks against. Each tenant
+//! also says which app it signs in with, how, and why that app (see `m365sync_config::app`:
+//! the least privileged app covering its features, unless it names one).
 
 use std::sync::Arc;
 
@@ -9,7 +11,7 @@ use anyhow::anyhow;
 use serde_json::json;
 
 use super::{Failure, Output, PermissionsArgs};
-use m365sync_config::ConfigFile;
+use m365sync_config::{AppChoice, ConfigFile, TenantConfig, TenantRun};
 use m365sync_runtime::TracingSink;
 
 pub async fn run(args: PermissionsArgs, output: Output) -> Result<(), Failure> {
@@ -47,9 +49,14 @@ pub async fn run(args: PermissionsArgs, output: Output) -> Result<(), Failure> {
                 .is_some_and(|c| c.missing.iter().any(|m| m.permission == name))
         };
         missing_any |= check.as_ref().is_some_and(|c| !c.missing.is_empty());
+        let (app_name, why) = app_reason(&config, tenant, &run);
         if output.json {
             all.push(json!({
                 "tenant": tenant.name,
+                "app": app_name,
+                "client_id": run.tenant.client_id,
+                "credential": run.credential.kind().to_string(),
+                "app_reason": why,
                 "permissions": permissions.iter().map(|p| json!({
                     "name": p.name,
                     "endpoints": p.endpoints,
@@ -68,6 +75,7 @@ pub async fn run(args: PermissionsArgs, output: Output) -> Result<(), Failure> {
             "Tenant {}: application permissions (Microsoft Graph, all read-only)",
             tenant.name
         );
+        outln!("  Signs in as {why}");
         for permission in &permissions {
             let state = match &check {
                 None => "",
@@ -95,4 +103,45 @@ pub async fn run(args: PermissionsArgs, output: Output) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+/// The tenant's app by name (none: its own client id), and why it signs in with it, in
+/// words: which app, its credential, and for an app chosen by features the others
+/// considered.
+fn app_reason(
+    config: &ConfigFile,
+    tenant: &TenantConfig,
+    run: &TenantRun,
+) -> (Option<String>, String) {
+    let credential = run.credential.describe();
+    let client = &run.tenant.client_id;
+    match config.app_choice(tenant) {
+        AppChoice::Own => (None, format!("its own app {client}, with a {credential}")),
+        AppChoice::Named(app) => {
+            let why = format!("app {app:?} ({client}, with a {credential}), named by the tenant");
+            (Some(app), why)
+        }
+        AppChoice::LeastPrivileged { app, considered } => {
+            let others: Vec<String> = considered
+                .iter()
+                .filter(|(name, _, _)| *name != app)
+                .map(|(name, features, covers)| {
+                    let features = m365sync_wit::names::feature_names(*features).join(", ");
+                    if *covers {
+                        format!("{name} also covers them but grants more ({features})")
+                    } else {
+                        format!("{name} does not cover them ({features})")
+                    }
+                })
+                .collect();
+            let mut why = format!(
+                "app {app:?} ({client}, with a {credential}): the least privileged app covering \
+                 the tenant's features"
+            );
+            if !others.is_empty() {
+                why += &format!("; {}", others.join("; "));
+            }
+            (Some(app), why)
+        }
+    }
 }

@@ -60,6 +60,7 @@ pub async fn run(args: ServeArgs, _output: Output) -> Result<(), Failure> {
     if let Some(ms) = args.schedule_tick_ms {
         options.schedule_tick = Duration::from_millis(ms);
     }
+    options.listening = Some(address);
     let grace = options.shutdown_grace;
     let service = Service::start(runtime, store, &config, args.config.clone(), options)
         .await

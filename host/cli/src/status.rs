@@ -3,13 +3,11 @@
 //! run, its people, and what needs an admin — the API's `GET /v1/tenants`, from the command
 //! line, with no server needed.
 
-use std::collections::HashMap;
-
 use anyhow::anyhow;
 
 use super::{Failure, Output, StatusArgs};
 use m365sync_config::ConfigFile;
-use m365sync_service::serve::view::{TenantView, tenant_views};
+use m365sync_service::serve::view::{TenantView, tenant_notes, tenant_views};
 
 pub async fn run(args: StatusArgs, output: Output) -> Result<(), Failure> {
     let config = match &args.config {
@@ -18,21 +16,12 @@ pub async fn run(args: StatusArgs, output: Output) -> Result<(), Failure> {
     };
     let location = super::store_location(args.db.as_deref(), config.as_ref());
     let store = super::open_existing_store(&location).await?;
-    let schedules: HashMap<String, String> = config
-        .as_ref()
-        .map(|config| {
-            config
-                .tenants
-                .iter()
-                .map(|t| (t.name.clone(), config.schedule(t).to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let notes = config.as_ref().map(tenant_notes).unwrap_or_default();
     let failing_after = config.as_ref().map_or(
         m365sync_service::serve::ServeOptions::default().failing_after,
         |c| c.serve_settings().failing_after,
     );
-    let views = tenant_views(store.as_ref(), failing_after, &schedules)
+    let views = tenant_views(store.as_ref(), failing_after, &notes)
         .await
         .map_err(|e| Failure::run(anyhow!("reading the tenants of {location}: {e}")))?;
     if output.json {
@@ -83,6 +72,9 @@ fn view_text(view: &TenantView) -> String {
     }
     if let Some(fix) = &view.attention {
         let _ = writeln!(out, "  needs attention: {fix}");
+    }
+    if let Some(expiry) = view.credential_expiry.as_ref().filter(|e| e.warn) {
+        let _ = writeln!(out, "  warning: {}", expiry.message);
     }
     out
 }

@@ -35,6 +35,18 @@ pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
         run.allow_mass_removal(args.allow_mass_removal);
         runs.push(run);
     }
+    let today = m365sync_service::expiry::today();
+    let expiries: std::collections::HashMap<String, m365sync_service::expiry::CredentialExpiry> =
+        runs.iter()
+            .filter_map(|run| {
+                m365sync_service::expiry::credential_expiry(run, today)
+                    .filter(|e| e.warn)
+                    .map(|e| (run.tenant.key.clone(), e))
+            })
+            .collect();
+    for (tenant, expiry) in &expiries {
+        eprintln!("warning: tenant {tenant}: {}", expiry.message);
+    }
     let store = super::open_store(&location).await?;
     let cancel = CancelToken::new();
     let signals = Signals::watch(cancel.clone())
@@ -61,7 +73,11 @@ pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
                 if !output.json {
                     progress.println(&report::to_text(&report));
                 }
-                reports.push(report::to_json(&report));
+                let mut json = report::to_json(&report);
+                if let Some(expiry) = expiries.get(&outcome.tenant) {
+                    json["credential_expiry"] = serde_json::json!(expiry);
+                }
+                reports.push(json);
             }
             Err(error) => {
                 failures += 1;

@@ -5,13 +5,18 @@
 //! sandbox's allowlist, the secret's source). Every error names the file, the line and
 //! the key (`located`: toml's own spans), and what is allowed.
 //!
+//! `[[app]]` and each tenant's credential (a client secret, a certificate or a federated
+//! token) are in `app`; `[[partner]]` (partner tenants and their customers) in `partner`.
+//!
 //! What `m365sync serve` adds has a module per section, each with its schema, rules and
 //! resolved form: `schedule` (`[tenant.schedule]`: cron in an IANA zone, or an interval),
 //! `serve` (`[serve]`: listen address, API token, limits, retries, leases), and `webhook`
 //! (`[[webhook]]`: signed deliveries of the change feed).
 
+pub mod app;
 pub mod cloud;
 mod located;
+pub mod partner;
 mod resolve;
 mod rules;
 pub mod schedule;
@@ -26,6 +31,8 @@ use std::path::{Path, PathBuf};
 use located::{Document, line_of_offset};
 use validate::key_error;
 
+pub use app::{AppChoice, AppSection, Credential};
+pub use partner::{PARTNER_PERMISSION, PartnerSection};
 pub use resolve::{SecretSource, TenantRun, default_options};
 pub use schema::{
     AttributeSection, ConfigFile, DEFAULT_MAX_REMOVAL_PERCENT, DEFAULT_MAX_REMOVALS,
@@ -131,19 +138,15 @@ impl ConfigFile {
         {
             config.store.url = Some(base.join(url).to_string_lossy().into_owned());
         }
-        let relative = |file: &mut Option<std::path::PathBuf>| {
-            if let Some(path) = file
-                && path.is_relative()
-            {
-                *path = base.join(&*path);
-            }
-        };
         for tenant in &mut config.tenants {
-            relative(&mut tenant.client_secret_file);
+            tenant.make_relative_to(base);
         }
-        relative(&mut config.serve.api_token_file);
+        for app in &mut config.apps {
+            app.make_relative_to(base);
+        }
+        app::relative_to(base, &mut config.serve.api_token_file);
         for webhook in &mut config.webhooks {
-            relative(&mut webhook.secret_file);
+            app::relative_to(base, &mut webhook.secret_file);
         }
         config.validate(path, &document)?;
         Ok(config)

@@ -3,11 +3,12 @@
 
 use std::path::PathBuf;
 
+use crate::app::Credential;
 use crate::urls::Allowlist;
 use crate::{ConfigFile, TenantConfig, allowlist, cloud};
 use m365sync_wit::types::{
-    AccountFilter, AttributeFilter, Cloud, Endpoints, FieldMapping, RemovalGuard, SyncOptions,
-    Tenant,
+    AccountFilter, AttributeFilter, Cloud, CredentialKind, Endpoints, FieldMapping, RemovalGuard,
+    SyncOptions, Tenant,
 };
 
 /// Where a tenant's client secret comes from.
@@ -32,27 +33,40 @@ impl std::fmt::Debug for SecretSource {
 }
 
 /// A tenant ready to run: what the component is told, what the sandbox may reach, and
-/// where its secret is.
+/// how its app signs in.
 #[derive(Debug, Clone)]
 pub struct TenantRun {
+    /// What the engine is told (`credential` is set from [`TenantRun::credential`] when
+    /// the run starts).
     pub tenant: Tenant,
     pub options: SyncOptions,
     /// What the sandbox may reach.
     pub allowlist: Allowlist,
-    pub client_secret: SecretSource,
+    pub credential: Credential,
+    /// The `[[app]]` it signs in with, by name (none: the tenant's own client id).
+    pub app: Option<String>,
 }
 
 impl TenantRun {
     /// A run of `tenant` with the default options (users, every account, removal policy
     /// keep), allowed to reach exactly its endpoints' hosts and its cloud's report download
     /// hosts.
-    pub fn new(tenant: Tenant, client_secret: SecretSource) -> TenantRun {
+    pub fn new(tenant: Tenant, credential: impl Into<Credential>) -> TenantRun {
         let downloads = cloud::report_download_urls(tenant.cloud);
         TenantRun {
             allowlist: allowlist(&tenant.endpoints, &downloads, None),
             tenant,
             options: default_options(),
-            client_secret,
+            credential: credential.into(),
+            app: None,
+        }
+    }
+
+    /// The tenant as the engine is told it: its credential kind is the run's.
+    pub fn engine_tenant(&self) -> Tenant {
+        Tenant {
+            credential: self.credential.kind(),
+            ..self.tenant.clone()
         }
     }
 
@@ -69,10 +83,12 @@ impl TenantRun {
                     login: String::new(),
                     graph: String::new(),
                 },
+                credential: CredentialKind::ClientSecret,
             },
             options: default_options(),
             allowlist: Allowlist::default(),
-            client_secret: SecretSource::Value(String::new()),
+            credential: SecretSource::Value(String::new()).into(),
+            app: None,
         }
     }
 
@@ -99,23 +115,31 @@ impl ConfigFile {
                 downloads = reports.clone();
             }
         }
-        let client_secret = match (&tenant.client_secret_env, &tenant.client_secret_file) {
-            (Some(var), _) => SecretSource::Env(var.clone()),
-            (None, Some(file)) => SecretSource::File(file.clone()),
-            (None, None) => SecretSource::Env(String::new()),
+        let choice = self.app_choice(tenant);
+        let (client_id, credential) = match choice.app().and_then(|name| self.app(name)) {
+            Some(app) => (app.client_id.trim().to_string(), app.credential()),
+            None => (
+                tenant.client_id.trim().to_string(),
+                tenant
+                    .keys()
+                    .credential()
+                    .expect("validated when the config was read"),
+            ),
         };
         let allowlist = allowlist(&endpoints, &downloads, self.host.allowed_hosts.as_deref());
         TenantRun {
             tenant: Tenant {
                 key: tenant.name.clone(),
                 tenant_id: tenant.tenant_id.trim().to_string(),
-                client_id: tenant.client_id.trim().to_string(),
+                client_id,
                 cloud: tenant.cloud,
                 endpoints,
+                credential: credential.kind(),
             },
             options: sync_options(tenant),
             allowlist,
-            client_secret,
+            credential,
+            app: choice.app().map(str::to_string),
         }
     }
 }

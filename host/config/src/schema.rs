@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::app::AppSection;
+use crate::partner::PartnerSection;
 use crate::rules;
 use crate::schedule::ScheduleSection;
 use crate::serve::ServeSection;
@@ -26,6 +28,13 @@ pub struct ConfigFile {
     pub serve: ServeSection,
     #[serde(default, rename = "tenant")]
     pub tenants: Vec<TenantConfig>,
+    /// `[[app]]`: the platform's app registrations tenants sign in with.
+    #[serde(default, rename = "app")]
+    pub apps: Vec<AppSection>,
+    /// `[[partner]]`: partner tenants whose customers are listed from their delegated
+    /// admin relationships.
+    #[serde(default, rename = "partner")]
+    pub partners: Vec<PartnerSection>,
     /// Where `serve` delivers change events (see [`ConfigFile::webhooks`]).
     #[serde(default, rename = "webhook")]
     pub webhooks: Vec<WebhookSection>,
@@ -76,14 +85,27 @@ pub struct TenantConfig {
     /// Directory (tenant) id (a GUID) or a verified domain.
     #[serde(deserialize_with = "rules::tenant_id")]
     pub tenant_id: String,
-    /// Application (client) id.
+    /// Application (client) id; empty when the tenant signs in with an `[[app]]`.
+    #[serde(default)]
     pub client_id: String,
+    /// The `[[app]]` it signs in with; none: its own `client_id` and credential, or, with
+    /// neither, the least privileged app covering its features (see [`crate::app`]).
+    pub app: Option<String>,
     #[serde(default = "default_cloud")]
     pub cloud: Cloud,
     /// Environment variable holding the client secret.
     pub client_secret_env: Option<String>,
     /// File holding the client secret (relative to the config file).
     pub client_secret_file: Option<PathBuf>,
+    /// The day the client secret expires (`"2027-05-01"`): warned about from 30 days before.
+    #[serde(default, deserialize_with = "crate::app::expiry_date")]
+    pub client_secret_expires: Option<jiff::civil::Date>,
+    /// The certificate (PEM) registered on the app, for client assertions.
+    pub certificate_file: Option<PathBuf>,
+    /// The certificate's private key (PKCS#8 PEM); read by the host only, when it signs.
+    pub certificate_key_file: Option<PathBuf>,
+    /// A token file an outside identity provider writes (workload identity federation).
+    pub federated_token_file: Option<PathBuf>,
     /// Base URL overrides (tests, simulators).
     pub endpoints: Option<EndpointOverrides>,
     #[serde(default)]
@@ -181,7 +203,7 @@ fn default_match_key() -> MatchKey {
     MatchKey::Email
 }
 
-fn default_cloud() -> Cloud {
+pub(crate) fn default_cloud() -> Cloud {
     Cloud::Global
 }
 
@@ -248,9 +270,14 @@ impl TenantConfig {
             name: String::new(),
             tenant_id: String::new(),
             client_id: String::new(),
+            app: None,
             cloud: Cloud::Global,
             client_secret_env: None,
             client_secret_file: None,
+            client_secret_expires: None,
+            certificate_file: None,
+            certificate_key_file: None,
+            federated_token_file: None,
             endpoints: None,
             sync: SyncSection::default(),
             filter: FilterSection::default(),

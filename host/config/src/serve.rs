@@ -104,6 +104,11 @@ pub struct ServeSection {
     pub shutdown_grace_secs: Option<u64>,
     /// IANA zone of the default schedules and of cron expressions that name none.
     pub timezone: Option<Zone>,
+    /// Where people's browsers reach this server (`https://sync.example.com`): admin
+    /// consent sends the customer's admin back to `{public_url}/connect/callback`.
+    /// Default: `http://{listen}`.
+    #[serde(default, deserialize_with = "crate::rules::base_url")]
+    pub public_url: Option<String>,
 }
 
 /// What `m365sync serve` runs with: the `[serve]` section with its defaults filled in.
@@ -205,6 +210,16 @@ impl ConfigFile {
     /// What `m365sync serve` runs with: `[serve]` and its defaults.
     pub fn serve_settings(&self) -> ServeSettings {
         self.serve.settings()
+    }
+
+    /// Where admin consent sends the customer's admin back to: serve's callback at
+    /// `[serve] public_url`, else at `listening`, the address serve listens on.
+    pub fn consent_redirect_uri(&self, listening: std::net::SocketAddr) -> String {
+        let base = match &self.serve.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{listening}"),
+        };
+        format!("{base}/connect/callback")
     }
 
     /// The zone of default schedules: `[serve] timezone`, else the system's, else UTC.

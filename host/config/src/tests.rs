@@ -175,6 +175,8 @@ fn the_example_config_parses_with_and_without_its_commented_options() {
                 "# officeLocation =",
                 "# max_removal_percent =",
                 "# max_removals =",
+                "# client_secret_expires =",
+                "# public_url =",
             ] {
                 if line.starts_with(option) {
                     return line.trim_start_matches("# ").to_string() + "\n";

@@ -11,10 +11,12 @@ use m365sync_wit::types::Features;
 impl ConfigFile {
     /// The rules between values (each value's own rule ran as it was read).
     pub(crate) fn validate(&self, path: &Path, document: &Document<'_>) -> Result<(), ConfigError> {
-        if self.tenants.is_empty() {
+        if self.tenants.is_empty() && self.partners.is_empty() && self.apps.is_empty() {
             return Err(ConfigError::File {
                 path: path.to_path_buf(),
-                message: "no [[tenant]] is configured".to_string(),
+                message: "no [[tenant]] is configured (nor an [[app]] to onboard tenants with, \
+                          nor a [[partner]])"
+                    .to_string(),
             });
         }
         let mut names = HashSet::new();
@@ -34,27 +36,6 @@ impl ConfigFile {
             }
             if !names.insert(tenant.name.as_str()) {
                 return Err(fail("name", "name is used by another tenant in this file"));
-            }
-            if tenant.client_id.trim().is_empty() {
-                return Err(fail("client_id", "client_id is empty"));
-            }
-            match (&tenant.client_secret_env, &tenant.client_secret_file) {
-                (None, None) => {
-                    return Err(fail(
-                        "",
-                        "no client secret source: set client_secret_env or client_secret_file",
-                    ));
-                }
-                (Some(_), Some(_)) => {
-                    return Err(fail(
-                        "client_secret_file",
-                        "client_secret_env and client_secret_file are both set: choose one",
-                    ));
-                }
-                (Some(var), None) => {
-                    env_var_name(var).map_err(|message| fail("client_secret_env", &message))?;
-                }
-                (None, Some(_)) => {}
             }
             let schedule = &tenant.schedule;
             if schedule.cron.is_some() && schedule.every.is_some() {
@@ -96,6 +77,8 @@ impl ConfigFile {
                 }
             }
         }
+        self.validate_apps(path, document)?;
+        self.validate_partners(path, document)?;
         self.serve.validate(path, document)?;
         self.validate_webhooks(path, document)?;
         Ok(())
@@ -111,6 +94,9 @@ pub(crate) fn env_var_name(var: &str) -> Result<(), String> {
         Ok(())
     }
 }
+
+/// The arrays of tables besides `[[tenant]]` whose items errors name by their `name`.
+const NAMED_ARRAYS: &[&str] = &["webhook", "app", "partner"];
 
 /// The error for `key` of the file: its line (at byte `at` when toml gave a span, else
 /// where `key` is), its tenant by name, and the key inside the tenant.
@@ -131,15 +117,19 @@ pub(crate) fn key_error(
             .filter(|name| !name.trim().is_empty())
             .unwrap_or_else(|| format!("#{}", index + 1))
     };
-    let (tenant, key) = match (key.split_tenant(), key.split_item("webhook")) {
+    // A tenant by its name; an item of another named array too: `webhook "crm".url`.
+    let item = NAMED_ARRAYS.iter().find_map(|array| {
+        key.split_item(array)
+            .map(|(index, rest)| (*array, index, rest))
+    });
+    let (tenant, key) = match (key.split_tenant(), item) {
         (Some((index, rest)), _) => (Some(name("tenant", index)), rest.to_string()),
-        // A webhook by its name too: `webhook "crm".url`.
-        (None, Some((index, rest))) => {
-            let webhook = format!("webhook {:?}", name("webhook", index));
+        (None, Some((array, index, rest))) => {
+            let item = format!("{array} {:?}", name(array, index));
             let key = if rest.0.is_empty() {
-                webhook
+                item
             } else {
-                format!("{webhook}.{rest}")
+                format!("{item}.{rest}")
             };
             (None, key)
         }

@@ -94,6 +94,7 @@ impl fmt::Display for EngineError {
                     AuthFailure::AppNotFound => "application not found",
                     AuthFailure::TenantNotFound => "tenant not found",
                     AuthFailure::ConsentMissing => "admin consent missing",
+                    AuthFailure::InvalidAssertion => "client assertion refused",
                     AuthFailure::Other => "sign-in failed",
                 };
                 match auth.aadsts {

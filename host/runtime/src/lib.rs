@@ -22,6 +22,7 @@ use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi_http::WasiHttpCtx;
 
+use crate::capabilities::credentials::TenantCredentials;
 use crate::capabilities::http::AllowlistHooks;
 pub use crate::capabilities::http::HttpSender;
 use crate::capabilities::secrets::TenantSecrets;
@@ -34,9 +35,9 @@ use m365sync_store::TenantStore;
 use m365sync_wit::StorageError;
 use m365sync_wit::host as bindings;
 use m365sync_wit::types::{
-    Batch, EngineInfo, Features, FieldMapping, MatchDecision, OrganizationMatch, Permission,
-    PermissionCheck, PersonKey, PlatformOrganization, ReviewAction, StoredPerson, SyncError,
-    SyncFailure, SyncPreview, SyncReport, SyncRequest,
+    AppCredential, Batch, DelegatedRelationship, EngineInfo, Features, FieldMapping, MatchDecision,
+    OrganizationMatch, Permission, PermissionCheck, PersonKey, PlatformOrganization, ReviewAction,
+    StoredPerson, SyncError, SyncFailure, SyncPreview, SyncReport, SyncRequest,
 };
 use state::RunState;
 
@@ -62,7 +63,7 @@ fn new_engine(limits: &RunLimits) -> Result<Engine, SetupError> {
 /// The engine's request for a run of this tenant.
 fn sync_request(run: &TenantRun) -> SyncRequest {
     SyncRequest {
-        tenant: run.tenant.clone(),
+        tenant: run.engine_tenant(),
         options: run.options.clone(),
     }
 }
@@ -172,6 +173,9 @@ impl Runtime {
         // The engine's own imports; WASI and wasi:http were added above.
         let engine_imports = [
             bindings::secrets::add_to_linker::<_, HasSelf<RunState>>(&mut linker, |state| state),
+            bindings::credentials::add_to_linker::<_, HasSelf<RunState>>(&mut linker, |state| {
+                state
+            }),
             bindings::storage::add_to_linker::<_, HasSelf<RunState>>(&mut linker, |state| state),
             bindings::log::add_to_linker::<_, HasSelf<RunState>>(&mut linker, |state| state),
         ];
@@ -275,13 +279,49 @@ impl Runtime {
             sink,
             self.limits,
         );
-        let (tenant, features) = (run.tenant.clone(), run.options.features);
+        let (tenant, features) = (run.engine_tenant(), run.options.features);
         self.call(call, move |engine, store| {
             Box::pin(async move {
                 engine
                     .call_check_permissions(store, &tenant, features)
                     .await
             })
+        })
+        .await
+    }
+
+    /// Sign in to the partner tenant `run` names and list its delegated admin relationships
+    /// with customers (every page).
+    pub async fn partner_relationships(
+        &self,
+        run: &TenantRun,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<Vec<DelegatedRelationship>, RunError> {
+        let call = Call::new(
+            "partner-relationships",
+            run,
+            Box::new(NoStore),
+            sink,
+            self.limits,
+        );
+        let tenant = run.engine_tenant();
+        self.call(call, move |engine, store| {
+            Box::pin(async move { engine.call_partner_relationships(store, &tenant).await })
+        })
+        .await
+    }
+
+    /// Sign in to the app's home tenant `run` names and read the app registration's own
+    /// credentials (secrets and certificates) with their end dates.
+    pub async fn app_credentials(
+        &self,
+        run: &TenantRun,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<Vec<AppCredential>, RunError> {
+        let call = Call::new("app-credentials", run, Box::new(NoStore), sink, self.limits);
+        let tenant = run.engine_tenant();
+        self.call(call, move |engine, store| {
+            Box::pin(async move { engine.call_app_credentials(store, &tenant).await })
         })
         .await
     }
@@ -370,7 +410,7 @@ impl Runtime {
         sink: Arc<dyn EventSink>,
     ) -> Result<OrganizationMatch, RunError> {
         let call = Call::new("review-organization", run, store, sink, self.limits);
-        let tenant = run.tenant.clone();
+        let tenant = run.engine_tenant();
         self.call(call, move |engine, store| {
             Box::pin(async move { engine.call_review_organization(store, &tenant).await })
         })
@@ -388,7 +428,7 @@ impl Runtime {
         sink: Arc<dyn EventSink>,
     ) -> Result<OrganizationMatch, RunError> {
         let call = Call::new("decide-organization", run, store, sink, self.limits);
-        let (tenant, action) = (run.tenant.clone(), action.clone());
+        let (tenant, action) = (run.engine_tenant(), action.clone());
         self.call(call, move |engine, store| {
             Box::pin(async move {
                 engine
@@ -490,7 +530,15 @@ impl Runtime {
             hooks: AllowlistHooks::with_sender(run.allowlist.clone(), self.http_sender)
                 .with_deadline(deadline),
             limiter: RunLimiter::new(limits.memory_bytes),
-            secrets: TenantSecrets::new(run.client_secret.clone()),
+            secrets: TenantSecrets::new(run.credential.client_secret().cloned()),
+            credentials: TenantCredentials::new(
+                &run.tenant.client_id,
+                run.credential.clone(),
+                format!(
+                    "{}/{}/oauth2/v2.0/token",
+                    run.tenant.endpoints.login, run.tenant.tenant_id
+                ),
+            ),
             store,
             sink,
             tenant_key: run.tenant.key.clone(),

@@ -9,10 +9,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use m365sync_store::TenantStore;
-use m365sync_wit::host::{log, secrets, storage, types};
+use m365sync_wit::host::{credentials, log, secrets, storage, types};
 
 use super::cancel::CancelToken;
 use super::limits::RunLimiter;
+use crate::capabilities::credentials::TenantCredentials;
 use crate::capabilities::http::AllowlistHooks;
 use crate::capabilities::log::EventSink;
 use crate::capabilities::secrets::TenantSecrets;
@@ -24,6 +25,7 @@ pub struct RunState {
     pub(crate) hooks: AllowlistHooks,
     pub(crate) limiter: RunLimiter,
     pub(crate) secrets: TenantSecrets,
+    pub(crate) credentials: TenantCredentials,
     pub(crate) store: Box<dyn TenantStore>,
     pub(crate) sink: Arc<dyn EventSink>,
     pub(crate) tenant_key: String,
@@ -55,6 +57,15 @@ impl types::Host for RunState {}
 impl secrets::Host for RunState {
     fn get(&mut self, name: String) -> wasmtime::Result<Result<String, secrets::SecretError>> {
         Ok(self.secrets.get(&name))
+    }
+}
+
+impl credentials::Host for RunState {
+    fn client_assertion(
+        &mut self,
+        audience: String,
+    ) -> wasmtime::Result<Result<String, credentials::CredentialError>> {
+        Ok(self.credentials.client_assertion(&audience))
     }
 }
 

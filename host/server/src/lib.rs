@@ -4,12 +4,14 @@
 //!
 //! - `api`: the handlers and what they answer; `error`: errors as JSON with their status.
 //! - `auth`: the bearer token every `/v1` route and `/metrics` ask for (when one is set).
+//! - `connect`: onboarding by admin consent (`/v1/connect`, `/connect/callback`).
 //! - `openapi`: the document served at `/v1/openapi.json`.
 //!
 //! Binding is the caller's (the CLI): with no token it must bind to loopback only.
 
 mod api;
 mod auth;
+mod connect;
 mod error;
 pub mod openapi;
 
@@ -43,6 +45,7 @@ pub fn router(service: Arc<Service>, token: Option<ApiToken>) -> Router {
         .route("/v1/jobs", get(api::list_jobs))
         .route("/v1/changes", get(api::list_changes))
         .route("/v1/webhooks", get(api::list_webhooks))
+        .route("/v1/connect", post(connect::connect))
         .route("/v1/openapi.json", get(api::openapi_document))
         .route("/metrics", get(api::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -51,6 +54,9 @@ pub fn router(service: Arc<Service>, token: Option<ApiToken>) -> Router {
         ));
     Router::new()
         .route("/healthz", get(api::health))
+        // A browser follows it from the identity platform: its single-use state, not a
+        // bearer token, ties it to a request of ours.
+        .route("/connect/callback", get(connect::callback))
         .merge(guarded)
         .fallback(api::not_found)
         .with_state(state)

@@ -24,6 +24,8 @@ use crate::api;
         api::list_jobs,
         api::list_changes,
         api::list_webhooks,
+        crate::connect::connect,
+        crate::connect::callback,
         api::health,
         api::metrics,
         api::openapi_document,
@@ -34,6 +36,7 @@ use crate::api;
         (name = "runs", description = "The sync log"),
         (name = "queue", description = "The job queue"),
         (name = "changes", description = "The change feed"),
+        (name = "onboarding", description = "Admin consent: connect a customer's tenant"),
         (name = "service", description = "Health, metrics, this document"),
     )
 )]
@@ -57,6 +60,8 @@ mod tests {
             "/v1/tenants/{name}/pause",
             "/v1/tenants/{name}/resume",
             "/v1/runs",
+            "/v1/connect",
+            "/connect/callback",
             "/v1/runs/{id}",
             "/v1/jobs",
             "/v1/changes",

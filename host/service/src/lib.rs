@@ -9,9 +9,12 @@
 //! ends `m365sync-store-sqlite` and `m365sync-store-postgres` implement `m365sync-store`
 //! and are chosen here, by location.
 
+pub mod expiry;
 pub mod fieldmap;
 pub mod fleet;
 pub mod location;
+pub mod onboarding;
+pub mod partner;
 pub mod review;
 pub mod serve;
 pub mod setup;

@@ -180,7 +180,10 @@ pub async fn sync_logged_cancellable(
                 report: partial,
                 dry_run: run.options.dry_run,
                 error_kind: error.kind().to_string(),
-                error: redact(&error.to_string(), &run.client_secret),
+                error: match run.credential.client_secret() {
+                    Some(secret) => redact(&error.to_string(), secret),
+                    None => error.to_string(),
+                },
             };
             let (run_id, log_error) = record(store, &tenant, &failed).await;
             Err(SyncFailure::Run {

@@ -15,6 +15,8 @@
 //! - `queue`, `served`: what `m365sync serve` workers share (tenant states, the job queue
 //!   with leases, workers, webhook positions); `feed`: the change feed, its events inserted
 //!   by each commit in commit order.
+//! - `onboarding`: what onboarding keeps (consent requests, taken atomically; registered
+//!   tenants).
 //! - `testing` (cargo feature `testing`): throwaway schemas on a test server.
 //!
 //! A link (`upsert-person` of kind `link`) re-keys the person's row in place, as SQLite's
@@ -29,6 +31,7 @@ mod error;
 mod feed;
 mod lock;
 mod log;
+mod onboarding;
 mod organizations;
 mod pipeline;
 mod queue;

@@ -19,6 +19,10 @@
 //!   as SQLite's schema 5) and the change feed (`change_events`, its `bigserial` cursor
 //!   drawn at commit: see `feed.rs`). `jobs.priority` is the kind's claim priority
 //!   (`JobKind::priority`), stored so that claims order by an index.
+//! - 3: what onboarding keeps (`consent_requests`, `registered_tenants`, as SQLite's schema
+//!   6; see `onboarding.rs`). `features` is a `jsonb` list of the features' names;
+//!   registered tenants are keyed by directory id, their names unique (an index, whose
+//!   violation `onboarding.rs` turns into the contract's refusal).
 
 use deadpool_postgres::Object;
 use m365sync_store::StoreError;
@@ -26,7 +30,7 @@ use m365sync_store::StoreError;
 use crate::connect::Target;
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The table that records the migrations applied.
 const VERSIONS_TABLE: &str = "m365sync_schema_versions";
@@ -49,6 +53,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         description: "what m365sync serve shares, and the change feed",
         sql: SCHEMA_2,
+    },
+    Migration {
+        version: 3,
+        description: "what onboarding keeps",
+        sql: SCHEMA_3,
     },
 ];
 
@@ -278,6 +287,30 @@ CREATE TABLE change_events (
     detail text COLLATE "C" NOT NULL
 );
 CREATE INDEX change_events_tenant ON change_events (tenant, cursor);
+"#;
+
+const SCHEMA_3: &str = r#"
+CREATE TABLE consent_requests (
+    state text COLLATE "C" NOT NULL PRIMARY KEY,
+    app text COLLATE "C" NOT NULL,
+    features jsonb NOT NULL,
+    redirect_uri text COLLATE "C" NOT NULL,
+    created_ms bigint NOT NULL,
+    expires_ms bigint NOT NULL
+);
+-- Takes delete the expired requests.
+CREATE INDEX consent_requests_expiry ON consent_requests (expires_ms);
+
+CREATE TABLE registered_tenants (
+    tenant_id text COLLATE "C" NOT NULL PRIMARY KEY,
+    name text COLLATE "C" NOT NULL,
+    display_name text COLLATE "C" NOT NULL,
+    app text COLLATE "C" NOT NULL,
+    features jsonb NOT NULL,
+    registered_ms bigint NOT NULL
+);
+-- A name is held by one directory (`onboarding.rs` names this index).
+CREATE UNIQUE INDEX registered_tenants_name ON registered_tenants (name);
 "#;
 
 /// Where the store is, for messages: the target and, when it is not `public`, its schema.

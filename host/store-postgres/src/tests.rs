@@ -14,6 +14,7 @@ use crate::PostgresStore;
 use crate::testing::{self, TestSchema};
 
 mod conformance;
+mod onboarding;
 mod serve;
 
 /// A fresh schema and a store opened on it.
@@ -89,7 +90,7 @@ async fn a_new_schema_is_created_once_and_reopening_changes_nothing() {
     );
     let tables = "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema()";
     let created = count(&client, tables).await;
-    assert_eq!(created, 19, "18 tables of the store and its versions");
+    assert_eq!(created, 21, "20 tables of the store and its versions");
     let again = PostgresStore::open(&schema.url).await.expect("reopening");
     PostgresStore::open_existing(&schema.url)
         .await

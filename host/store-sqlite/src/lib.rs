@@ -22,6 +22,8 @@
 //!   the change feed (`change_events`, written by each batch's transaction); the migration
 //!   from 4 only adds them ([`schema::SERVE_TABLES`]). One `serve` process serves a SQLite
 //!   store: a second one is refused at `join` (`queue.rs`).
+//! - 6: what onboarding keeps (`consent_requests`, `registered_tenants`: see
+//!   `onboarding.rs`); the migration from 5 only adds them ([`schema::ONBOARDING_TABLES`]).
 //!
 //! A link (`upsert-person` of kind `link`) re-keys the person's row in place: the row stored
 //! under the previous object id gets the new object id and the new fields, in the batch's
@@ -34,6 +36,7 @@ mod feed;
 mod gate;
 mod lock;
 mod log;
+mod onboarding;
 mod organizations;
 mod queue;
 mod read;

@@ -10,7 +10,7 @@ use rusqlite::{Connection, params};
 use crate::log::RUN_COLUMNS;
 
 /// Schema version, in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The sync log's table (schema 4): one row per run, whatever its outcome (see
 /// [`RunStatus`]), and per reset of a tenant.
@@ -112,6 +112,32 @@ CREATE TABLE IF NOT EXISTS change_events (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS change_events_tenant ON change_events (tenant, cursor);
+"#;
+
+/// What onboarding keeps (schema 6; see `m365sync_store::onboarding`): admin-consent
+/// requests by their state until a callback takes them, and the tenants onboarding
+/// registered, by directory id, their names unique. `features` is the JSON list of the
+/// features' names (`m365sync_store::onboarding::stored_features`); times are Unix
+/// milliseconds. Neither table has a `tenant` column: a reset of a tenant keeps them.
+pub(crate) const ONBOARDING_TABLES: &str = r#"
+CREATE TABLE IF NOT EXISTS consent_requests (
+    state TEXT NOT NULL PRIMARY KEY,
+    app TEXT NOT NULL,
+    features TEXT NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS registered_tenants (
+    tenant_id TEXT NOT NULL PRIMARY KEY,
+    name TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    app TEXT NOT NULL,
+    features TEXT NOT NULL,
+    registered_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS registered_tenants_name ON registered_tenants (name);
 "#;
 
 /// Schema 3 to 4, the sync log's part: `runs` is rebuilt for its new statuses (SQLite
@@ -495,6 +521,8 @@ fn migrate(connection: &Connection, shown: &str) -> Result<(), OpenError> {
         }
         // Schema 5: what `serve` shares, and the change feed (new tables only).
         connection.execute_batch(SERVE_TABLES)?;
+        // Schema 6: what onboarding keeps (new tables only).
+        connection.execute_batch(ONBOARDING_TABLES)?;
         connection.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         Ok(version)
     })();

@@ -26,6 +26,7 @@ use crate::schema::{
 };
 use crate::{SqliteStore, SqliteTenant};
 
+mod onboarding;
 mod serve;
 
 /// A tenant's store for a sync in the database at `path`, as `open_tenant` makes it, but

@@ -21,6 +21,7 @@ mod feed;
 pub mod fixtures;
 mod jobs;
 mod log;
+mod onboarding;
 mod read;
 pub mod serve_fixtures;
 mod service;
@@ -35,6 +36,7 @@ pub use batches::*;
 pub use feed::*;
 pub use jobs::*;
 pub use log::*;
+pub use onboarding::*;
 pub use read::*;
 pub use service::*;
 pub use tenant::*;
@@ -153,6 +155,15 @@ macro_rules! conformance_suite {
             a_dropped_store_leaves_events_only_of_what_it_committed,
             a_reset_keeps_the_feed,
             interleaved_commits_of_two_tenants_get_distinct_ordered_cursors,
+            // onboarding.rs
+            a_consent_request_is_taken_once_as_it_was_put,
+            a_state_already_held_is_refused,
+            an_expired_consent_request_is_not_returned_and_is_gone,
+            of_two_concurrent_takes_one_gets_the_request,
+            registering_a_directory_again_replaces_its_row,
+            a_name_another_directory_holds_is_refused,
+            registered_tenants_are_listed_by_name,
+            features_round_trip_as_they_were_given,
         );
     };
     (@cases $subject:expr; $($case:ident),* $(,)?) => {

@@ -27,6 +27,7 @@ pub mod feed;
 pub mod log_entry;
 pub mod memory;
 pub mod model;
+pub mod onboarding;
 pub mod policy;
 pub mod queue;
 pub mod read;
@@ -125,10 +126,16 @@ impl StoreError {
 
 /// A store back end as a host uses it: the engine's side ([`Store`]), the read side
 /// ([`read::ReadModels`]), and what `serve` workers share ([`queue::Queue`],
-/// [`feed::ChangeFeed`]).
-pub trait StoreBackend: Store + read::ReadModels + queue::Queue + feed::ChangeFeed {}
+/// [`feed::ChangeFeed`]), and what onboarding keeps ([`onboarding::Onboarding`]).
+pub trait StoreBackend:
+    Store + read::ReadModels + queue::Queue + feed::ChangeFeed + onboarding::Onboarding
+{
+}
 
-impl<T: Store + read::ReadModels + queue::Queue + feed::ChangeFeed> StoreBackend for T {}
+impl<T> StoreBackend for T where
+    T: Store + read::ReadModels + queue::Queue + feed::ChangeFeed + onboarding::Onboarding
+{
+}
 
 /// A database of many tenants' rows, shared by every tenant of a host (and, for a server
 /// database, by several hosts).

@@ -4,6 +4,7 @@
 //! suite.
 
 mod feed;
+mod onboarding;
 mod queue;
 mod read;
 mod rows;
@@ -29,8 +30,9 @@ use rows::TenantRows;
 use tenant::MemoryTenant;
 
 /// A store in memory: many tenants' rows, the sync log, the platform's organizations, the
-/// change feed and the service's queue, behind one handle that clones cheaply (every clone is the same store, as another
-/// connection to a database would be). Each batch is committed at once (nothing is
+/// change feed, the service's queue and what onboarding keeps, behind one handle that
+/// clones cheaply (every clone is the same store, as another connection to a database
+/// would be). Each batch is committed at once (nothing is
 /// deferred); a failing batch is undone whole. Nothing outlives the last handle.
 #[derive(Clone, Default)]
 pub struct MemoryStore {
@@ -52,6 +54,8 @@ struct Shared {
     feed: feed::Feed,
     /// What `serve` workers share.
     service: queue::ServiceRows,
+    /// What onboarding keeps.
+    onboarding: onboarding::OnboardingRows,
 }
 
 impl Shared {

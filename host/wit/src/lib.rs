@@ -3,9 +3,10 @@
 //! WIT enum ([`names`]), and the WIT versions this host supports ([`version`]).
 //!
 //! WASI and wasi:http come from wasmtime-wasi and wasmtime-wasi-http; only the engine's own
-//! interfaces (types, secrets, storage, log, engine) are generated here. Storage imports are
+//! interfaces (types, secrets, credentials, storage, log, engine) are generated here. Storage imports are
 //! async on the host side (a server database is a network round trip away); secrets and log
-//! are short local operations and stay synchronous.
+//! are short local operations and stay synchronous; so is credentials (a file read and an
+//! RSA signature).
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -30,7 +31,9 @@ pub mod version;
 
 /// The engine's shared types (records, variants, enums of `m365sync:engine/types`).
 pub use bindings::m365sync::engine::types;
-pub use bindings::m365sync::engine::{log::Level, secrets::SecretError, storage::StorageError};
+pub use bindings::m365sync::engine::{
+    credentials::CredentialError, log::Level, secrets::SecretError, storage::StorageError,
+};
 
 /// A storage error in words: its message (the generated `Display` of a WIT variant is its
 /// debug form, `Unavailable("...")`, which no user should read).
@@ -46,6 +49,6 @@ pub fn storage_message(error: &StorageError) -> &str {
 /// runtime needs these; stores and config use the types above.
 pub mod host {
     pub use super::bindings::exports::m365sync::engine::engine::Guest as EngineExports;
-    pub use super::bindings::m365sync::engine::{log, secrets, storage, types};
+    pub use super::bindings::m365sync::engine::{credentials, log, secrets, storage, types};
     pub use super::bindings::{SyncEngine, SyncEnginePre};
 }

@@ -11,8 +11,8 @@ use serde::ser::{Serialize, Serializer};
 
 use crate::Level;
 use crate::types::{
-    Attribute, AuthFailure, Cloud, DataSet, Features, MatchKey, MatchState, PersonStatus,
-    RemovalPolicy, SyncMode, UpsertKind,
+    AppCredentialKind, Attribute, AuthFailure, Cloud, CredentialKind, DataSet, Features, MatchKey,
+    MatchState, PersonStatus, RemovalPolicy, SyncMode, UpsertKind,
 };
 
 /// A WIT enum known by its case names.
@@ -106,7 +106,14 @@ wit_names!(DataSet, "data set", {
 wit_names!(AuthFailure, "auth failure", {
     InvalidSecret => "invalid-secret", ExpiredSecret => "expired-secret",
     AppNotFound => "app-not-found", TenantNotFound => "tenant-not-found",
-    ConsentMissing => "consent-missing", Other => "other",
+    ConsentMissing => "consent-missing", InvalidAssertion => "invalid-assertion",
+    Other => "other",
+});
+wit_names!(CredentialKind, "credential kind", {
+    ClientSecret => "client-secret", ClientAssertion => "client-assertion",
+});
+wit_names!(AppCredentialKind, "app credential kind", {
+    Password => "password", Certificate => "certificate",
 });
 wit_names!(PersonStatus, "person status", {
     Active => "active", Removed => "removed", Flagged => "flagged", Inactive => "inactive",
@@ -143,6 +150,24 @@ pub fn feature_names(features: Features) -> Vec<&'static str> {
         .filter(|(f, _)| features.contains(*f))
         .map(|(_, n)| *n)
         .collect()
+}
+
+/// `features` as a list of names in serde (`#[serde(with = "features_by_name")]`).
+pub mod features_by_name {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(features: &Features, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(feature_names(*features))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Features, D::Error> {
+        let names = Vec::<String>::deserialize(d)?;
+        names.iter().try_fold(Features::empty(), |all, name| {
+            feature_from_name(name)
+                .map(|flag| all | flag)
+                .ok_or_else(|| de::Error::custom(format!("{name:?} is not a feature")))
+        })
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! before running anything, with an error that names both.
 
 /// The package version this host's bindings were generated from (wit/engine.wit).
-pub const WIT_VERSION: &str = "0.5.0";
+pub const WIT_VERSION: &str = "0.6.0";
 
 /// Versions a component may report and still run on this host: this minor version only (a
 /// 0.x minor bump changes the interface).

@@ -9,7 +9,7 @@ use m365sync_service::runtime::{EventSink, Runtime};
 use m365sync_service::store::{Access, Store};
 use m365sync_service::wit::Level;
 use m365sync_service::wit::types::{
-    Cloud, DataSet, Endpoints, Features, SyncMode, SyncReport, Tenant,
+    Cloud, CredentialKind, DataSet, Endpoints, Features, SyncMode, SyncReport, Tenant,
 };
 use m365sync_service::{StoreLocation, open_store};
 
@@ -27,6 +27,7 @@ pub fn tenant_run(sim: &Sim, key: &str, mode: SyncMode) -> TenantRun {
                 login: sim.login.clone(),
                 graph: sim.graph.clone(),
             },
+            credential: CredentialKind::ClientSecret,
         },
         SecretSource::Value(sim.client_secret.clone()),
     );

@@ -6,17 +6,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
+use m365sync_guest::bindings::m365sync::engine::credentials::CredentialError;
 use m365sync_guest::bindings::m365sync::engine::log::Level;
 use m365sync_guest::bindings::m365sync::engine::secrets::SecretError;
 use m365sync_guest::bindings::m365sync::engine::storage::StorageError;
 use m365sync_guest::normalize::{email_key, upn_key};
 use m365sync_guest::platform::{HttpRequest, HttpResponse, Method, TransportError};
 use m365sync_guest::types::{
-    AccountFilter, Batch, Change, Cloud, DataSet, Endpoints, Features, MatchDecision, MatchKey,
-    PersonKey, PlatformOrganization, RemovalGuard, RemovalPolicy, StoredPerson, SyncMode,
-    SyncOptions, SyncReport, SyncRequest, Tenant,
+    AccountFilter, Batch, Change, Cloud, CredentialKind, DataSet, Endpoints, Features,
+    MatchDecision, MatchKey, PersonKey, PlatformOrganization, RemovalGuard, RemovalPolicy,
+    StoredPerson, SyncMode, SyncOptions, SyncReport, SyncRequest, Tenant,
 };
-use m365sync_guest::{Clock, Env, Http, Log, Secrets, Store};
+use m365sync_guest::{Assertions, Clock, Env, Http, Log, Secrets, Store};
 
 use crate::server::Endpoints as Sim;
 
@@ -65,6 +66,17 @@ struct Secret(String);
 impl Secrets for Secret {
     fn get(&mut self, _name: &str) -> Result<String, SecretError> {
         Ok(self.0.clone())
+    }
+}
+
+/// The bench signs in with a client secret: no assertions.
+struct NoAssertions;
+
+impl Assertions for NoAssertions {
+    fn client_assertion(&mut self, _audience: &str) -> Result<String, CredentialError> {
+        Err(CredentialError::NotConfigured(
+            "the bench signs in with a client secret".into(),
+        ))
     }
 }
 
@@ -217,6 +229,7 @@ pub fn sync(sim: &Sim, store: &mut MemoryStore, mode: SyncMode) -> anyhow::Resul
     let mut env = Env {
         http: &mut http,
         secrets: &mut secrets,
+        credentials: &mut NoAssertions,
         store,
         log: &mut log,
         clock: &mut clock,
@@ -231,6 +244,7 @@ pub fn sync(sim: &Sim, store: &mut MemoryStore, mode: SyncMode) -> anyhow::Resul
                 login: sim.login.clone(),
                 graph: sim.graph.clone(),
             },
+            credential: CredentialKind::ClientSecret,
         },
         options: SyncOptions {
             mode,

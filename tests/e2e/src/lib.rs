@@ -13,8 +13,8 @@ use m365sync_service::store::log_entry::DataSetEntry;
 use m365sync_service::store::read::{Cell, ExportKind, Table, export_table};
 use m365sync_service::store::{Access, RunRecord, StoreBackend, TenantStore};
 use m365sync_service::wit::types::{
-    Cloud, DataSet, DataSetReport, Endpoints, Features, PersonKey, StoredPerson, SyncMode,
-    SyncReport, Tenant,
+    Cloud, CredentialKind, DataSet, DataSetReport, Endpoints, Features, PersonKey, StoredPerson,
+    SyncMode, SyncReport, Tenant,
 };
 use m365sync_service::{StoreLocation, SyncFailure};
 use m365sync_simulator::{SimConfig, Simulator, TenantSpec};
@@ -50,6 +50,7 @@ pub fn tenant_run(simulator: &Simulator) -> TenantRun {
             client_id: credentials.client_id,
             cloud: Cloud::Global,
             endpoints,
+            credential: CredentialKind::ClientSecret,
         },
         SecretSource::Value(credentials.client_secret),
     );

@@ -44,7 +44,7 @@ graph = "{}"
     );
     let config = ConfigFile::parse(&toml, Path::new("clouds.toml")).unwrap();
     let mut run = config.resolve(config.tenant(None).unwrap());
-    run.client_secret = SecretSource::Value(c.client_secret.clone());
+    run.credential = SecretSource::Value(c.client_secret.clone()).into();
     assert_eq!(run.tenant.endpoints.graph, sim.graph_url());
 
     let db = TestStore::sqlite().await;

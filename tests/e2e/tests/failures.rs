@@ -23,7 +23,7 @@ on_both_stores! {
         let runtime = runtime();
         let mut run = tenant_run(&sim);
         let wrong = "wrong-secret-value-9Q~abcdefghijklmnopqrstuv";
-        run.client_secret = SecretSource::Value(wrong.to_string());
+        run.credential = SecretSource::Value(wrong.to_string()).into();
 
         let error = sync(&runtime, &run, &db).await.unwrap_err();
 

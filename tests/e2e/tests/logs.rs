@@ -44,7 +44,7 @@ on_both_stores! {
         // 3. A wrong secret: logged as failed, the secret nowhere in the log.
         let mut wrong = run.clone();
         let secret = "wrong-secret-value-9Q~abcdefghijklmnopqrstuv";
-        wrong.client_secret = SecretSource::Value(secret.to_string());
+        wrong.credential = SecretSource::Value(secret.to_string()).into();
         let failure = sync_logged(&runtime, &wrong, &db).await.unwrap_err();
         assert_eq!(failure.run_error().map(|e| e.kind()), Some("auth"));
 

@@ -29,6 +29,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/jobs"),
     ("get", "/v1/changes"),
     ("get", "/v1/webhooks"),
+    ("post", "/v1/connect"),
+    ("get", "/connect/callback"),
     ("get", "/healthz"),
     ("get", "/metrics"),
     ("get", "/v1/openapi.json"),
@@ -171,7 +173,14 @@ fn the_api_is_guarded_by_its_token_and_serves_its_openapi_document() {
             reply.status,
             reply.text()
         );
-        let want = if method == "post" { 404 } else { 200 };
+        // A connect request without its body, and a consent callback without a state of
+        // ours, are refused; the tenants' actions on "nobody" find no such tenant.
+        let want = match path.as_str() {
+            "/v1/connect" => 415,
+            "/connect/callback" => 400,
+            _ if method == "post" => 404,
+            _ => 200,
+        };
         assert_eq!(reply.status, want, "{method} {concrete}: {}", reply.text());
     }
 

@@ -198,7 +198,7 @@ fn a_paused_tenant_is_neither_run_nor_scheduled_until_resumed(backend: Backend) 
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["paused"], false);
     let view = server.wait_tenant("p", "synced after resume", LIMIT, |t| {
-        t["last_run"]["ok"] == true
+        t["last_run"]["ok"] == true && t["running"] == false
     });
     assert_eq!(view["status"], "healthy", "{view}");
     assert_eq!(view["people"], 30, "{view}");

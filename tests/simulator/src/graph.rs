@@ -3,7 +3,8 @@
 //! signInActivity, `/users/{id}/manager` and users/delta with `manager@delta`),
 //! groups (`groups.rs`), the organization, subscribedSkus, domains,
 //! `admin/reportSettings` and the usage report functions (`reports.rs`,
-//! redirecting to `download.rs`).
+//! redirecting to `download.rs`); the app registration (`applications.rs`)
+//! and the partner's delegated admin relationships (`gdap.rs`).
 //!
 //! Pages cited: api-reference/v1.0/api/user-list.md, user-get.md,
 //! user-delta.md, user-list-manager.md, organization-list.md,
@@ -260,6 +261,10 @@ pub(crate) enum Set {
     Domains,
     Reports,
     Admin,
+    /// `applications.rs`.
+    Applications,
+    /// `gdap.rs`.
+    TenantRelationships,
 }
 
 impl Set {
@@ -286,6 +291,8 @@ impl Set {
             Set::Organization => "organization",
             Set::SubscribedSkus => "subscribedSkus",
             Set::Domains => "domains",
+            Set::Applications => "applications",
+            Set::TenantRelationships => "tenantRelationships",
         }
     }
 
@@ -298,6 +305,8 @@ impl Set {
             Set::Organization => "microsoft.graph.organization",
             Set::SubscribedSkus => "microsoft.graph.subscribedSku",
             Set::Domains => "microsoft.graph.domain",
+            Set::Applications => "microsoft.graph.application",
+            Set::TenantRelationships => "microsoft.graph.delegatedAdminRelationship",
         }
     }
 
@@ -336,6 +345,8 @@ impl Set {
                 "Directory.Read.All",
                 "Directory.ReadWrite.All",
             ],
+            // Checked by their own modules (`authorize`), which cite their pages.
+            Set::Applications | Set::TenantRelationships => &[],
         }
     }
 }
@@ -372,7 +383,7 @@ const USER_NAVIGATIONS: &[&str] = &[
     "mailboxsettings",
 ];
 
-fn segment_not_found(segment: &str) -> GraphError {
+pub(crate) fn segment_not_found(segment: &str) -> GraphError {
     // Graph answers an unknown path segment at routing time with
     // 400 BadRequest "Resource not found for the segment '…'." (observed
     // service behaviour; concepts/errors.md lists 400 for malformed requests).
@@ -427,6 +438,13 @@ fn route<B>(shared: &Shared, req: &Request<B>) -> Result<Reply, GraphError> {
             "BadRequest",
             "/me request is only valid with delegated authentication flow.",
         ));
+    }
+    let lower = set_segment.to_ascii_lowercase();
+    if lower == "applications" || lower.starts_with("applications(") {
+        return crate::applications::serve(shared, req, &segments);
+    }
+    if lower == "tenantrelationships" {
+        return crate::gdap::serve(shared, req, &segments);
     }
     let set = Set::parse(set_segment).ok_or_else(|| segment_not_found(set_segment))?;
     let key = segments.get(2).map(String::as_str);
@@ -590,13 +608,42 @@ pub(crate) fn is_delta_segment(segment: &str) -> bool {
 }
 
 fn check_roles(shared: &Shared, claims: &Claims, set: Set) -> Result<(), GraphError> {
-    if !shared.config.enforce_roles {
-        return Ok(());
-    }
     // users/delta needs the same application permissions as listing users:
     // User.Read.All, User.ReadWrite.All, Directory.Read.All or
     // Directory.ReadWrite.All (user-delta.md, "Permissions").
-    let allowed = set.roles();
+    require_roles(shared, claims, set.roles())
+}
+
+/// For the resources served by their own modules: GET only (405 otherwise,
+/// as `route` answers), a valid bearer token, and one of `roles` when roles
+/// are enforced.
+pub(crate) fn authorize<B>(
+    shared: &Shared,
+    req: &Request<B>,
+    roles: &[&str],
+) -> Result<Claims, GraphError> {
+    if req.method() != Method::GET {
+        return Err(GraphError::new(
+            405,
+            "Request_BadRequest",
+            "Specified HTTP method is not allowed for the request target.",
+        ));
+    }
+    let auth = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let claims = validate_bearer(shared, auth)?;
+    require_roles(shared, &claims, roles)?;
+    Ok(claims)
+}
+
+/// 403 `Authorization_RequestDenied` unless the token holds one of `allowed`
+/// (or roles are not enforced).
+fn require_roles(shared: &Shared, claims: &Claims, allowed: &[&str]) -> Result<(), GraphError> {
+    if !shared.config.enforce_roles {
+        return Ok(());
+    }
     if claims
         .roles
         .iter()
@@ -1388,7 +1435,12 @@ fn small_set(shared: &Shared, set: Set, key: Option<&str>, q: &Query) -> Result<
             .iter()
             .map(|d| (d.id.clone(), domain(d)))
             .collect(),
-        Set::Users | Set::Groups | Set::Reports | Set::Admin => Vec::new(),
+        Set::Users
+        | Set::Groups
+        | Set::Reports
+        | Set::Admin
+        | Set::Applications
+        | Set::TenantRelationships => Vec::new(),
     };
     let select = q.select.as_deref();
     let template = items.first().map(|(_, v)| v.clone()).unwrap_or(json!({}));

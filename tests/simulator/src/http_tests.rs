@@ -624,5 +624,8 @@ async fn keep_alive_serves_several_requests_per_connection() {
 mod batch;
 mod changes;
 mod clouds;
+mod credentials;
 mod extended;
 mod interop;
+mod onboarding;
+mod partner;

@@ -35,13 +35,30 @@
 //! ([`Simulator::batched_requests`]). The token endpoint issues tokens for
 //! the Graph resource of one Microsoft cloud ([`SimConfig::cloud`]).
 //!
+//! The client authenticates with its secret, with a client assertion signed
+//! by a certificate registered on the app ([`SimConfig::certificates`]), or
+//! with an external identity provider's token that a federated identity
+//! credential trusts ([`SimConfig::federated_credentials`]);
+//! [`assertions`] signs both kinds for tests. A tenant can start without the
+//! administrator's consent ([`SimConfig::consented`]) and get it through the
+//! admin consent endpoint ([`Simulator::admin_consent_url`]). Graph also
+//! serves the app registration with its credentials
+//! (`/v1.0/applications(appId='…')`) and the partner's delegated admin
+//! relationships (`/v1.0/tenantRelationships/delegatedAdminRelationships`,
+//! [`SimConfig::delegated_admin_relationships`]).
+//!
 //! Behaviour follows Microsoft's documentation; each module cites the pages it
 //! relies on.
 
+mod applications;
+pub mod assertions;
 mod batch;
+mod consent;
+mod credentials;
 mod delta;
 mod directory;
 mod download;
+mod gdap;
 mod graph;
 mod groups;
 mod names;
@@ -63,6 +80,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use credentials::{FederatedCredential, PasswordCredential, TOKEN_EXCHANGE_AUDIENCE};
+pub use gdap::{
+    DEFAULT_ROLE_DEFINITION_IDS, DelegatedAdminRelationship, RelationshipStatus,
+    sample_delegated_admin_relationships,
+};
 pub use reports::{PERIODS, ReportKind, ReportRow};
 pub use tenant::{Domain, Group, GroupKind, Sku, Tenant, TenantSpec, User};
 
@@ -177,6 +199,44 @@ pub struct SimConfig {
     /// tenant's cloud no longer serves: Graph answers them `400 BadRequest`
     /// "Resource not found for the segment '{function}'." (default none).
     pub unserved_reports: Vec<String>,
+    /// Whether `client_secret` is registered on the app (default true). When
+    /// false, every secret gets AADSTS7000215 and Graph lists no password
+    /// credential for it: the app authenticates with certificates or
+    /// federated credentials only.
+    pub secret_registered: bool,
+    /// The client secrets Graph lists in the app's `passwordCredentials`.
+    /// Default: one for `client_secret`, its `hint` the secret's first three
+    /// characters, valid from 30 days before `SimConfig::new` until two years
+    /// after. The entry whose hint is the secret's stands for it: once its
+    /// end has passed, the secret gets AADSTS7000222, and with
+    /// `secret_expired` Graph shows its end in the past.
+    pub password_credentials: Vec<PasswordCredential>,
+    /// PEM certificates registered on the app ("keyCredentials", default
+    /// none): a client assertion signed with one's key and naming it by
+    /// `x5t#S256`, `x5t` or `kid` authenticates the app.
+    pub certificates: Vec<String>,
+    /// Federated identity credentials on the app (default none): an external
+    /// token matching one's issuer, subject and an audience, signed by the
+    /// issuer's key, authenticates the app.
+    pub federated_credentials: Vec<FederatedCredential>,
+    /// Whether an administrator has consented to the app in this tenant
+    /// (default true). While false, the token endpoint answers AADSTS700016
+    /// ("… has not been installed by the administrator of the tenant …"), so
+    /// nothing in Graph is reachable; the admin consent endpoint
+    /// ([`Simulator::admin_consent_url`]) or [`Simulator::set_consented`]
+    /// grants it.
+    pub consented: bool,
+    /// The redirect URIs registered on the app, which the admin consent
+    /// endpoint accepts exactly. Default none: then any loopback URL
+    /// (`http://127.0.0.1…`, `http://localhost…`) is accepted.
+    pub redirect_uris: Vec<String>,
+    /// The partner tenant's delegated admin relationships with its customers
+    /// (GDAP; default none). See [`sample_delegated_admin_relationships`] and
+    /// [`DelegatedAdminRelationship::new`].
+    pub delegated_admin_relationships: Vec<DelegatedAdminRelationship>,
+    /// Page size of delegatedAdminRelationships without `$top` (default 2,
+    /// small so that clients must follow `@odata.nextLink`; not documented).
+    pub delegated_admin_page_size: usize,
 }
 
 impl fmt::Debug for SimConfig {
@@ -199,6 +259,17 @@ impl fmt::Debug for SimConfig {
                 &self.content_length_bodies_only,
             )
             .field("unserved_reports", &self.unserved_reports)
+            .field("secret_registered", &self.secret_registered)
+            .field("password_credentials", &self.password_credentials)
+            .field("certificates", &self.certificates.len())
+            .field("federated_credentials", &self.federated_credentials)
+            .field("consented", &self.consented)
+            .field("redirect_uris", &self.redirect_uris)
+            .field(
+                "delegated_admin_relationships",
+                &self.delegated_admin_relationships.len(),
+            )
+            .field("delegated_admin_page_size", &self.delegated_admin_page_size)
             .finish()
     }
 }
@@ -223,10 +294,26 @@ impl SimConfig {
                 secret.push(*r.pick(ALPHABET) as char);
             }
         }
+        let now = util::unix_now();
+        let password_credentials = vec![PasswordCredential {
+            key_id: r.guid(),
+            display_name: "m365sync".to_string(),
+            hint: secret.chars().take(3).collect(),
+            start: now.saturating_sub(30 * 86_400),
+            end: now + 730 * 86_400,
+        }];
         SimConfig {
             tenant,
             client_id,
             client_secret: secret,
+            secret_registered: true,
+            password_credentials,
+            certificates: Vec::new(),
+            federated_credentials: Vec::new(),
+            consented: true,
+            redirect_uris: Vec::new(),
+            delegated_admin_relationships: Vec::new(),
+            delegated_admin_page_size: 2,
             secret_expired: false,
             roles: vec!["User.Read.All".to_string()],
             latency: None,
@@ -379,6 +466,15 @@ impl Simulator {
     /// back to 127.0.0.1 (a warning is printed to stderr). Must be called
     /// within a Tokio runtime.
     pub async fn start(config: SimConfig) -> anyhow::Result<Simulator> {
+        for (i, pem) in config.certificates.iter().enumerate() {
+            credentials::parse_certificate(pem)
+                .map_err(|e| anyhow::anyhow!("SimConfig::certificates[{i}]: {e}"))?;
+        }
+        for (i, f) in config.federated_credentials.iter().enumerate() {
+            credentials::parse_certificate(&f.issuer_certificate_pem).map_err(|e| {
+                anyhow::anyhow!("SimConfig::federated_credentials[{i}].issuer_certificate_pem: {e}")
+            })?;
+        }
         let login = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let graph = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let download = match tokio::net::TcpListener::bind(("127.0.0.2", 0)).await {
@@ -442,6 +538,50 @@ impl Simulator {
             self.login_url(),
             self.shared.tenant.id
         )
+    }
+
+    /// `{login_url}/{tenant_id}/v2.0/adminconsent`: the admin consent
+    /// endpoint (v2-admin-consent.md), to which a client adds `client_id`,
+    /// `scope`, `redirect_uri` and `state`. `GET` shows the consent page;
+    /// `POST` with `decision=approve` (or `decline`) to the same URL answers
+    /// the redirect.
+    pub fn admin_consent_url(&self) -> String {
+        format!(
+            "{}/{}/v2.0/adminconsent",
+            self.login_url(),
+            self.shared.tenant.id
+        )
+    }
+
+    /// Whether an administrator has consented to the app in the tenant.
+    pub fn is_consented(&self) -> bool {
+        self.shared.is_consented()
+    }
+
+    /// Grants (or withdraws) the administrator's consent: while withdrawn,
+    /// the token endpoint answers AADSTS700016. Tokens already issued stay
+    /// valid.
+    pub fn set_consented(&self, consented: bool) {
+        self.shared.set_consented(consented);
+    }
+
+    /// How many accepted certificate client assertions carried a `jti` an
+    /// earlier, unexpired one had (Entra accepts them; see [`assertions`]).
+    pub fn assertion_jti_reuses(&self) -> usize {
+        self.shared.assertion_jti_reuses()
+    }
+
+    /// The delegated admin relationships Graph serves now.
+    pub fn delegated_admin_relationships(&self) -> Vec<DelegatedAdminRelationship> {
+        self.shared.delegated_admin_relationships()
+    }
+
+    /// Replaces the delegated admin relationships Graph serves.
+    pub fn set_delegated_admin_relationships(
+        &self,
+        relationships: Vec<DelegatedAdminRelationship>,
+    ) {
+        self.shared.set_delegated_admin_relationships(relationships);
     }
 
     pub fn credentials(&self) -> Credentials {

@@ -2,11 +2,12 @@
 //! HTTP/1.1 connection task per client, keep-alive on), request recording and
 //! dispatch to the token endpoint or to Graph.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -22,7 +23,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::credentials::{ParsedCert, ParsedFederated, parse_certificate};
 use crate::directory::Directory;
+use crate::gdap::DelegatedAdminRelationship;
 use crate::rng::{guid_from, mix64};
 use crate::tenant::{Generator, Tenant};
 use crate::util::{keyed_hash, split_query, unix_now};
@@ -75,6 +78,14 @@ pub enum Intercept {
     Fault(FaultKind),
 }
 
+/// The `jti` values of accepted client assertions, until they expire, and how
+/// many assertions reused one.
+#[derive(Debug, Default)]
+struct JtiLog {
+    seen: HashMap<String, u64>,
+    reuses: u64,
+}
+
 /// Everything the handlers need. The directory is behind a lock (mutators on
 /// `Simulator`); everything else that changes at run time is atomic or
 /// behind a small mutex.
@@ -111,6 +122,16 @@ pub struct Shared {
     batched: Mutex<Vec<BatchedRequest>>,
     /// TCP connections accepted, per listener (login, Graph, download).
     accepted: [AtomicU64; 3],
+    /// `SimConfig::certificates`, parsed (unparseable ones are left out;
+    /// `Simulator::start` refuses them first).
+    pub certificates: Vec<ParsedCert>,
+    /// `SimConfig::federated_credentials` with their issuers' keys.
+    pub federated: Vec<ParsedFederated>,
+    /// Whether an administrator consented to the app in this tenant.
+    consented: AtomicBool,
+    jtis: Mutex<JtiLog>,
+    /// The partner's delegated admin relationships (GDAP).
+    gdap: RwLock<Vec<DelegatedAdminRelationship>>,
 }
 
 impl Shared {
@@ -130,7 +151,27 @@ impl Shared {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
         let start_nonce = mix64(nanos ^ (std::process::id() as u64).rotate_left(32));
+        let certificates = config
+            .certificates
+            .iter()
+            .filter_map(|pem| parse_certificate(pem).ok())
+            .collect();
+        let federated = config
+            .federated_credentials
+            .iter()
+            .filter_map(|f| {
+                Some(ParsedFederated {
+                    credential: f.clone(),
+                    issuer_key: parse_certificate(&f.issuer_certificate_pem).ok()?,
+                })
+            })
+            .collect();
         Shared {
+            certificates,
+            federated,
+            consented: AtomicBool::new(config.consented),
+            jtis: Mutex::new(JtiLog::default()),
+            gdap: RwLock::new(config.delegated_admin_relationships.clone()),
             token_keys: Mutex::new(TokenKeys {
                 current: mix64(start_nonce ^ config.tenant.seed),
                 retired: Vec::new(),
@@ -211,6 +252,42 @@ impl Shared {
     pub fn set_roles(&self, roles: Vec<String>) {
         if let Ok(mut r) = self.roles.write() {
             *r = roles;
+        }
+    }
+
+    pub fn is_consented(&self) -> bool {
+        self.consented.load(Ordering::SeqCst)
+    }
+
+    pub fn set_consented(&self, consented: bool) {
+        self.consented.store(consented, Ordering::SeqCst);
+    }
+
+    /// Records the `jti` of an accepted client assertion valid until `exp`,
+    /// counting it as a reuse if an unexpired assertion already had it.
+    pub fn note_assertion_jti(&self, jti: &str, exp: u64, now: u64) {
+        if let Ok(mut log) = self.jtis.lock() {
+            log.seen.retain(|_, until| *until > now);
+            if log.seen.insert(jti.to_string(), exp).is_some() {
+                log.reuses += 1;
+            }
+        }
+    }
+
+    pub fn assertion_jti_reuses(&self) -> usize {
+        self.jtis.lock().map(|l| l.reuses as usize).unwrap_or(0)
+    }
+
+    pub fn delegated_admin_relationships(&self) -> Vec<DelegatedAdminRelationship> {
+        self.gdap.read().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    pub fn set_delegated_admin_relationships(
+        &self,
+        relationships: Vec<DelegatedAdminRelationship>,
+    ) {
+        if let Ok(mut g) = self.gdap.write() {
+            *g = relationships;
         }
     }
 

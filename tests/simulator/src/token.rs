@@ -1,13 +1,15 @@
 //! The login host: the identity platform's v2.0 token endpoint for the client
 //! credentials grant, its AADSTS errors, the access tokens (JWTs) it issues,
-//! and the bearer-token check Graph applies to them.
+//! and the bearer-token check Graph applies to them. The client authenticates
+//! with its secret or with a client assertion (`assertions.rs`); the admin
+//! consent endpoint is `consent.rs`.
 //!
 //! Request, success and error shapes:
 //! MicrosoftDocs/entra-docs: docs/identity-platform/v2-oauth2-client-creds-grant-flow.md
-//! (https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow).
+//! (<https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow>).
 //! Error fields and AADSTS codes:
 //! MicrosoftDocs/entra-docs: docs/identity-platform/reference-error-codes.md
-//! (https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes).
+//! (<https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes>).
 //! The client secret is compared and never logged, echoed or recorded.
 
 use bytes::Bytes;
@@ -28,14 +30,19 @@ use crate::util::{
 /// An identity-platform error: HTTP status, OAuth `error`, AADSTS number and
 /// message (without the `AADSTSnnnn: ` prefix).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct StsError {
+pub(crate) struct StsError {
+    pub status: u16,
+    pub error: &'static str,
+    pub code: u32,
+    pub message: String,
+}
+
+pub(crate) fn sts(
     status: u16,
     error: &'static str,
     code: u32,
-    message: String,
-}
-
-fn sts(status: u16, error: &'static str, code: u32, message: impl Into<String>) -> StsError {
+    message: impl Into<String>,
+) -> StsError {
     StsError {
         status,
         error,
@@ -45,7 +52,7 @@ fn sts(status: u16, error: &'static str, code: u32, message: impl Into<String>) 
 }
 
 /// AADSTS900144: "The request body must contain the following parameter: '{name}'."
-fn missing(name: &str) -> StsError {
+pub(crate) fn missing(name: &str) -> StsError {
     sts(
         400,
         "invalid_request",
@@ -80,6 +87,14 @@ pub async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<By
                 Ok(body) => json_response(200, body, None),
                 Err(e) => error_response(shared, &e, correlation_id),
             }
+        }
+        [tenant, "v2.0", "adminconsent"] => {
+            let tenant = tenant.to_string();
+            crate::consent::handle(shared, &tenant, crate::consent::Endpoint::V2, req).await
+        }
+        [tenant, "adminconsent"] => {
+            let tenant = tenant.to_string();
+            crate::consent::handle(shared, &tenant, crate::consent::Endpoint::V1, req).await
         }
         [tenant, "v2.0", ".well-known", "openid-configuration"] if req.method() == Method::GET => {
             match resolve_tenant(shared, tenant) {
@@ -152,7 +167,7 @@ fn error_response(
 
 /// `{tenant}` "can be in GUID or friendly name format"
 /// (v2-oauth2-client-creds-grant-flow.md): the tenant id or a verified domain.
-fn resolve_tenant(shared: &Shared, tenant: &str) -> Result<(), StsError> {
+pub(crate) fn resolve_tenant(shared: &Shared, tenant: &str) -> Result<(), StsError> {
     let t = &shared.tenant;
     let lower = tenant.to_ascii_lowercase();
     if ["common", "consumers", "organizations"].contains(&lower.as_str()) {
@@ -308,11 +323,18 @@ async fn token_request(
         (None, None) => return Err(missing("client_id")),
     };
     let secret = secret.or_else(|| basic.as_ref().map(|(_, s)| s.clone()));
+    let assertion = form_value(&form, "client_assertion");
+    let assertion_type = form_value(&form, "client_assertion_type");
     let scope = form_value(&form, "scope").ok_or_else(|| missing("scope"))?;
 
     let config = &shared.config;
-    if !client_id.eq_ignore_ascii_case(&config.client_id) {
-        // AADSTS700016 UnauthorizedClient_DoesNotMatchRequest.
+    // AADSTS700016 UnauthorizedClient_DoesNotMatchRequest: "The application
+    // wasn't found in the directory/tenant. This can happen if the application
+    // has not been installed by the administrator of the tenant or consented
+    // to by any user in the tenant" — an unknown client id, or this app before
+    // an administrator consented to it here (`SimConfig::consented`, `consent.rs`):
+    // a multi-tenant app has no service principal in a tenant until then.
+    if !client_id.eq_ignore_ascii_case(&config.client_id) || !shared.is_consented() {
         return Err(sts(
             400,
             "unauthorized_client",
@@ -391,6 +413,16 @@ async fn token_request(
         ));
     };
 
+    if assertion.is_some() || assertion_type.is_some() {
+        return assertion_request(
+            shared,
+            &client_id,
+            secret.as_deref(),
+            assertion,
+            assertion_type,
+        )
+        .map(|()| token_response(shared, audience));
+    }
     let Some(secret) = secret.filter(|s| !s.is_empty()) else {
         // AADSTS7000218.
         return Err(sts(
@@ -400,7 +432,9 @@ async fn token_request(
             "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
         ));
     };
-    if secret != config.client_secret {
+    // An app with no secret registered (`SimConfig::secret_registered`) takes
+    // none: any secret is invalid.
+    if !config.secret_registered || secret != config.client_secret {
         // AADSTS7000215 InvalidClientSecret.
         return Err(sts(
             401,
@@ -412,7 +446,7 @@ async fn token_request(
             ),
         ));
     }
-    if config.secret_expired {
+    if crate::applications::secret_expired(shared) {
         // AADSTS7000222 InvalidClientSecretExpiredKeysProvided.
         return Err(sts(
             401,
@@ -425,15 +459,58 @@ async fn token_request(
         ));
     }
 
-    let lifetime = config.token_lifetime_secs;
-    // Successful response: token_type, expires_in, access_token
-    // (v2-oauth2-client-creds-grant-flow.md, "Successful response").
-    Ok(json!({
+    Ok(token_response(shared, audience))
+}
+
+/// Successful response: token_type, expires_in, access_token
+/// (v2-oauth2-client-creds-grant-flow.md, "Successful response").
+fn token_response(shared: &Shared, audience: &str) -> Value {
+    let lifetime = shared.config.token_lifetime_secs;
+    json!({
         "token_type": "Bearer",
         "expires_in": lifetime,
         "ext_expires_in": lifetime,
         "access_token": issue(shared, audience),
-    }))
+    })
+}
+
+/// Client authentication by assertion ("Second case" and "Third case" of
+/// v2-oauth2-client-creds-grant-flow.md: "the `client_secret` parameter is
+/// replaced by the `client_assertion_type` and `client_assertion`
+/// parameters"; both are Required).
+///
+/// A secret sent as well is two ways of authenticating in one request, which
+/// RFC 6749 §2.3 forbids ("The client MUST NOT use more than one
+/// authentication method in each request"; its §5.2 `invalid_request` covers a
+/// request that "utilizes more than one mechanism for authenticating the
+/// client"). Entra's exact answer to that, and to an unknown
+/// `client_assertion_type`, is not documented: both get `invalid_request`
+/// with reference-error-codes.md's generic "AADSTS90023 InvalidRequest - The
+/// authentication service request isn't valid."
+fn assertion_request(
+    shared: &Shared,
+    client_id: &str,
+    secret: Option<&str>,
+    assertion: Option<&str>,
+    assertion_type: Option<&str>,
+) -> Result<(), StsError> {
+    let invalid = || {
+        sts(
+            400,
+            "invalid_request",
+            90_023,
+            "The authentication service request isn't valid.",
+        )
+    };
+    if secret.is_some_and(|s| !s.is_empty()) {
+        return Err(invalid());
+    }
+    let assertion_type = assertion_type.ok_or_else(|| missing("client_assertion_type"))?;
+    if assertion_type != crate::assertions::JWT_BEARER {
+        return Err(invalid());
+    }
+    let assertion = assertion.ok_or_else(|| missing("client_assertion"))?;
+    crate::assertions::verify(shared, client_id, assertion)
 }
 
 fn discovery(shared: &Shared) -> Value {
@@ -441,7 +518,8 @@ fn discovery(shared: &Shared) -> Value {
     let login = &shared.login_url;
     json!({
         "token_endpoint": format!("{login}/{tid}/oauth2/v2.0/token"),
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        // As Entra's v2.0 discovery document lists them.
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
         "issuer": format!("{login}/{tid}/v2.0"),
         "tenant_region_scope": region(shared),
         "cloud_instance_name": match shared.config.cloud {

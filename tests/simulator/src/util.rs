@@ -1,5 +1,6 @@
-//! Small self-contained helpers: base64url, percent-decoding, UTC date
-//! formatting and a keyed 64-bit hash used to sign tokens and skip tokens.
+//! Small self-contained helpers: base64url and base64, PEM, percent-decoding
+//! and form encoding, HTML escaping, UTC date formatting and a keyed 64-bit
+//! hash used to sign tokens and skip tokens.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,6 +24,47 @@ pub fn b64url_encode(data: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Standard base64 with `=` padding (RFC 4648 §4), as Graph renders `Edm.Binary`
+/// values of credentials ("The certificate's raw data in byte array converted
+/// to Base64 string", resources/keycredential.md).
+pub fn b64_encode(data: &[u8]) -> String {
+    const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(STD[((n >> (18 - 6 * i)) & 0x3F) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The DER bytes of the first PEM block labelled `label` (RFC 7468), e.g.
+/// "CERTIFICATE" or "PRIVATE KEY"; `None` if there is none or it is not base64.
+pub fn pem_decode(pem: &str, label: &str) -> Option<Vec<u8>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = pem.find(&begin)? + begin.len();
+    let stop = start + pem[start..].find(&end)?;
+    let body: String = pem[start..stop]
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let der = b64url_decode(&body)?;
+    (!der.is_empty()).then_some(der)
+}
+
+/// Upper-case hexadecimal, as the identity platform prints thumbprints.
+pub fn hex_upper(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02X}")).collect()
 }
 
 fn b64_value(c: u8) -> Option<u32> {
@@ -102,6 +144,56 @@ pub fn parse_form(raw: &str) -> Option<Vec<(String, String)>> {
     split_query(raw)
         .map(|(k, v)| Some((percent_decode(k, true)?, percent_decode(v, true)?)))
         .collect()
+}
+
+/// `application/x-www-form-urlencoded` encoding of one component (the WHATWG
+/// URL standard's form serializer: space becomes `+`, `*-._` and
+/// alphanumerics stay, everything else is percent-encoded), as the identity
+/// platform encodes redirect parameters (v2-admin-consent.md, "Error
+/// response": `error_description=AADSTS65004%3a+The+resource+owner…`).
+pub fn form_urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3 / 2);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Percent-encodes a URL query component: RFC 3986 unreserved characters
+/// stay, everything else (space included, as `%20`) is escaped.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3 / 2);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Seconds since the Unix epoch, now.
@@ -224,6 +316,22 @@ pub fn sts_timestamp(unix: u64) -> String {
     format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02}Z")
 }
 
+/// `2023-12-11T23:52:19.0000000Z`: how AADSTS700024 prints times ("Current
+/// time: 2023-12-11T23:52:19.6223401Z, assertion valid from …", the response
+/// captured in AzureAD/microsoft-authentication-library-for-dotnet:
+/// tests/Microsoft.Identity.Test.Common/Core/Mocks/MockHelpers.cs).
+pub fn sts_time_7(unix: u64) -> String {
+    let (y, m, d, h, mi, s) = parts(unix);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.0000000Z")
+}
+
+/// `01/22/2018 09:13:33`: how AADSTS700027 prints a registered key's validity
+/// ("Found key 'Start=01/22/2018 09:13:33, End=01/23/2021 09:13:33'").
+pub fn us_date_time(unix: u64) -> String {
+    let (y, m, d, h, mi, s) = parts(unix);
+    format!("{m:02}/{d:02}/{y:04} {h:02}:{mi:02}:{s:02}")
+}
+
 /// A keyed 64-bit hash of `data` (not cryptographic: it only has to make
 /// accidental or casual tampering of tokens detectable in tests).
 pub fn keyed_hash(key: u64, data: &[u8]) -> u64 {
@@ -282,6 +390,34 @@ mod tests {
         assert!(percent_decode("%2", true).is_none());
         assert!(percent_decode("%zz", true).is_none());
         assert!(percent_decode("%FF", true).is_none());
+    }
+
+    #[test]
+    fn standard_base64_pem_and_encodings() {
+        assert_eq!(b64_encode(b""), "");
+        assert_eq!(b64_encode(b"f"), "Zg==");
+        assert_eq!(b64_encode(b"fo"), "Zm8=");
+        assert_eq!(b64_encode(b"foo"), "Zm9v");
+        assert_eq!(b64_encode(&[0xfb, 0xff]), "+/8=");
+        let pem = "junk\n-----BEGIN THING-----\nZm9v\nYmFy\n-----END THING-----\n";
+        assert_eq!(pem_decode(pem, "THING").as_deref(), Some(&b"foobar"[..]));
+        assert_eq!(pem_decode(pem, "OTHER"), None);
+        assert_eq!(
+            pem_decode("-----BEGIN X-----\n*\n-----END X-----", "X"),
+            None
+        );
+        assert_eq!(hex_upper(&[0x0a, 0xff]), "0AFF");
+        assert_eq!(percent_encode("status eq 'a~b'"), "status%20eq%20%27a~b%27");
+        assert_eq!(
+            form_urlencode("AADSTS65004: a b\r\n&x=é"),
+            "AADSTS65004%3A+a+b%0D%0A%26x%3D%C3%A9"
+        );
+        assert_eq!(
+            html_escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(sts_time_7(1_614_852_672), "2021-03-04T10:11:12.0000000Z");
+        assert_eq!(us_date_time(1_614_852_672), "03/04/2021 10:11:12");
     }
 
     #[test]

@@ -20,7 +20,8 @@ use m365sync_wit::SecretError;
 
 /// The secrets of one tenant.
 pub struct TenantSecrets {
-    client_secret: SecretSource,
+    /// None when the app signs in with a client assertion instead.
+    client_secret: Option<SecretSource>,
 }
 
 /// The secret names the engine asks for.
@@ -31,15 +32,15 @@ pub const CLIENT_SECRET: &str = "client-secret";
 pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
 impl TenantSecrets {
-    pub fn new(client_secret: SecretSource) -> Self {
+    pub fn new(client_secret: Option<SecretSource>) -> Self {
         TenantSecrets { client_secret }
     }
 
     pub fn get(&self, name: &str) -> Result<String, SecretError> {
-        if name != CLIENT_SECRET {
-            return Err(SecretError::NotFound(name.to_string()));
+        match &self.client_secret {
+            Some(source) if name == CLIENT_SECRET => read(source),
+            _ => Err(SecretError::NotFound(name.to_string())),
         }
-        read(&self.client_secret)
     }
 }
 
@@ -70,7 +71,7 @@ pub fn read(source: &SecretSource) -> Result<String, SecretError> {
 /// The text of the secret file at `path`, or what is wrong with the file (never its
 /// content): not a regular file, larger than [`MAX_SECRET_FILE_BYTES`], not UTF-8, or an
 /// I/O error.
-fn read_secret_file(path: &Path) -> Result<String, String> {
+pub(crate) fn read_secret_file(path: &Path) -> Result<String, String> {
     let regular = |metadata: &std::fs::Metadata| {
         if metadata.is_file() {
             Ok(())
@@ -149,7 +150,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     fn unreadable(source: SecretSource) -> String {
-        match TenantSecrets::new(source).get(CLIENT_SECRET) {
+        match TenantSecrets::new(Some(source)).get(CLIENT_SECRET) {
             Err(SecretError::Unreadable(message)) => message,
             other => panic!("expected unreadable, got {other:?}"),
         }
@@ -160,7 +161,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secret");
         std::fs::write(&path, "s3cr3t\n").unwrap();
-        let secrets = TenantSecrets::new(SecretSource::File(path.clone()));
+        let secrets = TenantSecrets::new(Some(SecretSource::File(path.clone())));
         assert_eq!(secrets.get(CLIENT_SECRET).unwrap(), "s3cr3t");
         std::fs::write(&path, "s3cr3t\r\n").unwrap();
         assert_eq!(secrets.get(CLIENT_SECRET).unwrap(), "s3cr3t");
@@ -174,7 +175,7 @@ mod tests {
 
     #[test]
     fn unknown_name_is_not_found_and_unset_variable_names_the_variable() {
-        let secrets = TenantSecrets::new(SecretSource::Env("M365SYNC_TEST_UNSET_VAR".into()));
+        let secrets = TenantSecrets::new(Some(SecretSource::Env("M365SYNC_TEST_UNSET_VAR".into())));
         // not-found carries only the name, as the WIT says (the engine words the rest).
         assert!(matches!(
             secrets.get("other"),
@@ -242,7 +243,7 @@ mod tests {
         // Exactly the cap is accepted.
         std::fs::write(&large, "x".repeat(MAX_SECRET_FILE_BYTES as usize)).unwrap();
         assert_eq!(
-            TenantSecrets::new(SecretSource::File(large))
+            TenantSecrets::new(Some(SecretSource::File(large)))
                 .get(CLIENT_SECRET)
                 .unwrap()
                 .len(),

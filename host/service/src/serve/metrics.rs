@@ -24,6 +24,11 @@ struct StatusLabel {
     status: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabel {
+    tenant: String,
+}
+
 /// The worker's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -33,6 +38,7 @@ pub struct Metrics {
     throttled: Counter<f64, AtomicU64>,
     queue_depth: Gauge,
     tenants: Family<StatusLabel, Gauge>,
+    secret_days_left: Family<TenantLabel, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -83,6 +89,13 @@ impl Metrics {
             queue_depth.clone(),
         );
         registry.register("tenants", "Served tenants by status", tenants.clone());
+        let secret_days_left = Family::<TenantLabel, Gauge>::default();
+        registry.register(
+            "client_secret_days_left",
+            "Days until the tenant's client secret ends (config client_secret_expires; \
+             negative once ended)",
+            secret_days_left.clone(),
+        );
         Metrics {
             registry,
             runs,
@@ -91,6 +104,7 @@ impl Metrics {
             throttled,
             queue_depth,
             tenants,
+            secret_days_left,
         }
     }
 
@@ -110,8 +124,22 @@ impl Metrics {
     }
 
     /// The metrics as OpenMetrics text, with the store's figures of now: `queued` jobs and
-    /// the tenants' `statuses`.
-    pub fn encode(&self, queued: usize, statuses: &[TenantStatus]) -> String {
+    /// the tenants' `statuses`; and the days left of each tenant's client secret whose
+    /// end the config knows (`secret_days_left`: tenant, days).
+    pub fn encode(
+        &self,
+        queued: usize,
+        statuses: &[TenantStatus],
+        secret_days_left: &[(String, i64)],
+    ) -> String {
+        self.secret_days_left.clear();
+        for (tenant, days) in secret_days_left {
+            self.secret_days_left
+                .get_or_create(&TenantLabel {
+                    tenant: tenant.clone(),
+                })
+                .set(*days);
+        }
         self.queue_depth
             .set(i64::try_from(queued).unwrap_or(i64::MAX));
         for status in TenantStatus::ALL {
@@ -146,6 +174,7 @@ mod tests {
                 TenantStatus::Healthy,
                 TenantStatus::Paused,
             ],
+            &[("contoso".to_string(), 12)],
         );
         assert!(
             text.contains("m365sync_runs_total{result=\"ok\"} 2"),
@@ -166,6 +195,10 @@ mod tests {
         );
         assert!(
             text.contains("m365sync_tenants{status=\"needs-attention\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("m365sync_client_secret_days_left{tenant=\"contoso\"} 12"),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");

@@ -19,7 +19,7 @@ pub mod worker;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use m365sync_config::{ConfigFile, Schedule, ServeSettings, TenantConfig, TenantRun};
@@ -57,6 +57,9 @@ pub struct ServeOptions {
     pub schedule_tick: Duration,
     /// How long a run refused because another process syncs the tenant waits to retry.
     pub locked_retry: Duration,
+    /// The address the API listens on, once bound (consent links send admins back there
+    /// unless `[serve] public_url` says otherwise).
+    pub listening: Option<std::net::SocketAddr>,
 }
 
 impl ServeOptions {
@@ -92,6 +95,7 @@ impl Default for ServeOptions {
             poll: Duration::from_secs(2),
             schedule_tick: Duration::from_secs(10),
             locked_retry: Duration::from_secs(30),
+            listening: None,
         }
     }
 }
@@ -117,7 +121,8 @@ pub(crate) struct ServedConfig {
 pub struct Service {
     pub(crate) runtime: Arc<Runtime>,
     pub(crate) store: Arc<dyn StoreBackend>,
-    pub(crate) tenants: HashMap<String, ServedConfig>,
+    /// The config's tenants and those onboarding registered (added as they are).
+    tenants: RwLock<HashMap<String, Arc<ServedConfig>>>,
     pub(crate) options: ServeOptions,
     pub(crate) worker: WorkerInfo,
     pub(crate) metrics: Arc<Metrics>,
@@ -130,6 +135,7 @@ pub struct Service {
     pub(crate) tasks: TaskTracker,
     /// The config's webhooks.
     webhooks: Vec<m365sync_config::WebhookTarget>,
+    config: ConfigFile,
     config_path: PathBuf,
 }
 
@@ -145,19 +151,29 @@ impl Service {
     ) -> Result<Arc<Service>, ServeError> {
         let worker = this_worker();
         store.join(&worker).await?;
-        let tenants = served(config);
-        let served: Vec<ServedTenant> = tenants
-            .values()
-            .map(|t| ServedTenant {
-                tenant: t.run.tenant.key.clone(),
-                app: t.run.tenant.client_id.clone(),
-            })
-            .collect();
-        store.serve_tenants(&served).await?;
+        let mut tenants = served(config);
+        for registered in store.registered_tenants().await? {
+            match registered_config(config, &registered) {
+                Some(served) if !tenants.contains_key(&registered.name) => {
+                    tenants.insert(registered.name.clone(), Arc::new(served));
+                }
+                Some(_) => tracing::warn!(
+                    "registered tenant {} is also a tenant of the config: the config's is served",
+                    registered.name
+                ),
+                None => tracing::warn!(
+                    "registered tenant {} signs in with app {:?}, which the config no longer has: \
+                     it is not served",
+                    registered.name,
+                    registered.app
+                ),
+            }
+        }
+        store.serve_tenants(&served_list(&tenants)).await?;
         let service = Arc::new(Service {
             runtime,
             store,
-            tenants,
+            tenants: RwLock::new(tenants),
             options,
             worker,
             metrics: Arc::new(Metrics::new()),
@@ -166,6 +182,7 @@ impl Service {
             running: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
             webhooks: config.webhooks(),
+            config: config.clone(),
             config_path,
         });
         service.tasks.spawn(worker::claim_loop(service.clone()));
@@ -217,6 +234,75 @@ impl Service {
         &self.config_path
     }
 
+    /// The config the service runs with.
+    pub fn config(&self) -> &ConfigFile {
+        &self.config
+    }
+
+    /// A served tenant's run and schedule.
+    pub(crate) fn served(&self, tenant: &str) -> Option<Arc<ServedConfig>> {
+        self.tenants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(tenant)
+            .cloned()
+    }
+
+    fn served_snapshot(&self) -> Vec<(String, Arc<ServedConfig>)> {
+        self.tenants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(name, served)| (name.clone(), served.clone()))
+            .collect()
+    }
+
+    /// A consent link for `app` (see [`crate::onboarding::start`]), answered at this
+    /// server's callback.
+    pub async fn consent_link(
+        &self,
+        app: &str,
+        features: Option<m365sync_wit::types::Features>,
+    ) -> Result<crate::onboarding::ConsentLink, crate::onboarding::OnboardingError> {
+        let redirect = self.config.consent_redirect_uri(
+            self.options
+                .listening
+                .unwrap_or(self.config.serve_settings().listen),
+        );
+        crate::onboarding::start(self.store.as_ref(), &self.config, app, features, &redirect).await
+    }
+
+    /// The admin-consent answer: the tenant is registered, served from now on, and its
+    /// first sync is queued.
+    pub async fn complete_consent(
+        &self,
+        answer: &crate::onboarding::ConsentAnswer,
+    ) -> Result<crate::onboarding::Onboarded, crate::onboarding::OnboardingError> {
+        let onboarded = crate::onboarding::complete(
+            &self.runtime,
+            self.store.as_ref(),
+            &self.config,
+            answer,
+            Arc::new(m365sync_runtime::TracingSink),
+        )
+        .await?;
+        if let Some(served) = registered_config(&self.config, &onboarded.tenant) {
+            let list = {
+                let mut tenants = self.tenants.write().unwrap_or_else(PoisonError::into_inner);
+                tenants.insert(onboarded.tenant.name.clone(), Arc::new(served));
+                served_list(&tenants)
+            };
+            self.store.serve_tenants(&list).await?;
+            if let Err(error) = self.sync_now(&onboarded.tenant.name).await {
+                tracing::warn!(
+                    "queueing the first sync of {}: {error}",
+                    onboarded.tenant.name
+                );
+            }
+        }
+        Ok(onboarded)
+    }
+
     /// "Sync now": a manual job, first in the queue (a queued scheduled run of the tenant
     /// becomes it). Refused for a paused tenant.
     pub async fn sync_now(&self, tenant: &str) -> Result<Enqueued, ServeError> {
@@ -262,12 +348,33 @@ impl Service {
 
     /// Every served tenant, as the API and `status` show them.
     pub async fn tenant_views(&self) -> Result<Vec<TenantView>, ServeError> {
-        let schedules = self
-            .tenants
-            .iter()
-            .map(|(name, t)| (name.clone(), t.schedule.to_string()))
+        let today = crate::expiry::today();
+        let notes = self
+            .served_snapshot()
+            .into_iter()
+            .map(|(name, t)| {
+                let notes = view::TenantNotes {
+                    schedule: Some(t.schedule.to_string()),
+                    credential_expiry: crate::expiry::credential_expiry(&t.run, today),
+                };
+                (name, notes)
+            })
             .collect();
-        Ok(view::tenant_views(self.store.as_ref(), self.options.failing_after, &schedules).await?)
+        Ok(view::tenant_views(self.store.as_ref(), self.options.failing_after, &notes).await?)
+    }
+
+    /// Each served tenant's client secret with a known end, by tenant, as of today.
+    pub fn credential_expiries(&self) -> Vec<(String, crate::expiry::CredentialExpiry)> {
+        let today = crate::expiry::today();
+        let mut expiries: Vec<_> = self
+            .served_snapshot()
+            .into_iter()
+            .filter_map(|(name, t)| {
+                crate::expiry::credential_expiry(&t.run, today).map(|e| (name, e))
+            })
+            .collect();
+        expiries.sort_by(|a, b| a.0.cmp(&b.0));
+        expiries
     }
 
     /// The config's webhooks and how their deliveries stand.
@@ -309,18 +416,48 @@ impl Service {
 }
 
 /// The tenants of `config`, each with its run and schedule.
-fn served(config: &ConfigFile) -> HashMap<String, ServedConfig> {
+fn served(config: &ConfigFile) -> HashMap<String, Arc<ServedConfig>> {
     config
         .tenants
         .iter()
         .map(|tenant: &TenantConfig| {
             (
                 tenant.name.clone(),
-                ServedConfig {
+                Arc::new(ServedConfig {
                     run: config.resolve(tenant),
                     schedule: config.schedule(tenant),
-                },
+                }),
             )
+        })
+        .collect()
+}
+
+/// How a registered tenant is served: as its app, nightly in the host's zone; None when
+/// the config no longer has its app.
+fn registered_config(
+    config: &ConfigFile,
+    tenant: &m365sync_store::onboarding::RegisteredTenant,
+) -> Option<ServedConfig> {
+    let app = config.app(&tenant.app)?;
+    Some(ServedConfig {
+        run: crate::onboarding::registered_run(
+            config,
+            app,
+            &tenant.name,
+            &tenant.tenant_id,
+            tenant.features,
+        ),
+        schedule: Schedule::nightly(config.host_zone()),
+    })
+}
+
+/// What the store is told this worker serves.
+fn served_list(tenants: &HashMap<String, Arc<ServedConfig>>) -> Vec<ServedTenant> {
+    tenants
+        .values()
+        .map(|t| ServedTenant {
+            tenant: t.run.tenant.key.clone(),
+            app: t.run.tenant.client_id.clone(),
         })
         .collect()
 }

@@ -49,6 +49,7 @@ fn classify_run(error: &RunError) -> FailureAction {
                 AuthFailure::AppNotFound => "the app is not registered in this tenant",
                 AuthFailure::TenantNotFound => "the tenant does not exist",
                 AuthFailure::ConsentMissing => "admin consent is missing",
+                AuthFailure::InvalidAssertion => "the client assertion was refused",
                 // Other sign-in failures (throttling of the token endpoint, an outage)
                 // may pass.
                 AuthFailure::Other => return FailureAction::Retry,
@@ -60,7 +61,7 @@ fn classify_run(error: &RunError) -> FailureAction {
             p.permission, p.feature, p.message
         ),
         SyncError::Secret(message) => {
-            format!("the client secret cannot be read: {message}")
+            format!("the app's credential cannot be read: {message}")
         }
         SyncError::TenantMismatch(message) => {
             format!("the config points this tenant at another directory: {message}")

@@ -54,7 +54,7 @@ async fn due(
     state: &TenantState,
     now: i64,
 ) -> Result<Option<i64>, m365sync_store::StoreError> {
-    let Some(served) = service.tenants.get(&state.tenant) else {
+    let Some(served) = service.served(&state.tenant) else {
         return Ok(None);
     };
     if state.paused {

@@ -6,11 +6,12 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use m365sync_config::WebhookTarget;
+use m365sync_config::{ConfigFile, WebhookTarget};
 use m365sync_store::queue::{TenantState, TenantStatus, WebhookState};
 use m365sync_store::{StoreBackend, StoreError};
 
 use super::{now_ms, rfc3339_ms};
+use crate::expiry::{CredentialExpiry, credential_expiry};
 
 /// A served tenant.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,6 +34,33 @@ pub struct TenantView {
     pub next_run: Option<String>,
     /// People the store holds for the tenant.
     pub people: i64,
+    /// When the tenant's client secret ends, where the config says
+    /// (`client_secret_expires`); `warn` from 30 days before.
+    pub credential_expiry: Option<CredentialExpiry>,
+}
+
+/// What the config says of a tenant that the store does not hold.
+#[derive(Debug, Clone, Default)]
+pub struct TenantNotes {
+    /// Its schedule, in words.
+    pub schedule: Option<String>,
+    pub credential_expiry: Option<CredentialExpiry>,
+}
+
+/// The notes of each tenant of `config`, by name, as of today.
+pub fn tenant_notes(config: &ConfigFile) -> HashMap<String, TenantNotes> {
+    let today = crate::expiry::today();
+    config
+        .tenants
+        .iter()
+        .map(|tenant| {
+            let notes = TenantNotes {
+                schedule: Some(config.schedule(tenant).to_string()),
+                credential_expiry: credential_expiry(&config.resolve(tenant), today),
+            };
+            (tenant.name.clone(), notes)
+        })
+        .collect()
 }
 
 /// A tenant's last run that ended.
@@ -46,27 +74,23 @@ pub struct LastRun {
     pub ok: bool,
 }
 
-/// Every served tenant of `store`, by name; `schedules` are their schedules in words (by
-/// tenant), where known.
+/// Every served tenant of `store`, by name, with the config's `notes` on them where
+/// known (see [`tenant_notes`]).
 pub async fn tenant_views(
     store: &dyn StoreBackend,
     failing_after: u32,
-    schedules: &HashMap<String, String>,
+    notes: &HashMap<String, TenantNotes>,
 ) -> Result<Vec<TenantView>, StoreError> {
     let mut views = Vec::new();
     for state in store.tenant_states(now_ms()).await? {
         let people = store.tenant_summary(&state.tenant).await?.people.total;
-        views.push(view(state, failing_after, schedules, people));
+        let notes = notes.get(&state.tenant).cloned().unwrap_or_default();
+        views.push(view(state, failing_after, notes, people));
     }
     Ok(views)
 }
 
-fn view(
-    state: TenantState,
-    failing_after: u32,
-    schedules: &HashMap<String, String>,
-    people: i64,
-) -> TenantView {
+fn view(state: TenantState, failing_after: u32, notes: TenantNotes, people: i64) -> TenantView {
     let status = state.status(failing_after);
     let last_run = state.last_run_ok.map(|ok| LastRun {
         id: state.last_run_id,
@@ -74,7 +98,7 @@ fn view(
         ok,
     });
     TenantView {
-        schedule: schedules.get(&state.tenant).cloned(),
+        schedule: notes.schedule,
         name: state.tenant,
         status,
         paused: state.paused,
@@ -84,6 +108,7 @@ fn view(
         last_run,
         next_run: state.next_run_ms.and_then(rfc3339_ms),
         people,
+        credential_expiry: notes.credential_expiry,
     }
 }
 

@@ -99,7 +99,7 @@ fn start(service: &Arc<Service>, job: Job) {
 
 /// One job: the tenant's sync under the job's lease, then its end.
 async fn run_job(service: &Arc<Service>, job: Job, cancel: &CancelToken) {
-    let Some(served) = service.tenants.get(&job.tenant) else {
+    let Some(served) = service.served(&job.tenant) else {
         // Served by another worker's config, not this one's: leave it to them.
         let end = JobEnd::Released {
             run_after_ms: now_ms() + millis(service.options.locked_retry),

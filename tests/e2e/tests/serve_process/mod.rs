@@ -385,6 +385,11 @@ impl Server {
         http(self.address, method, path, self.token.as_deref())
     }
 
+    /// `http://{address}`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
     pub fn get(&self, path: &str) -> Reply {
         self.request("GET", path)
     }

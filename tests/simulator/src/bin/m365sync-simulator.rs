@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use clap::Parser;
-use m365sync_simulator::{Cloud, SimConfig, Simulator, TenantSpec};
+use m365sync_simulator::{
+    Cloud, SimConfig, Simulator, TenantSpec, sample_delegated_admin_relationships,
+};
 
 /// A local Microsoft identity platform token endpoint and Microsoft Graph v1.0
 /// serving a generated tenant.
@@ -45,6 +47,20 @@ struct Args {
     /// users, as if `Prefer: return=minimal` had been sent.
     #[arg(long)]
     minimal_updates: bool,
+    /// A PEM certificate to register on the app (repeatable): client
+    /// assertions signed with its key authenticate the app.
+    #[arg(long = "certificate", value_name = "PEM_FILE")]
+    certificates: Vec<std::path::PathBuf>,
+    /// Register no client secret: only certificates authenticate the app.
+    #[arg(long)]
+    no_secret: bool,
+    /// Start without the administrator's consent: the token endpoint answers
+    /// AADSTS700016 until the admin consent endpoint is used.
+    #[arg(long)]
+    not_consented: bool,
+    /// Serve this many generated delegated admin relationships (GDAP).
+    #[arg(long, default_value_t = 0)]
+    partner_customers: usize,
 }
 
 #[tokio::main]
@@ -69,9 +85,26 @@ async fn main() -> anyhow::Result<()> {
         _ => Cloud::Global,
     };
     config.minimal_updates = args.minimal_updates;
+    for path in &args.certificates {
+        config.certificates.push(
+            std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        );
+    }
+    config.secret_registered = !args.no_secret;
+    config.consented = !args.not_consented;
+    let seed = args.seed;
+    let partner_customers = args.partner_customers;
     let cloud = config.cloud;
     let sim = Simulator::start(config).await?;
     let creds = sim.credentials();
+    if partner_customers > 0 {
+        sim.set_delegated_admin_relationships(sample_delegated_admin_relationships(
+            &creds.tenant_id,
+            seed,
+            partner_customers,
+        ));
+    }
     let tenant = sim.tenant();
     println!(
         "tenant:        {} ({} users, {} groups)",
@@ -87,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
     println!("client id:     {}", creds.client_id);
     println!("client secret: {}", creds.client_secret);
     println!("scope:         {}/.default", cloud.graph_resource());
+    println!("admin consent: {}", sim.admin_consent_url());
     println!("Serving until Ctrl-C.");
     tokio::signal::ctrl_c().await?;
     println!("Stopping ({} requests served).", sim.request_count());

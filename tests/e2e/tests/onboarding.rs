@@ -1,0 +1,201 @@
+//! Onboarding by admin consent, end to end with no secret copied: `m365sync serve` makes a
+//! consent link (`POST /v1/connect`), the customer's "admin" follows it to the simulator's
+//! consent page and accepts, the identity platform's redirect comes back to serve's
+//! `/connect/callback`, and the tenant — unknown to the app until then — is registered,
+//! signed in to, synced (people = its directory) and shows in the API and `status`. A
+//! replayed answer, a declined consent and a forged state register nothing.
+
+mod cli_process;
+mod serve_process;
+
+use std::time::Duration;
+
+use m365sync_simulator::{SimConfig, Simulator, TenantSpec};
+use serde_json::Value;
+use serve_process::{Backend, Fleet, Server};
+
+const SECRET_VAR: &str = "M365SYNC_E2E_PLATFORM_SECRET";
+const USERS: usize = 60;
+
+/// A browser: no redirects followed, every status answered.
+fn browser() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into()
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+fn page(mut response: ureq::http::Response<ureq::Body>) -> Page {
+    Page {
+        status: response.status().as_u16(),
+        location: response
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_string),
+        body: response.body_mut().read_to_string().unwrap_or_default(),
+    }
+}
+
+/// A consent link from the server's API.
+fn consent_link(server: &Server) -> Value {
+    let response = browser()
+        .post(format!("{}/v1/connect", server.base_url()))
+        .header("content-type", "application/json")
+        .send(r#"{"app": "platform"}"#)
+        .unwrap();
+    let reply = page(response);
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    serde_json::from_str(&reply.body).unwrap()
+}
+
+/// The admin opens the link, sees the consent page, and answers `decision`; where the
+/// identity platform sends the browser back to.
+fn answer(link: &str, decision: &str) -> String {
+    let shown = page(browser().get(link).call().unwrap());
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert!(
+        shown.body.contains("decision"),
+        "a consent form: {}",
+        shown.body
+    );
+    let answered = page(
+        browser()
+            .post(link)
+            .send_form([("decision", decision)])
+            .unwrap(),
+    );
+    assert_eq!(answered.status, 302, "{}", answered.body);
+    answered.location.expect("a redirect back")
+}
+
+fn onboarding(backend: Backend) {
+    let Some(fleet) = Fleet::new(backend) else {
+        return;
+    };
+    let simulator = fleet.block_on(async {
+        let mut config = SimConfig::new(TenantSpec::new(29, USERS));
+        config.consented = false;
+        config.roles = vec!["User.Read.All".into(), "Organization.Read.All".into()];
+        Simulator::start(config).await.unwrap()
+    });
+    let credentials = simulator.credentials();
+    let config = fleet.dir.path().join("platform.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[app]]\nname = \"platform\"\nclient_id = \"{}\"\nfeatures = [\"users\"]\n\
+             client_secret_env = \"{SECRET_VAR}\"\n\
+             [app.endpoints]\nlogin = \"{}\"\ngraph = \"{}\"\n",
+            credentials.client_id,
+            simulator.login_url(),
+            simulator.graph_url()
+        ),
+    )
+    .unwrap();
+    let server = fleet.serve(&config, &[], &[(SECRET_VAR, &credentials.client_secret)]);
+    assert!(server.tenants().is_empty(), "nothing onboarded yet");
+
+    // Before consent, the app cannot sign in to the tenant at all.
+    assert!(!simulator.is_consented());
+
+    let link = consent_link(&server);
+    let url = link["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!(
+            "{}/organizations/v2.0/adminconsent?",
+            simulator.login_url()
+        )),
+        "{url}"
+    );
+    assert!(
+        url.contains("scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"),
+        "{url}"
+    );
+    let callback = answer(url, "approve");
+    assert!(
+        callback.starts_with(&format!("{}/connect/callback?", server.base_url())),
+        "{callback}"
+    );
+    let connected = page(browser().get(&callback).call().unwrap());
+    assert_eq!(
+        connected.status,
+        200,
+        "{}\n{}",
+        connected.body,
+        server.stderr()
+    );
+    assert!(
+        connected.body.contains("is connected as tenant"),
+        "{}",
+        connected.body
+    );
+    assert!(simulator.is_consented());
+
+    // Registered, served, and synced at once: its people are its directory's.
+    let name = server.wait(
+        "the onboarded tenant's first sync",
+        Duration::from_secs(120),
+        || {
+            server
+                .tenants()
+                .into_iter()
+                .find(|(_, t)| t["last_run"]["ok"] == true)
+                .map(|(name, _)| name)
+        },
+    );
+    assert_eq!(fleet.people(&name), USERS as i64, "{}", server.stderr());
+
+    // The answer is single-use: replaying it registers nothing more.
+    let replayed = page(browser().get(&callback).call().unwrap());
+    assert_eq!(replayed.status, 400, "{}", replayed.body);
+    assert!(replayed.body.contains("already used"), "{}", replayed.body);
+
+    // A declined consent is said in plain words.
+    let link = consent_link(&server);
+    let declined = answer(link["url"].as_str().unwrap(), "decline");
+    let said = page(browser().get(&declined).call().unwrap());
+    assert_eq!(said.status, 400, "{}", said.body);
+    assert!(said.body.contains("declined"), "{}", said.body);
+
+    // A state this server never issued is refused.
+    let forged = page(
+        browser()
+            .get(format!(
+                "{}/connect/callback?admin_consent=True&tenant={}&state=forged",
+                server.base_url(),
+                credentials.tenant_id
+            ))
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(forged.status, 400, "{}", forged.body);
+    assert_eq!(server.tenants().len(), 1, "one tenant onboarded");
+
+    // `status` reads the same tenant from the store.
+    let output = fleet
+        .command(&["status", "--json", "--db", &fleet.db()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", cli_process::text(&output));
+    let status: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(status[0]["name"], name.as_str(), "{status}");
+    assert_eq!(status[0]["people"], USERS as i64, "{status}");
+}
+
+#[test]
+fn a_tenant_is_onboarded_by_admin_consent_on_sqlite() {
+    onboarding(Backend::Sqlite);
+}
+
+#[test]
+fn a_tenant_is_onboarded_by_admin_consent_on_postgres() {
+    onboarding(Backend::Postgres);
+}

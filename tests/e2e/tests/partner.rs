@@ -1,0 +1,186 @@
+//! Apps, partners and secrets ending, through the real binary: a tenant with no app of its
+//! own gets the least privileged `[[app]]` (and `permissions` says why); `partner tenants`
+//! lists a partner's customers from its delegated admin relationships with the app's
+//! consent state in each and the relationships that end soon; a client secret that ends
+//! within 30 days is warned about by `sync`.
+
+mod cli_process;
+
+use std::process::Command;
+
+use m365sync_simulator::{
+    DelegatedAdminRelationship, RelationshipStatus, SimConfig, Simulator, TenantSpec,
+};
+use serde_json::Value;
+
+const SECRET_VAR: &str = "M365SYNC_E2E_PARTNER_SECRET";
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn a_partners_customers_apps_and_ending_secrets() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let own_tenant = "aaaaaaaa-1111-2222-3333-444444444444";
+    let simulator = runtime.block_on(async {
+        let mut config = SimConfig::new(TenantSpec::new(77, 30));
+        config.roles = vec![
+            "User.Read.All".to_string(),
+            "DelegatedAdminRelationship.Read.All".to_string(),
+        ];
+        Simulator::start(config).await.unwrap()
+    });
+    let credentials = simulator.credentials();
+    let partner_tid = credentials.tenant_id.clone();
+    // The partner administers its own directory too (a customer it can sign in to), one
+    // customer whose tenant this cloud does not know, one expired and one pending.
+    let mut own = DelegatedAdminRelationship::new(
+        &partner_tid,
+        &partner_tid,
+        "Partner's own",
+        RelationshipStatus::Active,
+    );
+    own.end = Some(unix_now() + 10 * 86_400 + 3_600);
+    own.auto_extend_duration = "PT0S".to_string();
+    let mut relationships = vec![
+        own,
+        DelegatedAdminRelationship::new(
+            &partner_tid,
+            own_tenant,
+            "Unknown Ltd",
+            RelationshipStatus::Active,
+        ),
+        DelegatedAdminRelationship::new(
+            &partner_tid,
+            "bbbbbbbb-1111-2222-3333-444444444444",
+            "Gone Ltd",
+            RelationshipStatus::Expired,
+        ),
+        DelegatedAdminRelationship::new(
+            &partner_tid,
+            "cccccccc-1111-2222-3333-444444444444",
+            "Pending Ltd",
+            RelationshipStatus::ApprovalPending,
+        ),
+    ];
+    // The page size is 2: the list takes two pages.
+    relationships.sort_by(|a, b| a.customer_display_name.cmp(&b.customer_display_name));
+    simulator.set_delegated_admin_relationships(relationships);
+
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let expires = today.checked_add(jiff::Span::new().days(10)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("msp.toml");
+    let endpoints = format!(
+        "login = \"{}\"\ngraph = \"{}\"\n",
+        simulator.login_url(),
+        simulator.graph_url()
+    );
+    std::fs::write(
+        &config,
+        format!(
+            "[[app]]\nname = \"everything\"\nclient_id = \"{client}\"\n\
+             features = [\"users\", \"licences\", \"groups\"]\n\
+             client_secret_env = \"{SECRET_VAR}\"\n\n\
+             [[app]]\nname = \"msp\"\nclient_id = \"{client}\"\nfeatures = [\"users\"]\n\
+             client_secret_env = \"{SECRET_VAR}\"\nclient_secret_expires = \"{expires}\"\n\n\
+             [[partner]]\nname = \"msp\"\ntenant_id = \"{partner_tid}\"\napp = \"msp\"\n\
+             [partner.endpoints]\n{endpoints}\n\
+             [[tenant]]\nname = \"own\"\ntenant_id = \"{partner_tid}\"\n\
+             [tenant.endpoints]\n{endpoints}\n[tenant.sync]\nfeatures = [\"users\"]\n",
+            client = credentials.client_id,
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let output = Command::new(cli_process::binary())
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env(SECRET_VAR, &credentials.client_secret)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", cli_process::text(&output));
+        let stdout: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", cli_process::text(&output)));
+        (stdout, String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+
+    // The least privileged app covering the tenant's features, and why.
+    let (permissions, _) = run(&["permissions", "--json"]);
+    let own = &permissions[0];
+    assert_eq!(own["app"], "msp", "{own}");
+    assert_eq!(own["credential"], "client-secret", "{own}");
+    let why = own["app_reason"].as_str().unwrap();
+    assert!(why.contains("least privileged"), "{why}");
+    assert!(
+        why.contains("everything also covers them but grants more"),
+        "{why}"
+    );
+
+    // The partner's customers, by customer, with the app's state in each.
+    let callback = "http://127.0.0.1:8080/connect/callback";
+    let (customers, _) = run(&["partner", "tenants", "--json", "--redirect-uri", callback]);
+    let by_name = |name: &str| -> Value {
+        customers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["display_name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {customers:#}"))
+            .clone()
+    };
+    assert_eq!(customers.as_array().unwrap().len(), 4, "{customers:#}");
+    let partners_own = by_name("Partner's own");
+    assert_eq!(partners_own["state"], "consented", "{partners_own:#}");
+    assert!(
+        partners_own["granted_roles"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("User.Read.All")),
+        "{partners_own:#}"
+    );
+    let warning = partners_own["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.contains("(in 10 days) and does not extend itself"),
+        "{warning}"
+    );
+    let unknown = by_name("Unknown Ltd");
+    assert_ne!(unknown["state"], "consented", "{unknown:#}");
+    assert!(unknown["message"].as_str().is_some(), "{unknown:#}");
+    let gone = by_name("Gone Ltd");
+    assert_eq!(gone["state"], "inactive", "{gone:#}");
+    assert!(
+        gone["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("has expired"),
+        "{gone:#}"
+    );
+    assert_eq!(by_name("Pending Ltd")["state"], "inactive");
+    assert_eq!(
+        partners_own["relationships"][0]["auto_extend_duration"],
+        "PT0S"
+    );
+
+    // A sync warns of the secret that ends in 10 days, in its report and on stderr.
+    let db = dir.path().join("m365sync.db");
+    let (reports, stderr) = run(&["sync", "--json", "--db", db.to_str().unwrap()]);
+    let expiry = &reports[0]["credential_expiry"];
+    assert_eq!(expiry["days_left"], 10, "{expiry}");
+    assert_eq!(expiry["warn"], true, "{expiry}");
+    assert_eq!(expiry["app"], "msp", "{expiry}");
+    assert!(
+        stderr.contains(&format!("expires on {expires} (in 10 days)")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&credentials.client_secret), "{stderr}");
+    drop(runtime);
+}
