@@ -130,6 +130,27 @@ pub enum PartnerCommand {
     /// List the partner's customers, grouped by customer tenant: relationships (status,
     /// end, auto-extension, roles) and the app's consent state in each.
     Tenants(PartnerTenantsArgs),
+    /// Register consented customers as tenants in the store (`serve` syncs them).
+    Add(PartnerAddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PartnerAddArgs {
+    /// Config file (TOML) with the `[[partner]]` and its `[[app]]`.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The `[[partner]]` by name (default: the only one).
+    #[arg(long)]
+    partner: Option<String>,
+    /// A customer's directory (tenant) id to add (repeatable).
+    #[arg(long)]
+    tenant: Vec<String>,
+    /// Add every customer the app is consented in.
+    #[arg(long)]
+    all: bool,
+    /// Store: a SQLite file or a postgres:// URL (default: the config's store, else ./m365sync.db).
+    #[arg(long)]
+    db: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -487,6 +508,7 @@ fn main() -> ExitCode {
             Command::Status(args) => status::run(args, output).await,
             Command::Connect(args) => connect::run(args, output).await,
             Command::Partner(PartnerCommand::Tenants(args)) => partner::tenants(args, output).await,
+            Command::Partner(PartnerCommand::Add(args)) => partner::add(args, output).await,
             Command::Changes(args) => changes::run(args, output).await,
         }
     });

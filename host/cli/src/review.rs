@@ -27,15 +27,24 @@ pub async fn run(args: ReviewArgs, output: Output) -> Result<(), Failure> {
     let store = super::open_existing_store(&db).await?;
     let runtime = super::sync::load_runtime(&config).await?;
 
+    // The config's tenants and those onboarding registered in the store.
+    let runs = m365sync_service::onboarding::tenant_runs(&config, store.as_ref())
+        .await
+        .map_err(Failure::run)?;
+    let named = |name: &str| {
+        runs.iter().find(|r| r.tenant.key == name).ok_or_else(|| {
+            Failure::usage(anyhow!(
+                "no tenant is named {name:?} in the config or among the onboarded tenants"
+            ))
+        })
+    };
     if let Some(command) = &args.action {
-        let tenant = match (&args.tenant, config.tenants.as_slice()) {
-            (Some(name), _) => config
-                .tenant(Some(name))
-                .map_err(|e| Failure::usage(anyhow!(e)))?,
+        let run = match (&args.tenant, runs.as_slice()) {
+            (Some(name), _) => named(name)?,
             (None, [only]) => only,
             (None, _) => {
                 return Err(Failure::usage(anyhow!(
-                    "the config has several tenants: name the one to decide for with --tenant"
+                    "there are several tenants: name the one to decide for with --tenant"
                 )));
             }
         };
@@ -45,11 +54,10 @@ pub async fn run(args: ReviewArgs, output: Output) -> Result<(), Failure> {
             ReviewCommand::Ignore => ReviewAction::Ignore,
             ReviewCommand::Create => ReviewAction::Create,
         };
-        let run = config.resolve(tenant);
         // A decision is a write: refused while a sync of the tenant runs.
         let result = m365sync_service::decide(
             &runtime,
-            &run,
+            run,
             &action,
             store.as_ref(),
             Arc::new(TracingSink),
@@ -73,14 +81,15 @@ pub async fn run(args: ReviewArgs, output: Output) -> Result<(), Failure> {
         return Ok(());
     }
 
-    let tenants = super::selected_tenants(&config, args.tenant.as_deref())?;
+    let selected: Vec<&m365sync_config::TenantRun> = match &args.tenant {
+        Some(name) => vec![named(name)?],
+        None => runs.iter().collect(),
+    };
     let mut all = Vec::new();
-    for tenant in tenants {
-        let run = config.resolve(tenant);
-        let result =
-            m365sync_service::review(&runtime, &run, store.as_ref(), Arc::new(TracingSink))
-                .await
-                .map_err(review_failure)?;
+    for run in selected {
+        let result = m365sync_service::review(&runtime, run, store.as_ref(), Arc::new(TracingSink))
+            .await
+            .map_err(review_failure)?;
         if output.json {
             all.push(report::organization_json(&result));
         } else {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use m365sync_wit::types::{Cloud, Tenant};
 
 use crate::located::{Document, KeyPath};
-use crate::schema::{EndpointOverrides, default_cloud};
+use crate::schema::EndpointOverrides;
 use crate::validate::key_error;
 use crate::{AppSection, ConfigError, ConfigFile, TenantRun, allowlist, cloud, rules};
 
@@ -28,12 +28,13 @@ pub struct PartnerSection {
     /// The partner's own directory (tenant) id or domain.
     #[serde(deserialize_with = "rules::tenant_id")]
     pub tenant_id: String,
-    /// The `[[app]]` it signs in with (to the partner tenant and to each customer).
+    /// The `[[app]]` it signs in with (to the partner tenant and to each customer), in the
+    /// app's cloud and at its endpoints.
     pub app: String,
-    #[serde(default = "default_cloud")]
-    pub cloud: Cloud,
-    /// Base URL overrides (tests, simulators).
-    pub endpoints: Option<EndpointOverrides>,
+    /// `serve` adds the customers the app is consented in as tenants by itself (at start,
+    /// then daily), as `m365sync partner add --all` does.
+    #[serde(default)]
+    pub auto_add: bool,
 }
 
 impl ConfigFile {
@@ -56,18 +57,12 @@ impl ConfigFile {
     }
 
     /// A run signed in to `tenant_id` (the partner's own, or a customer's) as the partner's
-    /// app, reaching the partner's cloud and endpoints, with the app's features.
+    /// app, in the app's cloud and at its endpoints, with the app's features.
     pub fn partner_run(&self, partner: &PartnerSection, key: &str, tenant_id: &str) -> TenantRun {
         let app = self
             .app(&partner.app)
             .expect("validated when the config was read");
-        self.app_run(
-            app,
-            key,
-            tenant_id,
-            partner.cloud,
-            partner.endpoints.as_ref(),
-        )
+        self.app_run(app, key, tenant_id, app.cloud, app.endpoints.as_ref())
     }
 
     /// A run of the directory `tenant_id`, named `key`, signed in to as `app` in `cloud`

@@ -215,7 +215,6 @@ pub async fn complete(
     let app = config
         .app(&request.app)
         .ok_or_else(|| OnboardingError::UnknownApp(request.app.clone()))?;
-    let registered = store.registered_tenants().await?;
     let provisional = format!("onboarding-{tenant_id}");
     let mut run = registered_run(config, app, &provisional, &tenant_id, request.features);
     let check = runtime
@@ -234,21 +233,16 @@ pub async fn complete(
         .review_organization(&run, reader, sink)
         .await
         .map_err(OnboardingError::SignIn)?;
-    let display_name = organization.tenant_name.clone();
-    let name = match registered.iter().find(|t| t.tenant_id == tenant_id) {
-        Some(existing) => existing.name.clone(),
-        None => unique_name(&display_name, &tenant_id, config, &registered),
-    };
-    run.tenant.key = name.clone();
-    let tenant = RegisteredTenant {
-        name,
-        tenant_id,
-        display_name,
-        app: app.name.clone(),
-        features: request.features,
-        registered_ms: m365sync_store::time::unix_now_ms(),
-    };
-    store.register_tenant(&tenant).await?;
+    let tenant = register(
+        store,
+        config,
+        app,
+        request.features,
+        &tenant_id,
+        &organization.tenant_name,
+    )
+    .await?;
+    run.tenant.key = tenant.name.clone();
     Ok(Onboarded {
         tenant,
         granted_roles: check.granted,
@@ -257,6 +251,58 @@ pub async fn complete(
             ..organization
         },
     })
+}
+
+/// Every tenant the host knows: the config's, then those onboarding registered (whose app
+/// the config still has, and whose name no tenant of the config takes).
+pub async fn tenant_runs(
+    config: &ConfigFile,
+    store: &dyn StoreBackend,
+) -> Result<Vec<TenantRun>, StoreError> {
+    let mut runs: Vec<TenantRun> = config.tenants.iter().map(|t| config.resolve(t)).collect();
+    for registered in store.registered_tenants().await? {
+        if runs.iter().any(|r| r.tenant.key == registered.name) {
+            continue;
+        }
+        if let Some(app) = config.app(&registered.app) {
+            runs.push(registered_run(
+                config,
+                app,
+                &registered.name,
+                &registered.tenant_id,
+                registered.features,
+            ));
+        }
+    }
+    Ok(runs)
+}
+
+/// Register `tenant_id` (named after `display_name`, unique) as a tenant signing in with
+/// `app` for its features; the registered row (an already registered directory keeps its
+/// name).
+pub async fn register(
+    store: &dyn StoreBackend,
+    config: &ConfigFile,
+    app: &AppSection,
+    features: Features,
+    tenant_id: &str,
+    display_name: &str,
+) -> Result<RegisteredTenant, StoreError> {
+    let registered = store.registered_tenants().await?;
+    let name = match registered.iter().find(|t| t.tenant_id == tenant_id) {
+        Some(existing) => existing.name.clone(),
+        None => unique_name(display_name, tenant_id, config, &registered),
+    };
+    let tenant = RegisteredTenant {
+        name,
+        tenant_id: tenant_id.to_string(),
+        display_name: display_name.to_string(),
+        app: app.name.clone(),
+        features,
+        registered_ms: m365sync_store::time::unix_now_ms(),
+    };
+    store.register_tenant(&tenant).await?;
+    Ok(tenant)
 }
 
 /// How a registered tenant runs: as its app, in the app's cloud, with its features.

@@ -199,3 +199,70 @@ fn a_tenant_is_onboarded_by_admin_consent_on_sqlite() {
 fn a_tenant_is_onboarded_by_admin_consent_on_postgres() {
     onboarding(Backend::Postgres);
 }
+
+/// `[[partner]] auto_add = true`: serve adds the partner's consented customers as tenants
+/// by itself and syncs them; customers it cannot sign in to are left out.
+#[test]
+fn serve_adds_a_partners_consented_customers_by_itself() {
+    use m365sync_simulator::{DelegatedAdminRelationship, RelationshipStatus};
+    let fleet = Fleet::new(Backend::Sqlite).expect("SQLite is always there");
+    let simulator = fleet.block_on(async {
+        let mut config = SimConfig::new(TenantSpec::new(31, USERS));
+        config.roles = vec![
+            "User.Read.All".into(),
+            "DelegatedAdminRelationship.Read.All".into(),
+        ];
+        Simulator::start(config).await.unwrap()
+    });
+    let credentials = simulator.credentials();
+    let partner = credentials.tenant_id.clone();
+    simulator.set_delegated_admin_relationships(vec![
+        DelegatedAdminRelationship::new(
+            &partner,
+            &partner,
+            "Northwind",
+            RelationshipStatus::Active,
+        ),
+        DelegatedAdminRelationship::new(
+            &partner,
+            "dddddddd-1111-2222-3333-444444444444",
+            "Elsewhere Ltd",
+            RelationshipStatus::Active,
+        ),
+    ]);
+    let endpoints = format!(
+        "login = \"{}\"\ngraph = \"{}\"\n",
+        simulator.login_url(),
+        simulator.graph_url()
+    );
+    let config = fleet.dir.path().join("msp.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[app]]\nname = \"msp\"\nclient_id = \"{}\"\nfeatures = [\"users\"]\n\
+             client_secret_env = \"{SECRET_VAR}\"\n[app.endpoints]\n{endpoints}\n\
+             [[partner]]\nname = \"msp\"\ntenant_id = \"{partner}\"\napp = \"msp\"\n\
+             auto_add = true\n",
+            credentials.client_id
+        ),
+    )
+    .unwrap();
+    let server = fleet.serve(&config, &[], &[(SECRET_VAR, &credentials.client_secret)]);
+    let view = server.wait(
+        "northwind added and synced",
+        Duration::from_secs(120),
+        || {
+            server
+                .tenants()
+                .remove("northwind")
+                .filter(|t| t["last_run"]["ok"] == true && t["running"] == false)
+        },
+    );
+    assert_eq!(view["people"], USERS as i64, "{view}");
+    let tenants = server.tenants();
+    assert_eq!(
+        tenants.keys().collect::<Vec<_>>(),
+        ["northwind"],
+        "the customer it cannot sign in to is not added"
+    );
+}

@@ -30,6 +30,8 @@ fn a_partners_customers_apps_and_ending_secrets() {
         let mut config = SimConfig::new(TenantSpec::new(77, 30));
         config.roles = vec![
             "User.Read.All".to_string(),
+            // `review` reads the organization.
+            "Organization.Read.All".to_string(),
             "DelegatedAdminRelationship.Read.All".to_string(),
         ];
         Simulator::start(config).await.unwrap()
@@ -89,9 +91,9 @@ fn a_partners_customers_apps_and_ending_secrets() {
              features = [\"users\", \"licences\", \"groups\"]\n\
              client_secret_env = \"{SECRET_VAR}\"\n\n\
              [[app]]\nname = \"msp\"\nclient_id = \"{client}\"\nfeatures = [\"users\"]\n\
-             client_secret_env = \"{SECRET_VAR}\"\nclient_secret_expires = \"{expires}\"\n\n\
-             [[partner]]\nname = \"msp\"\ntenant_id = \"{partner_tid}\"\napp = \"msp\"\n\
-             [partner.endpoints]\n{endpoints}\n\
+             client_secret_env = \"{SECRET_VAR}\"\nclient_secret_expires = \"{expires}\"\n\
+             [app.endpoints]\n{endpoints}\n\
+             [[partner]]\nname = \"msp\"\ntenant_id = \"{partner_tid}\"\napp = \"msp\"\n\n\
              [[tenant]]\nname = \"own\"\ntenant_id = \"{partner_tid}\"\n\
              [tenant.endpoints]\n{endpoints}\n[tenant.sync]\nfeatures = [\"users\"]\n",
             client = credentials.client_id,
@@ -170,8 +172,39 @@ fn a_partners_customers_apps_and_ending_secrets() {
         "PT0S"
     );
 
-    // A sync warns of the secret that ends in 10 days, in its report and on stderr.
+    // Consented customers become tenants of the store in one command; the others are
+    // named with why not.
     let db = dir.path().join("m365sync.db");
+    let (added, _) = run(&[
+        "partner",
+        "add",
+        "--all",
+        "--json",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    let names: Vec<&str> = added["added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["partner-s-own"], "{added:#}");
+    assert_eq!(added["added"][0]["tenant_id"], partner_tid.as_str());
+    let not_added = added["not_added"].to_string();
+    assert!(not_added.contains("Unknown Ltd"), "{added:#}");
+    assert!(not_added.contains("Gone Ltd (bbbbbbbb"), "{added:#}");
+    // The added tenant is one the host knows: its organization is up for review.
+    let (reviews, _) = run(&["review", "--json", "--db", db.to_str().unwrap()]);
+    let reviewed: Vec<&str> = reviews
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["tenant"].as_str().unwrap())
+        .collect();
+    assert_eq!(reviewed, ["own", "partner-s-own"], "{reviews:#}");
+
+    // A sync warns of the secret that ends in 10 days, in its report and on stderr.
     let (reports, stderr) = run(&["sync", "--json", "--db", db.to_str().unwrap()]);
     let expiry = &reports[0]["credential_expiry"];
     assert_eq!(expiry["days_left"], 10, "{expiry}");

@@ -10,9 +10,11 @@
 //! - [`outcome`]: which failures are retried, which need an admin.
 //! - [`metrics`]: the counters `/metrics` shows.
 //! - [`view`]: a tenant as the API and `status` show it.
+//! - `partners`: `[[partner]] auto_add`: consented customers added as tenants, daily.
 
 pub mod metrics;
 pub mod outcome;
+mod partners;
 pub mod scheduler;
 pub mod view;
 pub mod worker;
@@ -190,6 +192,9 @@ impl Service {
             .tasks
             .spawn(scheduler::schedule_loop(service.clone()));
         service.tasks.spawn(worker::heartbeat_loop(service.clone()));
+        if config.partners.iter().any(|p| p.auto_add) {
+            service.tasks.spawn(partners::partner_loop(service.clone()));
+        }
         // Deliveries run beside the syncs and never hold them up.
         for target in service.webhooks.clone() {
             let delivery = crate::webhooks::DeliveryOptions {
@@ -286,21 +291,28 @@ impl Service {
             Arc::new(m365sync_runtime::TracingSink),
         )
         .await?;
-        if let Some(served) = registered_config(&self.config, &onboarded.tenant) {
-            let list = {
-                let mut tenants = self.tenants.write().unwrap_or_else(PoisonError::into_inner);
-                tenants.insert(onboarded.tenant.name.clone(), Arc::new(served));
-                served_list(&tenants)
-            };
-            self.store.serve_tenants(&list).await?;
-            if let Err(error) = self.sync_now(&onboarded.tenant.name).await {
-                tracing::warn!(
-                    "queueing the first sync of {}: {error}",
-                    onboarded.tenant.name
-                );
-            }
-        }
+        self.serve_registered(&onboarded.tenant).await?;
         Ok(onboarded)
+    }
+
+    /// Serve a tenant onboarding just registered, and queue its first sync.
+    pub(crate) async fn serve_registered(
+        &self,
+        tenant: &m365sync_store::onboarding::RegisteredTenant,
+    ) -> Result<(), StoreError> {
+        let Some(served) = registered_config(&self.config, tenant) else {
+            return Ok(());
+        };
+        let list = {
+            let mut tenants = self.tenants.write().unwrap_or_else(PoisonError::into_inner);
+            tenants.insert(tenant.name.clone(), Arc::new(served));
+            served_list(&tenants)
+        };
+        self.store.serve_tenants(&list).await?;
+        if let Err(error) = self.sync_now(&tenant.name).await {
+            tracing::warn!("queueing the first sync of {}: {error}", tenant.name);
+        }
+        Ok(())
     }
 
     /// "Sync now": a manual job, first in the queue (a queued scheduled run of the tenant
