@@ -24,6 +24,7 @@ macro_rules! outln {
 
 mod changes;
 mod connect;
+mod credentials;
 #[cfg(feature = "demo")]
 mod demo;
 mod export;
@@ -100,6 +101,9 @@ enum Command {
     /// The change feed after a cursor: people created, updated, linked, removed; group
     /// memberships; licences assigned and taken away.
     Changes(ChangesArgs),
+    /// The secrets and certificates of each [[app]] (read from Graph in its home tenant)
+    /// and when they end.
+    Credentials(CredentialsArgs),
     /// An admin-consent link that onboards a customer's tenant with one of the config's
     /// apps (`serve` answers the redirect back and registers the tenant).
     Connect(ConnectArgs),
@@ -107,6 +111,13 @@ enum Command {
     /// can reach each.
     #[command(subcommand)]
     Partner(PartnerCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct CredentialsArgs {
+    /// Config file (TOML) with the `[[app]]`s (those with `home_tenant_id` are read).
+    #[arg(long, short)]
+    config: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -507,6 +518,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args, output).await,
             Command::Status(args) => status::run(args, output).await,
             Command::Connect(args) => connect::run(args, output).await,
+            Command::Credentials(args) => credentials::run(args, output).await,
             Command::Partner(PartnerCommand::Tenants(args)) => partner::tenants(args, output).await,
             Command::Partner(PartnerCommand::Add(args)) => partner::add(args, output).await,
             Command::Changes(args) => changes::run(args, output).await,

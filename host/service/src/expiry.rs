@@ -73,6 +73,89 @@ pub fn credential_expiry(run: &TenantRun, today: jiff::civil::Date) -> Option<Cr
     })
 }
 
+/// An app registration's own credentials as Graph lists them, with their ends.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppCredentials {
+    pub app: String,
+    /// The app's home tenant, where they were read.
+    pub home_tenant_id: String,
+    pub credentials: Vec<ReadCredential>,
+    /// Why they could not be read (e.g. Application.Read.All missing).
+    pub error: Option<String>,
+}
+
+/// One secret or certificate of an app registration: never its value.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadCredential {
+    /// `password` (a client secret) or `certificate`.
+    pub kind: String,
+    pub key_id: String,
+    pub display_name: Option<String>,
+    /// A secret's first characters, as Graph shows them.
+    pub hint: Option<String>,
+    /// RFC 3339.
+    pub end_date_time: Option<String>,
+    /// Whole days from now to its end (negative once ended).
+    pub days_left: Option<i64>,
+    /// Within [`WARN_DAYS`] of its end, or past it.
+    pub warn: bool,
+}
+
+/// The secrets and certificates of every `[[app]]` that names its `home_tenant_id`, read
+/// from Graph (`engine.app-credentials`, needs Application.Read.All in that tenant), as of
+/// `now`.
+pub async fn app_credentials(
+    runtime: &m365sync_runtime::Runtime,
+    config: &m365sync_config::ConfigFile,
+    now: jiff::Timestamp,
+    sink: std::sync::Arc<dyn m365sync_runtime::EventSink>,
+) -> Vec<AppCredentials> {
+    let mut all = Vec::new();
+    for app in &config.apps {
+        let Some(home) = &app.home_tenant_id else {
+            continue;
+        };
+        let run = config.app_run(app, &app.name, home, app.cloud, app.endpoints.as_ref());
+        let (credentials, error) = match runtime.app_credentials(&run, sink.clone()).await {
+            Ok(read) => (read.iter().map(|c| read_credential(c, now)).collect(), None),
+            Err(error) => (Vec::new(), Some(error.to_string())),
+        };
+        all.push(AppCredentials {
+            app: app.name.clone(),
+            home_tenant_id: home.clone(),
+            credentials,
+            error,
+        });
+    }
+    all
+}
+
+fn read_credential(
+    credential: &m365sync_wit::types::AppCredential,
+    now: jiff::Timestamp,
+) -> ReadCredential {
+    use m365sync_wit::names::WitName;
+    let days_left = credential
+        .end_date_time
+        .as_deref()
+        .and_then(|end| end.parse::<jiff::Timestamp>().ok())
+        .map(|end| (end.as_second() - now.as_second()).div_euclid(86_400));
+    ReadCredential {
+        kind: credential.kind.name().to_string(),
+        key_id: credential.key_id.clone(),
+        display_name: credential.display_name.clone(),
+        hint: credential.hint.clone(),
+        end_date_time: credential.end_date_time.clone(),
+        days_left,
+        warn: days_left.is_some_and(|d| d <= WARN_DAYS),
+    }
+}
+
+/// Now (what Graph's end dates are compared with).
+pub fn now() -> jiff::Timestamp {
+    jiff::Timestamp::now()
+}
+
 /// Today, in UTC (the day a secret's end date is compared with).
 pub fn today() -> jiff::civil::Date {
     jiff::Timestamp::now()

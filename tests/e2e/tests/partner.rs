@@ -33,6 +33,8 @@ fn a_partners_customers_apps_and_ending_secrets() {
             // `review` reads the organization.
             "Organization.Read.All".to_string(),
             "DelegatedAdminRelationship.Read.All".to_string(),
+            // `credentials` reads the app registration.
+            "Application.Read.All".to_string(),
         ];
         Simulator::start(config).await.unwrap()
     });
@@ -92,6 +94,7 @@ fn a_partners_customers_apps_and_ending_secrets() {
              client_secret_env = \"{SECRET_VAR}\"\n\n\
              [[app]]\nname = \"msp\"\nclient_id = \"{client}\"\nfeatures = [\"users\"]\n\
              client_secret_env = \"{SECRET_VAR}\"\nclient_secret_expires = \"{expires}\"\n\
+             home_tenant_id = \"{partner_tid}\"\n\
              [app.endpoints]\n{endpoints}\n\
              [[partner]]\nname = \"msp\"\ntenant_id = \"{partner_tid}\"\napp = \"msp\"\n\n\
              [[tenant]]\nname = \"own\"\ntenant_id = \"{partner_tid}\"\n\
@@ -203,6 +206,20 @@ fn a_partners_customers_apps_and_ending_secrets() {
         .map(|r| r["tenant"].as_str().unwrap())
         .collect();
     assert_eq!(reviewed, ["own", "partner-s-own"], "{reviews:#}");
+
+    // The app registration's own credentials, read from Graph in its home tenant: the
+    // simulator's secret ends in about two years; none of its value shows.
+    let (apps, _) = run(&["credentials", "--json"]);
+    assert_eq!(apps.as_array().unwrap().len(), 1, "{apps:#}");
+    let msp = &apps[0];
+    assert_eq!(msp["app"], "msp");
+    assert_eq!(msp["error"], Value::Null, "{msp:#}");
+    let secret = &msp["credentials"][0];
+    assert_eq!(secret["kind"], "password", "{msp:#}");
+    let days = secret["days_left"].as_i64().unwrap();
+    assert!((700..=740).contains(&days), "{msp:#}");
+    assert_eq!(secret["warn"], false);
+    assert!(!msp.to_string().contains(&credentials.client_secret));
 
     // A sync warns of the secret that ends in 10 days, in its report and on stderr.
     let (reports, stderr) = run(&["sync", "--json", "--db", db.to_str().unwrap()]);
