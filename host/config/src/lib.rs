@@ -33,7 +33,7 @@ use validate::key_error;
 
 pub use app::{AppChoice, AppSection, Credential};
 pub use partner::{PARTNER_PERMISSION, PartnerSection};
-pub use resolve::{SecretSource, TenantRun, default_options};
+pub use resolve::{SecretSource, TenantRun, default_options, endpoints_in};
 pub use schema::{
     AttributeSection, ConfigFile, DEFAULT_MAX_REMOVAL_PERCENT, DEFAULT_MAX_REMOVALS,
     EndpointOverrides, FilterSection, HostSection, StoreSection, SyncSection, TenantConfig,

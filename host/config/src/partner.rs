@@ -13,7 +13,7 @@ use m365sync_wit::types::{Cloud, Tenant};
 use crate::located::{Document, KeyPath};
 use crate::schema::EndpointOverrides;
 use crate::validate::key_error;
-use crate::{AppSection, ConfigError, ConfigFile, TenantRun, allowlist, cloud, rules};
+use crate::{AppSection, ConfigError, ConfigFile, TenantRun, allowlist, rules};
 
 /// The application permission a partner's app needs in the partner tenant to list its
 /// customers (read-only).
@@ -76,19 +76,7 @@ impl ConfigFile {
         cloud: Cloud,
         endpoints: Option<&EndpointOverrides>,
     ) -> TenantRun {
-        let mut resolved = cloud::endpoints(cloud);
-        let mut downloads = cloud::report_download_urls(cloud);
-        if let Some(overrides) = endpoints {
-            if let Some(login) = &overrides.login {
-                resolved.login = login.trim_end_matches('/').to_string();
-            }
-            if let Some(graph) = &overrides.graph {
-                resolved.graph = graph.trim_end_matches('/').to_string();
-            }
-            if let Some(reports) = &overrides.reports {
-                downloads = reports.clone();
-            }
-        }
+        let (resolved, downloads) = crate::resolve::endpoints_in(cloud, endpoints);
         let credential = app.credential();
         let mut run = TenantRun::new(
             Tenant {

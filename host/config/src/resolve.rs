@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::app::Credential;
 use crate::urls::Allowlist;
-use crate::{ConfigFile, TenantConfig, allowlist, cloud};
+use crate::{ConfigFile, EndpointOverrides, TenantConfig, allowlist, cloud};
 use m365sync_wit::types::{
     AccountFilter, AttributeFilter, Cloud, CredentialKind, Endpoints, FieldMapping, RemovalGuard,
     SyncOptions, Tenant,
@@ -102,19 +102,7 @@ impl TenantRun {
 impl ConfigFile {
     /// Resolve a tenant into what a run needs.
     pub fn resolve(&self, tenant: &TenantConfig) -> TenantRun {
-        let mut endpoints = cloud::endpoints(tenant.cloud);
-        let mut downloads = cloud::report_download_urls(tenant.cloud);
-        if let Some(overrides) = &tenant.endpoints {
-            if let Some(login) = &overrides.login {
-                endpoints.login = login.trim_end_matches('/').to_string();
-            }
-            if let Some(graph) = &overrides.graph {
-                endpoints.graph = graph.trim_end_matches('/').to_string();
-            }
-            if let Some(reports) = &overrides.reports {
-                downloads = reports.clone();
-            }
-        }
+        let (endpoints, downloads) = endpoints_in(tenant.cloud, tenant.endpoints.as_ref());
         let choice = self.app_choice(tenant);
         let (client_id, credential) = match choice.app().and_then(|name| self.app(name)) {
             Some(app) => (app.client_id.trim().to_string(), app.credential()),
@@ -142,6 +130,28 @@ impl ConfigFile {
             app: choice.app().map(str::to_string),
         }
     }
+}
+
+/// Where a tenant of `cloud` is reached: the cloud's documented sign-in and Graph base URLs
+/// and report download hosts, each replaced by `overrides` where it sets one.
+pub fn endpoints_in(
+    cloud: Cloud,
+    overrides: Option<&EndpointOverrides>,
+) -> (Endpoints, Vec<String>) {
+    let mut endpoints = cloud::endpoints(cloud);
+    let mut downloads = cloud::report_download_urls(cloud);
+    if let Some(overrides) = overrides {
+        if let Some(login) = &overrides.login {
+            endpoints.login = login.trim_end_matches('/').to_string();
+        }
+        if let Some(graph) = &overrides.graph {
+            endpoints.graph = graph.trim_end_matches('/').to_string();
+        }
+        if let Some(reports) = &overrides.reports {
+            downloads = reports.clone();
+        }
+    }
+    (endpoints, downloads)
 }
 
 /// The options of a tenant config that sets none.

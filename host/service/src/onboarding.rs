@@ -154,11 +154,8 @@ pub async fn start(
 
 /// The admin-consent URL of `app` for any organization's admin.
 fn consent_url(app: &AppSection, redirect_uri: &str, state: &str) -> String {
-    let login = app
-        .endpoints
-        .as_ref()
-        .and_then(|e| e.login.clone())
-        .unwrap_or_else(|| cloud::endpoints(app.cloud).login);
+    let (endpoints, _) = m365sync_config::endpoints_in(app.cloud, app.endpoints.as_ref());
+    // The scope names the cloud's Graph resource, whatever base URL it is reached at.
     let resource = cloud::endpoints(app.cloud).graph;
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("client_id", app.client_id.trim())
@@ -168,7 +165,7 @@ fn consent_url(app: &AppSection, redirect_uri: &str, state: &str) -> String {
         .finish();
     format!(
         "{}/organizations/v2.0/adminconsent?{query}",
-        login.trim_end_matches('/')
+        endpoints.login
     )
 }
 
