@@ -365,10 +365,7 @@ impl Service {
             .served_snapshot()
             .into_iter()
             .map(|(name, t)| {
-                let notes = view::TenantNotes {
-                    schedule: Some(t.schedule.to_string()),
-                    credential_expiry: crate::expiry::credential_expiry(&t.run, today),
-                };
+                let notes = view::TenantNotes::new(&t.run, &t.schedule, today);
                 (name, notes)
             })
             .collect();

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use m365sync_config::{ConfigFile, WebhookTarget};
+use m365sync_config::{ConfigFile, Schedule, TenantRun, WebhookTarget};
 use m365sync_store::queue::{TenantState, TenantStatus, WebhookState};
 use m365sync_store::{StoreBackend, StoreError};
 
@@ -39,6 +39,16 @@ pub struct TenantView {
     pub credential_expiry: Option<CredentialExpiry>,
 }
 
+impl TenantNotes {
+    /// The notes of a tenant that runs as `run` on `schedule`, as of `today`.
+    pub fn new(run: &TenantRun, schedule: &Schedule, today: jiff::civil::Date) -> TenantNotes {
+        TenantNotes {
+            schedule: Some(schedule.to_string()),
+            credential_expiry: credential_expiry(run, today),
+        }
+    }
+}
+
 /// What the config says of a tenant that the store does not hold.
 #[derive(Debug, Clone, Default)]
 pub struct TenantNotes {
@@ -54,10 +64,7 @@ pub fn tenant_notes(config: &ConfigFile) -> HashMap<String, TenantNotes> {
         .tenants
         .iter()
         .map(|tenant| {
-            let notes = TenantNotes {
-                schedule: Some(config.schedule(tenant).to_string()),
-                credential_expiry: credential_expiry(&config.resolve(tenant), today),
-            };
+            let notes = TenantNotes::new(&config.resolve(tenant), &config.schedule(tenant), today);
             (tenant.name.clone(), notes)
         })
         .collect()
