@@ -141,8 +141,8 @@ pub async fn add(args: PartnerAddArgs, output: Output) -> Result<(), Failure> {
             &config,
             app,
             app.features,
-            &customer.tenant_id,
-            &customer.display_name,
+            (&customer.tenant_id, &customer.display_name),
+            Some(&partner.name),
         )
         .await
         .map_err(Failure::run)?;

@@ -16,7 +16,12 @@ pub async fn run(args: StatusArgs, output: Output) -> Result<(), Failure> {
     };
     let location = super::store_location(args.db.as_deref(), config.as_ref());
     let store = super::open_existing_store(&location).await?;
-    let notes = config.as_ref().map(tenant_notes).unwrap_or_default();
+    let notes = match &config {
+        Some(config) => tenant_notes(config, store.as_ref())
+            .await
+            .map_err(|e| Failure::run(anyhow!("reading the tenants of {location}: {e}")))?,
+        None => Default::default(),
+    };
     let failing_after = config.as_ref().map_or(
         m365sync_service::serve::ServeOptions::default().failing_after,
         |c| c.serve_settings().failing_after,
@@ -75,6 +80,9 @@ fn view_text(view: &TenantView) -> String {
     }
     if let Some(expiry) = view.credential_expiry.as_ref().filter(|e| e.warn) {
         let _ = writeln!(out, "  warning: {}", expiry.message);
+    }
+    for notice in &view.notices {
+        let _ = writeln!(out, "  warning: {}", notice.message);
     }
     out
 }

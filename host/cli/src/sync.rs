@@ -1,5 +1,6 @@
-//! `m365sync sync`: sync the tenants of a config file now, each in its own sandbox, a few
-//! at a time (`--concurrency`). Every run lands in the sync log (`m365sync logs`): the
+//! `m365sync sync`: sync the tenants of a config file (and those onboarding registered in
+//! the store) now, each in its own sandbox, a few at a time (`--concurrency`). A tenant
+//! whose notices stop it (its partner's relationships ended) is not run. Every run lands in the sync log (`m365sync logs`): the
 //! engine records a successful run with its last batch, and a failed, interrupted or
 //! refused one is recorded by the service layer. SIGINT/SIGTERM stop the running syncs at
 //! their next batch boundary (see signals.rs); the tenants not reached yet are not started.
@@ -21,19 +22,39 @@ use m365sync_wit::types::{FieldMapping, SyncError, SyncMode};
 
 pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
     let config = ConfigFile::load(&args.config).map_err(Failure::usage)?;
-    let tenants = super::selected_tenants(&config, args.tenant.as_deref())?;
+    let in_config = |name: &str| config.tenants.iter().any(|t| t.name == name);
     let location = super::store_location(args.db.as_deref(), Some(&config));
     let runtime = load_runtime(&config).await?;
-    let mut runs = Vec::with_capacity(tenants.len());
-    for tenant in tenants {
-        let mut run = config.resolve(tenant);
-        effective_field_map(&runtime, &args.config, tenant, &run).await?;
+    let mut runs = Vec::new();
+    if args.tenant.as_deref().is_none_or(in_config) {
+        for tenant in super::selected_tenants(&config, args.tenant.as_deref())? {
+            let run = config.resolve(tenant);
+            effective_field_map(&runtime, &args.config, tenant, &run).await?;
+            runs.push(run);
+        }
+    }
+    let store = super::open_store(&location).await?;
+    // The tenants onboarding registered in the store, as `serve` runs them.
+    let registered = m365sync_service::onboarding::tenant_runs(&config, store.as_ref())
+        .await
+        .map_err(|e| Failure::run(anyhow!("reading the registered tenants of {location}: {e}")))?;
+    runs.extend(registered.into_iter().filter(|run| {
+        !in_config(&run.tenant.key) && args.tenant.as_deref().is_none_or(|n| n == run.tenant.key)
+    }));
+    if let Some(name) = args.tenant.as_deref()
+        && runs.is_empty()
+    {
+        return Err(Failure::usage(anyhow!(
+            "no tenant is named {name:?} in {} or among the tenants registered in {location}",
+            args.config.display()
+        )));
+    }
+    for run in &mut runs {
         if args.full {
             run.options.mode = SyncMode::Full;
         }
         run.options.dry_run = args.dry_run;
         run.allow_mass_removal(args.allow_mass_removal);
-        runs.push(run);
     }
     let today = m365sync_service::expiry::today();
     let expiries: std::collections::HashMap<String, m365sync_service::expiry::CredentialExpiry> =
@@ -47,7 +68,58 @@ pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
     for (tenant, expiry) in &expiries {
         eprintln!("warning: tenant {tenant}: {}", expiry.message);
     }
-    let store = super::open_store(&location).await?;
+    // What will break the tenants' syncs, looked at again (as `serve` does daily); a dry
+    // run writes nothing, so it shows the notices as they are.
+    if !args.dry_run {
+        let refreshed = m365sync_service::notices::refresh(
+            &runtime,
+            &config,
+            store.as_ref(),
+            m365sync_service::expiry::now(),
+            Arc::new(m365sync_runtime::TracingSink),
+        )
+        .await
+        .map_err(|e| Failure::run(anyhow!("keeping the notices in {location}: {e}")))?;
+        for error in &refreshed.errors {
+            eprintln!("warning: {error}");
+        }
+    }
+    let mut notices = tenant_notices(store.as_ref(), &location).await?;
+    for (tenant, notices) in &notices {
+        if runs.iter().any(|r| &r.tenant.key == tenant) {
+            for notice in notices {
+                eprintln!("warning: tenant {tenant}: {}", notice.message);
+            }
+        }
+    }
+    let mut reports = Vec::new();
+    let mut failures = 0;
+    // A tenant a notice stops (its partner's relationships ended) is not run.
+    let mut startable = Vec::with_capacity(runs.len());
+    for run in runs {
+        let stopped = m365sync_service::notices::stopped(store.as_ref(), &run.tenant.key)
+            .await
+            .map_err(|e| Failure::run(anyhow!("reading the notices of {location}: {e}")))?;
+        let Some(why) = stopped else {
+            startable.push(run);
+            continue;
+        };
+        failures += 1;
+        let run_id = if run.options.dry_run {
+            None
+        } else {
+            m365sync_service::synclog::record_stopped(store.as_ref(), &run, &why).await
+        };
+        eprintln!("error: tenant {}: not synced: {why}", run.tenant.key);
+        reports.push(serde_json::json!({
+            "tenant": run.tenant.key,
+            "status": "failed",
+            "error": why,
+            "error_kind": "stopped",
+            "log_run_id": run_id,
+        }));
+    }
+    let runs = startable;
     let cancel = CancelToken::new();
     let signals = Signals::watch(cancel.clone())
         .map_err(|e| Failure::run(anyhow!("cannot watch for SIGINT/SIGTERM: {e}")))?;
@@ -61,8 +133,6 @@ pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
         progress.clone(),
         &cancel,
     );
-    let mut reports = Vec::new();
-    let mut failures = 0;
     while let Some(outcome) = outcomes.next().await {
         progress.finish(&outcome.tenant);
         let Some(result) = outcome.result else {
@@ -76,6 +146,9 @@ pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
                 let mut json = report::to_json(&report);
                 if let Some(expiry) = expiries.get(&outcome.tenant) {
                     json["credential_expiry"] = serde_json::json!(expiry);
+                }
+                if let Some(notices) = notices.remove(&outcome.tenant) {
+                    json["notices"] = serde_json::json!(notices);
                 }
                 reports.push(json);
             }
@@ -110,6 +183,24 @@ pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
         0 => Ok(()),
         n => Err(Failure::run(anyhow!("{n} of the tenants' syncs failed"))),
     }
+}
+
+/// Each tenant's notices in the store (its config secret's shows as `credential_expiry`).
+async fn tenant_notices(
+    store: &dyn m365sync_service::store::StoreBackend,
+    location: &m365sync_service::StoreLocation,
+) -> Result<
+    std::collections::BTreeMap<String, Vec<m365sync_service::store::notices::Notice>>,
+    Failure,
+> {
+    let mut notices = m365sync_service::notices::by_tenant(store)
+        .await
+        .map_err(|e| Failure::run(anyhow!("reading the notices of {location}: {e}")))?;
+    for list in notices.values_mut() {
+        list.retain(|n| n.key != m365sync_service::notices::CONFIG_SECRET_KEY);
+    }
+    notices.retain(|_, list| !list.is_empty());
+    Ok(notices)
 }
 
 /// A failure in words; a run the removal guard stopped also says how to let it through.

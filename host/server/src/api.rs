@@ -331,11 +331,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
         .iter()
         .map(|t| t.status(failing_after))
         .collect();
-    let secret_days_left: Vec<(String, i64)> = service
-        .credential_expiries()
-        .into_iter()
-        .map(|(tenant, expiry)| (tenant, expiry.days_left))
-        .collect();
+    let secret_days_left = service.credential_days_left().await?;
     let text = service
         .metrics()
         .encode(queued, &statuses, &secret_days_left);

@@ -1,7 +1,8 @@
 //! What m365sync's CLI and server share, over the layers below them: a store chosen by
 //! location ([`location`]: a SQLite file or a PostgreSQL URL), the runtime a config asks for
 //! ([`setup`]), a logged sync of one tenant ([`synclog`]) and of many at once ([`fleet`]),
-//! previews and organization reviews ([`review`]), and field-map checks ([`fieldmap`]); the
+//! previews and organization reviews ([`review`]), field-map checks ([`fieldmap`]), and what
+//! an admin must act on before it breaks syncs ([`notices`]); the
 //! runtime, config and store crates are re-exported for hosts built on this one.
 //!
 //! Layers (every arrow points down): `m365sync` (the CLI) → `m365sync-service` →
@@ -13,6 +14,7 @@ pub mod expiry;
 pub mod fieldmap;
 pub mod fleet;
 pub mod location;
+pub mod notices;
 pub mod onboarding;
 pub mod partner;
 pub mod review;

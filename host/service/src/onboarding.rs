@@ -235,8 +235,8 @@ pub async fn complete(
         config,
         app,
         request.features,
-        &tenant_id,
-        &organization.tenant_name,
+        (&tenant_id, &organization.tenant_name),
+        None,
     )
     .await?;
     run.tenant.key = tenant.name.clone();
@@ -275,15 +275,15 @@ pub async fn tenant_runs(
 }
 
 /// Register `tenant_id` (named after `display_name`, unique) as a tenant signing in with
-/// `app` for its features; the registered row (an already registered directory keeps its
-/// name).
+/// `app` for its features, added through `partner` when a partner's customer; the
+/// registered row (an already registered directory keeps its name).
 pub async fn register(
     store: &dyn StoreBackend,
     config: &ConfigFile,
     app: &AppSection,
     features: Features,
-    tenant_id: &str,
-    display_name: &str,
+    (tenant_id, display_name): (&str, &str),
+    partner: Option<&str>,
 ) -> Result<RegisteredTenant, StoreError> {
     let registered = store.registered_tenants().await?;
     let name = match registered.iter().find(|t| t.tenant_id == tenant_id) {
@@ -297,6 +297,7 @@ pub async fn register(
         app: app.name.clone(),
         features,
         registered_ms: m365sync_store::time::unix_now_ms(),
+        partner: partner.map(str::to_string),
     };
     store.register_tenant(&tenant).await?;
     Ok(tenant)

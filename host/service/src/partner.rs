@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use m365sync_config::{ConfigFile, PartnerSection, TenantRun, cloud};
 use m365sync_runtime::{EventSink, RunError, Runtime};
+use m365sync_store::notices::{Notice, NoticeKind, NoticeStage};
 use m365sync_wit::types::{AuthFailure, DelegatedRelationship, SyncError};
 
 /// How many days before a relationship's end it is warned about.
@@ -63,16 +64,8 @@ pub async fn customers(
     redirect_uri: Option<&str>,
     sink: Arc<dyn EventSink>,
 ) -> Result<Vec<Customer>, RunError> {
-    let run = config.partner_run(partner, &partner.name, &partner.tenant_id);
-    let relationships = runtime.partner_relationships(&run, sink.clone()).await?;
+    let by_customer = relationships(runtime, config, partner, sink.clone()).await?;
     let now = jiff::Timestamp::now();
-    let mut by_customer: BTreeMap<String, Vec<DelegatedRelationship>> = BTreeMap::new();
-    for relationship in relationships {
-        by_customer
-            .entry(relationship.customer_tenant_id.clone())
-            .or_default()
-            .push(relationship);
-    }
     let mut customers = Vec::with_capacity(by_customer.len());
     for (tenant_id, relationships) in by_customer {
         let display_name = relationships
@@ -80,9 +73,9 @@ pub async fn customers(
             .map(|r| r.customer_display_name.clone())
             .find(|n| !n.is_empty())
             .unwrap_or_else(|| tenant_id.clone());
-        let warnings = relationships
-            .iter()
-            .filter_map(|r| relationship_warning(r, now))
+        let warnings = relationship_notices("", &tenant_id, &relationships, now)
+            .into_iter()
+            .map(|n| n.message)
             .collect();
         let active = relationships.iter().any(|r| r.status == "active");
         let mut customer = Customer {
@@ -136,30 +129,104 @@ fn auto_extends(r: &DelegatedRelationship) -> bool {
         .is_some_and(|span| !span.is_zero())
 }
 
-/// A warning for an active relationship that ends within [`RELATIONSHIP_WARN_DAYS`]
-/// without extending itself, or for one that has expired.
-fn relationship_warning(r: &DelegatedRelationship, now: jiff::Timestamp) -> Option<String> {
-    if r.status == "expired" {
-        return Some(format!(
-            "relationship {:?} has expired: the partner no longer administers this customer \
-             through it; ask the customer to approve a new one",
-            r.display_name
-        ));
+/// The partner's delegated admin relationships, by customer tenant id, read as the
+/// partner's app in the partner's tenant.
+pub async fn relationships(
+    runtime: &Runtime,
+    config: &ConfigFile,
+    partner: &PartnerSection,
+    sink: Arc<dyn EventSink>,
+) -> Result<BTreeMap<String, Vec<DelegatedRelationship>>, RunError> {
+    let run = config.partner_run(partner, &partner.name, &partner.tenant_id);
+    let mut by_customer: BTreeMap<String, Vec<DelegatedRelationship>> = BTreeMap::new();
+    for relationship in runtime.partner_relationships(&run, sink).await? {
+        by_customer
+            .entry(relationship.customer_tenant_id.clone())
+            .or_default()
+            .push(relationship);
     }
-    if r.status != "active" || auto_extends(r) {
-        return None;
+    Ok(by_customer)
+}
+
+/// What a customer's relationships call for, as of `now`, as notices of `tenant` (the
+/// host's name for the customer): when none is active and one has expired or been
+/// terminated, one `ended` notice for the customer (the partner no longer administers it:
+/// its syncs stop); otherwise one `ending` notice per active relationship that ends within
+/// [`RELATIONSHIP_WARN_DAYS`] without extending itself, unless another active one outlasts
+/// the window. A customer's old, expired relationships beside an active one call for
+/// nothing: a renewal is a new relationship.
+pub fn relationship_notices(
+    tenant: &str,
+    customer_tenant_id: &str,
+    relationships: &[DelegatedRelationship],
+    now: jiff::Timestamp,
+) -> Vec<Notice> {
+    let notice = |key: String, stage, ends: String, message: String| Notice {
+        tenant: tenant.to_string(),
+        kind: NoticeKind::RelationshipEnding,
+        key,
+        stage,
+        ends,
+        message,
+        raised_ms: 0,
+    };
+    let active: Vec<&DelegatedRelationship> = relationships
+        .iter()
+        .filter(|r| r.status == "active")
+        .collect();
+    if active.is_empty() {
+        let ended: Vec<&DelegatedRelationship> = relationships
+            .iter()
+            .filter(|r| r.status == "expired" || r.status == "terminated")
+            .collect();
+        let Some(last) = ended.iter().max_by_key(|r| r.end_date_time.clone()) else {
+            return Vec::new();
+        };
+        let names: Vec<String> = ended
+            .iter()
+            .map(|r| format!("{:?} ({})", r.display_name, r.status))
+            .collect();
+        return vec![notice(
+            format!("relationship:{customer_tenant_id}"),
+            NoticeStage::Ended,
+            last.end_date_time.clone().unwrap_or_default(),
+            format!(
+                "the partner's delegated admin relationships with this customer have ended \
+                 ({}) and none is active: its syncs are stopped until the customer approves \
+                 a new relationship",
+                names.join(", ")
+            ),
+        )];
     }
-    let end: jiff::Timestamp = r.end_date_time.as_deref()?.parse().ok()?;
-    let days = (end.as_second() - now.as_second()).div_euclid(86_400);
-    (days <= RELATIONSHIP_WARN_DAYS).then(|| {
-        format!(
-            "relationship {:?} ends on {} (in {days} day{}) and does not extend itself: \
-             extend it, or set autoExtendDuration",
-            r.display_name,
-            end.strftime("%Y-%m-%d"),
-            if days == 1 { "" } else { "s" }
-        )
-    })
+    let days_left = |r: &DelegatedRelationship| {
+        let end: jiff::Timestamp = r.end_date_time.as_deref()?.parse().ok()?;
+        Some((end, (end.as_second() - now.as_second()).div_euclid(86_400)))
+    };
+    let ending_soon = |r: &DelegatedRelationship| {
+        !auto_extends(r) && days_left(r).is_some_and(|(_, d)| d <= RELATIONSHIP_WARN_DAYS)
+    };
+    if active.iter().any(|r| !ending_soon(r)) {
+        return Vec::new();
+    }
+    active
+        .iter()
+        .filter_map(|r| {
+            let (end, days) = days_left(r)?;
+            Some(notice(
+                format!("relationship:{}", r.id),
+                NoticeStage::Ending,
+                m365sync_store::time::rfc3339(end),
+                format!(
+                    "relationship {:?} ends on {} (in {days} day{}) and does not extend \
+                     itself: extend it, or set autoExtendDuration; once it ends the \
+                     tenant's syncs stop",
+                    r.display_name,
+                    end.strftime("%Y-%m-%d"),
+                    if days == 1 { "" } else { "s" }
+                ),
+            ))
+        })
+        .collect()
 }
 
 /// The customer's consent state from a permission check as the partner's app.
@@ -238,24 +305,47 @@ mod tests {
         }
     }
 
+    fn messages(relationships: &[DelegatedRelationship], now: jiff::Timestamp) -> Vec<String> {
+        relationship_notices("t", "c1", relationships, now)
+            .into_iter()
+            .map(|n| format!("{} {}: {}", n.stage.name(), n.key, n.message))
+            .collect()
+    }
+
     #[test]
     fn relationships_ending_soon_without_extending_are_warned_about() {
         let now: jiff::Timestamp = "2027-01-01T00:00:00Z".parse().unwrap();
         let soon = relationship("active", "2027-01-20T00:00:00Z", Some("PT0S"));
-        let warning = relationship_warning(&soon, now).unwrap();
+        let said = messages(std::slice::from_ref(&soon), now);
+        assert_eq!(said.len(), 1);
         assert!(
-            warning.contains("ends on 2027-01-20 (in 19 days)"),
-            "{warning}"
+            said[0].starts_with("ending relationship:r1: ")
+                && said[0].contains("ends on 2027-01-20 (in 19 days)"),
+            "{said:?}"
         );
         let extends = relationship("active", "2027-01-20T00:00:00Z", Some("P180D"));
-        assert_eq!(relationship_warning(&extends, now), None);
+        assert!(messages(&[extends], now).is_empty());
         let later = relationship("active", "2027-06-20T00:00:00Z", None);
-        assert_eq!(relationship_warning(&later, now), None);
+        assert!(messages(std::slice::from_ref(&later), now).is_empty());
+        // Another active relationship outlasts the window: nothing ends for the customer.
+        assert!(messages(&[soon, later], now).is_empty());
+    }
+
+    #[test]
+    fn a_customer_without_an_active_relationship_has_ended() {
+        let now: jiff::Timestamp = "2027-01-01T00:00:00Z".parse().unwrap();
         let expired = relationship("expired", "2026-12-20T00:00:00Z", None);
+        let said = messages(std::slice::from_ref(&expired), now);
+        assert_eq!(said.len(), 1);
         assert!(
-            relationship_warning(&expired, now)
-                .unwrap()
-                .contains("has expired")
+            said[0].starts_with("ended relationship:c1: ") && said[0].contains("stopped"),
+            "{said:?}"
         );
+        // A renewal is a new relationship: the old expired one is forgotten.
+        let renewed = relationship("active", "2028-01-01T00:00:00Z", None);
+        assert!(messages(&[expired, renewed], now).is_empty());
+        // Not yet approved: nothing has ended.
+        let pending = relationship("approvalPending", "2028-01-01T00:00:00Z", None);
+        assert!(messages(&[pending], now).is_empty());
     }
 }

@@ -195,6 +195,30 @@ pub async fn sync_logged_cancellable(
     }
 }
 
+/// Record a run of `run` that was not started because the tenant must not run (`why`, a
+/// notice's message: its partner's relationships ended); its id in the sync log, when it
+/// could be recorded.
+pub async fn record_stopped(store: &dyn Store, run: &TenantRun, why: &str) -> Option<i64> {
+    let stopped = FailedRun {
+        status: RunStatus::Failed,
+        started_at: now_rfc3339(),
+        mode: run.options.mode.name().to_string(),
+        elapsed_ms: 0,
+        report: None,
+        dry_run: run.options.dry_run,
+        error_kind: "stopped".to_string(),
+        error: why.to_string(),
+    };
+    let (run_id, log_error) = record(store, &run.tenant.key, &stopped).await;
+    if let Some(error) = log_error {
+        tracing::warn!(
+            "recording the stopped run of {} in the sync log: {error}",
+            run.tenant.key
+        );
+    }
+    run_id
+}
+
 /// Record a run that did not succeed; its id (none while it waits to be recorded), or why
 /// it could not be recorded.
 async fn record(

@@ -10,7 +10,8 @@
 //! transaction-level advisory lock (keyed by the schema, as the migration lock is, with
 //! another key), inserts the events and commits. The lock is held only while committing,
 //! and released after the commit is visible, so the next writer's cursors come after these
-//! and are visible after them.
+//! and are visible after them. `set_notices` appends its events the same way, in its own
+//! short transaction ([`insert_before_commit`]).
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Object};
@@ -81,6 +82,30 @@ pub(crate) async fn commit_with_events(
         }),
     ];
     pipeline::in_order(steps).await.map(drop)
+}
+
+/// Append `tenant`'s `events` in an open transaction that the caller commits right after
+/// (`Notices::set_notices`): the feed's lock, then their insert, as
+/// [`commit_with_events`] does, the lock held until that commit. Without events nothing is
+/// sent (no lock is taken).
+pub(crate) async fn insert_before_commit(
+    client: &impl GenericClient,
+    tenant: &str,
+    events: &[NewEvent],
+) -> Result<(), tokio_postgres::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    client.batch_execute(FEED_LOCK_SQL).await?;
+    let insert = client.prepare_cached(INSERT_EVENTS_SQL).await?;
+    let at = now_rfc3339();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+    let objects: Vec<&str> = events.iter().map(|e| e.object_id.as_str()).collect();
+    let details: Vec<String> = events.iter().map(|e| e.detail.to_stored()).collect();
+    client
+        .execute(&insert, &[&tenant, &at, &kinds, &objects, &details])
+        .await
+        .map(drop)
 }
 
 fn event_from_row(row: &Row) -> Result<ChangeEvent, String> {

@@ -16,7 +16,7 @@
 //!   with leases, workers, webhook positions); `feed`: the change feed, its events inserted
 //!   by each commit in commit order.
 //! - `onboarding`: what onboarding keeps (consent requests, taken atomically; registered
-//!   tenants).
+//!   tenants); `notices`: what an admin must act on, their events appended as a commit's.
 //! - `testing` (cargo feature `testing`): throwaway schemas on a test server.
 //!
 //! A link (`upsert-person` of kind `link`) re-keys the person's row in place, as SQLite's
@@ -31,6 +31,7 @@ mod error;
 mod feed;
 mod lock;
 mod log;
+mod notices;
 mod onboarding;
 mod organizations;
 mod pipeline;

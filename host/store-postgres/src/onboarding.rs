@@ -1,5 +1,5 @@
 //! What onboarding keeps, in PostgreSQL ([`Onboarding`]): consent requests and registered
-//! tenants (schema 3):
+//! tenants (schema 3; a tenant's partner since schema 4):
 //! - a take is `DELETE ... WHERE state = $1 RETURNING ...`: of concurrent takes of one
 //!   state, the first deletes the row and the others wait on its row lock and then find
 //!   nothing; its expiry is checked on what it returned. Before it, the expired requests
@@ -82,6 +82,7 @@ fn tenant_from_row(row: &Row) -> Result<RegisteredTenant, Failed> {
         app: row.try_get(3)?,
         features: features(row, 4, "registered_tenants.features")?,
         registered_ms: row.try_get(5)?,
+        partner: row.try_get(6)?,
     })
 }
 
@@ -170,17 +171,21 @@ impl Onboarding for PostgresStore {
             ("the tenant's directory id", &tenant.tenant_id),
             ("the tenant's display name", &tenant.display_name),
             ("the tenant's app", &tenant.app),
+            (
+                "the tenant's partner",
+                tenant.partner.as_deref().unwrap_or_default(),
+            ),
         ])?;
         let client = self.client(what).await?;
         let registered = client
             .execute(
                 "INSERT INTO registered_tenants
-                   (tenant_id, name, display_name, app, features, registered_ms)
-                 VALUES ($1, $2, $3, $4, $5::text::jsonb, $6)
+                   (tenant_id, name, display_name, app, features, registered_ms, partner)
+                 VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7)
                  ON CONFLICT (tenant_id) DO UPDATE SET
                    name = EXCLUDED.name, display_name = EXCLUDED.display_name,
                    app = EXCLUDED.app, features = EXCLUDED.features,
-                   registered_ms = EXCLUDED.registered_ms",
+                   registered_ms = EXCLUDED.registered_ms, partner = EXCLUDED.partner",
                 &[
                     &tenant.tenant_id,
                     &tenant.name,
@@ -188,6 +193,7 @@ impl Onboarding for PostgresStore {
                     &tenant.app,
                     &stored_features(tenant.features),
                     &tenant.registered_ms,
+                    &tenant.partner,
                 ],
             )
             .await;
@@ -203,7 +209,8 @@ impl Onboarding for PostgresStore {
         let client = self.client(what).await?;
         let rows = client
             .query(
-                "SELECT name, tenant_id, display_name, app, features::text, registered_ms
+                "SELECT name, tenant_id, display_name, app, features::text, registered_ms,
+                   partner
                  FROM registered_tenants ORDER BY name",
                 &[],
             )

@@ -23,6 +23,9 @@
 //!   6; see `onboarding.rs`). `features` is a `jsonb` list of the features' names;
 //!   registered tenants are keyed by directory id, their names unique (an index, whose
 //!   violation `onboarding.rs` turns into the contract's refusal).
+//! - 4: a registered tenant's partner (`registered_tenants.partner`, NULL for the rows of
+//!   schema 3) and what an admin must act on (`notices`, as SQLite's schema 7; see
+//!   `notices.rs`), the kind and stage stored by their names.
 
 use deadpool_postgres::Object;
 use m365sync_store::StoreError;
@@ -30,7 +33,7 @@ use m365sync_store::StoreError;
 use crate::connect::Target;
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The table that records the migrations applied.
 const VERSIONS_TABLE: &str = "m365sync_schema_versions";
@@ -58,6 +61,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         description: "what onboarding keeps",
         sql: SCHEMA_3,
+    },
+    Migration {
+        version: 4,
+        description: "a registered tenant's partner, and notices",
+        sql: SCHEMA_4,
     },
 ];
 
@@ -311,6 +319,21 @@ CREATE TABLE registered_tenants (
 );
 -- A name is held by one directory (`onboarding.rs` names this index).
 CREATE UNIQUE INDEX registered_tenants_name ON registered_tenants (name);
+"#;
+
+const SCHEMA_4: &str = r#"
+ALTER TABLE registered_tenants ADD COLUMN partner text COLLATE "C";
+
+CREATE TABLE notices (
+    tenant text COLLATE "C" NOT NULL,
+    kind text COLLATE "C" NOT NULL,
+    key text COLLATE "C" NOT NULL,
+    stage text COLLATE "C" NOT NULL,
+    ends text COLLATE "C" NOT NULL,
+    message text COLLATE "C" NOT NULL,
+    raised_ms bigint NOT NULL,
+    PRIMARY KEY (tenant, kind, key)
+);
 "#;
 
 /// Where the store is, for messages: the target and, when it is not `public`, its schema.

@@ -14,6 +14,7 @@ use crate::PostgresStore;
 use crate::testing::{self, TestSchema};
 
 mod conformance;
+mod notices;
 mod onboarding;
 mod serve;
 
@@ -90,7 +91,7 @@ async fn a_new_schema_is_created_once_and_reopening_changes_nothing() {
     );
     let tables = "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema()";
     let created = count(&client, tables).await;
-    assert_eq!(created, 21, "20 tables of the store and its versions");
+    assert_eq!(created, 22, "21 tables of the store and its versions");
     let again = PostgresStore::open(&schema.url).await.expect("reopening");
     PostgresStore::open_existing(&schema.url)
         .await

@@ -24,6 +24,9 @@
 //!   store: a second one is refused at `join` (`queue.rs`).
 //! - 6: what onboarding keeps (`consent_requests`, `registered_tenants`: see
 //!   `onboarding.rs`); the migration from 5 only adds them ([`schema::ONBOARDING_TABLES`]).
+//! - 7: a registered tenant's partner (`registered_tenants.partner`, NULL for the rows of
+//!   schema 6) and what an admin must act on (`notices`: see `notices.rs`); the migration
+//!   from 6 adds the column and the table.
 //!
 //! A link (`upsert-person` of kind `link`) re-keys the person's row in place: the row stored
 //! under the previous object id gets the new object id and the new fields, in the batch's
@@ -36,6 +39,7 @@ mod feed;
 mod gate;
 mod lock;
 mod log;
+mod notices;
 mod onboarding;
 mod organizations;
 mod queue;

@@ -242,7 +242,8 @@ fn release(path: &Path, beat: &LockBeat) {
 
 /// Tables never emptied by a reset: the sync log (the reset is noted in it), the locks,
 /// the platform's organizations, shared by every tenant, and what `serve` keeps of the
-/// tenant (its state and jobs) and the change feed (see `m365sync_store::queue`).
+/// tenant (its state and jobs, its notices) and the change feed (see
+/// `m365sync_store::queue`, `m365sync_store::notices`).
 pub(crate) const KEPT_BY_RESET: &[&str] = &[
     "runs",
     "tenant_locks",
@@ -250,6 +251,7 @@ pub(crate) const KEPT_BY_RESET: &[&str] = &[
     "served_tenants",
     "jobs",
     "change_events",
+    "notices",
 ];
 
 /// Delete everything the database holds for `tenant` (every table with a `tenant`

@@ -1,8 +1,9 @@
 //! What onboarding keeps, in SQLite ([`Onboarding`]): consent requests and registered
-//! tenants (schema 6, [`crate::schema::ONBOARDING_TABLES`]). Every write is one short
-//! write transaction at the file's gate (`SqliteStore::write`): a take deletes the request
-//! and reads it back in one statement, so of two takes of one state only the first finds
-//! it; a registration checks the name and upserts the directory's row in one transaction.
+//! tenants (schema 6, [`crate::schema::ONBOARDING_TABLES`]; a tenant's partner since schema
+//! 7, [`crate::schema::REGISTERED_PARTNER`]). Every write is one short write transaction at
+//! the file's gate (`SqliteStore::write`): a take deletes the request and reads it back in
+//! one statement, so of two takes of one state only the first finds it; a registration
+//! checks the name and upserts the directory's row in one transaction.
 
 use async_trait::async_trait;
 use m365sync_store::StoreError;
@@ -85,12 +86,12 @@ fn register(transaction: &Connection, tenant: &RegisteredTenant) -> Result<(), F
     transaction
         .prepare_cached(
             "INSERT INTO registered_tenants
-               (tenant_id, name, display_name, app, features, registered_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+               (tenant_id, name, display_name, app, features, registered_ms, partner)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (tenant_id) DO UPDATE SET
                name = excluded.name, display_name = excluded.display_name,
                app = excluded.app, features = excluded.features,
-               registered_ms = excluded.registered_ms",
+               registered_ms = excluded.registered_ms, partner = excluded.partner",
         )?
         .execute(params![
             tenant.tenant_id,
@@ -99,6 +100,7 @@ fn register(transaction: &Connection, tenant: &RegisteredTenant) -> Result<(), F
             tenant.app,
             stored_features(tenant.features),
             tenant.registered_ms,
+            tenant.partner,
         ])?;
     Ok(())
 }
@@ -106,7 +108,7 @@ fn register(transaction: &Connection, tenant: &RegisteredTenant) -> Result<(), F
 fn registered(connection: &Connection) -> rusqlite::Result<Vec<RegisteredTenant>> {
     connection
         .prepare_cached(
-            "SELECT name, tenant_id, display_name, app, features, registered_ms
+            "SELECT name, tenant_id, display_name, app, features, registered_ms, partner
              FROM registered_tenants ORDER BY name",
         )?
         .query_map([], |row| {
@@ -117,6 +119,7 @@ fn registered(connection: &Connection) -> rusqlite::Result<Vec<RegisteredTenant>
                 app: row.get(3)?,
                 features: features(row, 4, "registered_tenants.features")?,
                 registered_ms: row.get(5)?,
+                partner: row.get(6)?,
             })
         })?
         .collect()

@@ -10,7 +10,7 @@ use rusqlite::{Connection, params};
 use crate::log::RUN_COLUMNS;
 
 /// Schema version, in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The sync log's table (schema 4): one row per run, whatever its outcome (see
 /// [`RunStatus`]), and per reset of a tenant.
@@ -138,6 +138,29 @@ CREATE TABLE IF NOT EXISTS registered_tenants (
     registered_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS registered_tenants_name ON registered_tenants (name);
+"#;
+
+/// Schema 7's change to a registered tenant ([`ONBOARDING_TABLES`] are schema 6's): the
+/// `[[partner]]` it was added through, by name (NULL: an admin consented through a link,
+/// as every tenant registered before schema 7 did).
+pub(crate) const REGISTERED_PARTNER: &str =
+    "ALTER TABLE registered_tenants ADD COLUMN partner TEXT;";
+
+/// What an admin must act on (schema 7; see `m365sync_store::notices`): a tenant's notices
+/// by kind and key, the kind and stage stored by their names, `raised_ms` Unix
+/// milliseconds. Kept by a reset of the tenant (`lock::KEPT_BY_RESET`), as what `serve`
+/// keeps of it is.
+pub(crate) const NOTICES_TABLE: &str = r#"
+CREATE TABLE IF NOT EXISTS notices (
+    tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    ends TEXT NOT NULL,
+    message TEXT NOT NULL,
+    raised_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant, kind, key)
+) WITHOUT ROWID;
 "#;
 
 /// Schema 3 to 4, the sync log's part: `runs` is rebuilt for its new statuses (SQLite
@@ -523,6 +546,12 @@ fn migrate(connection: &Connection, shown: &str) -> Result<(), OpenError> {
         connection.execute_batch(SERVE_TABLES)?;
         // Schema 6: what onboarding keeps (new tables only).
         connection.execute_batch(ONBOARDING_TABLES)?;
+        // Schema 7: a registered tenant's partner (every database below 7, a new one too,
+        // has schema 6's table by now), and the notices (a new table).
+        if version < 7 {
+            connection.execute_batch(REGISTERED_PARTNER)?;
+        }
+        connection.execute_batch(NOTICES_TABLE)?;
         connection.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         Ok(version)
     })();

@@ -26,6 +26,7 @@ use crate::schema::{
 };
 use crate::{SqliteStore, SqliteTenant};
 
+mod notices;
 mod onboarding;
 mod serve;
 

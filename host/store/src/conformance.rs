@@ -21,6 +21,7 @@ mod feed;
 pub mod fixtures;
 mod jobs;
 mod log;
+mod notices;
 mod onboarding;
 mod read;
 pub mod serve_fixtures;
@@ -36,6 +37,7 @@ pub use batches::*;
 pub use feed::*;
 pub use jobs::*;
 pub use log::*;
+pub use notices::*;
 pub use onboarding::*;
 pub use read::*;
 pub use service::*;
@@ -164,6 +166,19 @@ macro_rules! conformance_suite {
             a_name_another_directory_holds_is_refused,
             registered_tenants_are_listed_by_name,
             features_round_trip_as_they_were_given,
+            a_registered_tenants_partner_round_trips,
+            // notices.rs
+            setting_notices_stores_them_and_appends_their_events,
+            setting_the_same_notices_again_appends_nothing_and_keeps_their_time,
+            a_new_stage_appends_one_event_and_takes_the_new_time,
+            a_notice_left_out_is_deleted,
+            notice_kinds_are_independent,
+            notice_tenants_are_independent,
+            notices_are_listed_by_tenant_kind_name_and_key,
+            notice_events_take_their_place_among_batch_events_in_commit_order,
+            a_refused_set_of_notices_changes_nothing,
+            two_handles_setting_the_same_notices_at_once_raise_each_once,
+            a_reset_keeps_the_notices,
         );
     };
     (@cases $subject:expr; $($case:ident),* $(,)?) => {

@@ -19,7 +19,8 @@ use m365sync_wit::types::{Batch, Change, PersonStatus, PersonUpsert, UpsertKind}
 
 use crate::StoreError;
 
-/// The feed's read side (the write side is every back end's `commit`).
+/// The feed's read side (the write side is every back end's `commit`, and
+/// `Notices::set_notices`).
 #[async_trait]
 pub trait ChangeFeed: Send + Sync {
     /// The events after cursor `after`, in cursor order, at most `limit`, of one tenant or
@@ -59,11 +60,18 @@ pub enum ChangeKind {
     LicenceAssigned,
     #[serde(rename = "licence.removed")]
     LicenceRemoved,
+    /// A credential the tenant signs in with ends soon or has ended (a notice, see
+    /// `notices.rs`): `object_id` is the notice's key, `status` its stage.
+    #[serde(rename = "secret-expiring")]
+    SecretExpiring,
+    /// The partner's delegated admin relationship with the customer ends soon or has ended.
+    #[serde(rename = "relationship-ending")]
+    RelationshipEnding,
 }
 
 impl ChangeKind {
     /// Every kind, in the order above.
-    pub const ALL: [ChangeKind; 8] = [
+    pub const ALL: [ChangeKind; 10] = [
         ChangeKind::PersonCreated,
         ChangeKind::PersonUpdated,
         ChangeKind::PersonLinked,
@@ -72,6 +80,8 @@ impl ChangeKind {
         ChangeKind::GroupMemberRemoved,
         ChangeKind::LicenceAssigned,
         ChangeKind::LicenceRemoved,
+        ChangeKind::SecretExpiring,
+        ChangeKind::RelationshipEnding,
     ];
 
     /// The kind's name, as stored and shown (`person.created`).
@@ -85,6 +95,8 @@ impl ChangeKind {
             ChangeKind::GroupMemberRemoved => "group.member-removed",
             ChangeKind::LicenceAssigned => "licence.assigned",
             ChangeKind::LicenceRemoved => "licence.removed",
+            ChangeKind::SecretExpiring => "secret-expiring",
+            ChangeKind::RelationshipEnding => "relationship-ending",
         }
     }
 
@@ -120,6 +132,12 @@ pub struct EventDetail {
     /// `licence.*`: the SKU id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sku_id: Option<String>,
+    /// Notices (`secret-expiring`, `relationship-ending`): when it ends or ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends: Option<String>,
+    /// Notices: what ends, and what to do, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 impl EventDetail {

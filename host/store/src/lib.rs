@@ -27,6 +27,7 @@ pub mod feed;
 pub mod log_entry;
 pub mod memory;
 pub mod model;
+pub mod notices;
 pub mod onboarding;
 pub mod policy;
 pub mod queue;
@@ -126,14 +127,25 @@ impl StoreError {
 
 /// A store back end as a host uses it: the engine's side ([`Store`]), the read side
 /// ([`read::ReadModels`]), and what `serve` workers share ([`queue::Queue`],
-/// [`feed::ChangeFeed`]), and what onboarding keeps ([`onboarding::Onboarding`]).
+/// [`feed::ChangeFeed`]), what onboarding keeps ([`onboarding::Onboarding`]), and what an
+/// admin must act on ([`notices::Notices`]).
 pub trait StoreBackend:
-    Store + read::ReadModels + queue::Queue + feed::ChangeFeed + onboarding::Onboarding
+    Store
+    + read::ReadModels
+    + queue::Queue
+    + feed::ChangeFeed
+    + onboarding::Onboarding
+    + notices::Notices
 {
 }
 
 impl<T> StoreBackend for T where
-    T: Store + read::ReadModels + queue::Queue + feed::ChangeFeed + onboarding::Onboarding
+    T: Store
+        + read::ReadModels
+        + queue::Queue
+        + feed::ChangeFeed
+        + onboarding::Onboarding
+        + notices::Notices
 {
 }
 

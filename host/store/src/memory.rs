@@ -4,6 +4,7 @@
 //! suite.
 
 mod feed;
+mod notices;
 mod onboarding;
 mod queue;
 mod read;
@@ -30,10 +31,10 @@ use rows::TenantRows;
 use tenant::MemoryTenant;
 
 /// A store in memory: many tenants' rows, the sync log, the platform's organizations, the
-/// change feed, the service's queue and what onboarding keeps, behind one handle that
-/// clones cheaply (every clone is the same store, as another connection to a database
-/// would be). Each batch is committed at once (nothing is
-/// deferred); a failing batch is undone whole. Nothing outlives the last handle.
+/// change feed, the service's queue, what onboarding keeps and the notices, behind one
+/// handle that clones cheaply (every clone is the same store, as another connection to a
+/// database would be). Each batch is committed at once (nothing is deferred); a failing
+/// batch is undone whole. Nothing outlives the last handle.
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     shared: Arc<Mutex<Shared>>,
@@ -56,6 +57,8 @@ struct Shared {
     service: queue::ServiceRows,
     /// What onboarding keeps.
     onboarding: onboarding::OnboardingRows,
+    /// What an admin must act on (kept by a reset, as `service` is).
+    notices: notices::NoticeRows,
 }
 
 impl Shared {

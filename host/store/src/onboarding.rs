@@ -18,7 +18,7 @@
 //!   (`expires_ms <= now_ms`) is deleted and not returned; of two concurrent takes of one
 //!   state, one gets it. Expired requests may be deleted by any call.
 //! - `register_tenant` keys tenants by directory id: registering a directory again
-//!   replaces its row (name, display name, app, features, time). A name held by another
+//!   replaces its row (name, display name, app, features, time, partner). A name held by another
 //!   directory is refused (`invalid`).
 //! - `registered_tenants` lists by name.
 //!
@@ -67,6 +67,10 @@ pub struct RegisteredTenant {
     #[serde(with = "m365sync_wit::names::features_by_name")]
     pub features: Features,
     pub registered_ms: i64,
+    /// The `[[partner]]` it was added through (a customer of that partner's delegated
+    /// admin relationships), by name; none when an admin consented through a link.
+    #[serde(default)]
+    pub partner: Option<String>,
 }
 
 #[async_trait]

@@ -32,6 +32,7 @@ fn the_suite_lists_every_case() {
         include_str!("../src/conformance/service.rs"),
         include_str!("../src/conformance/feed.rs"),
         include_str!("../src/conformance/onboarding.rs"),
+        include_str!("../src/conformance/notices.rs"),
     ];
     let mut count = 0;
     for source in cases {

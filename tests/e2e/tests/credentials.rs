@@ -145,3 +145,51 @@ async fn a_missing_key_file_is_named_before_any_request_with_a_secret() {
         "no token request without an assertion"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_that_is_not_the_certificates_is_named_before_any_request() {
+    // Signed anyway, the assertion would be refused at the token endpoint with an
+    // AADSTS700027 that names neither file.
+    let simulator = simulator_with(5, |config| {
+        config.certificates = vec![pem("app.cert.pem")];
+        config.secret_registered = false;
+    })
+    .await;
+    let db = TestStore::sqlite().await;
+    let mut run = tenant_run(&simulator);
+    run.credential = Credential::Certificate {
+        certificate_file: fixture("app.cert.pem"),
+        key_file: fixture("other.key.pem"),
+    };
+    let error = sync(&runtime(), &run, &db)
+        .await
+        .expect_err("not the certificate's key");
+    let shown = error.to_string();
+    assert!(
+        matches!(error.engine_error(), Some(SyncError::Secret(_))),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "the private key in {} does not belong to the certificate in {} (their public keys \
+             differ)",
+            fixture("other.key.pem").display(),
+            fixture("app.cert.pem").display()
+        )),
+        "{shown}"
+    );
+    let key = pem("other.key.pem");
+    assert!(
+        key.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .all(|l| !shown.contains(l)),
+        "{shown}"
+    );
+    assert!(
+        simulator
+            .requests()
+            .iter()
+            .all(|r| !r.path.ends_with("/oauth2/v2.0/token")),
+        "no token request with a key that is not the certificate's"
+    );
+}

@@ -201,35 +201,51 @@ fn a_tenant_is_onboarded_by_admin_consent_on_postgres() {
 }
 
 /// `[[partner]] auto_add = true`: serve adds the partner's consented customers as tenants
-/// by itself and syncs them; customers it cannot sign in to are left out.
+/// by itself and syncs them; customers it cannot sign in to are left out. What it reads
+/// daily becomes the tenants' notices: the app's client secret that ends in 5 days (read
+/// from the app registration in Graph) shows in the API's view and `/metrics`, with one
+/// `secret-expiring` event in the change feed however often it is read; once the
+/// partner's relationship with the customer has expired, the customer is not synced any
+/// more and needs an admin, with why.
 #[test]
 fn serve_adds_a_partners_consented_customers_by_itself() {
-    use m365sync_simulator::{DelegatedAdminRelationship, RelationshipStatus};
+    use m365sync_simulator::{DelegatedAdminRelationship, PasswordCredential, RelationshipStatus};
     let fleet = Fleet::new(Backend::Sqlite).expect("SQLite is always there");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let ending_key = "0f0f0f0f-1111-2222-3333-444444444444";
     let simulator = fleet.block_on(async {
         let mut config = SimConfig::new(TenantSpec::new(31, USERS));
         config.roles = vec![
             "User.Read.All".into(),
             "DelegatedAdminRelationship.Read.All".into(),
+            "Application.Read.All".into(),
         ];
+        config.password_credentials.push(PasswordCredential {
+            key_id: ending_key.to_string(),
+            display_name: "old".to_string(),
+            hint: "x1~".to_string(),
+            start: now - 700 * 86_400,
+            end: now + 5 * 86_400 + 3_600,
+        });
         Simulator::start(config).await.unwrap()
     });
     let credentials = simulator.credentials();
     let partner = credentials.tenant_id.clone();
-    simulator.set_delegated_admin_relationships(vec![
-        DelegatedAdminRelationship::new(
-            &partner,
-            &partner,
-            "Northwind",
-            RelationshipStatus::Active,
-        ),
-        DelegatedAdminRelationship::new(
-            &partner,
-            "dddddddd-1111-2222-3333-444444444444",
-            "Elsewhere Ltd",
-            RelationshipStatus::Active,
-        ),
-    ]);
+    let relationships = |status| {
+        vec![
+            DelegatedAdminRelationship::new(&partner, &partner, "Northwind", status),
+            DelegatedAdminRelationship::new(
+                &partner,
+                "dddddddd-1111-2222-3333-444444444444",
+                "Elsewhere Ltd",
+                RelationshipStatus::Active,
+            ),
+        ]
+    };
+    simulator.set_delegated_admin_relationships(relationships(RelationshipStatus::Active));
     let endpoints = format!(
         "login = \"{}\"\ngraph = \"{}\"\n",
         simulator.login_url(),
@@ -240,14 +256,16 @@ fn serve_adds_a_partners_consented_customers_by_itself() {
         &config,
         format!(
             "[[app]]\nname = \"msp\"\nclient_id = \"{}\"\nfeatures = [\"users\"]\n\
-             client_secret_env = \"{SECRET_VAR}\"\n[app.endpoints]\n{endpoints}\n\
+             client_secret_env = \"{SECRET_VAR}\"\nhome_tenant_id = \"{partner}\"\n\
+             [app.endpoints]\n{endpoints}\n\
              [[partner]]\nname = \"msp\"\ntenant_id = \"{partner}\"\napp = \"msp\"\n\
              auto_add = true\n",
             credentials.client_id
         ),
     )
     .unwrap();
-    let server = fleet.serve(&config, &[], &[(SECRET_VAR, &credentials.client_secret)]);
+    let env = [(SECRET_VAR, credentials.client_secret.as_str())];
+    let server = fleet.serve(&config, &[], &env);
     let view = server.wait(
         "northwind added and synced",
         Duration::from_secs(120),
@@ -265,4 +283,76 @@ fn serve_adds_a_partners_consented_customers_by_itself() {
         ["northwind"],
         "the customer it cannot sign in to is not added"
     );
+
+    // The app's secret that ends in 5 days: a notice of the tenant, in its view and in
+    // /metrics, and one event in the feed.
+    let notice_key = format!("app:msp:{ending_key}");
+    let view = server.wait_tenant("northwind", "a notice", Duration::from_secs(30), |t| {
+        t["notices"].as_array().is_some_and(|n| !n.is_empty())
+    });
+    let notice = &view["notices"][0];
+    assert_eq!(notice["kind"], "secret-expiring", "{view:#}");
+    assert_eq!(notice["key"], notice_key.as_str(), "{view:#}");
+    assert_eq!(notice["stage"], "ending", "{view:#}");
+    let message = notice["message"].as_str().unwrap();
+    assert!(
+        message.contains("client secret \"old\"") && message.contains("(in 5 days)"),
+        "{message}"
+    );
+    assert!(
+        !view.to_string().contains("x1~"),
+        "the hint is not shown: {view}"
+    );
+    assert_eq!(
+        server.metric("m365sync_client_secret_days_left{tenant=\"northwind\"}"),
+        Some(5.0)
+    );
+    let expiring = |server: &Server| -> Vec<Value> {
+        serve_process::feed_pages(server, 0, 100, Some("northwind"))
+            .into_iter()
+            .filter(|e| e["kind"] == "secret-expiring")
+            .collect()
+    };
+    let events = expiring(&server);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["object_id"], notice_key.as_str());
+    assert_eq!(events[0]["status"], "ending");
+
+    // The partner's relationship with Northwind expires; serve looks again when it starts.
+    server.stop("TERM", Duration::from_secs(30));
+    drop(server);
+    simulator.set_delegated_admin_relationships(relationships(RelationshipStatus::Expired));
+    let server = fleet.serve(&config, &[], &env);
+    let view = server.wait_tenant(
+        "northwind",
+        "relationship ended",
+        Duration::from_secs(30),
+        |t| {
+            t["notices"]
+                .as_array()
+                .is_some_and(|n| n.iter().any(|n| n["kind"] == "relationship-ending"))
+        },
+    );
+    let ended = (view["notices"].as_array().unwrap().iter())
+        .find(|n| n["kind"] == "relationship-ending")
+        .unwrap();
+    assert_eq!(ended["stage"], "ended", "{view:#}");
+    // Read again: the secret's notice is not raised twice.
+    assert_eq!(expiring(&server).len(), 1);
+    let runs_before = server.runs_of("northwind").len();
+    let reply = server.post("/v1/tenants/northwind/sync");
+    assert!(reply.status < 300, "{}", reply.text());
+    let view = server.wait_tenant("northwind", "stopped", Duration::from_secs(60), |t| {
+        t["status"] == "needs-attention"
+    });
+    let attention = view["attention"].as_str().unwrap();
+    assert!(
+        attention.contains("relationships with this customer have ended")
+            && attention.contains("stopped"),
+        "{attention}"
+    );
+    let runs = server.runs_of("northwind");
+    assert_eq!(runs.len(), runs_before + 1, "{runs:#?}");
+    assert_eq!(runs.last().unwrap()["error_kind"], "stopped", "{runs:#?}");
+    assert_eq!(fleet.people("northwind"), USERS as i64, "its data stays");
 }

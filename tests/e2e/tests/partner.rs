@@ -1,8 +1,11 @@
 //! Apps, partners and secrets ending, through the real binary: a tenant with no app of its
 //! own gets the least privileged `[[app]]` (and `permissions` says why); `partner tenants`
 //! lists a partner's customers from its delegated admin relationships with the app's
-//! consent state in each and the relationships that end soon; a client secret that ends
-//! within 30 days is warned about by `sync`.
+//! consent state in each (a customer whose admin never consented gets its consent link)
+//! and the relationships that end soon; `partner add` registers the consented ones, which
+//! `sync` then runs beside the config's tenants; a client secret that ends within 30 days,
+//! and a partner relationship that does, are warned about by `sync` (report, stderr, the
+//! change feed); once the relationship has expired, the customer is not synced any more.
 
 mod cli_process;
 
@@ -157,8 +160,15 @@ fn a_partners_customers_apps_and_ending_secrets() {
         warning.contains("(in 10 days) and does not extend itself"),
         "{warning}"
     );
+    // A customer whose admin never consented: the app is not found in its directory
+    // (AADSTS700016), so its admin gets the consent link, for the customer's directory.
     let unknown = by_name("Unknown Ltd");
-    assert_ne!(unknown["state"], "consented", "{unknown:#}");
+    assert_eq!(unknown["state"], "not-consented", "{unknown:#}");
+    let link = unknown["consent_url"].as_str().unwrap();
+    assert!(
+        link.contains(&format!("/{own_tenant}/v2.0/adminconsent?client_id=")),
+        "{link}"
+    );
     assert!(unknown["message"].as_str().is_some(), "{unknown:#}");
     let gone = by_name("Gone Ltd");
     assert_eq!(gone["state"], "inactive", "{gone:#}");
@@ -166,7 +176,7 @@ fn a_partners_customers_apps_and_ending_secrets() {
         gone["warnings"][0]
             .as_str()
             .unwrap()
-            .contains("has expired"),
+            .contains("relationship\" (expired)) and none is active"),
         "{gone:#}"
     );
     assert_eq!(by_name("Pending Ltd")["state"], "inactive");
@@ -221,9 +231,17 @@ fn a_partners_customers_apps_and_ending_secrets() {
     assert_eq!(secret["warn"], false);
     assert!(!msp.to_string().contains(&credentials.client_secret));
 
-    // A sync warns of the secret that ends in 10 days, in its report and on stderr.
+    // A sync runs the config's tenant and the one `partner add` registered; it warns of
+    // the secret that ends in 10 days, and of the partner's relationship with the
+    // registered customer that ends in 10 days, in its report and on stderr.
     let (reports, stderr) = run(&["sync", "--json", "--db", db.to_str().unwrap()]);
-    let expiry = &reports[0]["credential_expiry"];
+    let report = |tenant: &str| -> Value {
+        (reports.as_array().unwrap().iter())
+            .find(|r| r["tenant"] == tenant)
+            .unwrap_or_else(|| panic!("{tenant} in {reports:#}"))
+            .clone()
+    };
+    let expiry = &report("own")["credential_expiry"];
     assert_eq!(expiry["days_left"], 10, "{expiry}");
     assert_eq!(expiry["warn"], true, "{expiry}");
     assert_eq!(expiry["app"], "msp", "{expiry}");
@@ -232,5 +250,82 @@ fn a_partners_customers_apps_and_ending_secrets() {
         "{stderr}"
     );
     assert!(!stderr.contains(&credentials.client_secret), "{stderr}");
+    let customer = report("partner-s-own");
+    assert!(customer["error"].is_null(), "{customer:#}");
+    assert_eq!(
+        customer["notices"][0]["kind"], "relationship-ending",
+        "{customer:#}"
+    );
+    assert_eq!(customer["notices"][0]["stage"], "ending", "{customer:#}");
+    assert!(
+        stderr.contains(
+            "tenant partner-s-own: relationship \"Partner's own admin relationship\" ends on"
+        ),
+        "{stderr}"
+    );
+
+    // The relationship expires: the customer is not synced any more, with why; the
+    // config's tenant of the same directory is not a partner's customer and still runs.
+    let mut expired = DelegatedAdminRelationship::new(
+        &partner_tid,
+        &partner_tid,
+        "Partner's own",
+        RelationshipStatus::Expired,
+    );
+    expired.end = Some(unix_now() - 86_400);
+    simulator.set_delegated_admin_relationships(vec![expired]);
+    let output = Command::new(cli_process::binary())
+        .args(["sync", "--json", "--db", db.to_str().unwrap(), "--config"])
+        .arg(&config)
+        .env(SECRET_VAR, &credentials.client_secret)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        cli_process::text(&output)
+    );
+    let reports: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stopped = (reports.as_array().unwrap().iter())
+        .find(|r| r["tenant"] == "partner-s-own")
+        .unwrap();
+    assert_eq!(stopped["error_kind"], "stopped", "{reports:#}");
+    assert!(
+        stopped["error"]
+            .as_str()
+            .unwrap()
+            .contains("syncs are stopped"),
+        "{reports:#}"
+    );
+    assert!(
+        (reports.as_array().unwrap().iter()).any(|r| r["tenant"] == "own" && r["error"].is_null()),
+        "{reports:#}"
+    );
+    // The change feed says when the relationship was found ending, then ended.
+    let (events, _) = run(&[
+        "changes",
+        "--json",
+        "--tenant",
+        "partner-s-own",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    let said: Vec<(String, String)> = (events["events"].as_array().unwrap().iter())
+        .filter(|e| e["kind"] == "relationship-ending")
+        .map(|e| {
+            (
+                e["object_id"].as_str().unwrap().to_string(),
+                e["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(said.len(), 2, "{events:#}");
+    assert_eq!(said[0].1, "ending", "{events:#}");
+    assert_eq!(
+        said[1],
+        (format!("relationship:{partner_tid}"), "ended".to_string()),
+        "{events:#}"
+    );
     drop(runtime);
 }

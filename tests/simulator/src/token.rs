@@ -212,6 +212,14 @@ pub(crate) fn resolve_tenant(shared: &Shared, tenant: &str) -> Result<(), StsErr
     ))
 }
 
+/// Whether `tenant` is the directory of one of the partner's customers (by id).
+fn is_partner_customer(shared: &Shared, tenant: &str) -> bool {
+    shared
+        .delegated_admin_relationships()
+        .iter()
+        .any(|r| r.customer_tenant_id.eq_ignore_ascii_case(tenant))
+}
+
 fn form_value<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter()
         .find(|(k, _)| k == name)
@@ -253,7 +261,18 @@ async fn token_request(
             ),
         ));
     }
-    resolve_tenant(shared, tenant)?;
+    // A partner's customer (a directory a delegated admin relationship names) exists in
+    // this cloud, but the simulated app has no service principal there: it was never
+    // consented in that directory, so the answer is AADSTS700016 naming it (below), not
+    // AADSTS90002 (reference-error-codes.md: UnauthorizedClient_DoesNotMatchRequest,
+    // "The application wasn't found in the directory/tenant").
+    let unconsented_directory = match resolve_tenant(shared, tenant) {
+        Ok(()) => None,
+        Err(e) if e.code == 90_002 && is_partner_customer(shared, tenant) => {
+            Some(tenant.to_string())
+        }
+        Err(e) => return Err(e),
+    };
     let is_form = req
         .headers()
         .get(CONTENT_TYPE)
@@ -334,14 +353,19 @@ async fn token_request(
     // to by any user in the tenant" — an unknown client id, or this app before
     // an administrator consented to it here (`SimConfig::consented`, `consent.rs`):
     // a multi-tenant app has no service principal in a tenant until then.
-    if !client_id.eq_ignore_ascii_case(&config.client_id) || !shared.is_consented() {
+    if !client_id.eq_ignore_ascii_case(&config.client_id)
+        || !shared.is_consented()
+        || unconsented_directory.is_some()
+    {
         return Err(sts(
             400,
             "unauthorized_client",
             700_016,
             format!(
                 "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
-                shared.tenant.name
+                unconsented_directory
+                    .as_deref()
+                    .unwrap_or(&shared.tenant.name)
             ),
         ));
     }

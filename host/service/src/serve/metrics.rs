@@ -92,8 +92,9 @@ impl Metrics {
         let secret_days_left = Family::<TenantLabel, Gauge>::default();
         registry.register(
             "client_secret_days_left",
-            "Days until the tenant's client secret ends (config client_secret_expires; \
-             negative once ended)",
+            "Days until the tenant's soonest-ending known credential ends (the config's \
+             client_secret_expires, or the app registration's secrets and certificates \
+             ending within 30 days, read from Graph daily; negative once ended)",
             secret_days_left.clone(),
         );
         Metrics {

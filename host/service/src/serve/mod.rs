@@ -10,11 +10,12 @@
 //! - [`outcome`]: which failures are retried, which need an admin.
 //! - [`metrics`]: the counters `/metrics` shows.
 //! - [`view`]: a tenant as the API and `status` show it.
-//! - `partners`: `[[partner]] auto_add`: consented customers added as tenants, daily.
+//! - `daily`: each day, `[[partner]] auto_add` customers added as tenants, and every
+//!   tenant's notices (credentials ending, partner relationships ended) looked at again.
 
+mod daily;
 pub mod metrics;
 pub mod outcome;
-mod partners;
 pub mod scheduler;
 pub mod view;
 pub mod worker;
@@ -139,6 +140,9 @@ pub struct Service {
     webhooks: Vec<m365sync_config::WebhookTarget>,
     config: ConfigFile,
     config_path: PathBuf,
+    /// Registered tenants this worker cannot serve (their app is gone from its config),
+    /// so that looking for new registrations does not warn about them again.
+    not_served: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Service {
@@ -154,6 +158,7 @@ impl Service {
         let worker = this_worker();
         store.join(&worker).await?;
         let mut tenants = served(config);
+        let mut not_served = std::collections::HashSet::new();
         for registered in store.registered_tenants().await? {
             match registered_config(config, &registered) {
                 Some(served) if !tenants.contains_key(&registered.name) => {
@@ -163,15 +168,19 @@ impl Service {
                     "registered tenant {} is also a tenant of the config: the config's is served",
                     registered.name
                 ),
-                None => tracing::warn!(
-                    "registered tenant {} signs in with app {:?}, which the config no longer has: \
-                     it is not served",
-                    registered.name,
-                    registered.app
-                ),
+                None => {
+                    tracing::warn!(
+                        "registered tenant {} signs in with app {:?}, which the config no longer \
+                         has: it is not served",
+                        registered.name,
+                        registered.app
+                    );
+                    not_served.insert(registered.name);
+                }
             }
         }
         store.serve_tenants(&served_list(&tenants)).await?;
+        warn_of_unusable_credentials(&tenants);
         let service = Arc::new(Service {
             runtime,
             store,
@@ -186,15 +195,14 @@ impl Service {
             webhooks: config.webhooks(),
             config: config.clone(),
             config_path,
+            not_served: Mutex::new(not_served),
         });
         service.tasks.spawn(worker::claim_loop(service.clone()));
         service
             .tasks
             .spawn(scheduler::schedule_loop(service.clone()));
         service.tasks.spawn(worker::heartbeat_loop(service.clone()));
-        if config.partners.iter().any(|p| p.auto_add) {
-            service.tasks.spawn(partners::partner_loop(service.clone()));
-        }
+        service.tasks.spawn(daily::daily_loop(service.clone()));
         // Deliveries run beside the syncs and never hold them up.
         for target in service.webhooks.clone() {
             let delivery = crate::webhooks::DeliveryOptions {
@@ -295,6 +303,48 @@ impl Service {
         Ok(onboarded)
     }
 
+    /// Serve the tenants another process registered since this one started (onboarding,
+    /// `partner add`); the process that registered one queued its first sync. Returns
+    /// whether any was added.
+    pub(crate) async fn learn_registered(&self) -> Result<bool, StoreError> {
+        let registered = self.store.registered_tenants().await?;
+        let list = {
+            let mut tenants = self.tenants.write().unwrap_or_else(PoisonError::into_inner);
+            let mut not_served = self
+                .not_served
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut added = false;
+            for tenant in registered {
+                if tenants.contains_key(&tenant.name) || not_served.contains(&tenant.name) {
+                    continue;
+                }
+                match registered_config(&self.config, &tenant) {
+                    Some(served) => {
+                        tracing::info!("serving {}, registered by another process", tenant.name);
+                        tenants.insert(tenant.name.clone(), Arc::new(served));
+                        added = true;
+                    }
+                    None => {
+                        tracing::warn!(
+                            "registered tenant {} signs in with app {:?}, which this worker's \
+                             config does not have: it is not served here",
+                            tenant.name,
+                            tenant.app
+                        );
+                        not_served.insert(tenant.name);
+                    }
+                }
+            }
+            if !added {
+                return Ok(false);
+            }
+            served_list(&tenants)
+        };
+        self.store.serve_tenants(&list).await?;
+        Ok(true)
+    }
+
     /// Serve a tenant onboarding just registered, and queue its first sync.
     pub(crate) async fn serve_registered(
         &self,
@@ -372,18 +422,31 @@ impl Service {
         Ok(view::tenant_views(self.store.as_ref(), self.options.failing_after, &notes).await?)
     }
 
-    /// Each served tenant's client secret with a known end, by tenant, as of today.
-    pub fn credential_expiries(&self) -> Vec<(String, crate::expiry::CredentialExpiry)> {
+    /// Days until each served tenant's soonest-ending known credential ends, by tenant:
+    /// the config's `client_secret_expires`, and the app registration's secrets and
+    /// certificates in the tenant's notices (read from Graph daily).
+    pub async fn credential_days_left(&self) -> Result<Vec<(String, i64)>, ServeError> {
         let today = crate::expiry::today();
-        let mut expiries: Vec<_> = self
+        let now = crate::expiry::now();
+        let mut soonest: std::collections::BTreeMap<String, i64> = self
             .served_snapshot()
             .into_iter()
             .filter_map(|(name, t)| {
-                crate::expiry::credential_expiry(&t.run, today).map(|e| (name, e))
+                crate::expiry::credential_expiry(&t.run, today).map(|e| (name, e.days_left))
             })
             .collect();
-        expiries.sort_by(|a, b| a.0.cmp(&b.0));
-        expiries
+        for notice in self.store.notices(None).await? {
+            if notice.kind != m365sync_store::notices::NoticeKind::SecretExpiring
+                || self.served(&notice.tenant).is_none()
+            {
+                continue;
+            }
+            if let Some(days) = crate::notices::days_left(&notice.ends, now) {
+                let entry = soonest.entry(notice.tenant).or_insert(days);
+                *entry = (*entry).min(days);
+            }
+        }
+        Ok(soonest.into_iter().collect())
     }
 
     /// The config's webhooks and how their deliveries stand.
@@ -424,6 +487,26 @@ impl Service {
     }
 }
 
+/// Say at start, once per credential, which certificate or federated token files would
+/// fail every sign-in of the tenants using them (a key that is not the certificate's, a
+/// certificate out of its validity period, a file that cannot be read); each run says so
+/// again when it fails.
+fn warn_of_unusable_credentials(tenants: &HashMap<String, Arc<ServedConfig>>) {
+    let mut checked = std::collections::HashSet::new();
+    let mut runs: Vec<&TenantRun> = tenants.values().map(|t| &t.run).collect();
+    runs.sort_by(|a, b| a.tenant.key.cmp(&b.tenant.key));
+    for run in runs {
+        if !checked.insert(run.credential.describe()) {
+            continue;
+        }
+        if let Err(error) =
+            m365sync_runtime::capabilities::credentials::check_credential(&run.credential)
+        {
+            tracing::warn!("tenant {}: its sign-ins will fail: {error}", run.tenant.key);
+        }
+    }
+}
+
 /// The tenants of `config`, each with its run and schedule.
 fn served(config: &ConfigFile) -> HashMap<String, Arc<ServedConfig>> {
     config
@@ -443,7 +526,7 @@ fn served(config: &ConfigFile) -> HashMap<String, Arc<ServedConfig>> {
 
 /// How a registered tenant is served: as its app, nightly in the host's zone; None when
 /// the config no longer has its app.
-fn registered_config(
+pub(crate) fn registered_config(
     config: &ConfigFile,
     tenant: &m365sync_store::onboarding::RegisteredTenant,
 ) -> Option<ServedConfig> {

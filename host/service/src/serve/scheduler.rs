@@ -1,4 +1,5 @@
-//! The scheduler: every tick, each served tenant that is not paused and whose next run is
+//! The scheduler: every tick, tenants another process registered are served here too, and
+//! each served tenant that is not paused and whose next run is
 //! due gets a scheduled job, and its next run is moved on to the schedule's next time after
 //! now; a tenant served for the first time that never ran is synced at once. A tenant's next run is kept in the store, so a run missed while no worker was up is
 //! caught up once (not once per missed time) when one starts. Every worker runs this loop;
@@ -26,6 +27,7 @@ pub(crate) async fn schedule_loop(service: Arc<Service>) {
 
 /// One look at every tenant.
 async fn tick(service: &Service) -> Result<(), m365sync_store::StoreError> {
+    service.learn_registered().await?;
     let now = now_ms();
     let mut queued = false;
     for state in service.store.tenant_states(now).await? {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use m365sync_config::{ConfigFile, Schedule, TenantRun, WebhookTarget};
+use m365sync_store::notices::Notice;
 use m365sync_store::queue::{TenantState, TenantStatus, WebhookState};
 use m365sync_store::{StoreBackend, StoreError};
 
@@ -37,6 +38,10 @@ pub struct TenantView {
     /// When the tenant's client secret ends, where the config says
     /// (`client_secret_expires`); `warn` from 30 days before.
     pub credential_expiry: Option<CredentialExpiry>,
+    /// What an admin must act on before it breaks the tenant's syncs, as `serve` last
+    /// found it (credentials ending, read from the app registration; the partner's
+    /// relationship ending or ended).
+    pub notices: Vec<Notice>,
 }
 
 impl TenantNotes {
@@ -57,17 +62,31 @@ pub struct TenantNotes {
     pub credential_expiry: Option<CredentialExpiry>,
 }
 
-/// The notes of each tenant of `config`, by name, as of today.
-pub fn tenant_notes(config: &ConfigFile) -> HashMap<String, TenantNotes> {
+/// The notes of each tenant of `config` and each tenant registered in `store` (as `serve`
+/// runs them), by name, as of today.
+pub async fn tenant_notes(
+    config: &ConfigFile,
+    store: &dyn StoreBackend,
+) -> Result<HashMap<String, TenantNotes>, StoreError> {
     let today = crate::expiry::today();
-    config
+    let mut notes: HashMap<String, TenantNotes> = config
         .tenants
         .iter()
         .map(|tenant| {
             let notes = TenantNotes::new(&config.resolve(tenant), &config.schedule(tenant), today);
             (tenant.name.clone(), notes)
         })
-        .collect()
+        .collect();
+    for registered in store.registered_tenants().await? {
+        if notes.contains_key(&registered.name) {
+            continue;
+        }
+        if let Some(served) = super::registered_config(config, &registered) {
+            let note = TenantNotes::new(&served.run, &served.schedule, today);
+            notes.insert(registered.name, note);
+        }
+    }
+    Ok(notes)
 }
 
 /// A tenant's last run that ended.
@@ -89,15 +108,23 @@ pub async fn tenant_views(
     notes: &HashMap<String, TenantNotes>,
 ) -> Result<Vec<TenantView>, StoreError> {
     let mut views = Vec::new();
+    let mut notices = crate::notices::by_tenant(store).await?;
     for state in store.tenant_states(now_ms()).await? {
         let people = store.tenant_summary(&state.tenant).await?.people.total;
         let notes = notes.get(&state.tenant).cloned().unwrap_or_default();
-        views.push(view(state, failing_after, notes, people));
+        let notices = notices.remove(&state.tenant).unwrap_or_default();
+        views.push(view(state, failing_after, notes, people, notices));
     }
     Ok(views)
 }
 
-fn view(state: TenantState, failing_after: u32, notes: TenantNotes, people: i64) -> TenantView {
+fn view(
+    state: TenantState,
+    failing_after: u32,
+    notes: TenantNotes,
+    people: i64,
+    notices: Vec<Notice>,
+) -> TenantView {
     let status = state.status(failing_after);
     let last_run = state.last_run_ok.map(|ok| LastRun {
         id: state.last_run_id,
@@ -116,6 +143,11 @@ fn view(state: TenantState, failing_after: u32, notes: TenantNotes, people: i64)
         next_run: state.next_run_ms.and_then(rfc3339_ms),
         people,
         credential_expiry: notes.credential_expiry,
+        // The config's secret is `credential_expiry`, always current.
+        notices: notices
+            .into_iter()
+            .filter(|n| n.key != crate::notices::CONFIG_SECRET_KEY)
+            .collect(),
     }
 }
 

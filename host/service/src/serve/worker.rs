@@ -99,6 +99,12 @@ fn start(service: &Arc<Service>, job: Job) {
 
 /// One job: the tenant's sync under the job's lease, then its end.
 async fn run_job(service: &Arc<Service>, job: Job, cancel: &CancelToken) {
+    if service.served(&job.tenant).is_none() {
+        // Registered by another process since this one last looked?
+        if let Err(error) = service.learn_registered().await {
+            tracing::warn!("reading the registered tenants: {error}");
+        }
+    }
     let Some(served) = service.served(&job.tenant) else {
         // Served by another worker's config, not this one's: leave it to them.
         let end = JobEnd::Released {
@@ -107,6 +113,12 @@ async fn run_job(service: &Arc<Service>, job: Job, cancel: &CancelToken) {
         end_job(service, &job, &end).await;
         return;
     };
+    match crate::notices::stopped(service.store.as_ref(), &job.tenant).await {
+        Ok(Some(why)) => return stopped(service, &job, &served.run, &why).await,
+        Ok(None) => {}
+        // The sync itself meets the store's trouble and says so.
+        Err(error) => tracing::warn!("reading the notices of {}: {error}", job.tenant),
+    }
     let clock = Instant::now();
     let renewing = service
         .tasks
@@ -218,6 +230,25 @@ async fn failed(service: &Service, job: &Job, failure: &SyncFailure, elapsed: Du
             }
         }
     }
+}
+
+/// A job of a tenant that must not run (a notice says why): logged as refused, the tenant
+/// needs an admin, and no retry is queued.
+async fn stopped(service: &Service, job: &Job, run: &m365sync_config::TenantRun, why: &str) {
+    tracing::warn!("job {} of {} is not run: {why}", job.id, job.tenant);
+    let run_id = crate::synclog::record_stopped(service.store.as_ref(), run, why).await;
+    let end = RunEnd {
+        ok: false,
+        run_id,
+        at_ms: now_ms(),
+        attention: Some(why.to_string()),
+    };
+    record_run_end(service, &job.tenant, &end).await;
+    let ended = JobEnd::Failed {
+        run_id,
+        error: why.to_string(),
+    };
+    end_job(service, job, &ended).await;
 }
 
 /// Queue the next try of a failed job after its backoff step, if any is left.

@@ -23,7 +23,7 @@ fn request(state: &str) -> ConsentRequest {
     }
 }
 
-fn tenant(name: &str, tenant_id: &str) -> RegisteredTenant {
+pub(super) fn tenant(name: &str, tenant_id: &str) -> RegisteredTenant {
     RegisteredTenant {
         name: name.to_string(),
         tenant_id: tenant_id.to_string(),
@@ -31,6 +31,7 @@ fn tenant(name: &str, tenant_id: &str) -> RegisteredTenant {
         app: "app-1".to_string(),
         features: Features::USERS | Features::LICENCES,
         registered_ms: 1_000,
+        partner: None,
     }
 }
 
@@ -49,12 +50,13 @@ async fn a_version_2_schema_gains_the_onboarding_tables_and_keeps_its_rows() {
         app: "app-1".to_string(),
     }];
     store.serve_tenants(&served).await.expect("serving");
-    // Back to schema 2: its tables are unchanged by schema 3, which only adds these.
+    // Back to schema 2: its tables are unchanged by schemas 3 and 4, which only add these
+    // (schema 4's column is of schema 3's table).
     let client = sql(&schema).await;
     client
         .batch_execute(
-            "DROP TABLE consent_requests, registered_tenants;
-             DELETE FROM m365sync_schema_versions WHERE version = 3;",
+            "DROP TABLE consent_requests, registered_tenants, notices;
+             DELETE FROM m365sync_schema_versions WHERE version >= 3;",
         )
         .await
         .expect("a schema-2 store");
@@ -62,7 +64,7 @@ async fn a_version_2_schema_gains_the_onboarding_tables_and_keeps_its_rows() {
     let versions = "SELECT COUNT(*) FROM m365sync_schema_versions";
     assert_eq!(count(&client, versions).await, 2);
     let store = PostgresStore::open(&schema.url).await.expect("migrating");
-    assert_eq!(count(&client, versions).await, 3);
+    assert_eq!(count(&client, versions).await, 4);
     assert_eq!(count(&client, "SELECT COUNT(*) FROM people").await, 1);
     let states = store.tenant_states(0).await.expect("reading the states");
     assert_eq!(states.len(), 1, "the served tenant is kept");

@@ -38,13 +38,12 @@ async fn a_version_1_schema_gains_the_serve_tables_and_keeps_its_rows() {
         .await
         .expect("committing");
     t.finish().await.expect("finishing");
-    // Back to schema 1: its tables are unchanged by schemas 2 and 3, which only add
-    // these.
+    // Back to schema 1: its tables are unchanged by schemas 2 to 4, which only add these.
     let client = sql(&schema).await;
     client
         .batch_execute(
             "DROP TABLE served_tenants, jobs, workers, webhooks, change_events,
-                        consent_requests, registered_tenants;
+                        consent_requests, registered_tenants, notices;
              DELETE FROM m365sync_schema_versions WHERE version >= 2;",
         )
         .await
@@ -52,7 +51,7 @@ async fn a_version_1_schema_gains_the_serve_tables_and_keeps_its_rows() {
     drop(store);
     let store = PostgresStore::open(&schema.url).await.expect("migrating");
     let versions = "SELECT COUNT(*) FROM m365sync_schema_versions";
-    assert_eq!(count(&client, versions).await, 3);
+    assert_eq!(count(&client, versions).await, 4);
     assert_eq!(count(&client, "SELECT COUNT(*) FROM people").await, 1);
     assert_eq!(store.last_cursor().await.expect("reading the feed"), 0);
     let served = [ServedTenant {

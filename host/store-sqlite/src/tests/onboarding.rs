@@ -19,7 +19,7 @@ use super::database;
 
 /// A schema-5 database with one checkpoint and one served tenant, as m365sync made it
 /// before schema 6.
-fn version_5_database(path: &Path) {
+pub(super) fn version_5_database(path: &Path) {
     let connection = Connection::open(path).expect("creating");
     connection
         .execute_batch(&format!(
@@ -37,7 +37,7 @@ fn version_5_database(path: &Path) {
         .expect("rows of schema 5");
 }
 
-fn tenant(name: &str, tenant_id: &str) -> RegisteredTenant {
+pub(super) fn tenant(name: &str, tenant_id: &str) -> RegisteredTenant {
     RegisteredTenant {
         name: name.to_string(),
         tenant_id: tenant_id.to_string(),
@@ -45,10 +45,11 @@ fn tenant(name: &str, tenant_id: &str) -> RegisteredTenant {
         app: "app-1".to_string(),
         features: Features::USERS | Features::LICENCES,
         registered_ms: 1_000,
+        partner: None,
     }
 }
 
-fn tables(connection: &Connection, names: &[&str]) -> usize {
+pub(super) fn tables(connection: &Connection, names: &[&str]) -> usize {
     names
         .iter()
         .filter(|name| {
@@ -79,7 +80,7 @@ async fn a_version_5_database_gains_the_onboarding_tables_and_keeps_its_rows() {
     let version: i64 = connection
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("the version");
-    assert_eq!((version, SCHEMA_VERSION), (6, 6));
+    assert_eq!((version, SCHEMA_VERSION), (7, 7));
     assert_eq!(tables(&connection, &onboarding), 2);
     let kept: (String, String) = connection
         .query_row(

@@ -2,8 +2,8 @@
 //! request is taken once, as it was put, by any handle; a state already held is refused;
 //! an expired request is never returned and is gone; of two concurrent takes one gets the
 //! request; a directory registered again replaces its row; a name another directory holds
-//! is refused; registered tenants are listed by name; features round-trip. Times are fixed
-//! Unix milliseconds, never the clock.
+//! is refused; registered tenants are listed by name; features and the partner round-trip.
+//! Times are fixed Unix milliseconds, never the clock.
 
 use m365sync_wit::StorageError;
 use m365sync_wit::types::Features;
@@ -37,6 +37,7 @@ fn tenant(name: &str, tenant_id: &str) -> RegisteredTenant {
         app: "app-1".to_string(),
         features: Features::USERS | Features::GROUPS,
         registered_ms: 5_000,
+        partner: None,
     }
 }
 
@@ -190,6 +191,7 @@ pub async fn registering_a_directory_again_replaces_its_row(subject: &Subject) {
         app: "app-2".to_string(),
         features: Features::USERS | Features::MAILBOXES,
         registered_ms: 9_000,
+        partner: Some("partner-1".to_string()),
     };
     register(store, &renamed).await;
     let other = subject.reopen().await;
@@ -281,4 +283,33 @@ pub async fn features_round_trip_as_they_were_given(subject: &Subject) {
         .map(|t| t.features)
         .collect();
     assert_eq!(listed, sets, "the registered tenants' features, by name");
+}
+
+pub async fn a_registered_tenants_partner_round_trips(subject: &Subject) {
+    let store = &*subject.store;
+    let through_partner = RegisteredTenant {
+        partner: Some("csp-partner".to_string()),
+        ..tenant("contoso", "tid-1")
+    };
+    let through_link = tenant("fabrikam", "tid-2");
+    register(store, &through_partner).await;
+    register(store, &through_link).await;
+    let other = subject.reopen().await;
+    assert_eq!(
+        registered(&*other).await,
+        vec![through_partner.clone(), through_link.clone()],
+        "a partner's name, and none"
+    );
+    // Registered again: the partner is replaced with the row, to none or to another.
+    let consented = RegisteredTenant {
+        partner: None,
+        ..through_partner
+    };
+    let added = RegisteredTenant {
+        partner: Some("another partner".to_string()),
+        ..through_link
+    };
+    register(store, &consented).await;
+    register(&*other, &added).await;
+    assert_eq!(registered(store).await, vec![consented, added]);
 }

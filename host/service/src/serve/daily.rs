@@ -1,29 +1,54 @@
-//! `[[partner]] auto_add = true`: at start and then daily, each such partner's customers
-//! the app is consented in are registered as tenants (as `m365sync partner add --all`
-//! does), served from then on, and their first sync is queued. Customers already known
-//! are left as they are.
+//! What `serve` does at start and then daily: each `[[partner]] auto_add = true` partner's
+//! customers the app is consented in are registered as tenants (as `m365sync partner add
+//! --all` does), served from then on, and their first sync is queued (customers already
+//! known are left as they are); then every tenant's notices are looked at again
+//! (`crate::notices::refresh`: credentials ending, partner relationships ended), which
+//! appends their change-feed events and stops a customer whose relationships all ended.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::Service;
 
-/// How often a partner's customers are looked at again.
-pub const PARTNER_REFRESH: Duration = Duration::from_secs(24 * 3600);
+/// How often partners' customers and tenants' notices are looked at again.
+pub const DAILY: Duration = Duration::from_secs(24 * 3600);
 
-/// Add the consented customers of every `auto_add` partner, now and every
-/// [`PARTNER_REFRESH`], until the service stops.
-pub(crate) async fn partner_loop(service: Arc<Service>) {
+/// Add `auto_add` partners' customers and refresh the notices, now and every [`DAILY`],
+/// until the service stops.
+pub(crate) async fn daily_loop(service: Arc<Service>) {
     loop {
         for partner in service.config().partners.iter().filter(|p| p.auto_add) {
             if let Err(error) = add_customers(&service, partner).await {
                 tracing::warn!("partner {}: adding its customers: {error}", partner.name);
             }
         }
+        refresh_notices(&service).await;
         tokio::select! {
             _ = service.stopping.cancelled() => return,
-            _ = tokio::time::sleep(PARTNER_REFRESH) => {}
+            _ = tokio::time::sleep(DAILY) => {}
         }
+    }
+}
+
+async fn refresh_notices(service: &Service) {
+    let refreshed = crate::notices::refresh(
+        &service.runtime,
+        service.config(),
+        service.store.as_ref(),
+        crate::expiry::now(),
+        Arc::new(m365sync_runtime::TracingSink),
+    )
+    .await;
+    match refreshed {
+        Ok(refreshed) => {
+            for error in &refreshed.errors {
+                tracing::warn!("looking at the tenants' notices: {error}");
+            }
+            for notice in &refreshed.notices {
+                tracing::warn!("tenant {}: {}", notice.tenant, notice.message);
+            }
+        }
+        Err(error) => tracing::warn!("looking at the tenants' notices: {error}"),
     }
 }
 
@@ -63,8 +88,8 @@ async fn add_customers(
             config,
             app,
             app.features,
-            &customer.tenant_id,
-            &customer.display_name,
+            (&customer.tenant_id, &customer.display_name),
+            Some(&partner.name),
         )
         .await
         .map_err(|e| e.to_string())?;
