@@ -15,11 +15,11 @@ use m365sync_store::StoreError;
 use m365sync_store::notices::{
     Notice, NoticeKind, Notices, plan_notices, stored_notice_kind, stored_notice_stage,
 };
-use m365sync_wit::StorageError;
 use tokio_postgres::Row;
 
 use crate::PostgresStore;
 use crate::feed;
+use crate::queue::Failed;
 use crate::values::no_nul;
 
 /// The lock that makes the setters of one tenant's notices of one kind take turns.
@@ -38,38 +38,10 @@ const UPSERT_SQL: &str = "INSERT INTO notices (tenant, kind, key, stage, ends, m
        stage = EXCLUDED.stage, ends = EXCLUDED.ends, message = EXCLUDED.message,
        raised_ms = EXCLUDED.raised_ms";
 
-/// Why a call failed.
-enum Failed {
-    Sql(tokio_postgres::Error),
-    /// The shared rule refused the call.
-    Refused(StoreError),
-    /// A value read back that is not what it may be.
-    Bad(String),
-}
-
-impl From<tokio_postgres::Error> for Failed {
-    fn from(error: tokio_postgres::Error) -> Self {
-        Failed::Sql(error)
-    }
-}
-
-impl From<StoreError> for Failed {
-    fn from(error: StoreError) -> Self {
-        Failed::Refused(error)
-    }
-}
-
 impl PostgresStore {
     /// The error of `what` on this store.
     fn notices_error(&self, what: &str, failed: Failed) -> StoreError {
-        let what = format!("{what} in {}", self.target.described);
-        match failed {
-            Failed::Sql(error) => StoreError::Storage(crate::error::refused(&what, &error)),
-            Failed::Refused(error) => error,
-            Failed::Bad(why) => {
-                StoreError::Storage(StorageError::Unavailable(format!("{what}: {why}")))
-            }
-        }
+        failed.into_store(what, &self.target.described)
     }
 }
 

@@ -53,7 +53,7 @@ impl From<StoreError> for Failed {
 
 impl Failed {
     /// The error of `what` on the store at `place`.
-    fn into_store(self, what: &str, place: &str) -> StoreError {
+    pub(crate) fn into_store(self, what: &str, place: &str) -> StoreError {
         let what = format!("{what} in {place}");
         match self {
             Failed::Sql(error) => StoreError::Storage(crate::error::refused(&what, &error)),
