@@ -445,6 +445,14 @@ fn write_person(
         .map(drop)
 }
 
+/// Where a manager's direct reports are found, in object id order. The order by object id
+/// alone would lead SQLite's planner (no statistics) to walk the whole tenant by its
+/// primary key and fetch every row to test `manager_id`, sparing a sort of a few rows: at
+/// 100k people, 16 ms a lookup, 17 s for a 1 % incremental sync. `INDEXED BY` holds it
+/// to the manager index (a missing index is then an error, not a slow scan).
+pub(crate) const DIRECT_REPORTS: &str = "FROM people INDEXED BY people_manager
+     WHERE tenant = ?1 AND manager_id = ?2 ORDER BY object_id";
+
 const PERSON_COLUMNS: &str =
     "object_id, user_principal_name, mail, given_name, surname, display_name,
     department, job_title, company_name, country, usage_location, office_location, account_enabled,
@@ -574,9 +582,7 @@ impl TenantStore for SqliteTenant {
         &mut self,
         manager_id: &str,
     ) -> Result<Vec<StoredPerson>, StorageError> {
-        let sql = format!(
-            "SELECT {PERSON_COLUMNS} FROM people WHERE tenant = ?1 AND manager_id = ?2 ORDER BY object_id"
-        );
+        let sql = format!("SELECT {PERSON_COLUMNS} {DIRECT_REPORTS}");
         self.connection
             .prepare_cached(&sql)
             .and_then(|mut s| {

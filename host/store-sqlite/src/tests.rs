@@ -364,12 +364,16 @@ fn manager_index_and_plan(path: &Path) -> (bool, String) {
             |r| r.get(0),
         )
         .expect("counting");
+    // The store's own query, as it runs it.
     let plan: Vec<String> = c
-        .prepare(
-            "EXPLAIN QUERY PLAN SELECT object_id FROM people WHERE tenant = 't' AND \
-             manager_id = 'm'",
-        )
-        .and_then(|mut s| s.query_map([], |r| r.get::<_, String>(3))?.collect())
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN SELECT object_id {}",
+            crate::tenant::DIRECT_REPORTS
+        ))
+        .and_then(|mut s| {
+            s.query_map(["t", "m"], |r| r.get::<_, String>(3))?
+                .collect()
+        })
         .expect("the plan");
     (found == 1, plan.join("; "))
 }
