@@ -85,18 +85,37 @@ pub fn parse_guid(s: &str) -> Option<u128> {
 
 /// The value of up to 16 hex digits.
 fn hex_digits(digits: &[u8]) -> Option<u64> {
+    // Every digit is looked up, and one test at the end says whether any was not a digit:
+    // no branch per digit (three GUID parses per user showed in profiles).
     let mut v = 0u64;
+    let mut bad = 0u8;
     for &c in digits {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'A'..=b'F' => c - b'A' + 10,
-            _ => return None,
-        };
-        v = v << 4 | u64::from(d);
+        let d = HEX_VALUE[usize::from(c)];
+        bad |= d;
+        v = v << 4 | u64::from(d & 0xf);
     }
-    Some(v)
+    (bad & NOT_HEX == 0).then_some(v)
 }
+
+/// Marks a byte that is not a hex digit in [`HEX_VALUE`].
+const NOT_HEX: u8 = 0x80;
+
+/// The value of each byte as a hex digit (any case), or [`NOT_HEX`].
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 /// A small, deterministic hasher: word-at-a-time over bytes (FxHash's step, see
 /// [`hash_bytes`]), with a fast path for the `u128` of a GUID. Deterministic on purpose:

@@ -6,6 +6,7 @@
 //! created beside it, so a platform never ends up with two records for one person.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::BuildHasherDefault;
 
 use crate::ids::IdHasher;
@@ -96,7 +97,38 @@ pub fn key_text(k: &PersonKey) -> &str {
 }
 
 /// Accounts by what they claim (deterministic hashing: no `wasi:random` import).
-type Index<K> = HashMap<K, Vec<usize>, BuildHasherDefault<IdHasher>>;
+type Index<K> = HashMap<K, Claimants, BuildHasherDefault<IdHasher>>;
+
+/// The accounts (by position) that claim one record or key, in order. Nearly always one:
+/// a list holds the others only when there are some, so that indexing a page costs no
+/// allocation per account.
+struct Claimants {
+    first: usize,
+    more: Vec<usize>,
+}
+
+impl Claimants {
+    /// Adds account `i` to the claimants of `key`.
+    fn add<K: Eq + std::hash::Hash>(index: &mut Index<K>, key: K, i: usize) {
+        match index.entry(key) {
+            Entry::Occupied(mut e) => e.get_mut().more.push(i),
+            Entry::Vacant(e) => {
+                e.insert(Claimants {
+                    first: i,
+                    more: Vec::new(),
+                });
+            }
+        }
+    }
+
+    /// The claimants other than account `i`.
+    fn others(&self, i: usize) -> Vec<usize> {
+        std::iter::once(self.first)
+            .chain(self.more.iter().copied())
+            .filter(|&o| o != i)
+            .collect()
+    }
+}
 
 /// The tags [`tagged`] gives object ids, emails and user principal names.
 const OBJECT_ID_TAG: u8 = 0;
@@ -116,6 +148,17 @@ pub fn tagged(k: &PersonKey) -> (u8, &str) {
         PersonKey::UserPrincipalName(_) => UPN_TAG,
     };
     (tag, key_text(k))
+}
+
+/// The key a [`tagged`] pair stands for.
+pub fn untagged((tag, text): (u8, &str)) -> PersonKey {
+    let text = text.to_owned();
+    match tag {
+        EMAIL_TAG => PersonKey::Email(text),
+        UPN_TAG => PersonKey::UserPrincipalName(text),
+        // OBJECT_ID_TAG, the only other tag `tagged` gives.
+        _ => PersonKey::ObjectId(text),
+    }
 }
 
 /// Where an account's keys lead.
@@ -150,20 +193,20 @@ pub fn resolve(
     // Who claims each record, and which new accounts carry each key: rivals are looked up,
     // not searched for (a page holds up to 999 accounts).
     let mut by_record: Index<&str> = Index::default();
-    let mut by_new_key: Index<(u8, &str)> = Index::default();
+    let mut by_new_key: Index<(u8, &str)> =
+        Index::with_capacity_and_hasher(2 * accounts.len(), Default::default());
     for (i, target) in targets.iter().enumerate() {
         match target {
-            Target::Record(r, _) => by_record.entry(&r.person.object_id).or_default().push(i),
+            Target::Record(r, _) => Claimants::add(&mut by_record, r.person.object_id.as_str(), i),
             Target::New => {
                 for k in &keys[i] {
-                    by_new_key.entry(tagged(k)).or_default().push(i);
+                    Claimants::add(&mut by_new_key, tagged(k), i);
                 }
             }
         }
     }
-    let others = |list: Option<&Vec<usize>>, i: usize| -> Vec<usize> {
-        list.map(|l| l.iter().copied().filter(|&o| o != i).collect())
-            .unwrap_or_default()
+    let others = |list: Option<&Claimants>, i: usize| -> Vec<usize> {
+        list.map(|l| l.others(i)).unwrap_or_default()
     };
 
     let mut claims = Vec::with_capacity(accounts.len());
@@ -281,6 +324,17 @@ mod tests {
         p.mail = mail.map(str::to_owned);
         p.user_principal_name = upn.into();
         p
+    }
+
+    #[test]
+    fn a_tagged_key_stands_for_its_key() {
+        for k in [
+            PersonKey::ObjectId("id-1".into()),
+            PersonKey::Email("a@contoso.com".into()),
+            PersonKey::UserPrincipalName("a@contoso.com".into()),
+        ] {
+            assert_eq!(untagged(tagged(&k)), k);
+        }
     }
 
     #[test]

@@ -211,7 +211,7 @@ impl GraphClient<'_> {
             }
             let problem = match retry::cut_short(response) {
                 Some(why) => why,
-                None => match serde_json::from_slice::<BatchAnswer>(&response.body) {
+                None => match super::json::from_body::<BatchAnswer>(&response.body) {
                     Ok(BatchAnswer {
                         responses: Some(list),
                     }) => return self.match_answers(url, paths, pending, list),

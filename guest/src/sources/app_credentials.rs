@@ -70,7 +70,7 @@ fn no_key_id(url: &str, what: &str, n: usize) -> BodyError {
 /// Parses the application: its client secrets (kind password) first, then its certificates
 /// (kind certificate), each in Graph's order.
 pub fn parse(body: &[u8], url: &str) -> Result<Vec<AppCredential>, BodyError> {
-    let raw: RawApplication = serde_json::from_slice(body)?;
+    let raw: RawApplication = crate::graph::json::from_body(body)?;
     if raw.password_credentials.is_none() && raw.key_credentials.is_none() {
         return Err(BodyError::Unusable(unusable(
             url,

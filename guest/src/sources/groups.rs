@@ -156,7 +156,7 @@ struct RawPage {
 
 /// Parses one groups delta page read from `url`.
 pub fn parse_page(body: &[u8], url: &str) -> Result<DeltaPage<Entry>, BodyError> {
-    let raw: RawPage = serde_json::from_slice(body)?;
+    let raw: RawPage = crate::graph::json::from_body(body)?;
     let Some(value) = raw.value else {
         return Err(BodyError::Unusable(unusable(
             url,

@@ -55,7 +55,7 @@ struct RawPage {
 }
 
 pub fn parse_page(body: &[u8], url: &str) -> Result<Page<Object>, BodyError> {
-    let raw: RawPage = serde_json::from_slice(body)?;
+    let raw: RawPage = crate::graph::json::from_body(body)?;
     let value = raw
         .value
         .ok_or_else(|| BodyError::Unusable(unusable(url, "it has no \"value\" list".into())))?;

@@ -77,7 +77,7 @@ fn non_empty(s: Option<String>) -> Option<String> {
 
 /// Parses a page of `GET /v1.0/organization`.
 pub fn parse_organizations(body: &[u8], url: &str) -> Result<Page<Organization>, BodyError> {
-    let raw: RawPage<RawOrganization> = serde_json::from_slice(body)?;
+    let raw: RawPage<RawOrganization> = crate::graph::json::from_body(body)?;
     let value = raw
         .value
         .ok_or_else(|| BodyError::Unusable(unusable(url, "it has no \"value\" list".into())))?;
@@ -116,7 +116,7 @@ pub fn parse_organizations(body: &[u8], url: &str) -> Result<Page<Organization>,
 
 /// Parses a page of `GET /v1.0/domains`.
 pub fn parse_domains(body: &[u8], url: &str) -> Result<Page<Domain>, BodyError> {
-    let raw: RawPage<RawDomain> = serde_json::from_slice(body)?;
+    let raw: RawPage<RawDomain> = crate::graph::json::from_body(body)?;
     let value = raw
         .value
         .ok_or_else(|| BodyError::Unusable(unusable(url, "it has no \"value\" list".into())))?;

@@ -80,7 +80,7 @@ fn non_empty(s: Option<String>) -> Option<String> {
 
 /// Parses a page of the list.
 pub fn parse_page(body: &[u8], url: &str) -> Result<Page<DelegatedRelationship>, BodyError> {
-    let raw: RawPage = serde_json::from_slice(body)?;
+    let raw: RawPage = crate::graph::json::from_body(body)?;
     let value = raw
         .value
         .ok_or_else(|| BodyError::Unusable(unusable(url, "it has no \"value\" list".into())))?;

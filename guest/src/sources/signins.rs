@@ -80,7 +80,7 @@ struct RawPage {
 }
 
 pub fn parse_page(body: &[u8], url: &str) -> Result<Page<SignIn>, BodyError> {
-    let raw: RawPage = serde_json::from_slice(body)?;
+    let raw: RawPage = crate::graph::json::from_body(body)?;
     let value = raw.value.ok_or_else(|| {
         BodyError::Unusable(unusable(url, "it has no \"value\" list of users".into()))
     })?;

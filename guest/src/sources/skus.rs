@@ -66,7 +66,7 @@ fn units(n: Option<i64>) -> u32 {
 
 /// Parses a page of `GET /v1.0/subscribedSkus`.
 pub fn parse_page(body: &[u8], url: &str) -> Result<Page<Sku>, BodyError> {
-    let raw: RawPage = serde_json::from_slice(body)?;
+    let raw: RawPage = crate::graph::json::from_body(body)?;
     let value = raw.value.ok_or_else(|| {
         BodyError::Unusable(unusable(url, "it has no \"value\" list of SKUs".into()))
     })?;

@@ -267,8 +267,8 @@ impl UserChange {
 
     /// The user as an initial round lists it: the whole current state, so an absent
     /// property has no value (user-delta.md: a property never set "will not be included").
-    pub fn into_person(self) -> Person {
-        let blank = blank_person(self.id().to_owned());
+    pub fn into_person(mut self) -> Person {
+        let blank = blank_person(self.id.take().unwrap_or_default());
         self.apply(blank)
     }
 
@@ -374,7 +374,7 @@ struct RawPage {
 /// [`BodyError::Json`] (the client decides whether to read the page again); a page that is
 /// JSON but unusable as [`BodyError::Unusable`].
 pub fn parse_page(body: &[u8], url: &str) -> Result<DeltaPage, BodyError> {
-    let raw: RawPage = serde_json::from_slice(body)?;
+    let raw: RawPage = crate::graph::json::from_body(body)?;
     let Some(value) = raw.value else {
         return Err(BodyError::Unusable(unusable(
             url,
@@ -458,8 +458,8 @@ pub fn fetch_by_ids(
             continue;
         };
         let url = format!("{graph_url}/v1.0{}", paths[0]);
-        let mut user: UserChange =
-            serde_json::from_slice(body).map_err(|e| in_batch(bad_json(&url, "user", &e)))?;
+        let mut user: UserChange = crate::graph::json::from_body(body)
+            .map_err(|e| in_batch(bad_json(&url, "user", &e)))?;
         if !user.id().trim().eq_ignore_ascii_case(id.trim()) {
             return Err(in_batch(unusable(
                 &url,
@@ -473,7 +473,7 @@ pub fn fetch_by_ids(
             user.manager = Some(match &answers[1] {
                 Some(body) => {
                     let url = format!("{graph_url}/v1.0{}", paths[1]);
-                    let manager: DirectoryRef = serde_json::from_slice(body)
+                    let manager: DirectoryRef = crate::graph::json::from_body(body)
                         .map_err(|e| in_batch(bad_json(&url, "manager", &e)))?;
                     match manager.id.filter(|m| !m.trim().is_empty()) {
                         Some(m) => ManagerChange::Set(crate::ids::normalize(m)),

@@ -210,7 +210,7 @@ struct Users {
     claimed: Claimed,
 }
 
-/// Hashes ([`key_hash`]) of the keys (object id, email, UPN) of the people a phase that
+/// Hashes ([`tagged_hash`]) of the keys (object id, email, UPN) of the people a phase that
 /// began on an empty store wrote. A hash collision only costs a lookup.
 type Claimed = HashSet<u64, BuildHasherDefault<IdHasher>>;
 
@@ -304,18 +304,18 @@ impl DeltaSet for Users {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<PersonKey> = entries
+        let keys: Vec<(u8, &str)> = entries
             .iter()
-            .map(|e| PersonKey::ObjectId(e.id().to_owned()))
+            .map(|e| matching::tagged_id(e.id()))
             .collect();
         let claimed = self.started_empty.then_some(&self.claimed);
-        let found = find_claimed(run, &keys.iter().collect::<Vec<_>>(), claimed)?;
+        let found = find_claimed(run, &keys, claimed)?;
         drop(keys);
         let counts = &mut self.counts;
-        let mut changes = Vec::new();
+        let mut changes = Vec::with_capacity(entries.len());
         // Accounts that pass the filter and are not linked to a record yet: matched by
         // email / user principal name together, after the loop.
-        let mut unlinked: Vec<Person> = Vec::new();
+        let mut unlinked: Vec<Person> = Vec::with_capacity(entries.len());
         for (entry, stored) in entries.into_iter().zip(found) {
             // An initial round accounts for every id it lists, removed ones included, so
             // that the search for the gone does not handle them a second time.
@@ -720,29 +720,20 @@ fn link_or_create(
         .iter()
         .map(|k| k.lookups(run.match_key))
         .collect();
-    let flat: Vec<&PersonKey> = keys.iter().flatten().collect();
+    let flat: Vec<(u8, &str)> = keys.iter().flatten().map(matching::tagged).collect();
     let mut found = find_claimed(run, &flat, claimed.as_deref())?.into_iter();
+    // A record this round removed (its batch may not be committed yet) is gone already.
+    let mut found_one = || {
+        found.next().flatten().map(|mut r| {
+            if r.status == PersonStatus::Active && removed_now.contains(&r.person.object_id) {
+                r.status = PersonStatus::Removed;
+            }
+            r
+        })
+    };
     let found: Vec<Vec<Option<StoredPerson>>> = keys
         .iter()
-        .map(|ks| ks.iter().map(|_| found.next().flatten()).collect())
-        .collect();
-    // A record this round removed (its batch may not be committed yet) is gone already.
-    let found: Vec<Vec<Option<StoredPerson>>> = found
-        .into_iter()
-        .map(|f| {
-            f.into_iter()
-                .map(|r| {
-                    r.map(|mut r| {
-                        if r.status == PersonStatus::Active
-                            && removed_now.contains(&r.person.object_id)
-                        {
-                            r.status = PersonStatus::Removed;
-                        }
-                        r
-                    })
-                })
-                .collect()
-        })
+        .map(|ks| ks.iter().map(|_| found_one()).collect())
         .collect();
     let refs: Vec<&Person> = accounts.iter().collect();
     let claims = matching::resolve(&refs, &keys, found);
@@ -866,22 +857,23 @@ fn clear_removed_managers(
     Ok(())
 }
 
-/// Looks `keys` up, in order, asking the store only about those it may hold: with
-/// `claimed` (the store began empty), only keys this phase wrote; the others are `None`.
+/// Looks `keys` ([`matching::tagged`] pairs) up, in order, asking the store only about
+/// those it may hold: with `claimed` (the store began empty), only keys this phase wrote;
+/// the others are `None`.
 fn find_claimed(
     run: &mut Run<'_>,
-    keys: &[&PersonKey],
+    keys: &[(u8, &str)],
     claimed: Option<&Claimed>,
 ) -> Result<Vec<Option<StoredPerson>>, SyncError> {
     let asked: Vec<bool> = keys
         .iter()
-        .map(|k| claimed.is_none_or(|set| set.contains(&key_hash(k))))
+        .map(|&k| claimed.is_none_or(|set| set.contains(&tagged_hash(k))))
         .collect();
     let wanted: Vec<PersonKey> = keys
         .iter()
         .zip(&asked)
         .filter(|&(_, &ask)| ask)
-        .map(|(k, _)| (*k).clone())
+        .map(|(&k, _)| matching::untagged(k))
         .collect();
     let mut answers = if wanted.is_empty() {
         Vec::new()
@@ -901,15 +893,12 @@ fn record_claim(set: &mut Claimed, object_id: &str, keys: &MatchKeys) {
     set.extend(keys.tagged().map(tagged_hash));
 }
 
-fn key_hash(k: &PersonKey) -> u64 {
-    tagged_hash(matching::tagged(k))
-}
-
-/// [`key_hash`] of an object id key.
+/// [`tagged_hash`] of an object id key.
 fn id_hash(id: &str) -> u64 {
     tagged_hash(matching::tagged_id(id))
 }
 
+/// The hash of a key ([`matching::tagged`] pair) in [`Claimed`].
 fn tagged_hash((tag, text): (u8, &str)) -> u64 {
     crate::ids::hash_bytes(u64::from(tag), text.as_bytes())
 }
