@@ -54,6 +54,10 @@ pub struct RunArgs {
     /// Compiled-component cache directory.
     #[arg(long)]
     pub cache: PathBuf,
+    /// Every data set (users, managers, sign-in activity, groups and members, licences,
+    /// the organization, mailboxes, usage reports) instead of users + licences.
+    #[arg(long)]
+    pub every_data_set: bool,
 }
 
 fn endpoints(json: &str) -> anyhow::Result<Endpoints> {
@@ -74,7 +78,13 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
                 Mode::Full => SyncMode::Full,
                 Mode::Incremental => SyncMode::Incremental,
             };
-            let run = component::tenant_run(&sim, "bench", mode);
+            let mut run = component::tenant_run(&sim, "bench", mode);
+            if args.every_data_set {
+                run.options.features = m365sync_service::wit::types::Features::all();
+                let download = m365sync_service::config::base_url(&sim.download)
+                    .map_err(|e| anyhow::anyhow!("the simulator's download URL: {e}"))?;
+                run.allowlist.downloads = vec![download.normalized];
+            }
             // The store is opened (and its schema made) before the measured span.
             let opened: Box<dyn StoreBackend> = match store {
                 StoreKind::Memory => Box::new(MemoryStore::new()),

@@ -17,11 +17,22 @@ pub struct Endpoints {
     pub tenant_id: String,
     pub client_id: String,
     pub client_secret: String,
+    /// Where usage reports are downloaded from (their redirects' host).
+    pub download: String,
     pub users: u64,
 }
 
-/// The roles the bench's syncs need: users and licences.
-pub const ROLES: [&str; 2] = ["User.Read.All", "Organization.Read.All"];
+/// The roles the bench's syncs need: users and licences, and for the every-data-set run
+/// managers, sign-in activity, groups, the organization and its domains, mailboxes and
+/// usage reports.
+pub const ROLES: [&str; 6] = [
+    "User.Read.All",
+    "Organization.Read.All",
+    "AuditLog.Read.All",
+    "GroupMember.Read.All",
+    "Domain.Read.All",
+    "Reports.Read.All",
+];
 
 pub async fn serve(users: usize) -> anyhow::Result<()> {
     let mut config = SimConfig::new(TenantSpec::new(42, users));
@@ -34,6 +45,7 @@ pub async fn serve(users: usize) -> anyhow::Result<()> {
         tenant_id: creds.tenant_id,
         client_id: creds.client_id,
         client_secret: creds.client_secret,
+        download: sim.download_url(),
         users: users as u64,
     };
     println!("{}", serde_json::to_string(&endpoints)?);
