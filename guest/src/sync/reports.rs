@@ -4,7 +4,8 @@
 //! Each report is requested from Graph with the bearer token; Graph answers `302` with a
 //! pre-authenticated download URL on another host, which is fetched WITHOUT credentials
 //! ([`GraphClient::download`]). The CSV is read by column name ([`crate::sources::reports`])
-//! in chunks of [`CHUNK`] rows: one find-people call (by normalised UPN) and one batch per
+//! in chunks of [`CHUNK`] rows: one find-people call (by normalised UPN, for the names not
+//! joined earlier in the run) and one batch per
 //! chunk.
 //!
 //! Periods: usage reports are read for every period in `options.usage-periods` (7 days
@@ -33,6 +34,8 @@
 //! The whole report is read and joined before anything is written, so a report that
 //! cannot be downloaded or read (unavailable, 403, bad CSV) leaves the stored rows as they
 //! were.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::Run;
 use crate::graph::GraphClient;
@@ -69,6 +72,11 @@ struct Seen {
     /// (report, concealed rows) of the reports whose rows were mostly concealed.
     concealed: Vec<(String, u64)>,
     oldest_refresh: Option<String>,
+    /// The object id each user principal name key joined (none: no one), as the store
+    /// answered: every report and period joins the same people, so each is asked once a
+    /// run, not once per report and period (7 reports × 4 periods lifted every person
+    /// across the boundary 28 times).
+    joined: BTreeMap<String, Option<String>>,
 }
 
 /// Counts of one report.
@@ -215,7 +223,7 @@ impl Run<'_> {
             }
             if chunk.len() >= CHUNK || (end && !chunk.is_empty()) {
                 let rows = std::mem::take(&mut chunk);
-                let ids = self.join(&rows, &mut c)?;
+                let ids = self.join(&rows, &mut c, &mut seen.joined)?;
                 for (row, id) in rows.into_iter().zip(&ids) {
                     let Some(id) = id else { continue };
                     let hash = record_hash(&record(spec, period, id.clone(), row));
@@ -325,15 +333,19 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Joins a chunk of rows to the stored people by user principal name (one find-people
-    /// call): the object id each row joins, or `None` (counted for why).
-    fn join(&mut self, rows: &[Row], c: &mut Counts) -> Result<Vec<Option<String>>, SyncError> {
-        let mut keys: Vec<String> = Vec::with_capacity(rows.len());
-        // A BTreeMap: std's HashMap would seed itself from wasi:random, an import the
-        // component does not otherwise need.
-        let mut index: std::collections::BTreeMap<String, usize> =
-            std::collections::BTreeMap::new();
-        let mut wanted: Vec<Option<usize>> = Vec::with_capacity(rows.len());
+    /// Joins a chunk of rows to the stored people by user principal name: the object id
+    /// each row joins, or `None` (counted for why). Keys not `joined` before are asked of
+    /// the store in one find-people call, and remembered there.
+    fn join(
+        &mut self,
+        rows: &[Row],
+        c: &mut Counts,
+        joined: &mut BTreeMap<String, Option<String>>,
+    ) -> Result<Vec<Option<String>>, SyncError> {
+        // Keys to ask the store, each once (a BTreeSet: std's HashSet would seed itself
+        // from wasi:random, an import the component does not otherwise need).
+        let mut keys: BTreeSet<String> = BTreeSet::new();
+        let mut wanted: Vec<Option<String>> = Vec::with_capacity(rows.len());
         for row in rows {
             let upn = row.upn.trim();
             if row.deleted {
@@ -348,32 +360,30 @@ impl Run<'_> {
                 wanted.push(None);
             } else {
                 let key = upn.to_lowercase();
-                let next = keys.len();
-                let i = *index.entry(key.clone()).or_insert(next);
-                if i == next {
-                    keys.push(key);
+                if !joined.contains_key(&key) {
+                    keys.insert(key.clone());
                 }
-                wanted.push(Some(i));
+                wanted.push(Some(key));
             }
         }
-        drop(index);
-        if keys.is_empty() {
-            return Ok(vec![None; rows.len()]);
+        if !keys.is_empty() {
+            let person_keys: Vec<PersonKey> =
+                keys.into_iter().map(PersonKey::UserPrincipalName).collect();
+            let found = self.find(&person_keys)?;
+            for (key, person) in person_keys.into_iter().zip(found) {
+                let PersonKey::UserPrincipalName(key) = key else {
+                    continue;
+                };
+                joined.insert(key, person.map(|p| p.person.object_id));
+            }
         }
-        let person_keys: Vec<PersonKey> =
-            keys.into_iter().map(PersonKey::UserPrincipalName).collect();
-        let found = self.find(&person_keys)?;
-        drop(person_keys);
         Ok(wanted
             .into_iter()
-            .map(|want| {
-                let i = want?;
-                match &found[i] {
-                    Some(person) => Some(person.person.object_id.clone()),
-                    None => {
-                        c.unmatched += 1;
-                        None
-                    }
+            .map(|want| match joined.get(&want?) {
+                Some(Some(id)) => Some(id.clone()),
+                _ => {
+                    c.unmatched += 1;
+                    None
                 }
             })
             .collect())
