@@ -58,6 +58,10 @@ pub struct RunArgs {
     /// the organization, mailboxes, usage reports) instead of users + licences.
     #[arg(long)]
     pub every_data_set: bool,
+    /// The sandbox's memory limit in MiB (default: the runtime's), to see how much of
+    /// the peak RSS the guest's linear memory can be.
+    #[arg(long)]
+    pub sandbox_memory_mib: Option<usize>,
 }
 
 fn endpoints(json: &str) -> anyhow::Result<Endpoints> {
@@ -73,7 +77,11 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let sim = endpoints(&args.sim)?;
     let figures = match (args.engine, args.store) {
         (Engine::Component, store) => {
-            let runtime = runtime(&args.cache).await?;
+            let mut limits = RunLimits::default();
+            if let Some(mib) = args.sandbox_memory_mib {
+                limits.memory_bytes = mib << 20;
+            }
+            let runtime = Runtime::cached(&args.cache, limits)?.0;
             let mode = match args.mode {
                 Mode::Full => SyncMode::Full,
                 Mode::Incremental => SyncMode::Incremental,
