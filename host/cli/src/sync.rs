@@ -1,8 +1,8 @@
 //! `m365sync sync`: sync the tenants of a config file (and those onboarding registered in
 //! the store) now, each in its own sandbox, a few at a time (`--concurrency`). A tenant
-//! whose notices stop it (its partner's relationships ended) is not run. Every run lands in the sync log (`m365sync logs`): the
-//! engine records a successful run with its last batch, and a failed, interrupted or
-//! refused one is recorded by the service layer. SIGINT/SIGTERM stop the running syncs at
+//! whose notices stop it (its partner's relationships ended) is not run. Every run lands
+//! in the sync log (`m365sync logs`): the engine records a successful run with its last
+//! batch, and a failed, interrupted or refused one is recorded by the service layer. SIGINT/SIGTERM stop the running syncs at
 //! their next batch boundary (see signals.rs); the tenants not reached yet are not started.
 
 use std::path::Path;
@@ -84,7 +84,9 @@ pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
             eprintln!("warning: {error}");
         }
     }
-    let mut notices = tenant_notices(store.as_ref(), &location).await?;
+    let mut notices = m365sync_service::notices::shown_by_tenant(store.as_ref())
+        .await
+        .map_err(|e| Failure::run(anyhow!("reading the notices of {location}: {e}")))?;
     for (tenant, notices) in &notices {
         if runs.iter().any(|r| &r.tenant.key == tenant) {
             for notice in notices {
@@ -97,10 +99,10 @@ pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
     // A tenant a notice stops (its partner's relationships ended) is not run.
     let mut startable = Vec::with_capacity(runs.len());
     for run in runs {
-        let stopped = m365sync_service::notices::stopped(store.as_ref(), &run.tenant.key)
-            .await
-            .map_err(|e| Failure::run(anyhow!("reading the notices of {location}: {e}")))?;
-        let Some(why) = stopped else {
+        let stopping = (notices.get(&run.tenant.key))
+            .and_then(|n| m365sync_service::notices::stopping(n))
+            .map(|n| n.message.clone());
+        let Some(why) = stopping else {
             startable.push(run);
             continue;
         };
@@ -183,24 +185,6 @@ pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
         0 => Ok(()),
         n => Err(Failure::run(anyhow!("{n} of the tenants' syncs failed"))),
     }
-}
-
-/// Each tenant's notices in the store (its config secret's shows as `credential_expiry`).
-async fn tenant_notices(
-    store: &dyn m365sync_service::store::StoreBackend,
-    location: &m365sync_service::StoreLocation,
-) -> Result<
-    std::collections::BTreeMap<String, Vec<m365sync_service::store::notices::Notice>>,
-    Failure,
-> {
-    let mut notices = m365sync_service::notices::by_tenant(store)
-        .await
-        .map_err(|e| Failure::run(anyhow!("reading the notices of {location}: {e}")))?;
-    for list in notices.values_mut() {
-        list.retain(|n| n.key != m365sync_service::notices::CONFIG_SECRET_KEY);
-    }
-    notices.retain(|_, list| !list.is_empty());
-    Ok(notices)
 }
 
 /// A failure in words; a run the removal guard stopped also says how to let it through.

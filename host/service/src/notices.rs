@@ -141,23 +141,31 @@ pub async fn refresh(
     Ok(refreshed)
 }
 
-/// Why `tenant` must not run, when a notice says so: every delegated admin relationship
-/// of the partner that added it has ended.
+/// Why `tenant` must not run, when a notice says so (see [`stopping`]).
 pub async fn stopped(store: &dyn StoreBackend, tenant: &str) -> Result<Option<String>, StoreError> {
-    Ok(store
-        .notices(Some(tenant))
-        .await?
-        .into_iter()
-        .find(|n| n.kind == NoticeKind::RelationshipEnding && n.stage == NoticeStage::Ended)
-        .map(|n| n.message))
+    let notices = store.notices(Some(tenant)).await?;
+    Ok(stopping(&notices).map(|n| n.message.clone()))
 }
 
-/// Each tenant's notices, by tenant.
-pub async fn by_tenant(
+/// The notice among a tenant's `notices` that stops it: every delegated admin
+/// relationship of the partner that added it has ended.
+pub fn stopping(notices: &[Notice]) -> Option<&Notice> {
+    notices
+        .iter()
+        .find(|n| n.kind == NoticeKind::RelationshipEnding && n.stage == NoticeStage::Ended)
+}
+
+/// Each tenant's notices as views and reports show them, by tenant (tenants without any
+/// left out): all but the config secret's, which they show as `credential_expiry`,
+/// computed from the config and always current.
+pub async fn shown_by_tenant(
     store: &dyn StoreBackend,
 ) -> Result<BTreeMap<String, Vec<Notice>>, StoreError> {
     let mut by_tenant: BTreeMap<String, Vec<Notice>> = BTreeMap::new();
     for notice in store.notices(None).await? {
+        if notice.key == CONFIG_SECRET_KEY {
+            continue;
+        }
         by_tenant
             .entry(notice.tenant.clone())
             .or_default()

@@ -140,8 +140,9 @@ pub struct Service {
     webhooks: Vec<m365sync_config::WebhookTarget>,
     config: ConfigFile,
     config_path: PathBuf,
-    /// Registered tenants this worker cannot serve (their app is gone from its config),
-    /// so that looking for new registrations does not warn about them again.
+    /// Registered tenants this worker does not serve (their app is gone from its config,
+    /// or a tenant of the config has their name), so that looking for new registrations
+    /// does not warn about them again.
     not_served: Mutex<std::collections::HashSet<String>>,
 }
 
@@ -159,26 +160,12 @@ impl Service {
         store.join(&worker).await?;
         let mut tenants = served(config);
         let mut not_served = std::collections::HashSet::new();
-        for registered in store.registered_tenants().await? {
-            match registered_config(config, &registered) {
-                Some(served) if !tenants.contains_key(&registered.name) => {
-                    tenants.insert(registered.name.clone(), Arc::new(served));
-                }
-                Some(_) => tracing::warn!(
-                    "registered tenant {} is also a tenant of the config: the config's is served",
-                    registered.name
-                ),
-                None => {
-                    tracing::warn!(
-                        "registered tenant {} signs in with app {:?}, which the config no longer \
-                         has: it is not served",
-                        registered.name,
-                        registered.app
-                    );
-                    not_served.insert(registered.name);
-                }
-            }
-        }
+        admit_registered(
+            config,
+            &mut tenants,
+            &mut not_served,
+            store.registered_tenants().await?,
+        );
         store.serve_tenants(&served_list(&tenants)).await?;
         warn_of_unusable_credentials(&tenants);
         let service = Arc::new(Service {
@@ -314,30 +301,12 @@ impl Service {
                 .not_served
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let mut added = false;
-            for tenant in registered {
-                if tenants.contains_key(&tenant.name) || not_served.contains(&tenant.name) {
-                    continue;
-                }
-                match registered_config(&self.config, &tenant) {
-                    Some(served) => {
-                        tracing::info!("serving {}, registered by another process", tenant.name);
-                        tenants.insert(tenant.name.clone(), Arc::new(served));
-                        added = true;
-                    }
-                    None => {
-                        tracing::warn!(
-                            "registered tenant {} signs in with app {:?}, which this worker's \
-                             config does not have: it is not served here",
-                            tenant.name,
-                            tenant.app
-                        );
-                        not_served.insert(tenant.name);
-                    }
-                }
-            }
-            if !added {
+            let added = admit_registered(&self.config, &mut tenants, &mut not_served, registered);
+            if added.is_empty() {
                 return Ok(false);
+            }
+            for name in added {
+                tracing::info!("serving {name}, registered by another process");
             }
             served_list(&tenants)
         };
@@ -485,6 +454,50 @@ impl Service {
             tracing::warn!("leaving the fleet: {error}");
         }
     }
+}
+
+/// Add the `registered` tenants to the served `tenants`: those whose app the config still
+/// has and whose name no tenant of the config takes. Each one left out is warned about
+/// once and remembered in `not_served`. The names added.
+fn admit_registered(
+    config: &ConfigFile,
+    tenants: &mut HashMap<String, Arc<ServedConfig>>,
+    not_served: &mut std::collections::HashSet<String>,
+    registered: Vec<m365sync_store::onboarding::RegisteredTenant>,
+) -> Vec<String> {
+    let mut added = Vec::new();
+    for tenant in registered {
+        if not_served.contains(&tenant.name) {
+            continue;
+        }
+        if config.tenants.iter().any(|t| t.name == tenant.name) {
+            tracing::warn!(
+                "registered tenant {} is also a tenant of the config: the config's is served",
+                tenant.name
+            );
+            not_served.insert(tenant.name);
+            continue;
+        }
+        if tenants.contains_key(&tenant.name) {
+            continue;
+        }
+        match registered_config(config, &tenant) {
+            Some(served) => {
+                tenants.insert(tenant.name.clone(), Arc::new(served));
+                added.push(tenant.name);
+            }
+            None => {
+                tracing::warn!(
+                    "registered tenant {} signs in with app {:?}, which the config does not \
+                     have: it is not served",
+                    tenant.name,
+                    tenant.app
+                );
+                not_served.insert(tenant.name);
+            }
+        }
+    }
+    added
 }
 
 /// Say at start, once per credential, which certificate or federated token files would

@@ -108,7 +108,7 @@ pub async fn tenant_views(
     notes: &HashMap<String, TenantNotes>,
 ) -> Result<Vec<TenantView>, StoreError> {
     let mut views = Vec::new();
-    let mut notices = crate::notices::by_tenant(store).await?;
+    let mut notices = crate::notices::shown_by_tenant(store).await?;
     for state in store.tenant_states(now_ms()).await? {
         let people = store.tenant_summary(&state.tenant).await?.people.total;
         let notes = notes.get(&state.tenant).cloned().unwrap_or_default();
@@ -143,11 +143,7 @@ fn view(
         next_run: state.next_run_ms.and_then(rfc3339_ms),
         people,
         credential_expiry: notes.credential_expiry,
-        // The config's secret is `credential_expiry`, always current.
-        notices: notices
-            .into_iter()
-            .filter(|n| n.key != crate::notices::CONFIG_SECRET_KEY)
-            .collect(),
+        notices,
     }
 }
 
