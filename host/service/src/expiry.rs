@@ -139,7 +139,7 @@ fn read_credential(
         .end_date_time
         .as_deref()
         .and_then(|end| end.parse::<jiff::Timestamp>().ok())
-        .map(|end| (end.as_second() - now.as_second()).div_euclid(86_400));
+        .map(|end| days_until(end, now));
     ReadCredential {
         kind: credential.kind.name().to_string(),
         key_id: credential.key_id.clone(),
@@ -149,6 +149,12 @@ fn read_credential(
         days_left,
         warn: days_left.is_some_and(|d| d <= WARN_DAYS),
     }
+}
+
+/// Whole days from `now` to `end`, counted down (negative once it has passed): how every
+/// end read from Graph is warned about.
+pub fn days_until(end: jiff::Timestamp, now: jiff::Timestamp) -> i64 {
+    (end.as_second() - now.as_second()).div_euclid(86_400)
 }
 
 /// Now (what Graph's end dates are compared with).

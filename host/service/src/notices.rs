@@ -185,7 +185,7 @@ pub fn days_left(ends: &str, now: jiff::Timestamp) -> Option<i64> {
             .ok()?
             .timestamp(),
     };
-    Some((end.as_second() - now.as_second()).div_euclid(86_400))
+    Some(expiry::days_until(end, now))
 }
 
 /// The config's client secret, from [`expiry::WARN_DAYS`] before its end.

@@ -200,7 +200,7 @@ pub fn relationship_notices(
     }
     let days_left = |r: &DelegatedRelationship| {
         let end: jiff::Timestamp = r.end_date_time.as_deref()?.parse().ok()?;
-        Some((end, (end.as_second() - now.as_second()).div_euclid(86_400)))
+        Some((end, crate::expiry::days_until(end, now)))
     };
     let ending_soon = |r: &DelegatedRelationship| {
         !auto_extends(r) && days_left(r).is_some_and(|(_, d)| d <= RELATIONSHIP_WARN_DAYS)
