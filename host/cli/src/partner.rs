@@ -99,9 +99,6 @@ pub async fn add(args: PartnerAddArgs, output: Output) -> Result<(), Failure> {
             "name the customers to add with --tenant ID (repeatable), or add every consented one with --all"
         )));
     }
-    let app = config
-        .app(&partner.app)
-        .ok_or_else(|| Failure::usage(anyhow!("no [[app]] is named {:?}", partner.app)))?;
     let runtime = super::sync::load_runtime(&config).await?;
     let customers = customers(&runtime, &config, partner, None, Arc::new(TracingSink))
         .await
@@ -136,16 +133,10 @@ pub async fn add(args: PartnerAddArgs, output: Output) -> Result<(), Failure> {
             ));
             continue;
         }
-        let tenant = m365sync_service::onboarding::register(
-            store.as_ref(),
-            &config,
-            app,
-            app.features,
-            (&customer.tenant_id, &customer.display_name),
-            Some(&partner.name),
-        )
-        .await
-        .map_err(Failure::run)?;
+        let tenant =
+            m365sync_service::partner::add_customer(store.as_ref(), &config, partner, customer)
+                .await
+                .map_err(Failure::run)?;
         added.push(tenant);
     }
     if output.json {

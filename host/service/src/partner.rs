@@ -129,6 +129,32 @@ fn auto_extends(r: &DelegatedRelationship) -> bool {
         .is_some_and(|span| !span.is_zero())
 }
 
+/// Register `customer` of `partner` as a tenant in `store`, signing in as the partner's
+/// app for the app's features and remembering the partner (a directory registered before
+/// keeps its name).
+pub async fn add_customer(
+    store: &dyn m365sync_store::StoreBackend,
+    config: &ConfigFile,
+    partner: &PartnerSection,
+    customer: &Customer,
+) -> Result<m365sync_store::onboarding::RegisteredTenant, m365sync_store::StoreError> {
+    let app = config.app(&partner.app).ok_or_else(|| {
+        m365sync_store::StoreError::Storage(m365sync_wit::StorageError::Invalid(format!(
+            "partner {}: no [[app]] is named {:?}",
+            partner.name, partner.app
+        )))
+    })?;
+    crate::onboarding::register(
+        store,
+        config,
+        app,
+        app.features,
+        (&customer.tenant_id, &customer.display_name),
+        Some(&partner.name),
+    )
+    .await
+}
+
 /// The partner's delegated admin relationships, by customer tenant id, read as the
 /// partner's app in the partner's tenant.
 pub async fn relationships(

@@ -57,9 +57,6 @@ async fn add_customers(
     partner: &m365sync_config::PartnerSection,
 ) -> Result<(), String> {
     let config = service.config();
-    let app = config
-        .app(&partner.app)
-        .ok_or_else(|| format!("no [[app]] is named {:?}", partner.app))?;
     let customers = crate::partner::customers(
         &service.runtime,
         config,
@@ -83,16 +80,10 @@ async fn add_customers(
         {
             continue;
         }
-        let tenant = crate::onboarding::register(
-            service.store.as_ref(),
-            config,
-            app,
-            app.features,
-            (&customer.tenant_id, &customer.display_name),
-            Some(&partner.name),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let tenant =
+            crate::partner::add_customer(service.store.as_ref(), config, partner, customer)
+                .await
+                .map_err(|e| e.to_string())?;
         tracing::info!(
             "partner {}: added customer {} ({}) as tenant {}",
             partner.name,
