@@ -10,7 +10,7 @@ use rusqlite::{Connection, params};
 use crate::log::RUN_COLUMNS;
 
 /// Schema version, in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The sync log's table (schema 4): one row per run, whatever its outcome (see
 /// [`RunStatus`]), and per reset of a tenant.
@@ -162,6 +162,54 @@ CREATE TABLE IF NOT EXISTS notices (
     PRIMARY KEY (tenant, kind, key)
 ) WITHOUT ROWID;
 "#;
+
+/// The usage reports' rows (schema 8; see [`migrate_usage_7_to_8`]): a rowid table, its
+/// key a unique index, and an index by report for a report's replacement. Until schema 7
+/// it was a `WITHOUT ROWID` table keyed by person: rows of up to 1 KB (a workload's
+/// counts), inserted in random person order into a b-tree of whole rows, left its pages
+/// half empty (600 MB of which 56 % unused, for 610k rows of a 100k-user tenant) and had a
+/// report's replacement read every usage row of the tenant.
+pub(crate) const USAGE_TABLE: &str = r#"
+CREATE TABLE IF NOT EXISTS usage (
+    tenant TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    workload TEXT NOT NULL,
+    period_days INTEGER NOT NULL,
+    last_activity TEXT,
+    counts TEXT NOT NULL,
+    report_refreshed TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS usage_key ON usage (tenant, object_id, workload, period_days);
+CREATE INDEX IF NOT EXISTS usage_report ON usage (tenant, workload, period_days);
+"#;
+
+/// Schema 8's index of memberships by member, for a deleted person's (the primary key
+/// leads with the group).
+pub(crate) const GROUP_MEMBERS_BY_MEMBER: &str =
+    "CREATE INDEX IF NOT EXISTS group_members_member ON group_members (tenant, member_id);";
+
+/// Schema 7 to 8: usage becomes [`USAGE_TABLE`], the same rows (copied in key order);
+/// created, in a new database.
+fn migrate_usage_7_to_8(connection: &Connection) -> rusqlite::Result<()> {
+    let exists: bool = connection.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'usage'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !exists {
+        return connection.execute_batch(USAGE_TABLE);
+    }
+    connection.execute_batch("ALTER TABLE usage RENAME TO usage_v7;")?;
+    connection.execute_batch(USAGE_TABLE)?;
+    connection.execute_batch(
+        "INSERT INTO usage (tenant, object_id, workload, period_days, last_activity, counts,
+                            report_refreshed)
+         SELECT tenant, object_id, workload, period_days, last_activity, counts,
+                report_refreshed
+         FROM usage_v7 ORDER BY tenant, object_id, workload, period_days;
+         DROP TABLE usage_v7;",
+    )
+}
 
 /// Schema 3 to 4, the sync log's part: `runs` is rebuilt for its new statuses (SQLite
 /// cannot change a CHECK constraint in place) and `tenant_locks` is created. Its index
@@ -368,17 +416,6 @@ CREATE TABLE IF NOT EXISTS mailboxes (
     PRIMARY KEY (tenant, object_id)
 ) WITHOUT ROWID;
 
-CREATE TABLE IF NOT EXISTS usage (
-    tenant TEXT NOT NULL,
-    object_id TEXT NOT NULL,
-    workload TEXT NOT NULL,
-    period_days INTEGER NOT NULL,
-    last_activity TEXT,
-    counts TEXT NOT NULL,
-    report_refreshed TEXT NOT NULL,
-    PRIMARY KEY (tenant, object_id, workload, period_days)
-) WITHOUT ROWID;
-
 -- The platform's own organizations (multi-tenant platforms match tenants to them).
 CREATE TABLE IF NOT EXISTS platform_organizations (
     id TEXT NOT NULL PRIMARY KEY,
@@ -444,11 +481,13 @@ pub fn open_database(path: &Path) -> Result<Connection, OpenError> {
         .map_err(open)?;
     // A sync looks people up by id, email or UPN and updates three indexes per person:
     // with SQLite's default 2 MB page cache a 100k-person tenant (~75 MB) was read
-    // through pread() again and again (perf: kernel copies dominated). Memory-mapped
-    // reads, and a 16 MB cache for the pages a transaction changes (64 MB measured no
-    // faster, and doubled the peak RSS of a 100k-user first sync).
+    // through pread() again and again (perf: kernel copies dominated). A 16 MB cache
+    // (64 MB measured no faster, and doubled the peak RSS of a 100k-user first sync). Not
+    // memory-mapped: every page a mapping touched counted in the process's RSS, so a
+    // sync's peak grew with the database (116 MB against 62 MB for a 100k-user first
+    // sync, 95 against 35 for its 1 % incremental, with the same time; BENCHMARKS.md).
     connection
-        .execute_batch("PRAGMA cache_size = -16384; PRAGMA mmap_size = 1073741824;")
+        .execute_batch("PRAGMA cache_size = -16384; PRAGMA mmap_size = 0;")
         .map_err(open)?;
     migrate(&connection, &shown)?;
     Ok(connection)
@@ -552,6 +591,11 @@ fn migrate(connection: &Connection, shown: &str) -> Result<(), OpenError> {
             connection.execute_batch(REGISTERED_PARTNER)?;
         }
         connection.execute_batch(NOTICES_TABLE)?;
+        // Schema 8: usage rebuilt as a rowid table, and memberships indexed by member.
+        if version < 8 {
+            migrate_usage_7_to_8(connection)?;
+        }
+        connection.execute_batch(GROUP_MEMBERS_BY_MEMBER)?;
         connection.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         Ok(version)
     })();

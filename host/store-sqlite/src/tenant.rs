@@ -160,18 +160,28 @@ fn sql_error(error: rusqlite::Error) -> StorageError {
     }
 }
 
+/// What deleting a person deletes: everything stored about them, then them.
+pub(crate) const PERSON_DELETES: [&str; 4] = [
+    "DELETE FROM mailboxes WHERE tenant = ?1 AND object_id = ?2",
+    "DELETE FROM usage WHERE tenant = ?1 AND object_id = ?2",
+    "DELETE FROM group_members WHERE tenant = ?1 AND member_id = ?2",
+    "DELETE FROM people WHERE tenant = ?1 AND object_id = ?2",
+];
+
+/// What replacing a report deletes: the mailbox report's rows, and one usage report's
+/// (a workload over a period).
+pub(crate) const REPORT_DELETES: [&str; 2] = [
+    "DELETE FROM mailboxes WHERE tenant = ?1",
+    "DELETE FROM usage WHERE tenant = ?1 AND workload = ?2 AND period_days = ?3",
+];
+
 /// Applies one change in the open transaction.
 fn apply(transaction: &Connection, tenant: &str, change: &Change) -> Result<(), ApplyError> {
     let written: rusqlite::Result<()> = match change {
         Change::UpsertPerson(upsert) => upsert_person(transaction, tenant, upsert),
         // A deleted person takes everything stored about them along.
         Change::DeletePerson(object_id) => {
-            for sql in [
-                "DELETE FROM mailboxes WHERE tenant = ?1 AND object_id = ?2",
-                "DELETE FROM usage WHERE tenant = ?1 AND object_id = ?2",
-                "DELETE FROM group_members WHERE tenant = ?1 AND member_id = ?2",
-                "DELETE FROM people WHERE tenant = ?1 AND object_id = ?2",
-            ] {
+            for sql in PERSON_DELETES {
                 transaction
                     .prepare_cached(sql)?
                     .execute(params![tenant, object_id])?;
@@ -179,13 +189,11 @@ fn apply(transaction: &Connection, tenant: &str, change: &Change) -> Result<(), 
             Ok(())
         }
         Change::ReplaceReport(ReportScope::Mailboxes) => transaction
-            .prepare_cached("DELETE FROM mailboxes WHERE tenant = ?1")?
+            .prepare_cached(REPORT_DELETES[0])?
             .execute(params![tenant])
             .map(drop),
         Change::ReplaceReport(ReportScope::Usage(scope)) => transaction
-            .prepare_cached(
-                "DELETE FROM usage WHERE tenant = ?1 AND workload = ?2 AND period_days = ?3",
-            )?
+            .prepare_cached(REPORT_DELETES[1])?
             .execute(params![tenant, scope.workload, scope.period_days])
             .map(drop),
         Change::UpsertSubscription(s) => transaction

@@ -713,3 +713,88 @@ async fn an_export_of_a_value_no_m365sync_writes_names_its_column() {
         "{message}"
     );
 }
+
+/// The columns a statement's `WHERE` tests for equality (`a = ?1 AND b = ?2`).
+fn filtered_columns(sql: &str) -> Vec<&str> {
+    let (_, filter) = sql.split_once("WHERE").expect("a WHERE clause");
+    filter
+        .split(" AND ")
+        .map(|test| test.split('=').next().expect("a test").trim())
+        .collect()
+}
+
+/// Every column each of the per-row deletes filters by is one its plan searches an index
+/// on: a person's deletion and a report's replacement run once per deleted person or
+/// report in a sync, and an index on the tenant alone would have each read every row of
+/// the tenant's table.
+fn assert_deletes_search_indexes(path: &Path) {
+    let c = open_database(path).expect("opening");
+    for sql in crate::tenant::PERSON_DELETES
+        .iter()
+        .chain(crate::tenant::REPORT_DELETES.iter())
+    {
+        let columns = filtered_columns(sql);
+        let plan: Vec<String> = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .and_then(|mut s| {
+                let parameters: Vec<&str> = vec!["x"; columns.len()];
+                s.query_map(rusqlite::params_from_iter(parameters), |r| {
+                    r.get::<_, String>(3)
+                })?
+                .collect()
+            })
+            .expect("the plan");
+        let plan = plan.join("; ");
+        for column in columns {
+            assert!(
+                plan.contains(&format!("{column}=?")),
+                "{sql}: searches no index on {column}: {plan}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn per_row_deletes_search_indexes_in_new_and_migrated_databases() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let fresh = database(&dir, "new.db");
+    SqliteStore::open(&fresh).expect("creating");
+    assert_deletes_search_indexes(&fresh);
+
+    // A schema-7 database: usage as a WITHOUT ROWID table keyed by person, memberships
+    // without an index by member; one usage row.
+    let path = database(&dir, "v7.db");
+    SqliteStore::open(&path).expect("creating");
+    {
+        let c = Connection::open(&path).expect("opening");
+        c.execute_batch(
+            "BEGIN;
+             DROP TABLE usage; DROP INDEX IF EXISTS group_members_member;
+             CREATE TABLE usage (
+                 tenant TEXT NOT NULL, object_id TEXT NOT NULL, workload TEXT NOT NULL,
+                 period_days INTEGER NOT NULL, last_activity TEXT, counts TEXT NOT NULL,
+                 report_refreshed TEXT NOT NULL,
+                 PRIMARY KEY (tenant, object_id, workload, period_days)) WITHOUT ROWID;
+             INSERT INTO usage VALUES ('t', 'a', 'teams', 30, '2026-12-01', '{\"calls\":2}',
+                                       '2026-12-05');
+             PRAGMA user_version = 7;
+             COMMIT;",
+        )
+        .expect("schema 7");
+    }
+    SqliteStore::open(&path).expect("migrating");
+    assert_deletes_search_indexes(&path);
+    let c = open_database(&path).expect("opening");
+    let kept: (i64, String, String) = c
+        .query_row(
+            "SELECT rowid, counts, last_activity FROM usage
+             WHERE tenant = 't' AND object_id = 'a' AND workload = 'teams' AND period_days = 30",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("the usage row, in a rowid table");
+    assert_eq!(
+        (kept.1.as_str(), kept.2.as_str()),
+        ("{\"calls\":2}", "2026-12-01")
+    );
+}
