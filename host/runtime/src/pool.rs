@@ -17,6 +17,13 @@ const CORE_INSTANCES_PER_SANDBOX: u32 = 16;
 const MEMORIES_PER_SANDBOX: u32 = 2;
 const TABLES_PER_SANDBOX: u32 = 8;
 
+/// Bytes of each pooled table and async stack that a freed slot zeroes in place instead
+/// of returning to the kernel, so the next sandbox in the slot does not fault them in
+/// again: the component's tables are a few KiB. One sandbox from pre-instantiation
+/// measured 22.9 -> 17.7 µs (`m365sync-bench sandbox`, two runs each). Not for linear
+/// memory: zeroing even 64 KiB of it cost more than the faults it saved.
+const KEEP_RESIDENT: usize = 64 * 1024;
+
 /// How a runtime allocates its sandboxes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SandboxAllocation {
@@ -49,7 +56,9 @@ pub fn configure(config: &mut Config, allocation: SandboxAllocation, memory_byte
         .total_memories(slots * MEMORIES_PER_SANDBOX)
         .total_tables(slots * TABLES_PER_SANDBOX)
         .total_stacks(slots)
-        .max_memory_size(memory_bytes);
+        .max_memory_size(memory_bytes)
+        .table_keep_resident(KEEP_RESIDENT)
+        .async_stack_keep_resident(KEEP_RESIDENT);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
 }
 
