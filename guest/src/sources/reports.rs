@@ -27,6 +27,8 @@
 //!   characters (e.g. `FE7CC8C15246EDCCA289C9A4022762F7`), or a GUID in some reports.
 //!   [`looks_concealed`] recognises them; they are never joined to anyone.
 
+use std::rc::Rc;
+
 use csv::{ReaderBuilder, StringRecord, Trim};
 
 /// How a report column's values are read.
@@ -364,14 +366,23 @@ pub struct Row {
     /// `Is Deleted` is True (the report keeps deleted users for a while).
     pub deleted: bool,
     /// The values of the documented columns present in the file (empty values left out),
-    /// in the spec's order, named in kebab case.
-    pub values: Vec<(String, u64)>,
+    /// in the spec's order, named in kebab case (each name shared by every row of the
+    /// table, not copied per row).
+    pub values: Vec<(Rc<str>, u64)>,
 }
 
 impl Row {
     /// The value of the column with this (kebab-case) name.
     pub fn value(&self, name: &str) -> Option<u64> {
-        self.values.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+        self.values
+            .iter()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, v)| *v)
+    }
+
+    /// The values, borrowed, as [`Row::values`] holds them.
+    pub fn counts(&self) -> impl ExactSizeIterator<Item = (&str, u64)> {
+        self.values.iter().map(|(name, n)| (&**name, *n))
     }
 }
 
@@ -386,7 +397,7 @@ pub struct Table<'a> {
     last_activity: Option<usize>,
     deleted: Option<usize>,
     /// (index, header, kebab name, kind) of each documented column present.
-    columns: Vec<(usize, &'static str, String, Kind)>,
+    columns: Vec<(usize, &'static str, Rc<str>, Kind)>,
 }
 
 impl<'a> Table<'a> {
@@ -411,7 +422,7 @@ impl<'a> Table<'a> {
         let columns = spec
             .columns
             .iter()
-            .filter_map(|&(h, kind)| find(h).map(|i| (i, h, kebab(h), kind)))
+            .filter_map(|&(h, kind)| find(h).map(|i| (i, h, Rc::from(kebab(h)), kind)))
             .collect();
         Ok(Table {
             last_activity: find(LAST_ACTIVITY),
@@ -487,10 +498,13 @@ impl<'a> Table<'a> {
 }
 
 fn parse_flag(v: &str) -> Option<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "yes" | "true" | "1" => Some(true),
-        "no" | "false" | "0" => Some(false),
-        _ => None,
+    let is = |word: &str| v.eq_ignore_ascii_case(word);
+    if is("yes") || is("true") || v == "1" {
+        Some(true)
+    } else if is("no") || is("false") || v == "0" {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -668,9 +682,9 @@ mod tests {
         assert_eq!(
             got[0].values,
             vec![
-                ("windows".to_owned(), 1),
-                ("mac".to_owned(), 0),
-                ("outlook-windows".to_owned(), 1)
+                ("windows".into(), 1),
+                ("mac".into(), 0),
+                ("outlook-windows".into(), 1)
             ]
         );
     }

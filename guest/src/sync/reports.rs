@@ -35,12 +35,14 @@
 //! cannot be downloaded or read (unavailable, 403, bad CSV) leaves the stored rows as they
 //! were.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
 
 use super::Run;
 use crate::graph::GraphClient;
 use crate::graph::Need;
 use crate::graph::client::ReportAnswer;
+use crate::ids::IdHasher;
 use crate::merge::{self, Fingerprints, Outcome};
 use crate::redact::Redactor;
 use crate::sources::reports::{self, CsvError, Row, Spec, Table};
@@ -75,9 +77,13 @@ struct Seen {
     /// The object id each user principal name key joined (none: no one), as the store
     /// answered: every report and period joins the same people, so each is asked once a
     /// run, not once per report and period (7 reports × 4 periods lifted every person
-    /// across the boundary 28 times).
-    joined: BTreeMap<String, Option<String>>,
+    /// across the boundary 28 times). Hashed (with the engine's fixed hasher): it is
+    /// looked up once per report row.
+    joined: Joined,
 }
+
+/// User principal name keys to the object id each joined.
+type Joined = HashMap<String, Option<String>, BuildHasherDefault<IdHasher>>;
 
 /// Counts of one report.
 #[derive(Default)]
@@ -226,7 +232,7 @@ impl Run<'_> {
                 let ids = self.join(&rows, &mut c, &mut seen.joined)?;
                 for (row, id) in rows.into_iter().zip(&ids) {
                     let Some(id) = id else { continue };
-                    let hash = record_hash(&record(spec, period, id.clone(), row));
+                    let hash = row_hash(spec, period, id, row);
                     // A person listed twice is counted once (the last row is stored).
                     if now.insert(id, hash) {
                         match prev
@@ -269,7 +275,7 @@ impl Run<'_> {
         let mut i = 0usize;
         while let Some(row) = table.next_row() {
             let row = row.map_err(bad)?;
-            let id = joined.get(i).cloned().flatten();
+            let id = joined.get_mut(i).and_then(Option::take);
             i += 1;
             let Some(id) = id else { continue };
             let change = record(spec, period, id, row);
@@ -340,7 +346,7 @@ impl Run<'_> {
         &mut self,
         rows: &[Row],
         c: &mut Counts,
-        joined: &mut BTreeMap<String, Option<String>>,
+        joined: &mut Joined,
     ) -> Result<Vec<Option<String>>, SyncError> {
         // Keys to ask the store, each once (a BTreeSet: std's HashSet would seed itself
         // from wasi:random, an import the component does not otherwise need).
@@ -421,10 +427,30 @@ fn record(spec: &Spec, period: u16, object_id: String, row: Row) -> Change {
             workload: spec.workload.into(),
             period_days: period,
             last_activity: row.last_activity,
-            counts: row.values,
+            counts: row
+                .values
+                .into_iter()
+                .map(|(name, n)| (String::from(&*name), n))
+                .collect(),
             report_refreshed: row.refreshed,
         })
     }
+}
+
+/// The hash of the stored row a joined report row becomes ([`record_hash`] of its
+/// [`record`]): a usage row's hashed from the row as read, without building the record.
+fn row_hash(spec: &Spec, period: u16, object_id: &str, row: Row) -> u64 {
+    if is_mailbox(spec) {
+        return merge::mailbox_hash(&mailbox_record(object_id.to_owned(), row));
+    }
+    merge::usage_fields_hash(
+        object_id,
+        spec.workload,
+        period,
+        row.last_activity.as_deref(),
+        row.counts(),
+        &row.refreshed,
+    )
 }
 
 fn record_id(change: &Change) -> &str {
@@ -604,6 +630,48 @@ mod tests {
         assert_eq!(day_number("yesterday"), None);
     }
 
+    /// A row hashed as read is hashed as the record it becomes: the fingerprints saved by
+    /// one run are compared with the next run's rows.
+    #[test]
+    fn a_row_hashes_as_its_record() {
+        let row = |last_activity: Option<&str>, values: &[(&str, u64)]| Row {
+            row: 1,
+            upn: "a@b.c".into(),
+            refreshed: "2024-05-01".into(),
+            last_activity: last_activity.map(str::to_owned),
+            deleted: false,
+            values: values.iter().map(|(n, v)| ((*n).into(), *v)).collect(),
+        };
+        for r in [
+            row(None, &[]),
+            row(Some("2024-04-30"), &[("send-count", 12), ("read-count", 0)]),
+        ] {
+            for spec in [&reports::MAILBOX, &reports::USAGE[0], &reports::USAGE[6]] {
+                assert_eq!(
+                    row_hash(spec, 30, "id", r.clone()),
+                    record_hash(&record(spec, 30, "id".into(), r.clone())),
+                    "{}",
+                    spec.function
+                );
+            }
+        }
+        // And the fields count: a different value is a different hash.
+        assert_ne!(
+            row_hash(
+                &reports::USAGE[0],
+                30,
+                "id",
+                row(None, &[("send-count", 1)])
+            ),
+            row_hash(
+                &reports::USAGE[0],
+                30,
+                "id",
+                row(None, &[("send-count", 2)])
+            ),
+        );
+    }
+
     #[test]
     fn quota_status_is_derived_from_the_quotas() {
         let row = |values: &[(&str, u64)]| Row {
@@ -614,7 +682,7 @@ mod tests {
             deleted: false,
             values: values
                 .iter()
-                .map(|(h, v)| (reports::kebab(h), *v))
+                .map(|(h, v)| (reports::kebab(h).into(), *v))
                 .collect(),
         };
         let q = [

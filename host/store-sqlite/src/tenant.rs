@@ -1,8 +1,8 @@
 //! One tenant's rows for the engine: the `TenantStore` of SQLite (deferred commits, links
 //! re-keyed in place, lookups by the engine's keys).
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use m365sync_store::TenantStore;
@@ -386,6 +386,7 @@ fn upsert_person(
     write_person(
         transaction,
         tenant,
+        upsert.kind,
         &upsert.stored,
         upsert.email_key.as_deref(),
         &upsert.upn_key,
@@ -394,64 +395,104 @@ fn upsert_person(
 
 /// Insert the person, or update every column of the row stored under its object id.
 /// The keys are the engine's (`person-upsert.email-key`, `upn-key`), stored as given.
+///
+/// An update sets the indexed columns (`manager_id` and the key hashes) in a statement of
+/// their own, only where one differs: SQLite rewrites the index entries of every column an
+/// UPDATE sets, changed or not, and so an update of a person's title dirtied a page in each
+/// of three indexes besides the row's (1,000 updated people: 2,095 pages written to the
+/// WAL against 883). A create sets them all at once (the row is new).
 fn write_person(
     transaction: &Connection,
     tenant: &str,
+    kind: UpsertKind,
     stored: &StoredPerson,
     mail_key: Option<&str>,
     upn_key: &str,
 ) -> rusqlite::Result<()> {
     let p = &stored.person;
-    transaction
-        .prepare_cached(
-            "INSERT INTO people VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,
-             ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)
-             ON CONFLICT (tenant, object_id) DO UPDATE SET
-               user_principal_name = excluded.user_principal_name, mail = excluded.mail,
-               given_name = excluded.given_name, surname = excluded.surname,
-               display_name = excluded.display_name, department = excluded.department,
-               job_title = excluded.job_title, company_name = excluded.company_name,
-               country = excluded.country, usage_location = excluded.usage_location,
-               office_location = excluded.office_location,
-               account_enabled = excluded.account_enabled, user_type = excluded.user_type,
-               licences = excluded.licences, created_at = excluded.created_at,
-               manager_id = excluded.manager_id, hire_date = excluded.hire_date,
-               proxy_addresses = excluded.proxy_addresses, last_sign_in = excluded.last_sign_in,
-               status = excluded.status, fingerprint = excluded.fingerprint,
-               mail_key = excluded.mail_key, upn_key = excluded.upn_key,
-               mail_hash = excluded.mail_hash, upn_hash = excluded.upn_hash",
-        )?
-        .execute(params![
-            tenant,
-            p.object_id,
-            p.user_principal_name,
-            p.mail,
-            p.given_name,
-            p.surname,
-            p.display_name,
-            p.department,
-            p.job_title,
-            p.company_name,
-            p.country,
-            p.usage_location,
-            p.office_location,
-            p.account_enabled,
-            p.user_type,
-            json_list(&p.licences),
-            p.created_at,
-            p.manager_id,
-            p.hire_date,
-            json_list(&p.proxy_addresses),
-            p.last_sign_in,
-            stored.status.name(),
-            stored.fingerprint,
-            mail_key,
-            upn_key,
-            mail_key.map(key_hash),
-            key_hash(upn_key),
-        ])
-        .map(drop)
+    let mail_hash = mail_key.map(key_hash);
+    let upn_hash = key_hash(upn_key);
+    let create = matches!(kind, UpsertKind::Create);
+    let statement = if create {
+        CREATE_PERSON.as_str()
+    } else {
+        UPSERT_PERSON
+    };
+    transaction.prepare_cached(statement)?.execute(params![
+        tenant,
+        p.object_id,
+        p.user_principal_name,
+        p.mail,
+        p.given_name,
+        p.surname,
+        p.display_name,
+        p.department,
+        p.job_title,
+        p.company_name,
+        p.country,
+        p.usage_location,
+        p.office_location,
+        p.account_enabled,
+        p.user_type,
+        json_list(&p.licences),
+        p.created_at,
+        p.manager_id,
+        p.hire_date,
+        json_list(&p.proxy_addresses),
+        p.last_sign_in,
+        stored.status.name(),
+        stored.fingerprint,
+        mail_key,
+        upn_key,
+        mail_hash,
+        upn_hash,
+    ])?;
+    if !create {
+        transaction
+            .prepare_cached(
+                "UPDATE people SET manager_id = ?3, mail_hash = ?4, upn_hash = ?5
+                 WHERE tenant = ?1 AND object_id = ?2
+                   AND (manager_id IS NOT ?3 OR mail_hash IS NOT ?4 OR upn_hash IS NOT ?5)",
+            )?
+            .execute(params![
+                tenant,
+                p.object_id,
+                p.manager_id,
+                mail_hash,
+                upn_hash
+            ])?;
+    }
+    Ok(())
 }
+
+/// A person's row, inserted (all 27 columns, in order) or, under an object id already
+/// stored, updated in its columns that no index holds (an update's upsert: the indexed
+/// columns are [`write_person`]'s second statement's).
+const UPSERT_PERSON: &str =
+    "INSERT INTO people VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+     ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)
+     ON CONFLICT (tenant, object_id) DO UPDATE SET
+       user_principal_name = excluded.user_principal_name, mail = excluded.mail,
+       given_name = excluded.given_name, surname = excluded.surname,
+       display_name = excluded.display_name, department = excluded.department,
+       job_title = excluded.job_title, company_name = excluded.company_name,
+       country = excluded.country, usage_location = excluded.usage_location,
+       office_location = excluded.office_location,
+       account_enabled = excluded.account_enabled, user_type = excluded.user_type,
+       licences = excluded.licences, created_at = excluded.created_at,
+       hire_date = excluded.hire_date, proxy_addresses = excluded.proxy_addresses,
+       last_sign_in = excluded.last_sign_in, status = excluded.status,
+       fingerprint = excluded.fingerprint, mail_key = excluded.mail_key,
+       upn_key = excluded.upn_key";
+
+/// A create's upsert (a row already under the id, which the engine would not create, is
+/// overwritten whole): the indexed columns too.
+static CREATE_PERSON: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{UPSERT_PERSON}, manager_id = excluded.manager_id, mail_hash = excluded.mail_hash,
+         upn_hash = excluded.upn_hash"
+    )
+});
 
 /// Where a manager's direct reports are found, in object id order. The order by object id
 /// alone would lead SQLite's planner (no statistics) to walk the whole tenant by its

@@ -90,6 +90,7 @@ macro_rules! conformance_suite {
             find_people_answers_each_key_in_order,
             list_people_ids_pages_in_byte_order,
             find_direct_reports_finds_the_managers_people,
+            an_update_moves_the_person_between_keys_and_managers,
             decisions_are_kept_per_tenant,
             a_read_only_store_refuses_writes,
             a_tenant_never_reads_or_writes_another_tenants_rows,

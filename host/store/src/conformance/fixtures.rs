@@ -98,6 +98,19 @@ fn person_upsert(
     }
 }
 
+/// An update of the person stored under `stored`'s object id, with the engine's keys.
+pub fn update(
+    stored: m365sync_wit::types::StoredPerson,
+    email_key: Option<&str>,
+    upn_key: &str,
+) -> Change {
+    Change::UpsertPerson(PersonUpsert {
+        kind: UpsertKind::Update,
+        changed_fields: vec!["department".to_string()],
+        ..person_upsert(stored, email_key, upn_key)
+    })
+}
+
 /// A link: `stored` takes over the record stored under `previous`.
 pub fn link(
     stored: m365sync_wit::types::StoredPerson,

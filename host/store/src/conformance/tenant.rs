@@ -181,6 +181,66 @@ pub async fn find_direct_reports_finds_the_managers_people(subject: &Subject) {
     t.finish().await.expect("finishing");
 }
 
+/// An update finds the person by their new keys and manager and no longer by the old
+/// ones, and one that changes none of them leaves them as they were (a store may write
+/// those in a statement of their own); an update of a person not stored stores them.
+pub async fn an_update_moves_the_person_between_keys_and_managers(subject: &Subject) {
+    let store = &*subject.store;
+    let with = |mail: &str, upn_key: &str, manager: &str, department: &str| {
+        let mut stored = person("p", &format!("{upn_key}@x.test"));
+        stored.person.manager_id = Some(manager.to_string());
+        stored.person.department = Some(department.to_string());
+        (stored, mail.to_string(), upn_key.to_string())
+    };
+    let mut t = open(store, "t").await;
+    let (first, mail, upn_key) = with("old@x.test", "old", "m1", "Sales");
+    t.commit(saved(vec![upsert(first, Some(&mail), &upn_key)]))
+        .await
+        .expect("creating");
+    let (moved, mail, upn_key) = with("new@x.test", "new", "m2", "Sales");
+    t.commit(saved(vec![update(moved, Some(&mail), &upn_key)]))
+        .await
+        .expect("updating the keys and the manager");
+    let (renamed, mail, upn_key) = with("new@x.test", "new", "m2", "Legal");
+    t.commit(saved(vec![
+        update(renamed, Some(&mail), &upn_key),
+        update(person("q", "q@x.test"), None, "q"),
+    ]))
+    .await
+    .expect("updating the department only, and a person not stored");
+    let found = t
+        .find_people(&[
+            email("old@x.test"),
+            upn("old"),
+            email("new@x.test"),
+            upn("new"),
+            upn("q"),
+        ])
+        .await
+        .expect("finding");
+    let found: Vec<Option<(String, Option<String>)>> = found
+        .into_iter()
+        .map(|f| f.map(|p| (p.person.object_id, p.person.department)))
+        .collect();
+    let p = Some(("p".to_string(), Some("Legal".to_string())));
+    assert_eq!(
+        found,
+        [None, None, p.clone(), p, Some(("q".to_string(), None))]
+    );
+    let reports = |people: Vec<m365sync_wit::types::StoredPerson>| {
+        people
+            .into_iter()
+            .map(|p| p.person.object_id)
+            .collect::<Vec<String>>()
+    };
+    assert!(reports(t.find_direct_reports("m1").await.expect("m1")).is_empty());
+    assert_eq!(
+        reports(t.find_direct_reports("m2").await.expect("m2")),
+        strings(&["p"])
+    );
+    t.finish().await.expect("finishing");
+}
+
 fn decision(tenant: &str, action: ReviewAction) -> MatchDecision {
     MatchDecision {
         tenant_key: tenant.to_string(),
