@@ -37,6 +37,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::BuildHasherDefault;
+use std::rc::Rc;
 
 use super::Run;
 use crate::graph::GraphClient;
@@ -82,8 +83,9 @@ struct Seen {
     joined: Joined,
 }
 
-/// User principal name keys to the object id each joined.
-type Joined = HashMap<String, Option<String>, BuildHasherDefault<IdHasher>>;
+/// User principal name keys to the object id each joined: shared by the rows that join
+/// it (a report's rows each hold theirs between its two passes: 100k copies otherwise).
+type Joined = HashMap<String, Option<Rc<str>>, BuildHasherDefault<IdHasher>>;
 
 /// Counts of one report.
 #[derive(Default)]
@@ -207,7 +209,7 @@ impl Run<'_> {
         // (nothing is written yet, so a report that cannot be read changes nothing).
         let mut table = Table::open(&body, spec).map_err(bad)?;
         let mut c = Counts::default();
-        let mut joined: Vec<Option<String>> = Vec::new();
+        let mut joined: Vec<Option<Rc<str>>> = Vec::new();
         let mut now = Fingerprints::default();
         let mut chunk: Vec<Row> = Vec::with_capacity(CHUNK.min(1024));
         loop {
@@ -275,7 +277,10 @@ impl Run<'_> {
         let mut i = 0usize;
         while let Some(row) = table.next_row() {
             let row = row.map_err(bad)?;
-            let id = joined.get_mut(i).and_then(Option::take);
+            let id = joined
+                .get_mut(i)
+                .and_then(Option::take)
+                .map(|id| String::from(&*id));
             i += 1;
             let Some(id) = id else { continue };
             let change = record(spec, period, id, row);
@@ -347,7 +352,7 @@ impl Run<'_> {
         rows: &[Row],
         c: &mut Counts,
         joined: &mut Joined,
-    ) -> Result<Vec<Option<String>>, SyncError> {
+    ) -> Result<Vec<Option<Rc<str>>>, SyncError> {
         // Keys to ask the store, each once (a BTreeSet: std's HashSet would seed itself
         // from wasi:random, an import the component does not otherwise need).
         let mut keys: BTreeSet<String> = BTreeSet::new();
@@ -380,7 +385,7 @@ impl Run<'_> {
                 let PersonKey::UserPrincipalName(key) = key else {
                     continue;
                 };
-                joined.insert(key, person.map(|p| p.person.object_id));
+                joined.insert(key, person.map(|p| Rc::from(p.person.object_id)));
             }
         }
         Ok(wanted
