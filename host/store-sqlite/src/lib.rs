@@ -27,6 +27,10 @@
 //! - 7: a registered tenant's partner (`registered_tenants.partner`, NULL for the rows of
 //!   schema 6) and what an admin must act on (`notices`: see `notices.rs`); the migration
 //!   from 6 adds the column and the table.
+//! - 8: `usage` is a rowid table (was `WITHOUT ROWID`, keyed by person) with a unique index
+//!   on its key and one by report (`usage_report`, for a report's replacement), and
+//!   `group_members` is indexed by member (for a deleted person's memberships); the
+//!   migration from 7 copies the usage rows ([`schema::USAGE_TABLE`]).
 //!
 //! A link (`upsert-person` of kind `link`) re-keys the person's row in place: the row stored
 //! under the previous object id gets the new object id and the new fields, in the batch's
