@@ -77,6 +77,47 @@ impl SqliteTenant {
         refuse_if_read_only(self.read_only, what, &self.tenant)
     }
 
+    /// Each key's person, one lookup each (see `find_people`).
+    fn find_each(&self, keys: &[PersonKey]) -> Result<Vec<Option<StoredPerson>>, StorageError> {
+        let by_id =
+            format!("SELECT {PERSON_COLUMNS} FROM people WHERE tenant = ?1 AND object_id = ?2");
+        // INDEXED BY: without statistics SQLite may prefer scanning the tenant's range of
+        // the primary key over the hash index, a scan of the whole tenant per lookup.
+        // Several people may share a key: the first by object id answers (on every back
+        // end; the few rows of one hash are sorted, not the tenant).
+        let by_mail = format!(
+            "SELECT {PERSON_COLUMNS} FROM people INDEXED BY people_mail
+             WHERE mail_hash = ?3 AND tenant = ?1 AND mail_key = ?2 ORDER BY object_id LIMIT 1"
+        );
+        let by_upn = format!(
+            "SELECT {PERSON_COLUMNS} FROM people INDEXED BY people_upn
+             WHERE upn_hash = ?3 AND tenant = ?1 AND upn_key = ?2 ORDER BY object_id LIMIT 1"
+        );
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            // The statement, the id or the engine's key, and the key's hash.
+            let by_key = |sql, key: &str| (sql, key.to_string(), Some(key_hash(key)));
+            let (sql, value, hash) = match key {
+                PersonKey::ObjectId(id) => (&by_id, id.clone(), None),
+                PersonKey::Email(text) => by_key(&by_mail, text),
+                PersonKey::UserPrincipalName(text) => by_key(&by_upn, text),
+            };
+            let person = self
+                .connection
+                .prepare_cached(sql)
+                .and_then(|mut s| {
+                    match hash {
+                        None => s.query_row(params![self.tenant, value], person_from_row),
+                        Some(h) => s.query_row(params![self.tenant, value, h], person_from_row),
+                    }
+                    .optional()
+                })
+                .map_err(|e| unavailable("looking people up", e))?;
+            found.push(person);
+        }
+        Ok(found)
+    }
+
     /// Commits the batches applied since the last commit. A failed commit rolls them back.
     pub fn flush(&mut self) -> Result<(), StorageError> {
         if self.open.take().is_none() {
@@ -557,43 +598,21 @@ impl TenantStore for SqliteTenant {
         &mut self,
         keys: &[PersonKey],
     ) -> Result<Vec<Option<StoredPerson>>, StorageError> {
-        let by_id =
-            format!("SELECT {PERSON_COLUMNS} FROM people WHERE tenant = ?1 AND object_id = ?2");
-        // INDEXED BY: without statistics SQLite may prefer scanning the tenant's range of
-        // the primary key over the hash index, a scan of the whole tenant per lookup.
-        // Several people may share a key: the first by object id answers (on every back
-        // end; the few rows of one hash are sorted, not the tenant).
-        let by_mail = format!(
-            "SELECT {PERSON_COLUMNS} FROM people INDEXED BY people_mail
-             WHERE mail_hash = ?3 AND tenant = ?1 AND mail_key = ?2 ORDER BY object_id LIMIT 1"
-        );
-        let by_upn = format!(
-            "SELECT {PERSON_COLUMNS} FROM people INDEXED BY people_upn
-             WHERE upn_hash = ?3 AND tenant = ?1 AND upn_key = ?2 ORDER BY object_id LIMIT 1"
-        );
-        let mut found = Vec::with_capacity(keys.len());
-        for key in keys {
-            // The statement, the id or the engine's key, and the key's hash.
-            let by_key = |sql, key: &str| (sql, key.to_string(), Some(key_hash(key)));
-            let (sql, value, hash) = match key {
-                PersonKey::ObjectId(id) => (&by_id, id.clone(), None),
-                PersonKey::Email(text) => by_key(&by_mail, text),
-                PersonKey::UserPrincipalName(text) => by_key(&by_upn, text),
-            };
-            let person = self
-                .connection
-                .prepare_cached(sql)
-                .and_then(|mut s| {
-                    match hash {
-                        None => s.query_row(params![self.tenant, value], person_from_row),
-                        Some(h) => s.query_row(params![self.tenant, value, h], person_from_row),
-                    }
-                    .optional()
-                })
+        // Outside this store's write transaction the keys are read in one read transaction
+        // of their own: else each lookup is one, locking and unlocking the WAL index
+        // (3,251 `fcntl` calls in a 1 % incremental sync of 100k people).
+        let snapshot = keys.len() > 1 && self.connection.is_autocommit();
+        if snapshot {
+            self.connection
+                .execute_batch("BEGIN")
                 .map_err(|e| unavailable("looking people up", e))?;
-            found.push(person);
         }
-        Ok(found)
+        let found = self.find_each(keys);
+        if snapshot {
+            // Nothing was written: ending a read transaction cannot lose anything.
+            let _ = self.connection.execute_batch("COMMIT");
+        }
+        found
     }
 
     async fn list_people_ids(
