@@ -45,7 +45,9 @@ pub async fn refresh(
     sink: Arc<dyn EventSink>,
 ) -> Result<Refreshed, StoreError> {
     let mut refreshed = Refreshed::default();
-    let runs = crate::onboarding::tenant_runs(config, store).await?;
+    // Read once: the tenants to run, and below the partners' customers among them.
+    let registered = store.registered_tenants().await?;
+    let runs = crate::onboarding::runs_with(config, &registered);
     let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
 
     // The apps' own credentials, read once per app.
@@ -94,7 +96,6 @@ pub async fn refresh(
     }
 
     // Partners' customers: the tenants registered through each partner.
-    let registered = store.registered_tenants().await?;
     for partner in &config.partners {
         let customers: Vec<_> = registered
             .iter()

@@ -256,8 +256,13 @@ pub async fn tenant_runs(
     config: &ConfigFile,
     store: &dyn StoreBackend,
 ) -> Result<Vec<TenantRun>, StoreError> {
+    Ok(runs_with(config, &store.registered_tenants().await?))
+}
+
+/// [`tenant_runs`] with the registered tenants already read.
+pub fn runs_with(config: &ConfigFile, registered: &[RegisteredTenant]) -> Vec<TenantRun> {
     let mut runs: Vec<TenantRun> = config.tenants.iter().map(|t| config.resolve(t)).collect();
-    for registered in store.registered_tenants().await? {
+    for registered in registered {
         if runs.iter().any(|r| r.tenant.key == registered.name) {
             continue;
         }
@@ -271,7 +276,7 @@ pub async fn tenant_runs(
             ));
         }
     }
-    Ok(runs)
+    runs
 }
 
 /// Register `tenant_id` (named after `display_name`, unique) as a tenant signing in with
