@@ -79,20 +79,7 @@ impl SqliteTenant {
 
     /// Each key's person, one lookup each (see `find_people`).
     fn find_each(&self, keys: &[PersonKey]) -> Result<Vec<Option<StoredPerson>>, StorageError> {
-        let by_id =
-            format!("SELECT {PERSON_COLUMNS} FROM people WHERE tenant = ?1 AND object_id = ?2");
-        // INDEXED BY: without statistics SQLite may prefer scanning the tenant's range of
-        // the primary key over the hash index, a scan of the whole tenant per lookup.
-        // Several people may share a key: the first by object id answers (on every back
-        // end; the few rows of one hash are sorted, not the tenant).
-        let by_mail = format!(
-            "SELECT {PERSON_COLUMNS} FROM people INDEXED BY people_mail
-             WHERE mail_hash = ?3 AND tenant = ?1 AND mail_key = ?2 ORDER BY object_id LIMIT 1"
-        );
-        let by_upn = format!(
-            "SELECT {PERSON_COLUMNS} FROM people INDEXED BY people_upn
-             WHERE upn_hash = ?3 AND tenant = ?1 AND upn_key = ?2 ORDER BY object_id LIMIT 1"
-        );
+        let (by_id, by_mail, by_upn) = (&*FIND_BY_ID, &*FIND_BY_MAIL, &*FIND_BY_UPN);
         let mut found = Vec::with_capacity(keys.len());
         for key in keys {
             // The statement, the id or the engine's key, and the key's hash.
@@ -542,6 +529,32 @@ static CREATE_PERSON: LazyLock<String> = LazyLock::new(|| {
 /// to the manager index (a missing index is then an error, not a slow scan).
 pub(crate) const DIRECT_REPORTS: &str = "FROM people INDEXED BY people_manager
      WHERE tenant = ?1 AND manager_id = ?2 ORDER BY object_id";
+
+/// A person by object id.
+static FIND_BY_ID: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {PERSON_COLUMNS} FROM people WHERE tenant = ?1 AND object_id = ?2")
+});
+
+// INDEXED BY: without statistics SQLite may prefer scanning the tenant's range of the
+// primary key over the hash index, a scan of the whole tenant per lookup. Several people
+// may share a key: the first by object id answers (on every back end; the few rows of one
+// hash are sorted, not the tenant).
+
+/// A person by the engine's email key (and its hash).
+static FIND_BY_MAIL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {PERSON_COLUMNS} FROM people INDEXED BY people_mail
+         WHERE mail_hash = ?3 AND tenant = ?1 AND mail_key = ?2 ORDER BY object_id LIMIT 1"
+    )
+});
+
+/// A person by the engine's user principal name key (and its hash).
+static FIND_BY_UPN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {PERSON_COLUMNS} FROM people INDEXED BY people_upn
+         WHERE upn_hash = ?3 AND tenant = ?1 AND upn_key = ?2 ORDER BY object_id LIMIT 1"
+    )
+});
 
 const PERSON_COLUMNS: &str =
     "object_id, user_principal_name, mail, given_name, surname, display_name,
