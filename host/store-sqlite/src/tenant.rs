@@ -83,7 +83,7 @@ impl SqliteTenant {
         let mut found = Vec::with_capacity(keys.len());
         for key in keys {
             // The statement, the id or the engine's key, and the key's hash.
-            let by_key = |sql, key: &str| (sql, key.to_string(), Some(key_hash(key)));
+            let by_key = |sql, key: &str| (sql, key.to_string(), Some(key_hash(&self.tenant, key)));
             let (sql, value, hash) = match key {
                 PersonKey::ObjectId(id) => (&by_id, id.clone(), None),
                 PersonKey::Email(text) => by_key(&by_mail, text),
@@ -438,8 +438,8 @@ fn write_person(
     upn_key: &str,
 ) -> rusqlite::Result<()> {
     let p = &stored.person;
-    let mail_hash = mail_key.map(key_hash);
-    let upn_hash = key_hash(upn_key);
+    let mail_hash = mail_key.map(|key| key_hash(tenant, key));
+    let upn_hash = key_hash(tenant, upn_key);
     let create = matches!(kind, UpsertKind::Create);
     let statement = if create {
         CREATE_PERSON.as_str()
@@ -676,7 +676,7 @@ impl TenantStore for SqliteTenant {
     async fn commit(&mut self, batch: Batch) -> Result<(), StorageError> {
         self.refuse_if_read_only("committing a batch")?;
         if self.open.is_none() {
-            let writing = self.gate.clone().lock_owned().await;
+            let writing = self.gate.lock_owned().await;
             self.connection
                 .execute_batch("BEGIN IMMEDIATE")
                 .map_err(|e| unavailable("starting a transaction", e))?;
@@ -690,7 +690,11 @@ impl TenantStore for SqliteTenant {
             self.writing = None;
             return Err(error);
         }
-        if self.open.as_mut().is_some_and(|d| d.commit_after(&batch)) {
+        let due = self.open.as_mut().is_some_and(|d| d.commit_after(&batch));
+        // Deferring holds the file's only write transaction across the engine's next
+        // request: while another writer of this process waits (another tenant of the
+        // database), commit now and let it in.
+        if due || self.gate.is_awaited() {
             self.flush()?;
         }
         Ok(())
@@ -708,7 +712,7 @@ impl TenantStore for SqliteTenant {
         self.refuse_if_read_only("creating an organization")?;
         // Committed on its own, not with the engine's pending batches.
         self.flush()?;
-        let _writing = self.gate.clone().lock_owned().await;
+        let _writing = self.gate.lock_owned().await;
         crate::organizations::create_organization(&self.connection, name, None)
     }
 
@@ -748,7 +752,7 @@ impl TenantStore for SqliteTenant {
         }
         self.refuse_if_read_only("storing the review decision")?;
         self.flush()?;
-        let _writing = self.gate.clone().lock_owned().await;
+        let _writing = self.gate.lock_owned().await;
         let (action, organization) = action_parts(&decision.action);
         self.connection
             .prepare_cached("INSERT OR REPLACE INTO match_decisions VALUES (?1, ?2, ?3, ?4)")

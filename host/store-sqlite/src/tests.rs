@@ -124,6 +124,43 @@ async fn a_failing_batch_undoes_the_batches_since_the_last_checkpoint() {
 }
 
 #[tokio::test]
+async fn a_deferred_batch_is_committed_at_once_while_another_writer_waits() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = database(&dir, "w.db");
+    let mut store = sync_tenant(&path, "t");
+    // Alone, a batch without checkpoints waits in the open transaction.
+    store
+        .commit(batch(vec![create("a")]))
+        .await
+        .expect("a deferred");
+    assert_eq!(committed_people(&path), 0);
+    // Another writer of this process (another tenant's store, the queue) waits for the
+    // file's gate, which the open transaction holds.
+    let gate = crate::gate::of(&path);
+    let waiter = tokio::spawn({
+        let gate = gate.clone();
+        async move {
+            let _writing = gate.lock().await;
+        }
+    });
+    while !gate.is_awaited() {
+        tokio::task::yield_now().await;
+    }
+    // The next batch is committed with it, and the waiter gets in.
+    store
+        .commit(batch(vec![create("b")]))
+        .await
+        .expect("b committed");
+    assert_eq!(committed_people(&path), 2);
+    tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("the waiter got the gate")
+        .expect("the waiter ran");
+    assert!(!gate.is_awaited());
+    store.finish().await.expect("finishing");
+}
+
+#[tokio::test]
 async fn a_large_run_of_batches_is_committed_every_so_many_changes() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = database(&dir, "s.db");
@@ -148,8 +185,139 @@ async fn a_large_run_of_batches_is_committed_every_so_many_changes() {
 #[test]
 fn key_hash_is_pinned() {
     // Stored in every row's index columns: a change would break every lookup.
-    assert_eq!(key_hash(""), 0xcbf2_9ce4_8422_2325_u64.cast_signed());
-    assert_eq!(key_hash("a"), 0xaf63_dc4c_8601_ec8c_u64.cast_signed());
+    // Worked out apart from the code (FNV-1a 64, MurmurHash3's fmix64, 16 + 48 bits).
+    assert_eq!(key_hash("", ""), 0xefd0_efd0_1f60_ba99_u64.cast_signed());
+    assert_eq!(key_hash("t", "a"), 0xce03_82a2_a958_a9be_u64.cast_signed());
+    // Tenants whose keys differ in the last character only still differ in their bits.
+    assert_eq!(
+        key_hash("tenant-001", "x"),
+        0xc033_06a4_f950_5be8_u64.cast_signed()
+    );
+    assert_eq!(
+        key_hash("tenant-002", "x"),
+        0xb439_06a4_f950_5be8_u64.cast_signed()
+    );
+}
+
+/// 64-bit FNV-1a of the key alone: the key hash of schemas 3 to 8.
+fn schema_8_key_hash(key: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key.as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h.cast_signed()
+}
+
+#[tokio::test]
+async fn a_tenants_key_hashes_lie_together_in_the_shared_indexes() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = database(&dir, "tenants.db");
+    let store = SqliteStore::open(&path).expect("creating");
+    for tenant in ["contoso", "fabrikam"] {
+        let mut t = store
+            .open_tenant(tenant, Access::Sync)
+            .await
+            .expect("opening");
+        let people = (0..50)
+            .map(|i| {
+                let upn = format!("user{i}@{tenant}.com");
+                upsert(person(&format!("{tenant}-{i}"), &upn), Some(&upn), &upn)
+            })
+            .collect();
+        t.commit(saved(people)).await.expect("committing");
+        t.finish().await.expect("finishing");
+    }
+    let connection = open_database(&path).expect("opening");
+    // Each tenant's hashes share their top 16 bits, and the two tenants' differ: in an
+    // index ordered by hash, a tenant's entries are one run, not spread among the others'.
+    let tops: Vec<(String, i64, i64)> = connection
+        .prepare(
+            "SELECT tenant, COUNT(DISTINCT (upn_hash >> 48) & 65535),
+                    MIN((upn_hash >> 48) & 65535) FROM people GROUP BY tenant ORDER BY tenant",
+        )
+        .expect("preparing")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("querying")
+        .collect::<rusqlite::Result<_>>()
+        .expect("reading");
+    assert_eq!(tops.len(), 2);
+    assert!(
+        tops.iter().all(|(_, distinct, _)| *distinct == 1),
+        "{tops:?}"
+    );
+    assert_ne!(tops[0].2, tops[1].2, "{tops:?}");
+}
+
+#[tokio::test]
+async fn a_version_8_database_hashes_its_keys_again_and_finds_people_by_them() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = database(&dir, "v8.db");
+    {
+        let store = SqliteStore::open(&path).expect("creating");
+        let mut t = store.open_tenant("t", Access::Sync).await.expect("opening");
+        t.commit(saved(vec![upsert(
+            person("a", "Ann@X.com"),
+            Some("ann@x.com"),
+            "ann@x.com",
+        )]))
+        .await
+        .expect("committing");
+        t.finish().await.expect("finishing");
+    }
+    {
+        // The row and version as schema 8 wrote them.
+        let connection = Connection::open(&path).expect("opening");
+        connection
+            .execute(
+                "UPDATE people SET mail_hash = ?1, upn_hash = ?1",
+                params![schema_8_key_hash("ann@x.com")],
+            )
+            .expect("hashed as schema 8");
+        connection
+            .execute_batch("PRAGMA user_version = 8")
+            .expect("version 8");
+    }
+    let store = SqliteStore::open(&path).expect("migrating");
+    let connection = open_database(&path).expect("opening");
+    let (version, mail_hash, upn_hash): (i64, i64, i64) = connection
+        .query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version), mail_hash, upn_hash
+             FROM people",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("the person");
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(
+        (mail_hash, upn_hash),
+        (key_hash("t", "ann@x.com"), key_hash("t", "ann@x.com"))
+    );
+    let indexes: i64 = connection
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index'
+             AND name IN ('people_mail', 'people_upn', 'people_manager')",
+            [],
+            |r| r.get(0),
+        )
+        .expect("counting");
+    assert_eq!(indexes, 3);
+    let mut t = store
+        .open_tenant("t", Access::ReadOnly)
+        .await
+        .expect("opening");
+    let found = t
+        .find_people(&[
+            PersonKey::Email("ann@x.com".into()),
+            PersonKey::UserPrincipalName("ann@x.com".into()),
+        ])
+        .await
+        .expect("finding");
+    let ids: Vec<Option<&str>> = found
+        .iter()
+        .map(|p| p.as_ref().map(|p| p.person.object_id.as_str()))
+        .collect();
+    assert_eq!(ids, [Some("a"), Some("a")]);
 }
 
 /// The people table's indexes as schema 3 had them.
