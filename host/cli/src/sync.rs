@@ -24,7 +24,7 @@ pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
     let config = ConfigFile::load(&args.config).map_err(Failure::usage)?;
     let in_config = |name: &str| config.tenants.iter().any(|t| t.name == name);
     let location = super::store_location(args.db.as_deref(), Some(&config));
-    let runtime = load_runtime(&config).await?;
+    let runtime = Arc::new(load_runtime(&config).await?);
     let mut runs = Vec::new();
     if args.tenant.as_deref().is_none_or(in_config) {
         for tenant in super::selected_tenants(&config, args.tenant.as_deref())? {
@@ -33,7 +33,8 @@ pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
             runs.push(run);
         }
     }
-    let store = super::open_store(&location).await?;
+    let store: Arc<dyn m365sync_service::store::StoreBackend> =
+        Arc::from(super::open_store(&location).await?);
     // The tenants onboarding registered in the store, as `serve` runs them.
     let registered = m365sync_service::onboarding::tenant_runs(&config, store.as_ref())
         .await
@@ -128,12 +129,12 @@ pub async fn run(args: SyncArgs, output: Output) -> Result<(), Failure> {
 
     let progress = Arc::new(TerminalProgress::new());
     let mut outcomes = sync_many(
-        &runtime,
-        &runs,
-        store.as_ref(),
+        runtime.clone(),
+        runs,
+        store.clone(),
         usize::from(args.concurrency),
         progress.clone(),
-        &cancel,
+        cancel.clone(),
     );
     while let Some(outcome) = outcomes.next().await {
         progress.finish(&outcome.tenant);

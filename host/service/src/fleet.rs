@@ -2,13 +2,17 @@
 //! [`sync_logged_cancellable`] logs it, at most `concurrency` at a time. Outcomes come in
 //! the order the runs were given, each as soon as it and those before it are done.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures::stream::{self, Stream, StreamExt};
 use m365sync_config::TenantRun;
 use m365sync_runtime::{CancelToken, EventSink, Runtime};
 use m365sync_store::Store;
 use m365sync_wit::types::SyncReport;
+use tokio::task::JoinHandle;
 
 use crate::synclog::{SyncFailure, sync_logged_cancellable};
 
@@ -28,31 +32,58 @@ pub struct TenantOutcome {
 /// Sync every run into `store`, at most `concurrency` (at least 1) at a time, until `cancel`
 /// stops them: running syncs end at their next batch boundary (logged as interrupted) and
 /// runs not started yet are not started.
-pub fn sync_many<'a>(
-    runtime: &'a Runtime,
-    runs: &'a [TenantRun],
-    store: &'a dyn Store,
+///
+/// Each run is a task of its own on the caller's tokio runtime, started when its turn
+/// comes, so that runs use the runtime's threads side by side: the engine's work is CPU
+/// (parsing, matching, the store's writes), and runs polled together in the caller's task
+/// took turns on one thread (a fleet of 300 tenants into one SQLite database used one
+/// core of two). Dropping the stream aborts the runs still going.
+pub fn sync_many(
+    runtime: Arc<Runtime>,
+    runs: Vec<TenantRun>,
+    store: Arc<dyn Store>,
     concurrency: usize,
     sink: Arc<dyn EventSink>,
-    cancel: &'a CancelToken,
-) -> impl Stream<Item = TenantOutcome> + 'a {
+    cancel: CancelToken,
+) -> impl Stream<Item = TenantOutcome> + Send + 'static {
     stream::iter(runs)
         .map(move |run| {
-            let sink = sink.clone();
-            async move {
-                let tenant = run.tenant.key.clone();
+            let tenant = run.tenant.key.clone();
+            let (runtime, store, sink, cancel) =
+                (runtime.clone(), store.clone(), sink.clone(), cancel.clone());
+            let task = Running(tokio::spawn(async move {
                 if cancel.is_cancelled() {
-                    return TenantOutcome {
-                        tenant,
-                        result: None,
-                    };
+                    return None;
                 }
-                let result = sync_logged_cancellable(runtime, run, store, sink, cancel).await;
-                TenantOutcome {
-                    tenant,
-                    result: Some(result),
-                }
+                Some(sync_logged_cancellable(&runtime, &run, store.as_ref(), sink, &cancel).await)
+            }));
+            async move {
+                let result = match task.await {
+                    Ok(result) => result,
+                    // A run that panicked panics here, as it did in the caller's task.
+                    Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+                    // Aborted: the runtime is shutting down.
+                    Err(_) => None,
+                };
+                TenantOutcome { tenant, result }
             }
         })
         .buffered(concurrency.max(1))
+}
+
+/// A spawned run, aborted if dropped before it ends.
+struct Running<T>(JoinHandle<T>);
+
+impl<T> Future for Running<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for Running<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
