@@ -8,6 +8,7 @@
 mod component;
 mod measure;
 mod native;
+mod pool;
 mod scenarios;
 mod server;
 mod table;
@@ -36,6 +37,8 @@ enum Command {
     Sandbox(scenarios::SandboxArgs),
     /// Many tenants synced concurrently by the host library.
     Fleet(scenarios::FleetArgs),
+    /// Memory held by pooled sandboxes, running and idle.
+    Pool(pool::PoolArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,5 +55,6 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => rt.block_on(scenarios::run(&args)),
         Command::Sandbox(args) => rt.block_on(scenarios::sandbox(&args)),
         Command::Fleet(args) => rt.block_on(scenarios::fleet(&args)),
+        Command::Pool(args) => rt.block_on(pool::pool(&args)),
     }
 }

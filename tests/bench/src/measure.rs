@@ -83,3 +83,18 @@ pub fn postgres_cpu_s() -> Option<f64> {
     }
     found.then(|| total as f64 / ticks as f64)
 }
+
+/// This process's resident set now, in KiB (`/proc/self/statm`), after handing the
+/// allocator's free pages back to the kernel, so that what is counted is what is held.
+pub fn resident_kb() -> anyhow::Result<u64> {
+    // SAFETY: malloc_trim only releases free heap pages; sysconf reads a constant.
+    unsafe { libc::malloc_trim(0) };
+    let page_kb = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64 / 1024;
+    let statm = std::fs::read_to_string("/proc/self/statm")?;
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("/proc/self/statm has no resident field: {statm:?}"))?
+        .parse()?;
+    Ok(pages * page_kb)
+}

@@ -209,14 +209,22 @@ pub struct FleetArgs {
     pub concurrency: usize,
     #[arg(long)]
     pub cache: PathBuf,
+    /// Every tenant into one SQLite database, through the host library's `sync_many` (as
+    /// `m365sync sync --all` runs them, each logged), instead of a database per tenant.
+    #[arg(long)]
+    pub one_database: bool,
 }
 
-/// `tenants` syncs of the simulated tenant, each under its own tenant key into a database
-/// of its own, at most `concurrency` at once, by one shared runtime.
+/// `tenants` syncs of the simulated tenant, each under its own tenant key, at most
+/// `concurrency` at once, by one shared runtime: each into a database of its own, or all
+/// into one ([`FleetArgs::one_database`]).
 pub async fn fleet(args: &FleetArgs) -> anyhow::Result<()> {
     let sim = endpoints(&args.sim)?;
     let runtime = Arc::new(runtime(&args.cache).await?);
     let dir = tempfile::tempdir()?;
+    if args.one_database {
+        return fleet_in_one_database(args, &sim, &runtime, dir.path()).await;
+    }
     let limit = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
     let span = Span::start();
     let mut tasks = Vec::with_capacity(args.tenants);
@@ -232,6 +240,51 @@ pub async fn fleet(args: &FleetArgs) -> anyhow::Result<()> {
     let (mut users, mut requests) = (0, 0);
     for t in tasks {
         let report = t.await??;
+        users += report.data_sets.first().map_or(0, |d| d.read);
+        requests += u64::from(report.requests);
+    }
+    let (wall_s, cpu_s, peak_rss_kb) = span.stop();
+    let figures = Figures {
+        users,
+        wall_s,
+        cpu_s,
+        peak_rss_kb,
+        requests,
+        extra: vec![("tenants".into(), args.tenants as f64)],
+    };
+    println!("{}", serde_json::to_string(&figures)?);
+    Ok(())
+}
+
+async fn fleet_in_one_database(
+    args: &FleetArgs,
+    sim: &Endpoints,
+    runtime: &Arc<Runtime>,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let runs: Vec<_> = (0..args.tenants)
+        .map(|i| component::tenant_run(sim, &format!("tenant-{i:03}"), SyncMode::Full))
+        .collect();
+    let db = dir.join("fleet.db");
+    let store: Arc<dyn m365sync_service::store::StoreBackend> =
+        Arc::from(open_store(&StoreLocation::parse(&db.to_string_lossy())).await?);
+    let span = Span::start();
+    let mut outcomes = m365sync_service::sync_many(
+        runtime.clone(),
+        runs,
+        store,
+        args.concurrency,
+        Arc::new(component::Quiet),
+        m365sync_service::runtime::CancelToken::new(),
+    );
+    let (mut users, mut requests) = (0, 0);
+    while let Some(outcome) = outcomes.next().await {
+        let report = match outcome.result {
+            Some(Ok(report)) => report,
+            Some(Err(failure)) => anyhow::bail!("tenant {}: {failure}", outcome.tenant),
+            None => anyhow::bail!("tenant {} was not started", outcome.tenant),
+        };
         users += report.data_sets.first().map_or(0, |d| d.read);
         requests += u64::from(report.requests);
     }
