@@ -523,7 +523,10 @@ fn print_targets(rows: &[Row]) {
     // `m365sync sync` runs a config's tenants).
     for (shown, scenario) in [
         ("", "fleet: 1000 tenants × 1,000 users, 8"),
-        (", one database", "fleet: 1000 tenants × 1,000 users into one"),
+        (
+            ", one database",
+            "fleet: 1000 tenants × 1,000 users into one",
+        ),
     ] {
         let fleet = find(rows, scenario);
         check(
