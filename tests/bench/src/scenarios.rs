@@ -243,17 +243,7 @@ pub async fn fleet(args: &FleetArgs) -> anyhow::Result<()> {
         users += report.data_sets.first().map_or(0, |d| d.read);
         requests += u64::from(report.requests);
     }
-    let (wall_s, cpu_s, peak_rss_kb) = span.stop();
-    let figures = Figures {
-        users,
-        wall_s,
-        cpu_s,
-        peak_rss_kb,
-        requests,
-        extra: vec![("tenants".into(), args.tenants as f64)],
-    };
-    println!("{}", serde_json::to_string(&figures)?);
-    Ok(())
+    print_fleet(span, users, requests, args.tenants)
 }
 
 async fn fleet_in_one_database(
@@ -288,6 +278,11 @@ async fn fleet_in_one_database(
         users += report.data_sets.first().map_or(0, |d| d.read);
         requests += u64::from(report.requests);
     }
+    print_fleet(span, users, requests, args.tenants)
+}
+
+/// A fleet's figures, as one JSON line.
+fn print_fleet(span: Span, users: u64, requests: u64, tenants: usize) -> anyhow::Result<()> {
     let (wall_s, cpu_s, peak_rss_kb) = span.stop();
     let figures = Figures {
         users,
@@ -295,7 +290,7 @@ async fn fleet_in_one_database(
         cpu_s,
         peak_rss_kb,
         requests,
-        extra: vec![("tenants".into(), args.tenants as f64)],
+        extra: vec![("tenants".into(), tenants as f64)],
     };
     println!("{}", serde_json::to_string(&figures)?);
     Ok(())

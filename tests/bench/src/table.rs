@@ -315,32 +315,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.fleet > 0 {
         let sim = Simulator::start(1_000)?;
         let tenants = args.fleet.to_string();
-        let fleet = child(&[
-            "fleet",
-            "--sim",
-            &sim.json,
-            "--tenants",
-            &tenants,
-            "--cache",
-            &cache_arg,
-        ])?;
+        let fleet = |more: &[&str]| {
+            let mut args = vec!["fleet", "--sim", &sim.json, "--tenants", &tenants];
+            args.extend(["--cache", &cache_arg]);
+            args.extend(more);
+            child(&args)
+        };
         push(
             format!("fleet: {tenants} tenants × 1,000 users, 8 at a time"),
-            fleet,
+            fleet(&[])?,
         );
-        let one = child(&[
-            "fleet",
-            "--sim",
-            &sim.json,
-            "--tenants",
-            &tenants,
-            "--cache",
-            &cache_arg,
-            "--one-database",
-        ])?;
         push(
             format!("fleet: {tenants} tenants × 1,000 users into one database (sync_many)"),
-            one,
+            fleet(&["--one-database"])?,
         );
         let pool = child(&["pool", "--sim", &sim.json, "--cache", &cache_arg])?;
         push("sandbox pool: 32 syncs of 1,000 users held".into(), pool);
