@@ -311,9 +311,9 @@ const TENANT_HASH_BITS: u32 = 16;
 /// SQLite's signed integer. A tenant's entries are thereby contiguous in both
 /// indexes, which every tenant of the database shares: a sync dirties a few pages of its
 /// own instead of one page per person all over the index (schema 8 hashed the person's
-/// key alone; a fleet of 300 tenants × 1,000 users synced into one database: 18.4 → 8.8 s
-/// CPU). A lookup checks the tenant and the key text too, so a collision costs a row read,
-/// never a wrong answer. Stored: it must never change.
+/// key alone; a fleet of 300 tenants × 1,000 users synced into one database: 18.8 → 11.0 s
+/// CPU, BENCHMARKS.md). A lookup checks the tenant and the key text too, so a collision
+/// costs a row read, never a wrong answer. Stored: it must never change.
 pub fn key_hash(tenant: &str, key: &str) -> i64 {
     let tenant_bits = mixed_hash(tenant) & !(u64::MAX >> TENANT_HASH_BITS);
     let key_bits = mixed_hash(key) >> TENANT_HASH_BITS;
@@ -353,7 +353,8 @@ fn migrate_people_2_to_3(connection: &Connection) -> rusqlite::Result<()> {
 
 /// Sets every person's `mail_hash` and `upn_hash` from the stored keys ([`key_hash`]),
 /// a slice of rows at a time (a database of many tenants holds millions), with the two
-/// indexes dropped meanwhile and built again at the end.
+/// indexes dropped meanwhile and built again at the end. It rewrites every person's row,
+/// inside the migration's one transaction: a one-time cost when a database is upgraded.
 fn hash_keys(connection: &Connection) -> rusqlite::Result<()> {
     const SLICE: i64 = 10_000;
     connection
