@@ -2,17 +2,14 @@
 //! [`sync_logged_cancellable`] logs it, at most `concurrency` at a time. Outcomes come in
 //! the order the runs were given, each as soon as it and those before it are done.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use futures::stream::{self, Stream, StreamExt};
 use m365sync_config::TenantRun;
 use m365sync_runtime::{CancelToken, EventSink, Runtime};
 use m365sync_store::Store;
 use m365sync_wit::types::SyncReport;
-use tokio::task::JoinHandle;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::synclog::{SyncFailure, sync_logged_cancellable};
 
@@ -51,7 +48,7 @@ pub fn sync_many(
             let tenant = run.tenant.key.clone();
             let (runtime, store, sink, cancel) =
                 (runtime.clone(), store.clone(), sink.clone(), cancel.clone());
-            let task = Running(tokio::spawn(async move {
+            let task = AbortOnDropHandle::new(tokio::spawn(async move {
                 if cancel.is_cancelled() {
                     return None;
                 }
@@ -69,21 +66,4 @@ pub fn sync_many(
             }
         })
         .buffered(concurrency.max(1))
-}
-
-/// A spawned run, aborted if dropped before it ends.
-struct Running<T>(JoinHandle<T>);
-
-impl<T> Future for Running<T> {
-    type Output = Result<T, tokio::task::JoinError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx)
-    }
-}
-
-impl<T> Drop for Running<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
