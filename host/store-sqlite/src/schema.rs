@@ -614,11 +614,6 @@ fn migrate(connection: &Connection, shown: &str) -> Result<(), OpenError> {
         if (2..=3).contains(&version) {
             migrate_runs_and_locks_3_to_4(connection)?;
         }
-        if version == 3 {
-            // Schema 4's index for direct reports (earlier versions get it with people's
-            // indexes when their key hashes are computed, below).
-            connection.execute_batch(PEOPLE_INDEXES)?;
-        }
         // Schema 5: what `serve` shares, and the change feed (new tables only).
         connection.execute_batch(SERVE_TABLES)?;
         // Schema 6: what onboarding keeps (new tables only).
@@ -635,7 +630,8 @@ fn migrate(connection: &Connection, shown: &str) -> Result<(), OpenError> {
         }
         connection.execute_batch(GROUP_MEMBERS_BY_MEMBER)?;
         // Schema 9: the key hashes lead with the tenant's bits (schemas 3 to 8 hashed the
-        // person's key alone; the rows of schemas 1 and 2 have none yet).
+        // person's key alone; the rows of schemas 1 and 2 have none yet). Building people's
+        // indexes again here also gives schemas 1 to 3 schema 4's index for direct reports.
         if (1..9).contains(&version) {
             hash_keys(connection)?;
         }
