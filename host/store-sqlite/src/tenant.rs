@@ -83,11 +83,11 @@ impl SqliteTenant {
         let mut found = Vec::with_capacity(keys.len());
         for key in keys {
             // The statement, the id or the engine's key, and the key's hash.
-            let by_key = |sql, key: &str| (sql, key.to_string(), Some(key_hash(&self.tenant, key)));
-            let (sql, value, hash) = match key {
-                PersonKey::ObjectId(id) => (&by_id, id.clone(), None),
-                PersonKey::Email(text) => by_key(&by_mail, text),
-                PersonKey::UserPrincipalName(text) => by_key(&by_upn, text),
+            let by_key = |sql, key| (sql, key, Some(key_hash(&self.tenant, key)));
+            let (sql, value, hash): (&String, &str, _) = match key {
+                PersonKey::ObjectId(id) => (by_id, id, None),
+                PersonKey::Email(text) => by_key(by_mail, text),
+                PersonKey::UserPrincipalName(text) => by_key(by_upn, text),
             };
             let person = self
                 .connection
