@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use m365sync_store::conformance::fixtures::{
-    batch, create, failed_run, person, saved, saved_as, upsert,
+    batch, commit_all, create, failed_run, person, saved, saved_as, upsert,
 };
 use m365sync_store::model::{FailedRun, LOCK_STALE_AFTER, RunStatus, host_name};
 use m365sync_store::policy::MAX_DEFERRED_CHANGES;
@@ -215,18 +215,13 @@ async fn a_tenants_key_hashes_lie_together_in_the_shared_indexes() {
     let path = database(&dir, "tenants.db");
     let store = SqliteStore::open(&path).expect("creating");
     for tenant in ["contoso", "fabrikam"] {
-        let mut t = store
-            .open_tenant(tenant, Access::Sync)
-            .await
-            .expect("opening");
         let people = (0..50)
             .map(|i| {
                 let upn = format!("user{i}@{tenant}.com");
                 upsert(person(&format!("{tenant}-{i}"), &upn), Some(&upn), &upn)
             })
             .collect();
-        t.commit(saved(people)).await.expect("committing");
-        t.finish().await.expect("finishing");
+        commit_all(&store, tenant, vec![saved(people)]).await;
     }
     let connection = open_database(&path).expect("opening");
     // Each tenant's hashes share their top 16 bits, and the two tenants' differ: in an
@@ -255,15 +250,8 @@ async fn a_version_8_database_hashes_its_keys_again_and_finds_people_by_them() {
     let path = database(&dir, "v8.db");
     {
         let store = SqliteStore::open(&path).expect("creating");
-        let mut t = store.open_tenant("t", Access::Sync).await.expect("opening");
-        t.commit(saved(vec![upsert(
-            person("a", "Ann@X.com"),
-            Some("ann@x.com"),
-            "ann@x.com",
-        )]))
-        .await
-        .expect("committing");
-        t.finish().await.expect("finishing");
+        let ann = upsert(person("a", "Ann@X.com"), Some("ann@x.com"), "ann@x.com");
+        commit_all(&store, "t", vec![saved(vec![ann])]).await;
     }
     {
         // The row and version as schema 8 wrote them.
@@ -789,15 +777,7 @@ async fn a_reset_empties_every_table_with_a_tenant_column() {
     let path = database(&dir, "reset.db");
     let store = SqliteStore::open(&path).expect("creating");
     for tenant in ["t", "u"] {
-        let mut opened = store
-            .open_tenant(tenant, Access::Sync)
-            .await
-            .expect("opening");
-        opened
-            .commit(saved(vec![create("a")]))
-            .await
-            .expect("committing");
-        opened.finish().await.expect("finishing");
+        commit_all(&store, tenant, vec![saved(vec![create("a")])]).await;
     }
     let outcome = store.reset_tenant("t").await.expect("resetting");
     let deleted: HashMap<_, _> = outcome.deleted.iter().cloned().collect();
@@ -860,11 +840,7 @@ async fn an_export_of_a_value_no_m365sync_writes_names_its_column() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = database(&dir, "bad.db");
     let store = SqliteStore::open(&path).expect("creating");
-    let mut t = store.open_tenant("t", Access::Sync).await.expect("opening");
-    t.commit(saved_as(vec![create("a")], "users", "1"))
-        .await
-        .expect("a");
-    t.finish().await.expect("finishing");
+    commit_all(&store, "t", vec![saved_as(vec![create("a")], "users", "1")]).await;
     let connection = open_database(&path).expect("opening");
     connection
         .execute(
