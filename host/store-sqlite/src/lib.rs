@@ -34,6 +34,9 @@
 //! - 9: `people.mail_hash`/`upn_hash` lead with bits of the tenant's key
 //!   ([`schema::key_hash`]), so that each tenant's entries are contiguous in the indexes
 //!   all tenants share; the migration from 8 computes them again.
+//! - 10: a usage row's counts are a blob of (name id, value) varints, the names in
+//!   `count_names` ([`counts`]), instead of a JSON object per row; the migration from 9
+//!   rewrites the usage rows.
 //!
 //! A link (`upsert-person` of kind `link`) re-keys the person's row in place: the row stored
 //! under the previous object id gets the new object id and the new fields, in the batch's
@@ -42,6 +45,7 @@
 //! the previous Graph account, which Graph keeps reporting under its own id (a group delta
 //! removes a gone member by that id), and the new account's rows arrive under the new id.
 
+mod counts;
 mod feed;
 mod gate;
 mod lock;

@@ -8,6 +8,7 @@ use std::ops::ControlFlow;
 
 use async_trait::async_trait;
 use m365sync_store::StoreError;
+use m365sync_store::model::counts_json;
 use m365sync_store::read::{
     Cell, ExportKind, InactiveLicence, LabelCount, LicenceLines, PeopleSummary, ReadModels,
     RowSink, SkuLine, SubscriptionUnits, TenantSummary, WorkloadActivity, inactive_cutoff,
@@ -109,6 +110,26 @@ fn cell(kind: ExportKind, column: usize, value: ValueRef<'_>) -> Result<Cell, St
     })
 }
 
+/// A usage row's stored counts as their JSON object, or an error naming the row.
+fn usage_counts(
+    row: &rusqlite::Row<'_>,
+    blob: &[u8],
+    names: &std::collections::HashMap<i64, String>,
+) -> Result<Cell, StoreError> {
+    let counts = crate::counts::decode(blob, names).map_err(|e| {
+        let text = |i| row.get::<_, String>(i).unwrap_or_default();
+        StoreError::Storage(StorageError::Invalid(format!(
+            "exporting Usage: the counts of tenant {}, person {}, {} over {} days cannot be \
+             read: {e}",
+            text(0),
+            text(1),
+            text(3),
+            row.get::<_, i64>(4).unwrap_or_default()
+        )))
+    })?;
+    Ok(Cell::Text(counts_json(&counts)))
+}
+
 fn export(
     connection: &Connection,
     kind: ExportKind,
@@ -119,10 +140,28 @@ fn export(
     let failed = read_error(&what);
     let mut statement = connection.prepare(export_query(kind)).map_err(&failed)?;
     let columns = statement.column_count();
+    // Usage counts are stored as name ids and numbers ([`crate::counts`]); they are
+    // exported as the JSON object every back end exports.
+    let counts = match kind {
+        ExportKind::Usage => {
+            let names = crate::counts::names_by_id(connection).map_err(&failed)?;
+            let column = kind.columns().iter().position(|c| *c == "counts");
+            column.map(|column| (column, names))
+        }
+        _ => None,
+    };
     let mut rows = statement.query(params![tenant]).map_err(&failed)?;
     while let Some(row) = rows.next().map_err(&failed)? {
         let cells = (0..columns)
-            .map(|i| cell(kind, i, row.get_ref(i).map_err(&failed)?))
+            .map(|i| {
+                let value = row.get_ref(i).map_err(&failed)?;
+                match (&counts, value) {
+                    (Some((column, names)), ValueRef::Blob(blob)) if *column == i => {
+                        usage_counts(row, blob, names)
+                    }
+                    _ => cell(kind, i, value),
+                }
+            })
             .collect::<Result<Vec<Cell>, StoreError>>()?;
         if let ControlFlow::Break(()) = sink(cells) {
             break;

@@ -5,12 +5,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use m365sync_store::StoreError;
+use rusqlite::types::{ToSqlOutput, Type, ValueRef};
 use rusqlite::{Connection, params};
 
+use crate::counts::{COUNT_NAMES_TABLE, CountNames};
 use crate::log::RUN_COLUMNS;
 
 /// Schema version, in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// The sync log's table (schema 4): one row per run, whatever its outcome (see
 /// [`RunStatus`]), and per reset of a tenant.
@@ -168,7 +170,8 @@ CREATE TABLE IF NOT EXISTS notices (
 /// it was a `WITHOUT ROWID` table keyed by person: rows of up to 1 KB (a workload's
 /// counts), inserted in random person order into a b-tree of whole rows, left its pages
 /// half empty (600 MB of which 56 % unused, for 610k rows of a 100k-user tenant) and had a
-/// report's replacement read every usage row of the tenant.
+/// report's replacement read every usage row of the tenant. `counts` is a blob since
+/// schema 10 ([`crate::counts`]; see [`encode_usage_counts`]).
 pub(crate) const USAGE_TABLE: &str = r#"
 CREATE TABLE IF NOT EXISTS usage (
     tenant TEXT NOT NULL,
@@ -176,7 +179,7 @@ CREATE TABLE IF NOT EXISTS usage (
     workload TEXT NOT NULL,
     period_days INTEGER NOT NULL,
     last_activity TEXT,
-    counts TEXT NOT NULL,
+    counts BLOB NOT NULL,
     report_refreshed TEXT NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS usage_key ON usage (tenant, object_id, workload, period_days);
@@ -209,6 +212,72 @@ fn migrate_usage_7_to_8(connection: &Connection) -> rusqlite::Result<()> {
          FROM usage_v7 ORDER BY tenant, object_id, workload, period_days;
          DROP TABLE usage_v7;",
     )
+}
+
+/// Schema 9 to 10: the usage rows again, their JSON counts ([`m365sync_store::model::counts_json`])
+/// encoded as [`crate::counts`] stores them. The table is rebuilt, not updated in place:
+/// the rows shrink to a fifth, and a rebuilt table packs them. A JSON object that is not
+/// one of counts fails the migration with the row named (nothing is dropped).
+fn encode_usage_counts(connection: &Connection) -> rusqlite::Result<()> {
+    // Indexes move with a renamed table: dropped first, so that the new table gets its own.
+    connection.execute_batch(
+        "DROP INDEX IF EXISTS usage_key; DROP INDEX IF EXISTS usage_report;
+         ALTER TABLE usage RENAME TO usage_v9;",
+    )?;
+    connection.execute_batch(USAGE_TABLE)?;
+    let mut names = CountNames::default();
+    let mut read = connection.prepare(
+        "SELECT tenant, object_id, workload, period_days, last_activity, counts, report_refreshed
+         FROM usage_v9 ORDER BY rowid",
+    )?;
+    let mut write = connection.prepare("INSERT INTO usage VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
+    let mut rows = read.query([])?;
+    while let Some(row) = rows.next()? {
+        let counts = match row.get_ref(5)? {
+            ValueRef::Text(text) => {
+                let counts: std::collections::BTreeMap<String, u64> = serde_json::from_slice(text)
+                    .map_err(|e| {
+                        let (tenant, object_id, workload, period): (String, String, String, i64) =
+                            match (row.get(0), row.get(1), row.get(2), row.get(3)) {
+                                (Ok(t), Ok(o), Ok(w), Ok(p)) => (t, o, w, p),
+                                _ => Default::default(),
+                            };
+                        rusqlite::Error::FromSqlConversionFailure(
+                            5,
+                            Type::Text,
+                            format!(
+                                "the usage row of tenant {tenant}, person {object_id}, \
+                                 {workload} over {period} days: its counts are not a JSON \
+                                 object of counts ({e})"
+                            )
+                            .into(),
+                        )
+                    })?;
+                let counts: Vec<(String, u64)> = counts.into_iter().collect();
+                names.encode(connection, &counts)?
+            }
+            ValueRef::Blob(blob) => blob.to_vec(),
+            _ => {
+                return Err(rusqlite::Error::InvalidColumnType(
+                    5,
+                    "counts".into(),
+                    row.get_ref(5)?.data_type(),
+                ));
+            }
+        };
+        let column = |i| row.get_ref(i).map(ToSqlOutput::Borrowed);
+        write.execute(params![
+            column(0)?,
+            column(1)?,
+            column(2)?,
+            column(3)?,
+            column(4)?,
+            counts,
+            column(6)?,
+        ])?;
+    }
+    drop(rows);
+    connection.execute_batch("DROP TABLE usage_v9;")
 }
 
 /// Schema 3 to 4, the sync log's part: `runs` is rebuilt for its new statuses (SQLite
@@ -634,6 +703,11 @@ fn migrate(connection: &Connection, shown: &str) -> Result<(), OpenError> {
         // indexes again here also gives schemas 1 to 3 schema 4's index for direct reports.
         if (1..9).contains(&version) {
             hash_keys(connection)?;
+        }
+        // Schema 10: usage counts as (name id, value) varints, the names in a table.
+        connection.execute_batch(COUNT_NAMES_TABLE)?;
+        if (1..10).contains(&version) {
+            encode_usage_counts(connection)?;
         }
         connection.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         Ok(version)

@@ -9,7 +9,7 @@ use m365sync_store::TenantStore;
 use m365sync_store::feed::events_of;
 use m365sync_store::log_entry::RunReport;
 use m365sync_store::model::{
-    action_from, action_parts, change_error, counts_json, json_list, mailbox_counts, parse_list,
+    action_from, action_parts, change_error, json_list, mailbox_counts, parse_list,
     refuse_if_read_only, status_from, stored_elapsed_ms,
 };
 use m365sync_store::policy::Deferred;
@@ -21,6 +21,7 @@ use m365sync_wit::types::{
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::counts::CountNames;
 use crate::gate::WriteGate;
 use crate::lock::{LockBeat, TenantLock};
 use crate::schema::key_hash;
@@ -52,6 +53,8 @@ pub struct SqliteTenant {
     lock: Option<TenantLock>,
     /// Opened read-only: SQLite itself refuses every write.
     read_only: bool,
+    /// The ids of usage count names this store has used.
+    count_names: CountNames,
 }
 
 impl SqliteTenant {
@@ -70,6 +73,7 @@ impl SqliteTenant {
             writing: None,
             lock,
             read_only,
+            count_names: CountNames::default(),
         }
     }
 
@@ -120,6 +124,10 @@ impl SqliteTenant {
                 unavailable("committing", e)
             }),
         };
+        match committed {
+            Ok(()) => self.count_names.committed(),
+            Err(_) => self.count_names.rolled_back(),
+        }
         self.writing = None;
         committed
     }
@@ -204,7 +212,12 @@ pub(crate) const REPORT_DELETES: [&str; 2] = [
 ];
 
 /// Applies one change in the open transaction.
-fn apply(transaction: &Connection, tenant: &str, change: &Change) -> Result<(), ApplyError> {
+fn apply(
+    transaction: &Connection,
+    tenant: &str,
+    count_names: &mut CountNames,
+    change: &Change,
+) -> Result<(), ApplyError> {
     let written: rusqlite::Result<()> = match change {
         Change::UpsertPerson(upsert) => upsert_person(transaction, tenant, upsert),
         // A deleted person takes everything stored about them along.
@@ -306,18 +319,21 @@ fn apply(transaction: &Connection, tenant: &str, change: &Change) -> Result<(), 
                 ])
                 .map(drop)
         }
-        Change::UpsertUsage(u) => transaction
-            .prepare_cached("INSERT OR REPLACE INTO usage VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
-            .execute(params![
-                tenant,
-                u.object_id,
-                u.workload,
-                u.period_days,
-                u.last_activity,
-                counts_json(&u.counts),
-                u.report_refreshed,
-            ])
-            .map(drop),
+        Change::UpsertUsage(u) => {
+            let counts = count_names.encode(transaction, &u.counts)?;
+            transaction
+                .prepare_cached("INSERT OR REPLACE INTO usage VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+                .execute(params![
+                    tenant,
+                    u.object_id,
+                    u.workload,
+                    u.period_days,
+                    u.last_activity,
+                    counts,
+                    u.report_refreshed,
+                ])
+                .map(drop)
+        }
     };
     Ok(written?)
 }
@@ -331,9 +347,14 @@ impl Drop for SqliteTenant {
 }
 
 /// Applies one batch's changes, its events in the change feed, checkpoints and run record.
-fn apply_batch(connection: &Connection, tenant: &str, batch: &Batch) -> Result<(), StorageError> {
+fn apply_batch(
+    connection: &Connection,
+    tenant: &str,
+    count_names: &mut CountNames,
+    batch: &Batch,
+) -> Result<(), StorageError> {
     for change in &batch.changes {
-        apply(connection, tenant, change)
+        apply(connection, tenant, count_names, change)
             .map_err(|e| change_error(change, e.into_storage_error()))?;
     }
     // The batch's events, in its transaction: committed exactly when its changes are.
@@ -683,10 +704,16 @@ impl TenantStore for SqliteTenant {
             self.writing = Some(writing);
             self.open = Some(Deferred::default());
         }
-        if let Err(error) = apply_batch(&self.connection, &self.tenant, &batch) {
+        if let Err(error) = apply_batch(
+            &self.connection,
+            &self.tenant,
+            &mut self.count_names,
+            &batch,
+        ) {
             // Everything since the last checkpoint goes: the engine redoes it from there.
             self.open = None;
             let _ = self.connection.execute_batch("ROLLBACK");
+            self.count_names.rolled_back();
             self.writing = None;
             return Err(error);
         }

@@ -12,7 +12,7 @@ use m365sync_store::conformance::fixtures::{
 };
 use m365sync_store::model::{FailedRun, LOCK_STALE_AFTER, RunStatus, host_name};
 use m365sync_store::policy::MAX_DEFERRED_CHANGES;
-use m365sync_store::read::{ExportKind, export_table};
+use m365sync_store::read::{Cell, ExportKind, export_table};
 use m365sync_store::time::unix_now;
 use m365sync_store::{Access, Store, StoreError, TenantStore};
 use m365sync_wit::StorageError;
@@ -306,6 +306,118 @@ async fn a_version_8_database_hashes_its_keys_again_and_finds_people_by_them() {
         .map(|p| p.as_ref().map(|p| p.person.object_id.as_str()))
         .collect();
     assert_eq!(ids, [Some("a"), Some("a")]);
+}
+
+/// The usage table as schemas 8 and 9 had it: counts a JSON object per row.
+const USAGE_V9: &str = "CREATE TABLE usage (
+    tenant TEXT NOT NULL, object_id TEXT NOT NULL, workload TEXT NOT NULL,
+    period_days INTEGER NOT NULL, last_activity TEXT, counts TEXT NOT NULL,
+    report_refreshed TEXT NOT NULL);
+    CREATE UNIQUE INDEX usage_key ON usage (tenant, object_id, workload, period_days);
+    CREATE INDEX usage_report ON usage (tenant, workload, period_days);";
+
+/// A schema-9 database at `path` holding these usage rows (tenant, object id, workload,
+/// period, counts as schema 9 wrote them).
+fn schema_9_usage(path: &Path, rows: &[(&str, &str, &str, i64, &str)]) {
+    SqliteStore::open(path).expect("creating");
+    let c = Connection::open(path).expect("opening");
+    c.execute_batch(&format!(
+        "BEGIN; DROP TABLE usage; DROP TABLE count_names; {USAGE_V9}"
+    ))
+    .expect("schema 9's usage table");
+    for (tenant, id, workload, period, counts) in rows {
+        c.execute(
+            "INSERT INTO usage VALUES (?1, ?2, ?3, ?4, '2026-12-01', ?5, '2026-12-05')",
+            params![tenant, id, workload, period, counts],
+        )
+        .expect("a usage row");
+    }
+    c.execute_batch("PRAGMA user_version = 9; COMMIT;")
+        .expect("version 9");
+}
+
+#[tokio::test]
+async fn a_version_9_database_keeps_its_usage_counts_with_each_name_stored_once() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = database(&dir, "v9.db");
+    let max = r#"{"read-count":3,"send-count":18446744073709551615}"#;
+    let teams = r#"{"call-count":2,"read-count":1}"#;
+    schema_9_usage(
+        &path,
+        &[
+            ("t", "a", "exchange", 7, max),
+            ("t", "b", "exchange", 7, "{}"),
+            ("u", "a", "teams", 30, teams),
+        ],
+    );
+    let store = SqliteStore::open(&path).expect("migrating");
+    let exported = export_table(&store, ExportKind::Usage, None)
+        .await
+        .expect("exporting");
+    let counts: Vec<(String, String, String)> = exported
+        .rows
+        .iter()
+        .map(|r| match (&r[0], &r[1], &r[6]) {
+            (Cell::Text(t), Cell::Text(id), Cell::Text(counts)) => {
+                (t.clone(), id.clone(), counts.clone())
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let row = |t: &str, id: &str, counts: &str| (t.to_owned(), id.to_owned(), counts.to_owned());
+    assert_eq!(
+        counts,
+        [
+            row("t", "a", max),
+            row("t", "b", "{}"),
+            row("u", "a", teams)
+        ]
+    );
+    let c = open_database(&path).expect("opening");
+    let (version, names, blobs, indexes): (i64, i64, i64, i64) = c
+        .query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version),
+                    (SELECT COUNT(*) FROM count_names),
+                    (SELECT COUNT(*) FROM usage WHERE typeof(counts) = 'blob'),
+                    (SELECT COUNT(*) FROM sqlite_master WHERE type = 'index'
+                     AND tbl_name = 'usage' AND name IN ('usage_key', 'usage_report'))",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .expect("reading the schema");
+    assert_eq!((version, names, blobs, indexes), (SCHEMA_VERSION, 3, 3, 2));
+}
+
+#[test]
+fn usage_counts_that_are_not_counts_stop_the_migration_and_keep_the_database() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = database(&dir, "v9.db");
+    schema_9_usage(
+        &path,
+        &[
+            ("t", "a", "exchange", 7, r#"{"send-count":1}"#),
+            ("t", "b", "teams", 30, r#"{"call-count":-1}"#),
+        ],
+    );
+    let error = match SqliteStore::open(&path) {
+        Ok(_) => panic!("the migration fails"),
+        Err(error) => error.to_string(),
+    };
+    assert!(
+        error.contains("tenant t, person b, teams over 30 days")
+            && error.contains("from schema version 9"),
+        "{error}"
+    );
+    let c = Connection::open(&path).expect("opening");
+    let (version, rows): (i64, i64) = c
+        .query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version),
+                    (SELECT COUNT(*) FROM usage WHERE typeof(counts) = 'text')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("reading");
+    assert_eq!((version, rows), (9, 2));
 }
 
 /// The people table's indexes as schema 3 had them.
@@ -929,7 +1041,7 @@ async fn per_row_deletes_search_indexes_in_new_and_migrated_databases() {
     SqliteStore::open(&path).expect("migrating");
     assert_deletes_search_indexes(&path);
     let c = open_database(&path).expect("opening");
-    let kept: (i64, String, String) = c
+    let kept: (i64, Vec<u8>, String) = c
         .query_row(
             "SELECT rowid, counts, last_activity FROM usage
              WHERE tenant = 't' AND object_id = 'a' AND workload = 'teams' AND period_days = 30",
@@ -937,8 +1049,10 @@ async fn per_row_deletes_search_indexes_in_new_and_migrated_databases() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .expect("the usage row, in a rowid table");
+    let names = crate::counts::names_by_id(&c).expect("the count names");
     assert_eq!(
-        (kept.1.as_str(), kept.2.as_str()),
-        ("{\"calls\":2}", "2026-12-01")
+        crate::counts::decode(&kept.1, &names),
+        Ok(vec![("calls".to_owned(), 2)])
     );
+    assert_eq!(kept.2, "2026-12-01");
 }

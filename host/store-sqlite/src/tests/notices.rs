@@ -85,7 +85,7 @@ async fn a_version_6_database_gains_the_partner_and_the_notices_and_keeps_its_ro
     let version: i64 = connection
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("the version");
-    assert_eq!((version, SCHEMA_VERSION), (9, 9));
+    assert_eq!((version, SCHEMA_VERSION), (10, 10));
     assert_eq!(tables(&connection, &["notices"]), 1);
     // The migrated tables are a new database's.
     let fresh_path = database(&dir, "new.db");

@@ -80,7 +80,7 @@ async fn a_version_5_database_gains_the_onboarding_tables_and_keeps_its_rows() {
     let version: i64 = connection
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("the version");
-    assert_eq!((version, SCHEMA_VERSION), (9, 9));
+    assert_eq!((version, SCHEMA_VERSION), (10, 10));
     assert_eq!(tables(&connection, &onboarding), 2);
     let kept: (String, String) = connection
         .query_row(

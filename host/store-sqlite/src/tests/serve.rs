@@ -48,7 +48,7 @@ async fn a_version_4_database_gains_the_serve_tables_and_keeps_its_rows() {
     let version: i64 = connection
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("the version");
-    assert_eq!((version, SCHEMA_VERSION), (9, 9));
+    assert_eq!((version, SCHEMA_VERSION), (10, 10));
     for table in [
         "served_tenants",
         "jobs",
