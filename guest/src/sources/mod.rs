@@ -6,6 +6,8 @@ pub mod app_credentials;
 pub mod groups;
 pub mod objects;
 pub mod organization;
+#[cfg(test)]
+mod product_rows;
 pub mod products;
 pub mod relationships;
 pub mod reports;

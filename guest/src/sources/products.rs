@@ -4,137 +4,29 @@
 //! shipped as `guest/data/products.csv` (String_Id, GUID, Product_Display_Name), which is
 //! generated from that table; its header says from which version and how.
 //!
-//! The file is embedded and read once per instance into a table sorted by GUID: a lookup
-//! by skuId is a binary search on a `u128`. The fallback by part number (for a SKU whose id
+//! `build.rs` compiles the file into a table sorted by GUID (`product_rows.rs` reads it;
+//! a row it cannot use fails the build): a lookup by skuId is a binary search on a `u128`,
+//! and a sandbox reads nothing first. The fallback by part number (for a SKU whose id
 //! Microsoft changed, or a tenant in another cloud) answers only when the part number is
 //! unambiguous: the table lists some String IDs under several GUIDs with different names,
 //! and picking one of them would name a licence after a product it may not be.
 
-use std::sync::OnceLock;
-
 use crate::ids::parse_guid;
-
-/// The embedded table.
-const CSV: &str = include_str!("../../data/products.csv");
 
 /// One product: skuId, skuPartNumber (String_Id), product name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product {
     pub guid: u128,
-    pub part_number: String,
-    pub name: String,
+    pub part_number: &'static str,
+    pub name: &'static str,
 }
 
-/// A row of the product file that cannot be used, and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RowError {
-    #[error("products.csv line {line}: unreadable CSV: {reason}")]
-    Csv { line: u64, reason: String },
-    #[error(
-        "products.csv line {line}: expected 3 fields (String_Id, GUID, Product_Display_Name), found {found}"
-    )]
-    Fields { line: u64, found: usize },
-    #[error("products.csv line {line}: empty String_Id")]
-    EmptyPartNumber { line: u64 },
-    #[error("products.csv line {line}: GUID {value:?} is not a GUID")]
-    Guid { line: u64, value: String },
-    #[error("products.csv line {line}: empty Product_Display_Name")]
-    EmptyName { line: u64 },
-    #[error("products.csv line {line}: GUID {guid} repeats line {first} with another product")]
-    ConflictingGuid { line: u64, first: u64, guid: String },
-}
-
-/// Reads a product file: the usable rows, sorted by GUID with repeats of the same product
-/// dropped, and every row that could not be used. The embedded file has none of the latter
-/// (tested); a lookup never fails for a bad row, it just cannot find that SKU.
-fn parse(text: &str) -> (Vec<Product>, Vec<RowError>) {
-    let mut rows: Vec<(Product, u64)> = Vec::new();
-    let mut errors = Vec::new();
-    let mut reader = csv::ReaderBuilder::new()
-        .comment(Some(b'#'))
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    for record in reader.records() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                errors.push(RowError::Csv {
-                    line,
-                    reason: e.to_string(),
-                });
-                continue;
-            }
-        };
-        let line = record.position().map_or(0, |p| p.line());
-        if record.len() != 3 {
-            errors.push(RowError::Fields {
-                line,
-                found: record.len(),
-            });
-            continue;
-        }
-        let (part, guid, name) = (record[0].trim(), record[1].trim(), record[2].trim());
-        if part.is_empty() {
-            errors.push(RowError::EmptyPartNumber { line });
-        } else if name.is_empty() {
-            errors.push(RowError::EmptyName { line });
-        } else if let Some(g) = parse_guid(guid) {
-            rows.push((
-                Product {
-                    guid: g,
-                    part_number: part.to_owned(),
-                    name: name.to_owned(),
-                },
-                line,
-            ));
-        } else {
-            errors.push(RowError::Guid {
-                line,
-                value: guid.to_owned(),
-            });
-        }
-    }
-    rows.sort_by_key(|(p, line)| (p.guid, *line));
-    let mut table: Vec<Product> = Vec::with_capacity(rows.len());
-    let mut first_line = 0;
-    for (p, line) in rows {
-        match table.last() {
-            Some(prev) if prev.guid == p.guid => {
-                if prev.part_number != p.part_number || prev.name != p.name {
-                    errors.push(RowError::ConflictingGuid {
-                        line,
-                        first: first_line,
-                        guid: format_guid(p.guid),
-                    });
-                }
-            }
-            _ => {
-                first_line = line;
-                table.push(p);
-            }
-        }
-    }
-    (table, errors)
-}
-
-/// The canonical lowercase text of a GUID, for messages.
-fn format_guid(g: u128) -> String {
-    let h = format!("{g:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
+/// The table, compiled from the file by `build.rs`.
 fn table() -> &'static [Product] {
-    static TABLE: OnceLock<Vec<Product>> = OnceLock::new();
-    TABLE.get_or_init(|| parse(CSV).0)
+    PRODUCTS
 }
+
+include!(concat!(env!("OUT_DIR"), "/products.rs"));
 
 /// The product name of `part_number` if every row with that part number (case-insensitive)
 /// gives the same name; `None` if no row has it or the rows disagree.
@@ -145,7 +37,7 @@ fn name_by_part_number<'t>(t: &'t [Product], part: &str) -> Option<&'t str> {
         .filter(|p| p.part_number.eq_ignore_ascii_case(part))
     {
         match found {
-            None => found = Some(&p.name),
+            None => found = Some(p.name),
             Some(name) if name == p.name => {}
             Some(_) => return None,
         }
@@ -160,7 +52,7 @@ pub fn product_name(sku_id: &str, part_number: &str) -> Option<&'static str> {
     if let Some(guid) = parse_guid(sku_id.trim())
         && let Ok(i) = t.binary_search_by_key(&guid, |p| p.guid)
     {
-        return Some(&t[i].name);
+        return Some(t[i].name);
     }
     let part = part_number.trim();
     if part.is_empty() {
@@ -177,15 +69,30 @@ pub fn len() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::product_rows::{RowError, format_guid, parse};
+
+    /// The file the table is compiled from.
+    const CSV: &str = include_str!("../../data/products.csv");
 
     /// The number of table rows in the version of Microsoft's page the file was generated
     /// from (see the file's header); the file may hold fewer only by dropping exact repeats.
     const DOC_ROWS: usize = 610;
 
     #[test]
-    fn every_row_of_the_embedded_file_parses() {
-        let (rows, errors) = parse(CSV);
+    fn every_row_of_the_file_parses_and_the_compiled_table_is_the_file() {
+        // Read with the engine's GUID parser (the build script has its own): the table
+        // compiled into the engine is the file as the engine reads ids.
+        let (rows, errors) = parse(CSV, parse_guid);
         assert!(errors.is_empty(), "{errors:#?}");
+        let compiled: Vec<(u128, &str, &str)> = table()
+            .iter()
+            .map(|p| (p.guid, p.part_number, p.name))
+            .collect();
+        let read: Vec<(u128, &str, &str)> = rows
+            .iter()
+            .map(|r| (r.guid, r.part_number.as_str(), r.name.as_str()))
+            .collect();
+        assert_eq!(compiled, read);
         let data_lines = csv::ReaderBuilder::new()
             .comment(Some(b'#'))
             .from_reader(CSV.as_bytes())
@@ -332,7 +239,7 @@ mod tests {
             let names: Vec<&str> = t
                 .iter()
                 .filter(|p| p.part_number.eq_ignore_ascii_case(&w[0]))
-                .map(|p| p.name.as_str())
+                .map(|p| p.name)
                 .collect();
             let by_part = product_name("", &w[0]);
             if names.iter().all(|n| *n == names[0]) {
@@ -356,7 +263,7 @@ mod tests {
             D,06ebc4ee-1bb5-47dd-8120-11324bc54e08\n\
             E,05E9A617-0261-4CEE-BB44-138D3EF5D965,Another name\n\
             A,05e9a617-0261-4cee-bb44-138d3ef5d965,\"Name, with comma\"\n";
-        let (rows, errors) = parse(text);
+        let (rows, errors) = parse(text, parse_guid);
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].name, "Name, with comma");
         assert_eq!(
